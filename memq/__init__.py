@@ -1,0 +1,5 @@
+"""MemQ: brokers that batch producer requests into large S3 objects and announce them on Kafka.
+
+A cost-efficient pub/sub for high-volume, latency-tolerant ingestion, byte-compatible with the reference
+MemQ. The package provides the broker, a producer and a consumer, and registers a PSC backend.
+"""

@@ -1,0 +1,51 @@
+"""structlog configuration: JSON lines for services, coloured console output for humans."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Literal
+
+import structlog
+
+LogFormat = Literal["json", "console", "auto"]
+
+
+def configure_logging(level: str | int = "INFO", fmt: LogFormat = "auto") -> None:
+    """Configure structlog and the standard library logging once for the process.
+
+    ``auto`` picks console output when stderr is a terminal and JSON otherwise; the ``TOOLKIT_LOG_FORMAT``
+    environment variable overrides it, and ``TOOLKIT_LOG_LEVEL`` overrides ``level``.
+    """
+    fmt = os.environ.get("TOOLKIT_LOG_FORMAT", fmt)  # type: ignore[assignment]
+    level = os.environ.get("TOOLKIT_LOG_LEVEL", level)
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    numeric_level = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(numeric_level, int):
+        raise ValueError(f"unknown log level {level!r}; expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if fmt == "json":
+        shared.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+
+
+def get_logger(name: str, **initial: Any) -> Any:
+    """A bound structlog logger named after its component."""
+    return structlog.get_logger(name).bind(component=name, **initial)
