@@ -1,0 +1,86 @@
+"""Running scenarios side by side, repeating them, and reporting medians and ratios to a baseline."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+# A system's run of one scenario: returns the measured figure (e.g. messages per second).
+RunFn = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One workload measured for several systems; ``systems`` maps a system name to its run function."""
+
+    name: str
+    metric: str
+    unit: str
+    baseline: str
+    systems: dict[str, RunFn]
+    higher_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        if self.baseline not in self.systems:
+            raise ValueError(f"scenario {self.name!r}: baseline {self.baseline!r} is not one of its systems")
+
+
+@dataclass
+class Row:
+    suite: str
+    scenario: str
+    system: str
+    metric: str
+    unit: str
+    median: float
+    runs: list[float] = field(default_factory=list)
+    ratio_to_baseline: float = 1.0
+
+
+def run_scenario(suite: str, scenario: Scenario, repeat: int, progress: TextIO = sys.stderr) -> list[Row]:
+    """Run every system ``repeat`` times, interleaved so that drift on the machine hits all systems alike."""
+    if repeat < 3:
+        raise ValueError(f"repeat must be at least 3 for a meaningful median, got {repeat}")
+    runs: dict[str, list[float]] = {name: [] for name in scenario.systems}
+    for attempt in range(1, repeat + 1):
+        for name, fn in scenario.systems.items():
+            value = fn()
+            runs[name].append(value)
+            print(f"  {scenario.name} [{attempt}/{repeat}] {name}: {value:,.1f} {scenario.unit}", file=progress)
+    base = statistics.median(runs[scenario.baseline])
+    rows = []
+    for name, values in runs.items():
+        median = statistics.median(values)
+        rows.append(
+            Row(suite, scenario.name, name, scenario.metric, scenario.unit, median, values,
+                round(median / base, 4) if base else float("nan"))
+        )  # fmt: skip
+    return rows
+
+
+def format_table(rows: Sequence[Row], baselines: dict[str, str]) -> str:
+    headers = ("scenario", "system", "metric", "median", "unit", "runs", "ratio")
+    body = []
+    for row in rows:
+        mark = " (baseline)" if baselines.get(row.scenario) == row.system else ""
+        body.append(
+            (row.scenario, row.system, row.metric, f"{row.median:,.1f}", row.unit,
+             " ".join(f"{v:,.0f}" for v in row.runs), f"{row.ratio_to_baseline:.2f}{mark}")
+        )  # fmt: skip
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *body, strict=False)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)) for line in [headers, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_json(rows: Sequence[Row], path: Path) -> None:
+    path.write_text(json.dumps([asdict(row) for row in rows], indent=2) + "\n")
+
+
+def as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    return [asdict(row) for row in rows]

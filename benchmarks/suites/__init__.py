@@ -1,0 +1,26 @@
+"""The benchmark suites, by name. Each suite module exposes ``DESCRIPTION`` and ``scenarios(env, scale)``."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Iterator
+
+from benchmarks._env import BenchEnv, bench_env
+from benchmarks._harness import Scenario
+
+SUITES = {
+    "kafka-producers": "raw confluent-kafka producer vs aiokafka producer, 100-byte messages",
+}
+
+MODULES = {"kafka-producers": "benchmarks.suites.kafka_producers"}
+
+
+@contextlib.contextmanager
+def load_suite(name: str, scale: float) -> Iterator[list[Scenario]]:
+    module = importlib.import_module(MODULES[name])
+    with bench_env() as env, module.scenarios(env, scale) as scenarios:
+        yield list(scenarios)
+
+
+__all__ = ["SUITES", "BenchEnv", "load_suite"]

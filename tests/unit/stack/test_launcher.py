@@ -1,0 +1,111 @@
+"""The local stack launcher: settings, Kafka configuration, readiness checks and clear failures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+STACK_PY = Path(__file__).resolve().parents[3] / "compose" / "stack.py"
+
+
+@pytest.fixture(scope="module")
+def stack() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("stack", STACK_PY)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["stack"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_settings_reject_a_port_that_is_not_a_number(stack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACK_KAFKA_PORT", "ninety")
+    with pytest.raises(stack.StackError, match=r"STACK_KAFKA_PORT='ninety' is not a TCP port"):
+        stack.Settings.from_env()
+
+
+def test_settings_take_ports_and_home_from_environment(
+    stack: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("STACK_HOME", str(tmp_path))
+    monkeypatch.setenv("STACK_MYSQL_PORT", "13306")
+    settings = stack.Settings.from_env()
+    assert settings.home == tmp_path
+    assert settings.mysql_port == 13306
+    assert stack.endpoints(settings)["MYSQL_URL"] == "mysql://root@127.0.0.1:13306/test"
+
+
+def test_taken_port_gives_a_clear_message(stack: ModuleType, listening_port: int) -> None:
+    with pytest.raises(stack.StackError) as info:
+        stack.require_free(listening_port, "kafka", "STACK_KAFKA_PORT")
+    assert f"port {listening_port}" in str(info.value)
+    assert "STACK_KAFKA_PORT=<port>" in str(info.value)
+
+
+def test_kafka_properties_are_single_broker_kraft(stack: ModuleType, tmp_path: Path) -> None:
+    settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 19092, 19093, 3306, 5000)
+    props = dict(
+        line.split("=", 1) for line in stack.kafka_properties(settings, tmp_path / "data").splitlines() if line
+    )
+    assert props["process.roles"] == "broker,controller"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["transaction.state.log.replication.factor"] == "1"
+    assert props["transaction.state.log.min.isr"] == "1"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+
+
+def test_readiness_checks_fail_fast_on_a_closed_port(stack: ModuleType) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    assert stack.kafka_metadata_ok(closed) is False
+    assert stack.s3_bucket_call_ok(closed) is False
+
+
+def test_wait_until_reports_a_dead_process_instead_of_hanging(stack: ModuleType, tmp_path: Path) -> None:
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "print('boom: cannot bind')"], stdout=subprocess.DEVNULL)
+    proc.wait()
+    log = tmp_path / "svc.log"
+    log.write_text("boom: cannot bind\n")
+    with pytest.raises(stack.StackError, match="exited during start-up"):
+        stack.wait_until("svc", lambda: False, proc.pid, log, timeout_s=30)
+
+
+def test_env_prints_shell_assignments_and_json(
+    stack: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 9092, 9093, 3306, 5000)
+    stack.cmd_env(settings, "shell")
+    lines = capsys.readouterr().out.splitlines()
+    assert "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092" in lines
+    assert f"export PSC_DISCOVERY_FILE={tmp_path / 'psc-discovery.json'}" in lines
+    stack.cmd_env(settings, "json")
+    assert json.loads(capsys.readouterr().out)["S3_ENDPOINT_URL"] == "http://127.0.0.1:5000"
+
+
+def test_down_without_up_stops_nothing(stack: ModuleType, tmp_path: Path) -> None:
+    settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 9092, 9093, 3306, 5000)
+    assert stack.stop(settings, "kafka") is False
+
+
+def test_unknown_service_name_is_rejected(stack: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        stack.main(["up", "zookeeper"])
+    assert "unknown service(s) zookeeper" in capsys.readouterr().err
