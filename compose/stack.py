@@ -20,6 +20,7 @@ Settings come from environment variables (defaults in brackets):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -136,10 +137,8 @@ def stop(settings: Settings, name: str, grace_s: float = 30.0) -> bool:
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def alive(pid: int) -> bool:
@@ -275,9 +274,7 @@ def run_with_progress(command: list[str], timeout_s: float, what: str) -> None:
             raise StackError(f"{what} took longer than {timeout_s:.0f}s; is the package registry reachable?")
     if proc.wait() != 0:
         detail = "\n".join(line for line in output if "ERROR" in line)[-2000:]
-        raise StackError(
-            f"{what} failed (exit {proc.returncode}); check network access to Maven Central:\n{detail}"
-        )
+        raise StackError(f"{what} failed (exit {proc.returncode}); check network access to Maven Central:\n{detail}")
     say(f"{what}: done, {downloaded} files downloaded in {time.monotonic() - started:.0f}s")
 
 

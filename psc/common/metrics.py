@@ -36,9 +36,7 @@ class MetricsRegistry:
     ) -> Histogram:
         return self._get(
             name,
-            lambda: Histogram(
-                name, doc, labels, namespace=self.namespace, registry=self.registry, buckets=buckets
-            ),
+            lambda: Histogram(name, doc, labels, namespace=self.namespace, registry=self.registry, buckets=buckets),
         )
 
     def exposition(self) -> bytes:
