@@ -145,8 +145,7 @@ _GENERIC: list[ConfigKey] = [
         str,
         None,
         "client.id",
-        "Client id sent to brokers; defaults to "
-        "`psc.project` so broker-side quotas and logs name the application.",
+        "Client id sent to brokers; defaults to `psc.project` so broker-side quotas and logs name the application.",
         "generic",
         attr="client_id",
         default_text="`psc.project`",
@@ -224,8 +223,7 @@ _GENERIC: list[ConfigKey] = [
         str,
         None,
         None,
-        "Discovery file (JSON keyed by cluster prefix); "
-        "falls back to the `PSC_DISCOVERY_FILE` environment variable.",
+        "Discovery file (JSON keyed by cluster prefix); falls back to the `PSC_DISCOVERY_FILE` environment variable.",
         "generic",
         attr="discovery_file",
     ),
@@ -340,8 +338,7 @@ _PRODUCER: list[ConfigKey] = [
         str,
         "lz4",
         "compression.type",
-        "Batch compression; lz4 "
-        "costs the least producer CPU for a good ratio (zstd compresses more, slower).",
+        "Batch compression; lz4 costs the least producer CPU for a good ratio (zstd compresses more, slower).",
         "producer",
         choices=("none", "gzip", "snappy", "lz4", "zstd"),
     ),
@@ -368,8 +365,7 @@ _PRODUCER: list[ConfigKey] = [
         int,
         120000,
         "delivery.timeout.ms",
-        "Time limit for a "
-        "message to be delivered (librdkafka alias of `message.timeout.ms`); 2 min, as Java clients.",
+        "Time limit for a message to be delivered (librdkafka alias of `message.timeout.ms`); 2 min, as Java clients.",
         "producer",
         minimum=0,
     ),
@@ -412,9 +408,7 @@ _PRODUCER: list[ConfigKey] = [
 ]
 
 _CONSUMER: list[ConfigKey] = [
-    ConfigKey(
-        "psc.consumer.group.id", str, None, "group.id", "Consumer group; required to subscribe.", "consumer"
-    ),
+    ConfigKey("psc.consumer.group.id", str, None, "group.id", "Consumer group; required to subscribe.", "consumer"),
     ConfigKey(
         "psc.consumer.offset.auto.reset",
         str,
@@ -429,8 +423,7 @@ _CONSUMER: list[ConfigKey] = [
         bool,
         False,
         "enable.auto.commit",
-        "Periodic automatic "
-        "commits. Platform default off: commit after processing, so nothing is skipped on a crash.",
+        "Periodic automatic commits. Platform default off: commit after processing, so nothing is skipped on a crash.",
         "consumer",
     ),
     ConfigKey(

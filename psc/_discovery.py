@@ -68,9 +68,7 @@ class ServiceEndpoint:
 
     def __repr__(self) -> str:
         shown = {k: REDACTED if is_secret_key(k) else v for k, v in self.security.items()}
-        return (
-            f"ServiceEndpoint(bootstrap={self.bootstrap!r}, security={shown!r}, provider={self.provider!r})"
-        )
+        return f"ServiceEndpoint(bootstrap={self.bootstrap!r}, security={shown!r}, provider={self.provider!r})"
 
 
 @runtime_checkable
@@ -235,9 +233,7 @@ def _entry_key(key: str, origin: str) -> str:
     except InvalidUriError as exc:
         raise DiscoveryError(f"{origin}: entry {key!r} is not a cluster prefix: {exc.reason}") from exc
     if not uri.is_cluster:
-        raise DiscoveryError(
-            f"{origin}: entry {key!r} names a topic; keys are cluster prefixes ending in ':'"
-        )
+        raise DiscoveryError(f"{origin}: entry {key!r} names a topic; keys are cluster prefixes ending in ':'")
     return uri.rn if key.startswith("rn:") else uri.cluster_prefix
 
 
@@ -256,9 +252,7 @@ def _parse_entry(key: str, value: object, origin: str) -> ServiceEndpoint:
         if name == "connect":
             continue
         if not name.startswith(("ssl.", "sasl.")) and name != "security.protocol":
-            raise DiscoveryError(
-                f"{where}: unsupported setting {name!r} (connect, security.protocol, ssl.*, sasl.*)"
-            )
+            raise DiscoveryError(f"{where}: unsupported setting {name!r} (connect, security.protocol, ssl.*, sasl.*)")
         if not isinstance(setting, str):
             raise DiscoveryError(f"{where}: {name} must be a string, got {setting!r}")
         security[name] = setting
@@ -276,17 +270,13 @@ def _with_security(uri: TopicUri, config: PscConfig, endpoint: ServiceEndpoint) 
     where = f"{endpoint.provider} for {str(uri)!r}"
     if uri.protocol == "secure":
         if protocol and protocol not in _SECURE_PROTOCOLS:
-            raise DiscoveryError(
-                f"{where}: a secure: URI needs TLS, got security.protocol={protocol}", uri=str(uri)
-            )
+            raise DiscoveryError(f"{where}: a secure: URI needs TLS, got security.protocol={protocol}", uri=str(uri))
         security["security.protocol"] = protocol or "SSL"
         security.update(_tls_from_config(config))
         _check_key_pair(security, where, str(uri))
     elif uri.protocol == "plaintext":
         if protocol and protocol not in _PLAIN_PROTOCOLS:
-            raise DiscoveryError(
-                f"{where}: a plaintext: URI cannot use security.protocol={protocol}", uri=str(uri)
-            )
+            raise DiscoveryError(f"{where}: a plaintext: URI cannot use security.protocol={protocol}", uri=str(uri))
         security["security.protocol"] = protocol or "PLAINTEXT"
     return replace(endpoint, security=security)
 
@@ -329,9 +319,7 @@ def register_discovery_provider(
 
 
 def _as_provider(provider: object, name: str | None) -> DiscoveryProvider:
-    label = (
-        name or getattr(provider, "name", None) or getattr(provider, "__qualname__", None) or repr(provider)
-    )
+    label = name or getattr(provider, "name", None) or getattr(provider, "__qualname__", None) or repr(provider)
     resolve = getattr(provider, "resolve", None)
     if callable(resolve):
         return _FunctionProvider(f"plugin {label}", resolve)

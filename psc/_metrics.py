@@ -42,9 +42,7 @@ class ClientMetrics:
     def __init__(self, registry: MetricsRegistry | None = None) -> None:
         reg = registry if registry is not None else psc_registry()
         topic = ("topic_uri",)
-        self._sent = _Children(
-            reg.counter("messages_sent_total", "Messages acknowledged by the backend.", topic)
-        )
+        self._sent = _Children(reg.counter("messages_sent_total", "Messages acknowledged by the backend.", topic))
         self._received = _Children(reg.counter("messages_received_total", "Messages consumed.", topic))
         self._errors = _Children(
             reg.counter("errors_total", "Client errors by backend error code.", ("topic_uri", "code"))

@@ -176,9 +176,7 @@ class Catalogue:
         return None
 
 
-_ENTRY_FIELDS = frozenset(
-    {"code", "message_pattern", "action", "on_exhausted", "applies_to", "exception", "reason"}
-)
+_ENTRY_FIELDS = frozenset({"code", "message_pattern", "action", "on_exhausted", "applies_to", "exception", "reason"})
 
 
 def _parse_entry(index: int, item: Any, problems: list[str]) -> CatalogueEntry | None:
@@ -374,9 +372,7 @@ class Remediator:
         name = remedy.exception_name if remedy is not None else None
         return _typed_error(info, name, self.client_type)
 
-    def run(
-        self, operation: Callable[[], T], reset: Callable[[], None], topic_uri: str | None = None
-    ) -> T | None:
+    def run(self, operation: Callable[[], T], reset: Callable[[], None], topic_uri: str | None = None) -> T | None:
         """Run ``operation``, applying the catalogue's remedy whenever it raises a backend error.
 
         Returns ``None`` when the remedy is NONE (the error is swallowed).

@@ -119,9 +119,7 @@ def _parse_cached(text: str) -> TopicUri:
     protocol, rn = _split_protocol(text)
     parts = rn.split(":")
     if len(parts) < _RN_SEGMENTS:
-        raise InvalidUriError(
-            text, f"too few ':'-separated segments in the RN ({len(parts)} of {_RN_SEGMENTS})"
-        )
+        raise InvalidUriError(text, f"too few ':'-separated segments in the RN ({len(parts)} of {_RN_SEGMENTS})")
     if len(parts) > _RN_SEGMENTS:
         extra = ":".join(parts[_RN_SEGMENTS:])
         raise InvalidUriError(text, f"unexpected trailing segment(s) {extra!r} after the topic")
@@ -202,9 +200,7 @@ def validate_for_backend(uri: str | TopicUri) -> TopicUri:
 
 def _validate_kafka(uri: TopicUri) -> None:
     if uri.protocol not in KAFKA_PROTOCOLS:
-        raise InvalidUriError(
-            str(uri), f"Kafka URIs use protocol 'plaintext' or 'secure', not {uri.protocol!r}"
-        )
+        raise InvalidUriError(str(uri), f"Kafka URIs use protocol 'plaintext' or 'secure', not {uri.protocol!r}")
     if len(uri.topic) > KAFKA_TOPIC_MAX_LENGTH:
         raise InvalidUriError(
             str(uri), f"Kafka topic names are at most {KAFKA_TOPIC_MAX_LENGTH} characters ({len(uri.topic)})"

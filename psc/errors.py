@@ -142,9 +142,7 @@ class TransactionError(ProducerError):
         native: object = None,
         **context: Any,
     ) -> None:
-        super().__init__(
-            message, retriable=retriable, txn_requires_abort=txn_requires_abort, fatal=fatal, **context
-        )
+        super().__init__(message, retriable=retriable, txn_requires_abort=txn_requires_abort, fatal=fatal, **context)
         self.retriable = retriable
         self.txn_requires_abort = txn_requires_abort
         self.fatal = fatal

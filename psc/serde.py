@@ -297,8 +297,7 @@ def _import(path: str, kind: str, names: list[str]) -> Any:
     module_name, sep, attr = path.partition(":") if ":" in path else path.rpartition(".")
     if not sep or not module_name or not attr:
         raise ConfigError(
-            f"unknown {kind} {path!r}: expected one of {', '.join(names)} or an import path "
-            "'package.module:ClassName'"
+            f"unknown {kind} {path!r}: expected one of {', '.join(names)} or an import path 'package.module:ClassName'"
         )
     try:
         return getattr(importlib.import_module(module_name), attr)

@@ -267,9 +267,7 @@ def test_other_client_type_keys_are_validated_but_ignored() -> None:
 
 
 def test_bool_for_int_and_non_scalar_values_are_rejected() -> None:
-    problems = config_error(
-        {**BASE, "psc.producer.retries": True, "psc.producer.transactional.id": ["a"]}
-    ).problems
+    problems = config_error({**BASE, "psc.producer.retries": True, "psc.producer.transactional.id": ["a"]}).problems
     assert problems == [
         "psc.producer.retries=True: expected int >= 0",
         "psc.producer.transactional.id=['a']: expected string",
@@ -280,9 +278,7 @@ def test_backoff_max_below_initial_is_rejected() -> None:
     problems = config_error(
         {**BASE, "psc.auto.resolution.backoff.initial.ms": 500, "psc.auto.resolution.backoff.max.ms": 100}
     ).problems
-    assert problems == [
-        "psc.auto.resolution.backoff.max.ms=100 is below psc.auto.resolution.backoff.initial.ms=500"
-    ]
+    assert problems == ["psc.auto.resolution.backoff.max.ms=100 is below psc.auto.resolution.backoff.initial.ms=500"]
 
 
 def test_bad_serde_name_is_rejected() -> None:

@@ -63,12 +63,8 @@ def test_environment_before_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert (endpoint.bootstrap, endpoint.provider) == ("env:1", f"environment {ENV_DISCOVERY}")
 
 
-def test_environment_without_the_cluster_falls_through_to_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(
-        ENV_DISCOVERY, json.dumps({"plaintext:/rn:kafka:dev:local_dev::other:": {"connect": "e:1"}})
-    )
+def test_environment_without_the_cluster_falls_through_to_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_DISCOVERY, json.dumps({"plaintext:/rn:kafka:dev:local_dev::other:": {"connect": "e:1"}}))
     path = write_file(tmp_path / "d.json", {PLAIN.cluster_prefix: {"connect": "file:1"}})
     endpoint = discover(PLAIN, make_config(**{"psc.discovery.file": path}))
     assert (endpoint.bootstrap, endpoint.provider) == ("file:1", f"file {path}")
@@ -189,9 +185,7 @@ def test_secure_uri_gets_tls_from_entry_and_config_overrides(tmp_path: Path) -> 
         "ssl.certificate.location": "/entry/cert.pem",
         "ssl.key.location": "/entry/key.pem",
     }
-    overridden = discover(
-        SECURE, make_config(**{"psc.discovery.file": path, "psc.ssl.ca.location": "/cfg/ca"})
-    )
+    overridden = discover(SECURE, make_config(**{"psc.discovery.file": path, "psc.ssl.ca.location": "/cfg/ca"}))
     assert overridden.security["ssl.ca.location"] == "/cfg/ca"
 
 

@@ -33,9 +33,7 @@ from psc.errors import BackendError, RemediationExhaustedError, TransactionError
 URI = "plaintext:/rn:kafka:env:aws_us-west-1::cluster01:topic01"
 
 
-def kafka_exc(
-    code: int, message: str = "", *, fatal: bool = False, retriable: bool = False
-) -> KafkaException:
+def kafka_exc(code: int, message: str = "", *, fatal: bool = False, retriable: bool = False) -> KafkaException:
     return KafkaException(KafkaError(code, message or "failure", fatal=fatal, retriable=retriable))
 
 
@@ -260,9 +258,7 @@ def test_success_counts_nothing(make: Callable[..., Remediator], registry: Colle
     assert registry.get_sample_value("psc_remediation_actions_total", {}) is None
 
 
-def test_retry_then_success(
-    make: Callable[..., Remediator], registry: CollectorRegistry, sleeps: list[float]
-) -> None:
+def test_retry_then_success(make: Callable[..., Remediator], registry: CollectorRegistry, sleeps: list[float]) -> None:
     operation = Failing(kafka_exc(KafkaError._TRANSPORT), kafka_exc(KafkaError._TRANSPORT))
     reset = Resets()
     assert make().run(operation, reset) == "ok"
@@ -319,9 +315,7 @@ def test_reset_happens_once_per_run(make: Callable[..., Remediator]) -> None:
     assert (operation.calls, reset.count) == (2, 1)
 
 
-def test_retry_then_reset(
-    make: Callable[..., Remediator], registry: CollectorRegistry, sleeps: list[float]
-) -> None:
+def test_retry_then_reset(make: Callable[..., Remediator], registry: CollectorRegistry, sleeps: list[float]) -> None:
     operation = Failing(kafka_exc(KafkaError._MSG_TIMED_OUT), forever=True)
     reset = Resets()
     with pytest.raises(RemediationExhaustedError) as info:
@@ -389,9 +383,7 @@ def test_disabled_throws_everything_typed(
     assert make(enabled=False).remedy_for(KafkaError(KafkaError._PARTITION_EOF)).action is Action.THROW
 
 
-def test_non_backend_exceptions_pass_through(
-    make: Callable[..., Remediator], registry: CollectorRegistry
-) -> None:
+def test_non_backend_exceptions_pass_through(make: Callable[..., Remediator], registry: CollectorRegistry) -> None:
     operation = Failing(ValueError("bad input"), forever=True)
     with pytest.raises(ValueError, match="bad input"):
         make().run(operation, Resets())
@@ -416,9 +408,7 @@ def test_remedy_for_callback_paths(make: Callable[..., Remediator], registry: Co
     remedy = remediator.remedy_for(KafkaError(KafkaError._MSG_TIMED_OUT, "Local: Message timed out"))
     assert remedy.action is Action.RETRY_THEN_RESET
     assert actions(registry, "RETRY_THEN_RESET", "_MSG_TIMED_OUT") == 1
-    error = remediator.to_psc_error(
-        KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too big"), Remedy(Action.THROW)
-    )
+    error = remediator.to_psc_error(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too big"), Remedy(Action.THROW))
     assert isinstance(error, BackendError)
     assert (error.code, error.name) == (10, "MSG_SIZE_TOO_LARGE")
 

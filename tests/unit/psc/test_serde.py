@@ -163,9 +163,7 @@ def test_avro_wire_format_and_subject(registry: Any) -> None:
 def test_avro_key_subject_and_record_strategy(registry: Any) -> None:
     AvroSerializer(registry, ORDER_V1).serialize(RECORD, KEY)
     assert "orders-key" in registry.get_subjects()
-    AvroSerializer(registry, ORDER_V1, subject_name_strategy=record_subject_name_strategy).serialize(
-        RECORD, VALUE
-    )
+    AvroSerializer(registry, ORDER_V1, subject_name_strategy=record_subject_name_strategy).serialize(RECORD, VALUE)
     assert "com.example.Order" in registry.get_subjects()
 
 
