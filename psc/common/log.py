@@ -40,12 +40,16 @@ def configure_logging(level: str | int = "INFO", fmt: LogFormat = "auto") -> Non
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Look sys.stderr up per logger, not once: it may be replaced (daemonising, test capture).
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
+        cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
 
 
 def get_logger(name: str, **initial: Any) -> Any:
-    """A bound structlog logger named after its component."""
-    return structlog.get_logger(name).bind(component=name, **initial)
+    """A structlog logger named after its component.
+
+    The logger is a lazy proxy, so loggers created at import time still follow a later ``configure_logging``.
+    """
+    return structlog.get_logger(name, component=name, **initial)
