@@ -5,3 +5,70 @@ package), addressed by resource-name URIs such as
 ``plaintext:/rn:kafka:prod:aws_us-west-1::cluster01:topic01``, with service discovery, platform-managed
 configuration, config logging and automatic remediation of known client errors.
 """
+
+from psc._asyncio import AsyncConsumer, AsyncProducer
+from psc._config import PscConfig
+from psc._consumer import Consumer
+from psc._discovery import ServiceEndpoint, discover
+from psc._message import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    OFFSET_STORED,
+    Message,
+    MessageId,
+    TopicUriPartition,
+)
+from psc._producer import Producer
+from psc._uri import TopicUri, parse_topic_uri
+from psc.backends import register_backend
+from psc.backends.base import ClusterMetadata, PartitionMetadata, TopicMetadata
+from psc.errors import (
+    BackendError,
+    ClientClosedError,
+    ConfigError,
+    ConsumerError,
+    DiscoveryError,
+    InvalidUriError,
+    ProducerError,
+    PscError,
+    RemediationExhaustedError,
+    SerializationError,
+    TransactionError,
+    UnknownBackendError,
+)
+
+__all__ = [
+    "OFFSET_BEGINNING",
+    "OFFSET_END",
+    "OFFSET_INVALID",
+    "OFFSET_STORED",
+    "AsyncConsumer",
+    "AsyncProducer",
+    "BackendError",
+    "ClientClosedError",
+    "ClusterMetadata",
+    "ConfigError",
+    "Consumer",
+    "ConsumerError",
+    "DiscoveryError",
+    "InvalidUriError",
+    "Message",
+    "MessageId",
+    "PartitionMetadata",
+    "Producer",
+    "ProducerError",
+    "PscConfig",
+    "PscError",
+    "RemediationExhaustedError",
+    "SerializationError",
+    "ServiceEndpoint",
+    "TopicMetadata",
+    "TopicUri",
+    "TopicUriPartition",
+    "TransactionError",
+    "UnknownBackendError",
+    "discover",
+    "parse_topic_uri",
+    "register_backend",
+]

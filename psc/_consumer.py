@@ -1,0 +1,840 @@
+"""The PSC consumer: confluent-kafka's ``Consumer`` API over topic URIs and any registered backend.
+
+Topics on different clusters are read by one backend consumer per cluster (a *member*). With a single
+member, ``poll``/``consume`` call the backend directly and wrap each record in a two-slot
+:class:`~psc._message.Message`. With several, every member is polled without waiting first, then in short
+slices that together last at most ``_SLICE_S``, so a record on any cluster is returned within about one
+slice whatever the number of clusters (confluent-kafka 2.x offers no shared wakeup across consumers).
+
+Errors: PSC raises typed exceptions from ``poll``/``consume`` instead of returning error messages, after
+remediation (swallow, retry, reset the backend consumer restoring subscription, assignment and
+positions). The one exception is end-of-partition, returned as a message whose ``is_eof()`` is true, and
+only when ``enable.partition.eof`` is set, as in confluent-kafka.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from psc._config import PscConfig
+from psc._configlog import report_config
+from psc._message import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    PARTITION_EOF,
+    Message,
+    MessageId,
+    Source,
+    TopicUriPartition,
+)
+from psc._metrics import ClientMetrics, client_metrics
+from psc._remediation import Action, Backoff, ProactiveResetSchedule, Remediator, Remedy
+from psc._uri import TopicUri
+from psc.backends import Cluster, resolve_cluster
+from psc.backends.base import BackendConsumer, BackendPartition, ClusterMetadata
+from psc.common import get_logger
+from psc.errors import BackendError, ClientClosedError, ConsumerError, InvalidUriError, PscError
+from psc.interceptors import (
+    PRODUCE_TS_HEADER,
+    InterceptorChain,
+    InterceptorRecord,
+    RawInterceptor,
+    TypedInterceptor,
+    decode_produce_ts,
+)
+from psc.serde import Deserializer, SerdeContext, get_deserializer
+
+_log = get_logger("psc.consumer")
+
+RebalanceCallback = Callable[["Consumer", list[TopicUriPartition]], None]
+
+_SLICE_S = 0.01  # one round of waiting across all clusters
+_METRICS_EVERY_S = 1.0
+_CERT_CHECK_EVERY_S = 10.0
+_HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path
+_Key = tuple[str, int]
+
+
+class _Settings:
+    """A consumer's configuration resolved once: native settings, serde, interceptors, remediation."""
+
+    def __init__(
+        self,
+        config: PscConfig,
+        key_deserializer: Deserializer[Any] | None,
+        value_deserializer: Deserializer[Any] | None,
+        interceptors: Iterable[TypedInterceptor | RawInterceptor],
+        metrics: ClientMetrics,
+    ) -> None:
+        self.config = config
+        self.native: dict[str, Any] = dict(config.native)
+        self.key_deserializer = key_deserializer or get_deserializer(config.key_serde)
+        self.value_deserializer = value_deserializer or get_deserializer(config.value_serde)
+        chosen = list(interceptors)
+        self.typed_chain: InterceptorChain[Any] = InterceptorChain(
+            [i for i in chosen if not isinstance(i, RawInterceptor)]
+        )
+        self.raw_chain: InterceptorChain[Any] = InterceptorChain([i for i in chosen if isinstance(i, RawInterceptor)])
+        bytes_serde = config.key_serde == config.value_serde == "bytes"
+        self.plain = bytes_serde and not (key_deserializer or value_deserializer) and self.typed_chain.empty
+        self.plain = self.plain and self.raw_chain.empty
+        rate = config.latency_sample_rate if config.metrics_enabled else 0.0
+        self.sample_every = max(1, round(1 / rate)) if rate > 0 else 0
+        self.retries = config.auto_resolution_retry_count
+        self.remediator = Remediator(
+            enabled=config.auto_resolution_enabled,
+            retry_count=self.retries,
+            backoff=Backoff(
+                config.auto_resolution_backoff_initial_ms / 1000, config.auto_resolution_backoff_max_ms / 1000
+            ),
+            metrics=metrics,
+            client_type="consumer",
+        )
+        strategy = str(self.native.get("partition.assignment.strategy", ""))
+        self.cooperative = "cooperative" in strategy
+
+    def certificate_schedule(self, cluster: Cluster) -> ProactiveResetSchedule | None:
+        cert = self.config.ssl_certificate_location
+        if cluster.protocol != "secure" or not cert:
+            return None
+        return ProactiveResetSchedule(cert, self.config.ssl_reset_before_expiry_seconds)
+
+    def close(self) -> None:
+        self.typed_chain.close()
+        self.raw_chain.close()
+
+
+class _Member:
+    """The backend consumer of one cluster, with what a reset needs to rebuild it."""
+
+    __slots__ = (
+        "cert_schedule",
+        "cluster",
+        "consume",
+        "consumer",
+        "counts",
+        "errors",
+        "manual",
+        "only_topic",
+        "poll",
+        "positions",
+        "restore",
+        "source",
+        "topics",
+    )
+
+    def __init__(self, cluster: Cluster, consumer: BackendConsumer, settings: _Settings) -> None:
+        self.cluster = cluster
+        self.source = Source(cluster.cluster_uri, cluster.topic_uri)
+        self.topics: list[str] = []  # subscription, as native topic names
+        self.manual: list[BackendPartition] | None = None  # the assignment, when assigned by hand
+        self.positions: dict[_Key, int] = {}  # positions of revoked partitions, for a reset
+        self.restore: dict[_Key, int] | None = None  # positions to apply at the next assignment
+        self.counts: dict[str, int] = {}  # records returned per native topic, not yet published
+        self.only_topic: str | None = None  # the one topic read, when there is one: counts skip topic()
+        self.errors: dict[str, int] = {}  # consecutive occurrences per error name, for bounded retries
+        self.cert_schedule = settings.certificate_schedule(cluster)
+        self.bind(consumer)
+
+    def set_topics(self, topics: Iterable[str]) -> None:
+        unique = set(topics)
+        self.only_topic = unique.pop() if len(unique) == 1 else None
+
+    def bind(self, consumer: BackendConsumer) -> None:
+        self.consumer = consumer
+        self.poll = consumer.poll
+        self.consume = consumer.consume
+
+
+class Consumer:
+    """A consumer addressed by topic URIs, with ``confluent_kafka.Consumer``'s API.
+
+    ``config`` holds PSC keys (``psc.consumer.*``, ``psc.*``); connection settings come from discovery.
+    Rebalance callbacks are called as ``callback(consumer, partitions)`` with :class:`TopicUriPartition`.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        key_deserializer: Deserializer[Any] | None = None,
+        value_deserializer: Deserializer[Any] | None = None,
+        interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
+        metrics: ClientMetrics | None = None,
+    ) -> None:
+        psc_config = PscConfig.from_mapping(config, client_type="consumer")
+        self._metrics = metrics if metrics is not None else client_metrics()
+        self._settings = _Settings(psc_config, key_deserializer, value_deserializer, interceptors, self._metrics)
+        self._clusters: dict[str, Cluster] = {}
+        self._members: dict[str, _Member] = {}
+        self._order: list[_Member] = []
+        self._one: _Member | None = None  # the fast path: exactly one cluster
+        self._rr = 0
+        self._callbacks: tuple[RebalanceCallback | None, ...] = (None, None, None)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._config_logged = False
+        self._next_publish = 0.0
+        self._next_cert_check = 0.0
+        self._deferred: PscError | None = None  # an error held back so that earlier messages are returned
+        self._eof = str(self._settings.native.get("enable.partition.eof", "false")).lower() == "true"
+
+    # --- subscription and assignment ----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        topic_uris: Sequence[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None:
+        """Subscribe to ``topic_uris`` (replacing any earlier subscription), possibly across clusters."""
+        self._check_open()
+        if isinstance(topic_uris, str) or not topic_uris:
+            raise ConsumerError(f"subscribe() takes a non-empty list of topic URIs, got {topic_uris!r}")
+        grouped = self._group_topics(topic_uris)
+        self._log_config(list(topic_uris))
+        self._callbacks = (on_assign, on_revoke, on_lost)
+        for prefix, member in list(self._members.items()):
+            if prefix not in grouped and member.topics:
+                member.topics = []
+                member.consumer.unsubscribe()
+        for prefix, topics in grouped.items():
+            member = self._member(prefix)
+            member.topics, member.manual = topics, None
+            member.set_topics(topics)
+            self._subscribe_member(member)
+
+    def _group_topics(self, topic_uris: Iterable[str]) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for uri in topic_uris:
+            parsed = self._parse(uri)
+            if parsed.is_cluster:
+                raise ConsumerError(f"cannot subscribe to cluster URI {uri!r}: it names no topic", topic_uri=uri)
+            cluster = self._cluster(uri)
+            grouped.setdefault(cluster.cluster_uri, []).append(cluster.topic_name(parsed))
+        return grouped
+
+    def _subscribe_member(self, member: _Member) -> None:
+        member.consumer.subscribe(
+            member.topics,
+            lambda parts: self._on_assign(member, parts),
+            lambda parts: self._on_revoke(member, parts, lost=False),
+            lambda parts: self._on_revoke(member, parts, lost=True),
+        )
+
+    def unsubscribe(self) -> None:
+        self._check_open()
+        for member in self._order:
+            if member.topics:
+                member.topics = []
+                member.consumer.unsubscribe()
+
+    def assign(self, partitions: Sequence[TopicUriPartition]) -> None:
+        """Assign partitions by hand (replacing the assignment), with optional start offsets."""
+        self._check_open()
+        grouped = self._to_backend(partitions)
+        self._log_config(sorted({tp.topic_uri for tp in partitions}))
+        for member in self._order:
+            parts = grouped.get(member.cluster.cluster_uri, [])
+            member.manual = list(parts)
+            member.set_topics(p.topic for p in parts)
+            member.consumer.assign(parts)
+
+    def unassign(self) -> None:
+        self._check_open()
+        for member in self._order:
+            member.manual = None
+            member.consumer.unassign()
+
+    def incremental_assign(self, partitions: Sequence[TopicUriPartition]) -> None:
+        self._check_open()
+        for member, parts in self._by_member(partitions):
+            if member.manual is not None:
+                member.manual = [p for p in member.manual if p[:2] not in {q[:2] for q in parts}] + parts
+                member.set_topics(p.topic for p in member.manual)
+            else:
+                member.only_topic = None  # the assignment is no longer known here
+            member.consumer.incremental_assign(parts)
+
+    def incremental_unassign(self, partitions: Sequence[TopicUriPartition]) -> None:
+        self._check_open()
+        for member, parts in self._by_member(partitions):
+            if member.manual is not None:
+                gone = {p[:2] for p in parts}
+                member.manual = [p for p in member.manual if p[:2] not in gone]
+            member.consumer.incremental_unassign(parts)
+
+    def assignment(self) -> list[TopicUriPartition]:
+        self._check_open()
+        return [tp for member in self._order for tp in self._to_psc(member, member.consumer.assignment())]
+
+    def _on_assign(self, member: _Member, parts: list[BackendPartition]) -> None:
+        restore, member.restore = member.restore, None
+        if restore:
+            # After a reset: continue exactly where the old backend consumer stopped.
+            parts = [p._replace(offset=restore.get((p.topic, p.partition), p.offset)) for p in parts]
+            if self._settings.cooperative:
+                member.consumer.incremental_assign(parts)
+            else:
+                member.consumer.assign(parts)
+        callback = self._callbacks[0]
+        if callback is not None:
+            callback(self, self._to_psc(member, parts))
+
+    def _on_revoke(self, member: _Member, parts: list[BackendPartition], *, lost: bool) -> None:
+        if not lost:
+            self._remember_positions(member, parts)
+        callback = self._callbacks[2] if lost and self._callbacks[2] is not None else self._callbacks[1]
+        if callback is not None:
+            callback(self, self._to_psc(member, parts))
+
+    def _remember_positions(self, member: _Member, parts: list[BackendPartition]) -> None:
+        try:
+            for p in member.consumer.position(parts):
+                if p.offset >= 0:
+                    member.positions[(p.topic, p.partition)] = p.offset
+        except Exception:  # positions are a best effort for a later reset
+            _log.debug("cannot read positions", cluster_uri=member.cluster.cluster_uri, exc_info=True)
+
+    # --- consuming -----------------------------------------------------------------------------------
+
+    def poll(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None after ``timeout`` seconds (None: wait forever)."""
+        member = self._one
+        if member is None:
+            return self._poll_slow(timeout, None)
+        started = time.monotonic()
+        native = member.poll(-1 if timeout is None else timeout)
+        if native is None:
+            self._housekeeping()
+            return None
+        settings = self._settings
+        if native.error() is not None or not settings.plain:
+            return self._poll_slow(timeout, started, (member, native))
+        if member.errors:
+            member.errors.clear()
+        counts = member.counts
+        topic = native.topic()
+        count = counts[topic] = counts.get(topic, 0) + 1
+        if settings.sample_every and count % settings.sample_every == 0:
+            self._sample(member, native)
+        if count % _HOUSEKEEPING_EVERY == 0:
+            self._housekeeping()
+        return Message(native, member.source)
+
+    def _poll_slow(
+        self, timeout: float | None, started: float | None, fetched: tuple[_Member, Any] | None = None
+    ) -> Message | None:
+        """Poll the general way; ``fetched`` is a record the fast path already took from a member."""
+        self._check_open()
+        self._raise_deferred()
+        self._housekeeping()
+        start = time.monotonic() if started is None else started
+        deadline = None if timeout is None else start + timeout
+        first = True
+        while True:
+            batch = [fetched] if fetched is not None else self._fetch(1, deadline, first)
+            fetched, first = None, False
+            for member, native in batch:
+                message = self._handle(member, native)
+                if message is not None:
+                    return message
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def consume(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
+        """Up to ``num_messages`` messages, waiting at most ``timeout`` seconds for the first."""
+        if num_messages < 1:
+            raise ValueError(f"num_messages must be at least 1, got {num_messages}")
+        member = self._one
+        if member is not None and self._settings.plain:
+            batch = member.consume(num_messages, -1 if timeout is None else timeout)
+            return self._wrap_plain(member, batch)
+        self._check_open()
+        self._raise_deferred()
+        self._housekeeping()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        first = True
+        while True:
+            out = self._handle_batch(self._fetch(num_messages, deadline, first))
+            first = False
+            if out or (deadline is not None and time.monotonic() >= deadline):
+                return out
+
+    def _wrap_plain(self, member: _Member, batch: list[Any]) -> list[Message]:
+        """Wrap a batch cheaply; from the first record carrying an error on, the slow way."""
+        source, counts, only = member.source, member.counts, member.only_topic
+        out: list[Message] = []
+        if only is not None:
+            for index, native in enumerate(batch):
+                if native.error() is not None:
+                    counts[only] = counts.get(only, 0) + len(out)
+                    return self._handle_batch([(member, rest) for rest in batch[index:]], out)
+                out.append(Message(native, source))
+            counts[only] = counts.get(only, 0) + len(out)
+        else:
+            for index, native in enumerate(batch):
+                if native.error() is not None:
+                    return self._handle_batch([(member, rest) for rest in batch[index:]], out)
+                topic = native.topic()
+                counts[topic] = counts.get(topic, 0) + 1
+                out.append(Message(native, source))
+        if out and member.errors:
+            member.errors.clear()
+        self._housekeeping()
+        return out
+
+    def _handle_batch(self, batch: list[tuple[_Member, Any]], out: list[Message] | None = None) -> list[Message]:
+        """Handle every record; an error is raised only once the messages before it have been returned."""
+        out = [] if out is None else out
+        failure: PscError | None = None
+        for member, native in batch:
+            try:
+                message = self._handle(member, native)
+            except PscError as exc:
+                failure = failure or exc
+                continue
+            if message is not None:
+                out.append(message)
+        if failure is not None:
+            if not out:
+                raise failure
+            self._deferred = failure
+            self._one = None  # route the next call through the slow path, which raises it
+        return out
+
+    def _raise_deferred(self) -> None:
+        failure, self._deferred = self._deferred, None
+        if failure is not None:
+            self._one = self._order[0] if len(self._order) == 1 else None
+            raise failure
+
+    def _fetch(self, count: int, deadline: float | None, first: bool) -> list[tuple[_Member, Any]]:
+        """Records from the members: without waiting first, then in slices shared by all members."""
+        members = self._order
+        if not members:
+            if deadline is not None:
+                time.sleep(max(0.0, min(deadline - time.monotonic(), _SLICE_S)))
+            return []
+        if len(members) == 1:
+            remaining = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            return [(members[0], native) for native in members[0].consume(count, remaining)]
+        found: list[tuple[_Member, Any]] = []
+        self._rr = (self._rr + 1) % len(members)
+        rotated = members[self._rr :] + members[: self._rr]
+        wait = 0.0 if first else _SLICE_S / len(members)
+        for member in rotated:
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            found.extend((member, native) for native in member.consume(count - len(found), wait))
+            if len(found) >= count:
+                break
+            if found:
+                wait = 0.0  # something to return: do not wait on the others
+        return found
+
+    def _handle(self, member: _Member, native: Any) -> Message | None:
+        """A record as a PSC message: errors remediated or raised, serde and interceptors applied."""
+        error = native.error()
+        if error is not None:
+            return self._on_error(member, native, error)
+        member.errors.clear()
+        topic = native.topic()
+        count = member.counts[topic] = member.counts.get(topic, 0) + 1
+        if self._settings.sample_every and count % self._settings.sample_every == 0:
+            self._sample(member, native)
+        if self._settings.plain:
+            return Message(native, member.source)
+        return self._decode(member, native)
+
+    def _decode(self, member: _Member, native: Any) -> Message | None:
+        settings = self._settings
+        uri = member.source.topic_uri(native.topic())
+        key, value, headers = native.key(), native.value(), native.headers()
+        if not settings.raw_chain.empty:
+            raw = settings.raw_chain.on_consume(self._record(uri, native, key, value, headers))
+            if raw is None:
+                return None
+            key, value, headers = raw.key, raw.value, raw.headers
+        key = settings.key_deserializer.deserialize(key, SerdeContext(uri, "key", headers))
+        value = settings.value_deserializer.deserialize(value, SerdeContext(uri, "value", headers))
+        if not settings.typed_chain.empty:
+            typed = settings.typed_chain.on_consume(self._record(uri, native, key, value, headers))
+            if typed is None:
+                return None
+            key, value, headers = typed.key, typed.value, typed.headers
+        return Message(native, member.source, (key, value, headers))
+
+    @staticmethod
+    def _record(uri: str, native: Any, key: Any, value: Any, headers: Any) -> InterceptorRecord[Any, Any]:
+        return InterceptorRecord(
+            uri, key, value, list(headers or ()), native.partition(), native.offset(), native.timestamp()[1]
+        )
+
+    def _sample(self, member: _Member, native: Any) -> None:
+        """End-to-end latency of a sampled record, from the producer's timestamp header when present."""
+        for name, value in reversed(native.headers() or ()):
+            if name == PRODUCE_TS_HEADER:
+                stamp = decode_produce_ts(value)
+                if stamp is not None:
+                    uri = member.source.topic_uri(native.topic())
+                    self._metrics.observe_e2e_latency(uri, max(0.0, time.time() - stamp / 1000))
+                return
+
+    # --- errors and remediation ----------------------------------------------------------------------
+
+    def _on_error(self, member: _Member, native: Any, error: Any) -> Message | None:
+        name = error.name()
+        if name == PARTITION_EOF:
+            return Message(native, member.source) if self._eof else None
+        uri = member.source.topic_uri(native.topic()) if native.topic() else member.cluster.cluster_uri
+        remediator = self._settings.remediator
+        remedy = remediator.remedy_for(error, uri)
+        seen = member.errors[name] = member.errors.get(name, 0) + 1
+        step = _consumer_step(remedy, seen, self._settings.retries)
+        if step is Action.NONE or step is Action.RETRY:
+            if step is Action.RETRY:
+                self._metrics.retry(uri)
+            return None
+        if step is Action.RESET:
+            member.errors[name] = self._settings.retries + 1  # a second reset for the same error throws
+            self._reset(member, f"{name}: {error.str()}")
+            return None
+        member.errors.pop(name, None)
+        raise remediator.to_psc_error(error, remedy)
+
+    def _reset(self, member: _Member, reason: str) -> None:
+        """Recreate a member's backend consumer, restoring subscription, assignment and positions."""
+        with self._lock:
+            old = member.consumer
+            restore = dict(member.positions)
+            try:
+                current = old.assignment()
+                self._remember_positions(member, current)
+                restore.update(member.positions)
+            except Exception:
+                _log.debug("cannot read the assignment before reset", exc_info=True)
+            try:
+                old.close()
+            except Exception:
+                _log.debug("closing the old consumer failed", exc_info=True)
+            member.bind(self._new_backend(member.cluster))
+            self._metrics.reset(member.cluster.cluster_uri)
+            _log.warning("reset backend consumer", cluster_uri=member.cluster.cluster_uri, reason=reason)
+            if member.topics:
+                member.restore = restore
+                self._subscribe_member(member)
+            elif member.manual is not None:
+                member.consumer.assign(
+                    [p._replace(offset=restore.get((p.topic, p.partition), p.offset)) for p in member.manual]
+                )
+
+    def _call(self, member: _Member, method: str, *args: Any) -> Any:
+        """Run a backend consumer method under remediation (retry with backoff, reset, typed error).
+
+        The method is looked up on every attempt: after a reset it runs on the new backend consumer.
+        """
+        try:
+            return self._settings.remediator.run(
+                lambda: getattr(member.consumer, method)(*args),
+                lambda: self._reset(member, "remediation"),
+                member.cluster.cluster_uri,
+            )
+        except PscError:
+            raise
+        except Exception as exc:
+            raise BackendError.from_native(exc, cluster_uri=member.cluster.cluster_uri) from exc
+
+    # --- offsets -------------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        message: Message | MessageId | None = None,
+        offsets: Sequence[TopicUriPartition] | None = None,
+        asynchronous: bool = True,
+    ) -> list[TopicUriPartition] | None:
+        """Commit a message's offset + 1, explicit ``offsets`` (next to read), or current positions."""
+        self._check_open()
+        if message is not None and offsets is not None:
+            raise ValueError("commit() takes either message or offsets, not both")
+        if message is not None:
+            offsets = [_next_offset(message)]
+        committed: list[TopicUriPartition] = []
+        if offsets is None:
+            targets: list[tuple[_Member, list[BackendPartition] | None]] = [(m, None) for m in self._order]
+        else:
+            targets = list(self._by_member(offsets))
+        for member, parts in targets:
+            result = self._call(member, "commit", parts, asynchronous)
+            committed.extend(self._to_psc(member, result or []))
+        return None if asynchronous else committed
+
+    def store_offsets(
+        self, message: Message | MessageId | None = None, offsets: Sequence[TopicUriPartition] | None = None
+    ) -> None:
+        """Store offsets for auto-commit (``enable.auto.offset.store=false``): as in confluent-kafka."""
+        self._check_open()
+        chosen = [_next_offset(message)] if message is not None else list(offsets or ())
+        for member, parts in self._by_member(chosen):
+            member.consumer.store_offsets(parts)
+
+    def committed(self, partitions: Sequence[TopicUriPartition], timeout: float = -1) -> list[TopicUriPartition]:
+        self._check_open()
+        out: list[TopicUriPartition] = []
+        for member, parts in self._by_member(partitions):
+            result = self._call(member, "committed", parts, timeout)
+            out.extend(self._to_psc(member, result))
+        return out
+
+    def position(self, partitions: Sequence[TopicUriPartition]) -> list[TopicUriPartition]:
+        self._check_open()
+        out: list[TopicUriPartition] = []
+        for member, parts in self._by_member(partitions):
+            out.extend(self._to_psc(member, member.consumer.position(parts)))
+        return out
+
+    def seek(self, partition: TopicUriPartition) -> None:
+        """Move an assigned partition's position to ``partition.offset`` (may be a logical offset)."""
+        self._check_open()
+        for member, parts in self._by_member([partition]):
+            self._call(member, "seek", parts[0])
+
+    def seek_to_beginning(self, partitions: Sequence[TopicUriPartition] | None = None) -> None:
+        """Seek partitions (default: the whole assignment) to their first offset."""
+        self._seek_all(partitions, OFFSET_BEGINNING)
+
+    def seek_to_end(self, partitions: Sequence[TopicUriPartition] | None = None) -> None:
+        """Seek partitions (default: the whole assignment) past their last offset."""
+        self._seek_all(partitions, OFFSET_END)
+
+    def seek_to_timestamp(
+        self, timestamp_ms: int, partitions: Sequence[TopicUriPartition] | None = None, timeout: float = -1
+    ) -> None:
+        """Seek partitions (default: the assignment) to the first offset at or after ``timestamp_ms``."""
+        chosen = self.assignment() if partitions is None else list(partitions)
+        wanted = [TopicUriPartition(tp.topic_uri, tp.partition, timestamp_ms) for tp in chosen]
+        for found in self.offsets_for_times(wanted, timeout):
+            offset = found.offset if found.offset >= 0 else OFFSET_END
+            self.seek(TopicUriPartition(found.topic_uri, found.partition, offset))
+
+    def _seek_all(self, partitions: Sequence[TopicUriPartition] | None, offset: int) -> None:
+        chosen = self.assignment() if partitions is None else list(partitions)
+        for tp in chosen:
+            self.seek(TopicUriPartition(tp.topic_uri, tp.partition, offset))
+
+    def pause(self, partitions: Sequence[TopicUriPartition]) -> None:
+        self._check_open()
+        for member, parts in self._by_member(partitions):
+            member.consumer.pause(parts)
+
+    def resume(self, partitions: Sequence[TopicUriPartition]) -> None:
+        self._check_open()
+        for member, parts in self._by_member(partitions):
+            member.consumer.resume(parts)
+
+    def get_watermark_offsets(
+        self, partition: TopicUriPartition, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int] | None:
+        """``(low, high)`` offsets of a partition; with ``cached`` from the last fetch (None if unknown)."""
+        self._check_open()
+        for member, parts in self._by_member([partition]):
+            found: tuple[int, int] | None = self._call(member, "get_watermark_offsets", parts[0], timeout, cached)
+            return found
+        return None
+
+    def offsets_for_times(
+        self, partitions: Sequence[TopicUriPartition], timeout: float = -1
+    ) -> list[TopicUriPartition]:
+        """For each partition (``offset`` = a timestamp in ms), the earliest offset at or after it."""
+        self._check_open()
+        out: list[TopicUriPartition] = []
+        for member, parts in self._by_member(partitions):
+            result = self._call(member, "offsets_for_times", parts, timeout)
+            out.extend(self._to_psc(member, result))
+        return out
+
+    def list_topics(self, topic_uri: str | None = None, timeout: float = -1) -> ClusterMetadata:
+        """Metadata of the cluster of ``topic_uri`` (topic or cluster URI); topics keyed by topic URI."""
+        self._check_open()
+        member = self._member_of(topic_uri)
+        topic = None
+        if topic_uri is not None and not self._parse(topic_uri).is_cluster:
+            topic = member.cluster.topic_name(topic_uri)
+        result: ClusterMetadata = self._call(member, "list_topics", topic, timeout)
+        return result
+
+    def consumer_group_metadata(self, topic_uri: str | None = None) -> Any:
+        """Group metadata for ``Producer.send_offsets_to_transaction`` (of ``topic_uri``'s cluster)."""
+        self._check_open()
+        return self._member_of(topic_uri).consumer.consumer_group_metadata()
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    def _parse(self, topic_uri: str) -> TopicUri:
+        if not isinstance(topic_uri, str):
+            raise InvalidUriError(repr(topic_uri), f"expected a topic URI string, got {type(topic_uri).__name__}")
+        return TopicUri.parse(topic_uri)
+
+    def _cluster(self, topic_uri: str) -> Cluster:
+        prefix = self._parse(topic_uri).cluster_prefix
+        cluster = self._clusters.get(prefix)
+        if cluster is None:
+            cluster = self._clusters[prefix] = resolve_cluster(topic_uri, self._settings.config)
+        return cluster
+
+    def _member(self, prefix: str) -> _Member:
+        member = self._members.get(prefix)
+        if member is None:
+            cluster = self._clusters[prefix]
+            member = self._members[prefix] = _Member(cluster, self._new_backend(cluster), self._settings)
+            self._order.append(member)
+            self._one = member if len(self._order) == 1 else None
+        return member
+
+    def _member_of(self, topic_uri: str | None) -> _Member:
+        if topic_uri is not None:
+            return self._member(self._cluster(topic_uri).cluster_uri)
+        if len(self._order) == 1:
+            return self._order[0]
+        raise ConsumerError("name a topic or cluster URI: this consumer uses several clusters (or none yet)")
+
+    def _new_backend(self, cluster: Cluster) -> BackendConsumer:
+        native = dict(self._settings.native)
+        native["error_cb"] = lambda err: self._on_client_error(cluster, err)
+        try:
+            return cluster.backend.create_consumer(cluster.endpoint, native, cluster.cluster_uri)
+        except Exception as exc:
+            raise ConsumerError(
+                f"cannot create a consumer for {cluster.cluster_uri!r}: {exc}", cluster_uri=cluster.cluster_uri
+            ) from exc
+
+    def _on_client_error(self, cluster: Cluster, err: Any) -> None:
+        self._metrics.error(cluster.cluster_uri, err.name())
+        _log.warning("consumer client error", cluster_uri=cluster.cluster_uri, error=err.str(), fatal=err.fatal())
+
+    def _to_backend(self, partitions: Iterable[TopicUriPartition]) -> dict[str, list[BackendPartition]]:
+        """Partitions grouped by cluster, as backend partitions; members are created for new clusters."""
+        grouped: dict[str, list[BackendPartition]] = {}
+        for tp in partitions:
+            if not isinstance(tp, TopicUriPartition):
+                raise TypeError(f"expected TopicUriPartition, got {type(tp).__name__}")
+            cluster = self._cluster(tp.topic_uri)
+            self._member(cluster.cluster_uri)
+            grouped.setdefault(cluster.cluster_uri, []).append(
+                BackendPartition(
+                    cluster.topic_name(tp.topic_uri), tp.partition, tp.offset, None, tp.metadata, tp.leader_epoch
+                )
+            )
+        return grouped
+
+    def _by_member(self, partitions: Iterable[TopicUriPartition]) -> list[tuple[_Member, list[BackendPartition]]]:
+        return [(self._members[prefix], parts) for prefix, parts in self._to_backend(partitions).items()]
+
+    def _to_psc(self, member: _Member, parts: Iterable[BackendPartition]) -> list[TopicUriPartition]:
+        uri = member.source.topic_uri
+        return [
+            TopicUriPartition(
+                uri(p.topic),
+                p.partition,
+                p.offset,
+                p.metadata,
+                p.leader_epoch,
+                None if p.error is None else BackendError.from_native(p.error),
+            )
+            for p in parts
+        ]
+
+    def _log_config(self, topic_uris: list[str]) -> None:
+        if not self._config_logged:
+            self._config_logged = True
+            report_config(self._settings.config, "consumer", topic_uris)
+
+    def _housekeeping(self) -> None:
+        """Publish counts (at most once a second) and reset clients whose certificate is about to expire."""
+        now = time.monotonic()
+        if now < self._next_publish:
+            return
+        self._next_publish = now + _METRICS_EVERY_S
+        self._publish_counts()
+        if now >= self._next_cert_check:
+            self._next_cert_check = now + _CERT_CHECK_EVERY_S
+            for member in self._order:
+                schedule = member.cert_schedule
+                if schedule is not None and schedule.due():
+                    schedule.mark_reset()
+                    self._reset(member, "certificate about to expire")
+
+    def _publish_counts(self) -> None:
+        for member in self._order:
+            counts, member.counts = member.counts, {}
+            for topic, n in counts.items():
+                self._metrics.received(member.source.topic_uri(topic), n)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("the consumer is closed")
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Leave the group (committing if auto-commit is on) and release every backend consumer."""
+        if self._closed:
+            return
+        self._closed = True
+        self._publish_counts()
+        self._one = None
+        for member in self._order:
+            try:
+                member.consumer.close()
+            except Exception:
+                _log.warning("closing a backend consumer failed", cluster_uri=member.cluster.cluster_uri, exc_info=True)
+        self._settings.close()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Consumer:
+        return self
+
+    def __next__(self) -> Message:
+        """Iterate messages forever (until the consumer is closed)."""
+        while True:
+            if self._closed:
+                raise StopIteration
+            message = self.poll(1.0)
+            if message is not None:
+                return message
+
+
+def _next_offset(message: Message | MessageId) -> TopicUriPartition:
+    """The position after ``message``: what committing it means."""
+    if isinstance(message, MessageId):
+        return TopicUriPartition(message.topic_uri, message.partition, message.offset + 1)
+    offset = message.offset()
+    partition = message.partition()
+    if offset is None or partition is None or offset < 0:
+        raise ConsumerError(f"cannot commit {message!r}: it has no offset")
+    return TopicUriPartition(message.topic(), partition, offset + 1)
+
+
+def _consumer_step(remedy: Remedy, seen: int, retries: int) -> Action:
+    """What to do about the ``seen``-th consecutive occurrence of a consumer error."""
+    action = remedy.action
+    if action is Action.RETRY_THEN_RESET:
+        action = Action.RETRY if seen <= retries else Action.RESET
+    if action is Action.RETRY and seen > retries:
+        action = remedy.on_exhausted if remedy.on_exhausted is not Action.RETRY else Action.THROW
+    if action is Action.RESET and seen > retries + 1:
+        return Action.THROW
+    return action
+
+
+__all__ = ["OFFSET_INVALID", "Consumer", "RebalanceCallback"]

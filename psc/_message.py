@@ -1,0 +1,157 @@
+"""Messages, message ids and topic-URI partitions.
+
+:class:`Message` wraps a native record without copying it: the topic URI, key, value and headers are read
+from the native record when asked for, so consuming costs one small object per record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from psc.errors import BackendError
+
+if TYPE_CHECKING:
+    from psc.backends.base import NativeRecord
+
+OFFSET_BEGINNING = -2
+OFFSET_END = -1
+OFFSET_STORED = -1000
+OFFSET_INVALID = -1001
+
+TIMESTAMP_NOT_AVAILABLE = 0
+TIMESTAMP_CREATE_TIME = 1
+TIMESTAMP_LOG_APPEND_TIME = 2
+
+PARTITION_EOF = "_PARTITION_EOF"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageId:
+    """Where a message lives: topic URI, partition and offset, plus its timestamp in ms (-1 if unknown)."""
+
+    topic_uri: str
+    partition: int
+    offset: int
+    timestamp: int = -1
+
+
+@dataclass(slots=True, eq=False)
+class TopicUriPartition:
+    """A partition of a topic URI with an offset: PSC's ``confluent_kafka.TopicPartition``.
+
+    As with ``TopicPartition``, equality and hashing consider only the topic URI and partition, so
+    partitions can be looked up in sets and dicts whatever offset they carry.
+    """
+
+    topic_uri: str
+    partition: int = -1
+    offset: int = OFFSET_INVALID
+    metadata: str | None = None
+    leader_epoch: int | None = None
+    error: BackendError | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TopicUriPartition):
+            return NotImplemented
+        return self.topic_uri == other.topic_uri and self.partition == other.partition
+
+    def __hash__(self) -> int:
+        return hash((self.topic_uri, self.partition))
+
+    def __lt__(self, other: TopicUriPartition) -> bool:
+        return (self.topic_uri, self.partition) < (other.topic_uri, other.partition)
+
+
+class Source:
+    """What a message needs from the client that received it: topic URIs of native topic names, serde."""
+
+    __slots__ = ("_uris", "cluster_uri", "key_deserializer", "topic_uri_of", "value_deserializer")
+
+    def __init__(self, cluster_uri: str, topic_uri_of: Any = None) -> None:
+        self.cluster_uri = cluster_uri
+        self._uris: dict[str | None, str] = {}
+        self.topic_uri_of = topic_uri_of
+
+    def topic_uri(self, topic: str | None) -> str:
+        uri = self._uris.get(topic)
+        if uri is None:
+            made = self.topic_uri_of(topic) if self.topic_uri_of is not None else self.cluster_uri + (topic or "")
+            uri = self._uris[topic] = made
+        return uri
+
+
+class Message:
+    """A consumed (or delivered) message; the accessors mirror ``confluent_kafka.Message``.
+
+    ``key()``/``value()`` return the deserialized key and value; ``topic()`` returns the topic URI.
+    """
+
+    __slots__ = ("_decoded", "_native", "_source")
+
+    def __init__(self, native: NativeRecord, source: Source, decoded: tuple[Any, Any, Any] | None = None) -> None:
+        self._native = native
+        self._source = source
+        self._decoded = decoded  # (key, value, headers) when serde or interceptors changed them
+
+    def topic(self) -> str:
+        """The topic URI."""
+        return self._source.topic_uri(self._native.topic())
+
+    @property
+    def topic_uri(self) -> str:
+        return self._source.topic_uri(self._native.topic())
+
+    def partition(self) -> int | None:
+        return self._native.partition()
+
+    def offset(self) -> int | None:
+        return self._native.offset()
+
+    def timestamp(self) -> tuple[int, int]:
+        """``(timestamp type, ms since the epoch)`` as in confluent-kafka."""
+        return self._native.timestamp()
+
+    def key(self) -> Any:
+        decoded = self._decoded
+        return self._native.key() if decoded is None else decoded[0]
+
+    def value(self) -> Any:
+        decoded = self._decoded
+        return self._native.value() if decoded is None else decoded[1]
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        decoded = self._decoded
+        return self._native.headers() if decoded is None else decoded[2]
+
+    def error(self) -> BackendError | None:
+        native = self._native.error()
+        return None if native is None else BackendError.from_native(native, topic_uri=self.topic())
+
+    def is_eof(self) -> bool:
+        """True for the end-of-partition marker returned when ``enable.partition.eof`` is set."""
+        native = self._native.error()
+        return native is not None and native.name() == PARTITION_EOF
+
+    @property
+    def message_id(self) -> MessageId:
+        native = self._native
+        partition, offset = native.partition(), native.offset()
+        return MessageId(
+            self.topic(),
+            -1 if partition is None else partition,
+            -1 if offset is None else offset,
+            native.timestamp()[1],
+        )
+
+    @property
+    def native(self) -> NativeRecord:
+        """The backend's own record, for what PSC does not expose."""
+        return self._native
+
+    def __len__(self) -> int:
+        value = self._native.value()
+        return 0 if value is None else len(value)
+
+    def __repr__(self) -> str:
+        return f"Message(topic_uri={self.topic()!r}, partition={self.partition()}, offset={self.offset()})"

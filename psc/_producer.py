@@ -1,0 +1,855 @@
+"""The PSC producer: confluent-kafka's ``Producer`` API over topic URIs and any registered backend.
+
+Routing: the first send to a topic URI string resolves it once (parse, backend validation, discovery of
+its cluster, serde) into a :class:`_Route` cached under that very string, so later sends cost one dict
+lookup. Each cluster prefix gets one backend producer, created lazily; all of them report deliveries to
+one dispatch here.
+
+Hot path: with bytes serde, no interceptors, no callback and no headers, ``produce`` is a dict lookup, an
+integer increment and the backend's own ``produce``. Records without a callback report to one delivery
+handler configured on the backend producer, which only acts on failures, so successes cost nothing
+in Python beyond that call. Sent counts are accumulated in plain ints and published to Prometheus at
+most once a second from ``poll``/``flush``; produce latency is sampled.
+
+Remediation: a failed delivery is classified by the remediation catalogue. RETRY re-produces the record
+(bounded, with backoff) before the application hears of it; RESET replaces the cluster's backend
+producer, retiring the old one once its in-flight records are done, and re-produces what failed.
+Delivery reports do not carry headers, so records with headers keep them in their callback until
+delivered.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from functools import partial
+from typing import Any
+
+from psc._config import PscConfig
+from psc._configlog import report_config
+from psc._message import Message, MessageId, Source, TopicUriPartition
+from psc._metrics import ClientMetrics, client_metrics
+from psc._remediation import Action, Backoff, ProactiveResetSchedule, Remediator, Remedy
+from psc._uri import TopicUri
+from psc.backends import Cluster, resolve_cluster
+from psc.backends.base import BackendPartition, BackendProducer, ClusterMetadata
+from psc.common import get_logger
+from psc.errors import (
+    BackendError,
+    ClientClosedError,
+    InvalidUriError,
+    ProducerError,
+    PscError,
+    TransactionError,
+)
+from psc.interceptors import InterceptorChain, InterceptorRecord, RawInterceptor, TypedInterceptor
+from psc.serde import SerdeContext, Serializer, get_serializer
+
+_log = get_logger("psc.producer")
+
+DeliveryCallback = Callable[[PscError | None, Message], None]
+
+_PURGED = frozenset({"_PURGE_QUEUE", "_PURGE_INFLIGHT"})
+_METRICS_EVERY_S = 1.0
+_CERT_CHECK_EVERY_S = 10.0
+_BUFFER_FULL_WAIT_S = 0.005
+
+
+class _Settings:
+    """A producer's configuration resolved once: native settings, serde, interceptors, remediation."""
+
+    def __init__(
+        self,
+        config: PscConfig,
+        key_serializer: Serializer[Any] | None,
+        value_serializer: Serializer[Any] | None,
+        interceptors: Iterable[TypedInterceptor | RawInterceptor],
+        metrics: ClientMetrics,
+    ) -> None:
+        self.config = config
+        self.native: dict[str, Any] = dict(config.native)
+        self.transactional = bool(self.native.get("transactional.id"))
+        if self.transactional and "transaction.timeout.ms" not in self.native:
+            # librdkafka requires message.timeout.ms <= transaction.timeout.ms (60 s by default).
+            timeout = self.native.get("delivery.timeout.ms") or self.native.get("message.timeout.ms")
+            self.native["transaction.timeout.ms"] = timeout or "60000"
+        self.key_serializer = key_serializer or get_serializer(config.key_serde)
+        self.value_serializer = value_serializer or get_serializer(config.value_serde)
+        chosen = list(interceptors)
+        self.typed_chain: InterceptorChain[Any] = InterceptorChain(
+            [i for i in chosen if not isinstance(i, RawInterceptor)]
+        )
+        self.raw_chain: InterceptorChain[Any] = InterceptorChain([i for i in chosen if isinstance(i, RawInterceptor)])
+        bytes_serde = config.key_serde == config.value_serde == "bytes" and not (key_serializer or value_serializer)
+        self.plain = bytes_serde and self.typed_chain.empty and self.raw_chain.empty
+        rate = config.latency_sample_rate if config.metrics_enabled else 0.0
+        self.sample_every = max(1, round(1 / rate)) if rate > 0 else 0
+        self.auto_resolution = config.auto_resolution_enabled
+        self.retries = config.auto_resolution_retry_count
+        self.backoff = Backoff(
+            config.auto_resolution_backoff_initial_ms / 1000, config.auto_resolution_backoff_max_ms / 1000
+        )
+        client_type = "transactional_producer" if self.transactional else "producer"
+        self.remediator = Remediator(
+            enabled=self.auto_resolution,
+            retry_count=self.retries,
+            backoff=self.backoff,
+            metrics=metrics,
+            client_type=client_type,
+        )
+        # How long produce() keeps serving deliveries while the local queue is full before raising.
+        self.buffer_full_timeout_s = 1.0
+
+    def certificate_schedule(self, cluster: Cluster) -> ProactiveResetSchedule | None:
+        cert = self.config.ssl_certificate_location
+        if cluster.protocol != "secure" or not cert:
+            return None
+        return ProactiveResetSchedule(cert, self.config.ssl_reset_before_expiry_seconds)
+
+    def close(self) -> None:
+        self.typed_chain.close()
+        self.raw_chain.close()
+
+
+def _next_step(remedy: Remedy, retry: _Retry, retries: int) -> Action:
+    """RETRY, RESET (then re-produce) or THROW (surface to the application) for one failed record."""
+    action = remedy.action
+    if action is Action.RETRY_THEN_RESET:
+        action = Action.RETRY if retry.attempts < retries else Action.RESET
+    if action is Action.RETRY and retry.attempts < retries:
+        return Action.RETRY
+    if action is Action.RESET and not retry.reset:
+        return Action.RESET
+    if action in (Action.RETRY, Action.RESET) and remedy.on_exhausted is Action.RESET and not retry.reset:
+        return Action.RESET
+    return Action.THROW
+
+
+class _Generation:
+    """One backend producer of a cluster; a RESET replaces it with a new generation."""
+
+    __slots__ = ("cert_schedule", "cluster", "producer", "purged_by_reset", "reset_due", "retired", "source")
+
+    def __init__(self, cluster: Cluster, producer: BackendProducer, cert: ProactiveResetSchedule | None) -> None:
+        self.cluster = cluster
+        self.producer = producer
+        self.cert_schedule = cert
+        self.source = Source(cluster.cluster_uri, cluster.topic_uri)
+        self.retired = False
+        self.purged_by_reset = False
+        self.reset_due = False  # set from librdkafka's error callback, acted on outside it
+
+
+class _Route:
+    """Everything a send to one topic URI string needs, resolved once."""
+
+    __slots__ = (
+        "count",
+        "gen",
+        "key_ctx",
+        "key_ser",
+        "plain",
+        "produce",
+        "reported",
+        "sample_at",
+        "topic",
+        "uri",
+        "value_ctx",
+        "value_ser",
+    )
+
+    def __init__(self, uri: str, topic: str, gen: _Generation, settings: _Settings) -> None:
+        self.uri = uri
+        self.topic = topic
+        self.gen = gen
+        self.produce = gen.producer.produce
+        self.key_ser = settings.key_serializer
+        self.value_ser = settings.value_serializer
+        self.key_ctx = SerdeContext(uri, "key")
+        self.value_ctx = SerdeContext(uri, "value")
+        self.plain = settings.plain
+        self.count = 0
+        self.reported = 0
+        self.sample_at = settings.sample_every  # 0: never sampled (count starts at 1)
+
+
+class _Retry:
+    """The retry envelope of one record whose delivery failed: created only on failure."""
+
+    __slots__ = (
+        "attempts",
+        "callback",
+        "future",
+        "headers",
+        "key",
+        "partition",
+        "reset",
+        "timestamp",
+        "uri",
+        "value",
+    )
+
+    def __init__(
+        self,
+        uri: str,
+        native: Any,
+        callback: DeliveryCallback | None,
+        future: Future[MessageId] | None,
+        headers: Any,
+    ) -> None:
+        self.uri = uri
+        self.key = native.key()
+        self.value = native.value()
+        self.partition = -1 if native.partition() is None else native.partition()
+        self.timestamp = 0
+        self.headers = headers
+        self.callback = callback
+        self.future = future
+        self.attempts = 0
+        self.reset = False
+
+
+class Producer:
+    """A producer addressed by topic URIs, with ``confluent_kafka.Producer``'s API.
+
+    ``config`` holds PSC keys (``psc.producer.*``, ``psc.*``); connection settings come from discovery.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        key_serializer: Serializer[Any] | None = None,
+        value_serializer: Serializer[Any] | None = None,
+        interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
+        metrics: ClientMetrics | None = None,
+    ) -> None:
+        psc_config = PscConfig.from_mapping(config, client_type="producer")
+        self._metrics = metrics if metrics is not None else client_metrics()
+        self._settings = _Settings(psc_config, key_serializer, value_serializer, interceptors, self._metrics)
+        self._clusters: dict[str, Cluster] = {}
+        self._config_logged = False
+        self._routes: dict[str, _Route] = {}
+        self._gens: dict[str, _Generation] = {}  # current generation per cluster prefix
+        self._retiring: list[_Generation] = []
+        self._pending: list[tuple[float, int, _Retry]] = []  # heap of records waiting for their backoff
+        self._seq = 0
+        self._lock = threading.RLock()
+        self._closed = False
+        self._next_metrics = 0.0
+        self._next_cert_check = 0.0
+        self._txn_cluster: str | None = None
+        self._txn_state = "none"  # none | init_pending | ready | begin_pending | in_txn
+        self._txn_timeout = -1.0
+        self._txn_ok = not self._settings.transactional
+
+    # --- producing -----------------------------------------------------------------------------------
+
+    def produce(
+        self,
+        topic_uri: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int = -1,
+        on_delivery: DeliveryCallback | None = None,
+        timestamp: int = 0,
+        headers: Any = None,
+        callback: DeliveryCallback | None = None,
+    ) -> None:
+        """Queue a record for ``topic_uri``; ``on_delivery(err, msg)`` is served by ``poll``/``flush``."""
+        route = self._routes.get(topic_uri)
+        if route is None:
+            route = self._route(topic_uri)
+        count = route.count = route.count + 1
+        if on_delivery is None and callback is None and headers is None and route.plain and count != route.sample_at:
+            try:
+                if partition == -1 and not timestamp:
+                    route.produce(route.topic, value, key)  # positional only: keyword parsing costs ~0.25 us
+                else:
+                    route.produce(route.topic, value, key, partition, timestamp=timestamp)
+            except BufferError:
+                self._produce_when_room(route, value, key, partition, None, timestamp, None)
+            return
+        self._produce_slow(route, value, key, partition, on_delivery or callback, None, timestamp, headers)
+
+    def send(
+        self,
+        topic_uri: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int = -1,
+        timestamp: int = 0,
+        headers: Any = None,
+    ) -> Future[MessageId]:
+        """Queue a record and return a future of its :class:`MessageId`, resolved by ``poll``/``flush``."""
+        route = self._routes.get(topic_uri)
+        if route is None:
+            route = self._route(topic_uri)
+        route.count += 1
+        future: Future[MessageId] = Future()
+        self._produce_slow(route, value, key, partition, None, future, timestamp, headers)
+        return future
+
+    def _produce_slow(
+        self,
+        route: _Route,
+        value: Any,
+        key: Any,
+        partition: int,
+        callback: DeliveryCallback | None,
+        future: Future[MessageId] | None,
+        timestamp: int,
+        headers: Any,
+    ) -> None:
+        settings = self._settings
+        if not route.plain:
+            prepared = self._prepare(route, key, value, headers)
+            if prepared is None:
+                if future is not None:
+                    future.cancel()
+                return  # an interceptor dropped the record
+            key, value, headers = prepared
+        sampled = route.count == route.sample_at
+        if sampled:
+            route.sample_at += settings.sample_every
+        needs_report = (
+            callback is not None
+            or future is not None
+            or sampled
+            or not settings.typed_chain.empty
+            or not settings.raw_chain.empty
+            or (headers is not None and settings.auto_resolution)
+        )
+        report = None
+        if needs_report:
+            report = partial(self._report, route, callback, future, headers, time.monotonic() if sampled else 0.0)
+        self._produce_when_room(route, value, key, partition, report, timestamp, headers)
+
+    def _prepare(self, route: _Route, key: Any, value: Any, headers: Any) -> tuple[Any, Any, Any] | None:
+        settings = self._settings
+        if not settings.typed_chain.empty:
+            typed = settings.typed_chain.on_send(InterceptorRecord(route.uri, key, value, list(headers or ())))
+            if typed is None:
+                return None
+            key, value, headers = typed.key, typed.value, typed.headers
+        if headers:
+            key = route.key_ser.serialize(key, SerdeContext(route.uri, "key", headers))
+            value = route.value_ser.serialize(value, SerdeContext(route.uri, "value", headers))
+        else:
+            key = route.key_ser.serialize(key, route.key_ctx)
+            value = route.value_ser.serialize(value, route.value_ctx)
+        if not settings.raw_chain.empty:
+            raw = settings.raw_chain.on_send(InterceptorRecord(route.uri, key, value, list(headers or ())))
+            if raw is None:
+                return None
+            key, value, headers = raw.key, raw.value, raw.headers
+        return key, value, headers or None
+
+    def _produce_when_room(
+        self, route: _Route, value: Any, key: Any, partition: int, report: Any, timestamp: int, headers: Any
+    ) -> None:
+        """Produce, serving delivery reports while the local queue is full, as a well-behaved app would."""
+        deadline = 0.0
+        while True:
+            try:
+                if headers is None:
+                    route.produce(route.topic, value, key, partition, report, timestamp=timestamp)
+                else:
+                    route.produce(route.topic, value, key, partition, report, timestamp=timestamp, headers=headers)
+                return
+            except BufferError:
+                now = time.monotonic()
+                deadline = deadline or now + self._settings.buffer_full_timeout_s
+                if now >= deadline:
+                    raise
+                route.gen.producer.poll(_BUFFER_FULL_WAIT_S)
+            except Exception as exc:
+                route = self._after_produce_error(route, exc)
+
+    def _after_produce_error(self, route: _Route, exc: Exception) -> _Route:
+        """A produce call raised: reset a fatally failed producer once, else raise a typed error."""
+        if isinstance(exc, PscError):
+            raise exc
+        native = exc.args[0] if exc.args and hasattr(exc.args[0], "code") else None
+        if native is None:
+            raise ProducerError(f"produce to {route.uri!r} failed: {exc}", topic_uri=route.uri) from exc
+        remediator = self._settings.remediator
+        remedy = remediator.remedy_for(native, route.uri)
+        self._metrics.error(route.uri, native.name())
+        if remedy.action in (Action.RESET, Action.RETRY_THEN_RESET) and not route.gen.retired:
+            self._reset(route.gen, purge=True)
+            return self._routes.get(route.uri) or self._route(route.uri)
+        raise remediator.to_psc_error(native, remedy) from exc
+
+    # --- delivery reports ----------------------------------------------------------------------------
+
+    def _on_report(self, gen: _Generation, err: Any, native: Any) -> None:
+        """Delivery report of records produced without a callback: only failures need work."""
+        if err is not None:
+            self._failed(gen, err, native, None, None, None)
+
+    def _report(
+        self,
+        route: _Route,
+        callback: DeliveryCallback | None,
+        future: Future[MessageId] | None,
+        headers: Any,
+        started: float,
+        err: Any,
+        native: Any,
+    ) -> None:
+        if err is not None:
+            self._failed(route.gen, err, native, callback, future, headers)
+            return
+        if started:
+            self._metrics.observe_produce_latency(route.uri, time.monotonic() - started)
+        self._delivered(route.gen, native, callback, future)
+
+    def _delivered(
+        self,
+        gen: _Generation,
+        native: Any,
+        callback: DeliveryCallback | None,
+        future: Future[MessageId] | None,
+    ) -> None:
+        settings = self._settings
+        if not (settings.typed_chain.empty and settings.raw_chain.empty):
+            uri = gen.source.topic_uri(native.topic())
+            settings.raw_chain.on_acknowledgement(uri, native.partition(), native.offset(), None)
+            settings.typed_chain.on_acknowledgement(uri, native.partition(), native.offset(), None)
+        if future is not None:
+            msg = Message(native, gen.source)
+            future.set_result(msg.message_id)
+        if callback is not None:
+            callback(None, Message(native, gen.source))
+
+    def _failed(
+        self,
+        gen: _Generation,
+        err: Any,
+        native: Any,
+        callback: DeliveryCallback | None,
+        future: Future[MessageId] | None,
+        headers: Any,
+        retry: _Retry | None = None,
+    ) -> None:
+        uri = gen.source.topic_uri(native.topic())
+        error = BackendError.from_native(err, topic_uri=uri, partition=native.partition())
+        self._metrics.error(uri, error.name)
+        if retry is None and self._settings.auto_resolution and self._txn_ok:
+            retry = _Retry(uri, native, callback, future, headers)
+        if retry is not None and self._remediate(gen, error, retry):
+            return
+        self._surface(gen, error, native, callback, future)
+
+    def _remediate(self, gen: _Generation, error: BackendError, retry: _Retry) -> bool:
+        """Schedule a re-produce of a failed record when the catalogue says so; False to surface it."""
+        delay = 0.0
+        if error.name in _PURGED:
+            if not gen.purged_by_reset:
+                return False  # the application purged it
+            step = Action.RETRY if retry.attempts < self._settings.retries else Action.THROW
+        else:
+            remedy = self._settings.remediator.remedy_for(error, retry.uri)
+            step = _next_step(remedy, retry, self._settings.retries)
+            delay = self._settings.backoff.delay(retry.attempts)
+        if step is Action.THROW:
+            return False
+        if step is Action.RESET:
+            retry.reset = True
+            if not gen.retired:
+                gen.reset_due = True  # a producer cannot be replaced from inside its own callback
+        retry.attempts += 1
+        self._metrics.retry(retry.uri)
+        self._seq += 1
+        heapq.heappush(self._pending, (time.monotonic() + delay, self._seq, retry))
+        return True
+
+    def _surface(
+        self,
+        gen: _Generation,
+        error: BackendError,
+        native: Any,
+        callback: DeliveryCallback | None,
+        future: Future[MessageId] | None,
+    ) -> None:
+        settings = self._settings
+        if not (settings.typed_chain.empty and settings.raw_chain.empty):
+            uri = gen.source.topic_uri(native.topic())
+            settings.raw_chain.on_acknowledgement(uri, native.partition(), native.offset(), error)
+            settings.typed_chain.on_acknowledgement(uri, native.partition(), native.offset(), error)
+        if future is not None:
+            future.set_exception(error)
+        if callback is not None:
+            callback(error, Message(native, gen.source))
+        elif future is None:
+            _log.warning("delivery failed", topic_uri=error.context.get("topic_uri"), error=str(error))
+
+    def _retry_report(self, route: _Route, retry: _Retry, err: Any, native: Any) -> None:
+        if err is not None:
+            self._failed(route.gen, err, native, retry.callback, retry.future, retry.headers, retry)
+        else:
+            self._delivered(route.gen, native, retry.callback, retry.future)
+
+    def _drain_pending(self) -> None:
+        """Re-produce records whose retry backoff has elapsed, on the cluster's current producer."""
+        now = time.monotonic()
+        while self._pending and self._pending[0][0] <= now:
+            _, _, retry = heapq.heappop(self._pending)
+            route = self._routes.get(retry.uri) or self._route(retry.uri)
+            report = partial(self._retry_report, route, retry)
+            try:
+                self._produce_when_room(
+                    route, retry.value, retry.key, retry.partition, report, retry.timestamp, retry.headers
+                )
+            except PscError as exc:
+                self._fail_retry(retry, exc)
+
+    def _fail_retry(self, retry: _Retry, exc: PscError) -> None:
+        if retry.future is not None:
+            retry.future.set_exception(exc)
+        if retry.callback is not None:
+            retry.callback(exc, None)  # type: ignore[arg-type]
+
+    # --- polling, flushing, resets ------------------------------------------------------------------
+
+    def poll(self, timeout: float | None = None) -> int:
+        """Serve delivery reports; waits up to ``timeout`` seconds (None: forever) for one."""
+        self._check_open()
+        served = self._housekeeping()
+        gens = list(self._gens.values())
+        if len(gens) == 1:
+            return served + gens[0].producer.poll(-1 if timeout is None else timeout)
+        return served + self._poll_many(gens, timeout)
+
+    def _poll_many(self, gens: list[_Generation], timeout: float | None) -> int:
+        """Poll several clusters without giving any of them the full timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            served = sum(gen.producer.poll(0) for gen in gens)
+            if served or not gens:
+                return served
+            remaining = 0.01 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return 0
+            time.sleep(min(remaining, 0.001 * len(gens), 0.01))
+
+    def _housekeeping(self) -> int:
+        """Work done on every poll/flush: retries due, resets due, retiring producers, metrics."""
+        served = 0
+        for gen in self._retiring[:]:
+            served += gen.producer.poll(0)
+            if len(gen.producer) == 0:
+                self._retiring.remove(gen)
+                gen.producer.close()
+        for gen in list(self._gens.values()):
+            if gen.reset_due:
+                self._reset(gen, purge=True)
+        if self._pending:
+            self._drain_pending()
+        now = time.monotonic()
+        if now >= self._next_metrics:
+            self._next_metrics = now + _METRICS_EVERY_S
+            self._publish_counts()
+        if now >= self._next_cert_check:
+            self._next_cert_check = now + _CERT_CHECK_EVERY_S
+            self._check_certificates()
+        return served
+
+    def _publish_counts(self) -> None:
+        for route in list(self._routes.values()):
+            if route.count != route.reported:
+                self._metrics.sent(route.uri, route.count - route.reported)
+                route.reported = route.count
+
+    def _check_certificates(self) -> None:
+        for gen in list(self._gens.values()):
+            schedule = gen.cert_schedule
+            if schedule is not None and not self._settings.transactional and schedule.due():
+                _log.info("resetting producer before certificate expiry", cluster_uri=gen.cluster.cluster_uri)
+                schedule.mark_reset()
+                self._reset(gen, purge=False)
+
+    def _reset(self, gen: _Generation, *, purge: bool) -> None:
+        """Replace ``gen``'s backend producer; the old one finishes (or hands back) its in-flight records."""
+        with self._lock:
+            if gen.retired:
+                return
+            prefix = gen.cluster.cluster_uri
+            gen.retired = True
+            self._gens[prefix] = self._new_generation(gen.cluster, gen.cert_schedule)
+            for uri in [uri for uri, route in self._routes.items() if route.gen is gen]:
+                self._publish_route(self._routes.pop(uri))
+            self._retiring.append(gen)
+        self._metrics.reset(prefix)
+        _log.warning("reset backend producer", cluster_uri=prefix, purge=purge)
+        if purge:
+            # Records of a broken producer come back as purge reports and are re-produced on the new one.
+            gen.purged_by_reset = True
+            gen.producer.purge(True, True, False)
+
+    def _publish_route(self, route: _Route) -> None:
+        if route.count != route.reported:
+            self._metrics.sent(route.uri, route.count - route.reported)
+            route.reported = route.count
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until every record (including ones being retried) is delivered; returns how many remain."""
+        self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._housekeeping()
+            for gen in [*self._gens.values(), *self._retiring]:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                wait = 0.1 if self._pending else (-1 if left is None else left)
+                gen.producer.flush(wait if left is None else min(wait if wait >= 0 else left, left))
+            self._housekeeping()
+            remaining = len(self)
+            if remaining == 0 or (deadline is not None and time.monotonic() >= deadline):
+                self._publish_counts()
+                return remaining
+            if not self._gens and self._pending:
+                time.sleep(0.005)
+
+    def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
+        """Drop queued/in-flight records; their reports fail with ``_PURGE_QUEUE``/``_PURGE_INFLIGHT``."""
+        self._check_open()
+        for gen in [*self._gens.values(), *self._retiring]:
+            gen.producer.purge(in_queue, in_flight, blocking)
+        if in_queue:
+            pending, self._pending = self._pending, []
+            for _, _, retry in pending:
+                self._fail_retry(retry, ProducerError("purged while waiting to be retried", topic_uri=retry.uri))
+
+    def __len__(self) -> int:
+        return sum(len(gen.producer) for gen in [*self._gens.values(), *self._retiring]) + len(self._pending)
+
+    def list_topics(self, topic_uri: str | None = None, timeout: float = -1) -> ClusterMetadata:
+        """Metadata of the cluster of ``topic_uri`` (a topic or cluster URI), topics keyed by topic URI."""
+        self._check_open()
+        gen = self._generation_for(topic_uri)
+        topic = None if topic_uri is None or TopicUri.parse(topic_uri).is_cluster else gen.cluster.topic_name(topic_uri)
+        return gen.producer.list_topics(topic, timeout)
+
+    # --- transactions --------------------------------------------------------------------------------
+
+    def init_transactions(self, timeout: float = -1) -> None:
+        """Initialise transactions; deferred to the first send when no cluster is bound yet."""
+        self._require_transactional()
+        self._txn_timeout = timeout
+        if self._txn_cluster is None:
+            self._txn_state = "init_pending"
+            return
+        self._txn_call(lambda p: p.init_transactions(timeout))
+        self._txn_state = "ready"
+
+    def begin_transaction(self) -> None:
+        self._require_transactional()
+        if self._txn_state == "init_pending":
+            self._txn_state = "begin_pending"
+            return
+        if self._txn_state == "none":
+            raise TransactionError("init_transactions() must be called before begin_transaction()")
+        self._txn_call(lambda p: p.begin_transaction())
+        self._txn_state = "in_txn"
+
+    def commit_transaction(self, timeout: float = -1) -> None:
+        self._require_transactional()
+        if self._txn_state == "begin_pending":
+            self._txn_state = "init_pending"  # nothing was sent: an empty transaction commits trivially
+            return
+        self._txn_call(lambda p: p.commit_transaction(timeout))
+        self._txn_state = "ready"
+
+    def abort_transaction(self, timeout: float = -1) -> None:
+        self._require_transactional()
+        if self._txn_state == "begin_pending":
+            self._txn_state = "init_pending"
+            return
+        self._txn_call(lambda p: p.abort_transaction(timeout))
+        self._txn_state = "ready"
+
+    def send_offsets_to_transaction(
+        self, offsets: Iterable[TopicUriPartition], group_metadata: Any, timeout: float = -1
+    ) -> None:
+        """Add consumer ``offsets`` (next offsets to read) to the current transaction."""
+        self._require_transactional()
+        offsets = list(offsets)
+        if self._txn_cluster is None and offsets:
+            self._generation_for(offsets[0].topic_uri)
+        native = [
+            BackendPartition(
+                self._cluster(tp.topic_uri).topic_name(tp.topic_uri),
+                tp.partition,
+                tp.offset,
+                metadata=tp.metadata,
+                leader_epoch=tp.leader_epoch,
+            )
+            for tp in offsets
+        ]
+        self._txn_call(lambda p: p.send_offsets_to_transaction(native, group_metadata, timeout))
+
+    def _require_transactional(self) -> None:
+        self._check_open()
+        if not self._settings.transactional:
+            raise TransactionError("this producer is not transactional: set a transactional id in its config")
+
+    def _txn_call(self, call: Callable[[BackendProducer], None]) -> None:
+        if self._txn_cluster is None:
+            raise TransactionError("no cluster is bound to this transactional producer yet")
+        producer = self._gens[self._txn_cluster].producer
+        try:
+            call(producer)
+        except Exception as exc:
+            raise transaction_error(exc) from exc
+
+    def _bind_transactional(self, gen: _Generation) -> None:
+        """The first cluster of a transactional producer: run the deferred transaction calls on it."""
+        self._txn_cluster = gen.cluster.cluster_uri
+        if self._txn_state in ("init_pending", "begin_pending"):
+            begin = self._txn_state == "begin_pending"
+            self._txn_call(lambda p: p.init_transactions(self._txn_timeout))
+            self._txn_state = "ready"
+            if begin:
+                self._txn_call(lambda p: p.begin_transaction())
+                self._txn_state = "in_txn"
+
+    # --- routing -------------------------------------------------------------------------------------
+
+    def _route(self, topic_uri: str) -> _Route:
+        """Resolve a topic URI string into a cached route (the only slow step of a first send)."""
+        self._check_open()
+        if not isinstance(topic_uri, str):
+            raise InvalidUriError(repr(topic_uri), f"expected a topic URI string, got {type(topic_uri).__name__}")
+        gen = self._generation_for(topic_uri)
+        uri = TopicUri.parse(topic_uri)
+        if uri.is_cluster:
+            raise ProducerError(f"cannot produce to cluster URI {topic_uri!r}: it names no topic", topic_uri=topic_uri)
+        route = _Route(topic_uri, gen.cluster.topic_name(uri), gen, self._settings)
+        self._routes[topic_uri] = route
+        return route
+
+    def _cluster(self, topic_uri: str) -> Cluster:
+        """The cluster of a topic URI: resolved (validated, discovered) once per cluster prefix."""
+        prefix = TopicUri.parse(topic_uri).cluster_prefix
+        cluster = self._clusters.get(prefix)
+        if cluster is None:
+            cluster = self._clusters[prefix] = resolve_cluster(topic_uri, self._settings.config)
+        return cluster
+
+    def _generation_for(self, topic_uri: str | None) -> _Generation:
+        if topic_uri is None:
+            if len(self._gens) == 1:
+                return next(iter(self._gens.values()))
+            raise ProducerError("list_topics needs a topic or cluster URI when the producer uses several clusters")
+        cluster = self._cluster(topic_uri)
+        gen = self._gens.get(cluster.cluster_uri)
+        if gen is not None:
+            return gen
+        with self._lock:
+            gen = self._gens.get(cluster.cluster_uri)
+            if gen is None:
+                gen = self._add_cluster(cluster)
+        return gen
+
+    def _add_cluster(self, cluster: Cluster) -> _Generation:
+        if self._settings.transactional and self._txn_cluster not in (None, cluster.cluster_uri):
+            raise TransactionError(
+                f"a transactional producer is bound to one cluster: {self._txn_cluster!r}; "
+                f"cannot use {cluster.cluster_uri!r}",
+                cluster_uri=cluster.cluster_uri,
+            )
+        gen = self._gens[cluster.cluster_uri] = self._new_generation(
+            cluster, self._settings.certificate_schedule(cluster)
+        )
+        if not self._config_logged:
+            self._config_logged = True
+            report_config(self._settings.config, "producer", [cluster.cluster_uri])
+        if self._settings.transactional:
+            try:
+                self._bind_transactional(gen)
+            except Exception:
+                del self._gens[cluster.cluster_uri]
+                self._txn_cluster = None
+                gen.producer.close()
+                raise
+        return gen
+
+    def _new_generation(self, cluster: Cluster, cert: ProactiveResetSchedule | None) -> _Generation:
+        holder: list[_Generation] = []
+        native: dict[str, Any] = dict(self._settings.native)
+        on_report = self._on_report
+
+        def report(err: Any, msg: Any) -> None:  # runs for every record sent without a callback: one frame
+            if err is not None:
+                on_report(holder[0], err, msg)
+
+        native["on_delivery"] = report
+        native["error_cb"] = lambda err: self._on_client_error(holder[0], err)
+        try:
+            backend_producer = cluster.backend.create_producer(cluster.endpoint, native, cluster.cluster_uri)
+        except Exception as exc:
+            raise ProducerError(
+                f"cannot create a producer for {cluster.cluster_uri!r}: {exc}", cluster_uri=cluster.cluster_uri
+            ) from exc
+        gen = _Generation(cluster, backend_producer, cert)
+        holder.append(gen)
+        return gen
+
+    def _on_client_error(self, gen: _Generation, err: Any) -> None:
+        """librdkafka's error callback: fatal errors make the producer unusable, so schedule a reset."""
+        error = BackendError.from_native(err, cluster_uri=gen.cluster.cluster_uri)
+        self._metrics.error(gen.cluster.cluster_uri, error.name)
+        if error.fatal and self._settings.auto_resolution and not self._settings.transactional:
+            gen.reset_due = True
+        _log.warning("producer client error", cluster_uri=gen.cluster.cluster_uri, error=str(error), fatal=error.fatal)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (up to ``timeout``), then release every backend producer; idempotent."""
+        if self._closed:
+            return
+        try:
+            self.flush(timeout)
+        finally:
+            self._closed = True
+            for gen in [*self._gens.values(), *self._retiring]:
+                gen.producer.close(0)
+            self._gens.clear()
+            self._retiring.clear()
+            self._routes.clear()
+            self._settings.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("the producer is closed")
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def transaction_error(exc: BaseException) -> TransactionError:
+    """A confluent-kafka ``KafkaException`` from a transactional call as a typed :class:`TransactionError`."""
+    if isinstance(exc, TransactionError):
+        return exc
+    native = exc.args[0] if exc.args and hasattr(exc.args[0], "code") else None
+
+    def flag(name: str) -> bool:
+        method = getattr(native, name, None)
+        return bool(method()) if callable(method) else False
+
+    text = native.str() if native is not None else str(exc)
+    return TransactionError(
+        f"transaction operation failed: {text}",
+        retriable=flag("retriable"),
+        txn_requires_abort=flag("txn_requires_abort"),
+        fatal=flag("fatal"),
+        native=exc,
+    )

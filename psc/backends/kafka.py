@@ -1,0 +1,219 @@
+"""The Kafka backend: a thin layer over confluent-kafka.
+
+A topic URI addresses the Kafka topic named by its ``topic`` field on the cluster discovered for its
+cluster prefix; topic names come back as ``cluster URI + topic``. Records and errors pass through as
+confluent-kafka objects, and ``produce``/``poll``/``consume`` are confluent-kafka's own bound methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import confluent_kafka as ck
+
+from psc.backends.base import (
+    Backend,
+    BackendConsumer,
+    BackendPartition,
+    BackendProducer,
+    ClusterMetadata,
+    PartitionMetadata,
+    PartitionsCallback,
+    TopicMetadata,
+)
+
+if TYPE_CHECKING:
+    from psc._discovery import ServiceEndpoint
+
+
+def native_config(endpoint: ServiceEndpoint, config: Mapping[str, Any]) -> dict[str, Any]:
+    """librdkafka settings: the caller's, then the discovered bootstrap servers and security."""
+    merged = dict(config)
+    merged.update(endpoint.security)
+    merged["bootstrap.servers"] = endpoint.bootstrap
+    return merged
+
+
+def to_native(partitions: Sequence[BackendPartition]) -> list[ck.TopicPartition]:
+    out = []
+    for p in partitions:
+        extra: dict[str, Any] = {}
+        if p.metadata is not None:
+            extra["metadata"] = p.metadata
+        if p.leader_epoch is not None:
+            extra["leader_epoch"] = p.leader_epoch
+        out.append(ck.TopicPartition(p.topic, p.partition, p.offset, **extra))
+    return out
+
+
+def from_native(partitions: Sequence[ck.TopicPartition]) -> list[BackendPartition]:
+    return [BackendPartition(p.topic, p.partition, p.offset, p.error, p.metadata, p.leader_epoch) for p in partitions]
+
+
+def _metadata(cluster_uri: str, native: Any) -> ClusterMetadata:
+    topics = {}
+    for name, topic in native.topics.items():
+        parts = {
+            pid: PartitionMetadata(pid, p.leader, tuple(p.replicas), tuple(p.isrs), _err(p.error))
+            for pid, p in topic.partitions.items()
+        }
+        uri = cluster_uri + name
+        topics[uri] = TopicMetadata(uri, parts, _err(topic.error))
+    brokers = {bid: f"{b.host}:{b.port}" for bid, b in native.brokers.items()}
+    return ClusterMetadata(cluster_uri, native.cluster_id, native.controller_id, brokers, topics)
+
+
+def _err(error: Any) -> str | None:
+    return None if error is None else str(error.str())
+
+
+def _rebalance(callback: PartitionsCallback | None) -> Any:
+    if callback is None:
+        return None
+
+    def invoke(_consumer: Any, partitions: list[ck.TopicPartition]) -> None:
+        callback(from_native(partitions))
+
+    return invoke
+
+
+class KafkaProducer(BackendProducer):
+    def __init__(self, cluster_uri: str, config: Mapping[str, Any]) -> None:
+        super().__init__(cluster_uri)
+        self.native = ck.Producer(dict(config))
+        self.produce = self.native.produce
+
+    def poll(self, timeout: float) -> int:
+        return int(self.native.poll(timeout))
+
+    def flush(self, timeout: float) -> int:
+        return int(self.native.flush(timeout))
+
+    def purge(self, in_queue: bool, in_flight: bool, blocking: bool) -> None:
+        self.native.purge(in_queue=in_queue, in_flight=in_flight, blocking=blocking)
+
+    def __len__(self) -> int:
+        return len(self.native)
+
+    def list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata:
+        return _metadata(self.cluster_uri, self.native.list_topics(topic, timeout))
+
+    def init_transactions(self, timeout: float) -> None:
+        self.native.init_transactions(timeout)
+
+    def begin_transaction(self) -> None:
+        self.native.begin_transaction()
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.native.commit_transaction(timeout)
+
+    def abort_transaction(self, timeout: float) -> None:
+        self.native.abort_transaction(timeout)
+
+    def send_offsets_to_transaction(
+        self, offsets: Sequence[BackendPartition], group_metadata: Any, timeout: float
+    ) -> None:
+        self.native.send_offsets_to_transaction(to_native(offsets), group_metadata, timeout)
+
+    def close(self, timeout: float = 0.0) -> None:
+        # confluent-kafka's close() flushes without a deadline: bound it, then drop what is left.
+        if self.native.flush(timeout):
+            self.native.purge(in_queue=True, in_flight=True, blocking=False)
+            self.native.poll(0)
+        self.native.close()
+
+
+class KafkaConsumer(BackendConsumer):
+    def __init__(self, cluster_uri: str, config: Mapping[str, Any]) -> None:
+        super().__init__(cluster_uri)
+        self.native = ck.Consumer(dict(config))
+        self.poll = self.native.poll
+        self.consume = self.native.consume
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: PartitionsCallback | None,
+        on_revoke: PartitionsCallback | None,
+        on_lost: PartitionsCallback | None,
+    ) -> None:
+        kwargs = {}
+        for name, cb in (("on_assign", on_assign), ("on_revoke", on_revoke), ("on_lost", on_lost)):
+            if cb is not None:
+                kwargs[name] = _rebalance(cb)
+        self.native.subscribe(list(topics), **kwargs)
+
+    def unsubscribe(self) -> None:
+        self.native.unsubscribe()
+
+    def assign(self, partitions: Sequence[BackendPartition]) -> None:
+        self.native.assign(to_native(partitions))
+
+    def unassign(self) -> None:
+        self.native.unassign()
+
+    def incremental_assign(self, partitions: Sequence[BackendPartition]) -> None:
+        self.native.incremental_assign(to_native(partitions))
+
+    def incremental_unassign(self, partitions: Sequence[BackendPartition]) -> None:
+        self.native.incremental_unassign(to_native(partitions))
+
+    def assignment(self) -> list[BackendPartition]:
+        return from_native(self.native.assignment())
+
+    def commit(self, offsets: Sequence[BackendPartition] | None, asynchronous: bool) -> list[BackendPartition]:
+        commit: Any = self.native.commit  # its overloads want a literal ``asynchronous``
+        if offsets is None:
+            result = commit(asynchronous=asynchronous)
+        else:
+            result = commit(offsets=to_native(offsets), asynchronous=asynchronous)
+        return from_native(result) if result else []
+
+    def store_offsets(self, offsets: Sequence[BackendPartition]) -> None:
+        self.native.store_offsets(offsets=to_native(offsets))
+
+    def committed(self, partitions: Sequence[BackendPartition], timeout: float) -> list[BackendPartition]:
+        return from_native(self.native.committed(to_native(partitions), timeout=timeout))
+
+    def position(self, partitions: Sequence[BackendPartition]) -> list[BackendPartition]:
+        return from_native(self.native.position(to_native(partitions)))
+
+    def seek(self, partition: BackendPartition) -> None:
+        self.native.seek(to_native([partition])[0])
+
+    def pause(self, partitions: Sequence[BackendPartition]) -> None:
+        self.native.pause(to_native(partitions))
+
+    def resume(self, partitions: Sequence[BackendPartition]) -> None:
+        self.native.resume(to_native(partitions))
+
+    def get_watermark_offsets(
+        self, partition: BackendPartition, timeout: float, cached: bool
+    ) -> tuple[int, int] | None:
+        found = self.native.get_watermark_offsets(to_native([partition])[0], timeout=timeout, cached=cached)
+        return None if found is None else (int(found[0]), int(found[1]))
+
+    def offsets_for_times(self, partitions: Sequence[BackendPartition], timeout: float) -> list[BackendPartition]:
+        return from_native(self.native.offsets_for_times(to_native(partitions), timeout=timeout))
+
+    def list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata:
+        return _metadata(self.cluster_uri, self.native.list_topics(topic, timeout))
+
+    def consumer_group_metadata(self) -> Any:
+        return self.native.consumer_group_metadata()
+
+    def close(self) -> None:
+        self.native.close()
+
+
+class KafkaBackend(Backend):
+    """Kafka through confluent-kafka (librdkafka)."""
+
+    name = "kafka"
+
+    def create_producer(self, endpoint: ServiceEndpoint, config: Mapping[str, Any], cluster_uri: str) -> KafkaProducer:
+        return KafkaProducer(cluster_uri, native_config(endpoint, config))
+
+    def create_consumer(self, endpoint: ServiceEndpoint, config: Mapping[str, Any], cluster_uri: str) -> KafkaConsumer:
+        return KafkaConsumer(cluster_uri, native_config(endpoint, config))

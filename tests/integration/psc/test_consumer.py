@@ -1,0 +1,213 @@
+"""The PSC consumer against a real broker: every public method of the confluent-like API."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import psc
+from tests.services import Services
+
+TIMEOUT = 15.0
+
+
+@pytest.fixture
+def base(services: Services) -> dict[str, Any]:
+    return {"psc.project": "it-consumer", "psc.discovery.file": services.psc_discovery_file}
+
+
+def consumer_config(base: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        **base,
+        "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}",
+        "psc.consumer.offset.auto.reset": "earliest",
+        **extra,
+    }
+
+
+@pytest.fixture
+def filled(base: dict[str, Any], services: Services, new_topic: Callable[..., str]) -> str:
+    """A two-partition topic with 10 records per partition, timestamps 1000 ms apart from 1e12."""
+    uri = services.cluster_prefix + new_topic(partitions=2)
+    with psc.Producer(base) as producer:
+        for partition in (0, 1):
+            for i in range(10):
+                producer.produce(
+                    uri, f"p{partition}-{i}".encode(), partition=partition, timestamp=1_000_000_000_000 + i * 1000
+                )
+        assert producer.flush(TIMEOUT) == 0
+    return uri
+
+
+def drain(consumer: psc.Consumer, count: int, limit_s: float = TIMEOUT) -> list[psc.Message]:
+    out: list[psc.Message] = []
+    deadline = time.monotonic() + limit_s
+    while len(out) < count and time.monotonic() < deadline:
+        out += consumer.consume(count - len(out), 0.5)
+    return out
+
+
+def tp(uri: str, partition: int, offset: int = psc.OFFSET_INVALID) -> psc.TopicUriPartition:
+    return psc.TopicUriPartition(uri, partition, offset)
+
+
+def test_subscribe_with_rebalance_callbacks_then_commit(base: dict[str, Any], filled: str) -> None:
+    assigned: list[psc.TopicUriPartition] = []
+    revoked: list[psc.TopicUriPartition] = []
+    config = consumer_config(base)
+    with psc.Consumer(config) as consumer:
+        consumer.subscribe(
+            [filled], on_assign=lambda c, ps: assigned.extend(ps), on_revoke=lambda c, ps: revoked.extend(ps)
+        )
+        messages = drain(consumer, 20)
+        assert len(messages) == 20
+        assert sorted(assigned) == [tp(filled, 0), tp(filled, 1)]
+        assert {m.topic() for m in messages} == {filled}
+        assert sorted(tp.partition for tp in consumer.assignment()) == [0, 1]
+        committed = consumer.commit(asynchronous=False)
+        assert committed is not None and {c.offset for c in committed} == {10}
+        consumer.unsubscribe()
+        consumer.poll(0.5)  # as in confluent-kafka, the revocation is served by the next poll
+        assert sorted(revoked) == [tp(filled, 0), tp(filled, 1)]
+    with psc.Consumer(config) as again:  # the same group resumes after the commit: nothing left
+        again.subscribe([filled])
+        assert drain(again, 1, 3.0) == []
+
+
+def test_commit_by_message_message_id_and_offsets(base: dict[str, Any], filled: str) -> None:
+    config = consumer_config(base)
+    with psc.Consumer(config) as consumer:
+        consumer.assign([tp(filled, 0, 0), tp(filled, 1, 0)])
+        messages = drain(consumer, 20)
+        by_partition = {p: [m for m in messages if m.partition() == p] for p in (0, 1)}
+        consumer.commit(message=by_partition[0][2], asynchronous=False)
+        consumer.commit(by_partition[1][4].message_id, asynchronous=False)
+        assert [c.offset for c in consumer.committed([tp(filled, 0), tp(filled, 1)], TIMEOUT)] == [3, 5]
+        consumer.commit(offsets=[tp(filled, 0, 7)], asynchronous=False)
+        consumer.commit(offsets=[tp(filled, 1, 8)])  # asynchronous: served by the next poll
+        deadline = time.monotonic() + TIMEOUT
+        while consumer.committed([tp(filled, 1)], TIMEOUT)[0].offset != 8 and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        assert [c.offset for c in consumer.committed([tp(filled, 0), tp(filled, 1)], TIMEOUT)] == [7, 8]
+
+
+def test_poll_iteration_and_store_offsets(base: dict[str, Any], filled: str) -> None:
+    config = consumer_config(
+        base, **{"psc.consumer.enable.auto.offset.store": "false", "psc.consumer.commit.auto.enabled": "true"}
+    )
+    with psc.Consumer(config) as consumer:
+        consumer.assign([tp(filled, 0, 0)])
+        first = None
+        while first is None:
+            first = consumer.poll(1.0)
+        assert first.value() == b"p0-0" and first.offset() == 0 and first.error() is None
+        second = next(iter(consumer))
+        assert second.offset() == 1
+        consumer.store_offsets(message=second)
+        consumer.commit(asynchronous=False)
+        assert consumer.committed([tp(filled, 0)], TIMEOUT)[0].offset == 2
+
+
+def test_seek_variants_and_position(base: dict[str, Any], filled: str) -> None:
+    with psc.Consumer(consumer_config(base)) as consumer:
+        consumer.assign([tp(filled, 0, 0)])
+        assert len(drain(consumer, 10)) == 10
+        assert consumer.position([tp(filled, 0)])[0].offset == 10
+        consumer.seek(tp(filled, 0, 4))
+        assert drain(consumer, 1)[0].offset() == 4
+        consumer.seek_to_beginning()
+        assert drain(consumer, 1)[0].offset() == 0
+        consumer.seek_to_timestamp(1_000_000_000_000 + 6 * 1000)
+        assert drain(consumer, 1)[0].offset() == 6
+        consumer.seek_to_end([tp(filled, 0)])
+        assert drain(consumer, 1, 1.5) == []
+
+
+def test_pause_and_resume(base: dict[str, Any], filled: str) -> None:
+    with psc.Consumer(consumer_config(base)) as consumer:
+        consumer.assign([tp(filled, 0, 0), tp(filled, 1, 0)])
+        consumer.pause([tp(filled, 1)])
+        got = drain(consumer, 20, 3.0)
+        assert {m.partition() for m in got} == {0} and len(got) == 10
+        consumer.resume([tp(filled, 1)])
+        got = drain(consumer, 10)
+        assert {m.partition() for m in got} == {1} and len(got) == 10
+
+
+def test_incremental_assign_and_unassign(base: dict[str, Any], filled: str) -> None:
+    with psc.Consumer(consumer_config(base)) as consumer:
+        consumer.incremental_assign([tp(filled, 0, 0)])
+        consumer.incremental_assign([tp(filled, 1, 5)])
+        assert sorted(consumer.assignment()) == [tp(filled, 0), tp(filled, 1)]
+        got = drain(consumer, 15)
+        assert sorted((m.partition(), m.offset()) for m in got)[-1] == (1, 9)
+        consumer.incremental_unassign([tp(filled, 0)])
+        assert consumer.assignment() == [tp(filled, 1)]
+        consumer.unassign()
+        assert consumer.assignment() == []
+
+
+def test_watermarks_offsets_for_times_and_metadata(base: dict[str, Any], filled: str, services: Services) -> None:
+    with psc.Consumer(consumer_config(base)) as consumer:
+        assert consumer.get_watermark_offsets(tp(filled, 0), TIMEOUT) == (0, 10)
+        consumer.assign([tp(filled, 1, 0)])
+        drain(consumer, 10)
+        assert consumer.get_watermark_offsets(tp(filled, 1), cached=True) == (0, 10)
+        found = consumer.offsets_for_times([tp(filled, 0, 1_000_000_000_000 + 3500)], TIMEOUT)
+        assert [(f.topic_uri, f.partition, f.offset) for f in found] == [(filled, 0, 4)]
+        metadata = consumer.list_topics(filled, TIMEOUT)
+        assert sorted(metadata.topics[filled].partitions) == [0, 1]
+        assert filled in consumer.list_topics(services.cluster_prefix, TIMEOUT).topics
+        assert consumer.consumer_group_metadata() is not None
+
+
+def test_partition_eof_marker_only_when_enabled(base: dict[str, Any], filled: str) -> None:
+    config = consumer_config(base, **{"psc.consumer.enable.partition.eof": "true"})
+    with psc.Consumer(config) as consumer:
+        consumer.assign([tp(filled, 0, 8)])
+        got = drain(consumer, 3)
+        assert [m.is_eof() for m in got] == [False, False, True]
+        assert got[-1].error() is not None and got[-1].error().name == "_PARTITION_EOF"  # type: ignore[union-attr]
+    with psc.Consumer(consumer_config(base)) as quiet:
+        quiet.assign([tp(filled, 0, 8)])
+        assert len(drain(quiet, 3, 2.0)) == 2
+
+
+def test_json_deserializer(base: dict[str, Any], services: Services, new_topic: Callable[..., str]) -> None:
+    uri = services.cluster_prefix + new_topic()
+    with psc.Producer({**base, "psc.producer.value.serializer": "json"}) as producer:
+        producer.produce(uri, {"n": 1})
+        producer.flush(TIMEOUT)
+    config = consumer_config(base, **{"psc.consumer.value.deserializer": "json"})
+    with psc.Consumer(config) as consumer:
+        consumer.subscribe([uri])
+        [message] = drain(consumer, 1)
+        assert message.value() == {"n": 1}
+
+
+def test_unknown_topic_is_raised_as_typed_error(base: dict[str, Any], services: Services) -> None:
+    config = consumer_config(base, **{"psc.auto.resolution.retry.count": "0"})
+    with psc.Consumer(config) as consumer:
+        consumer.subscribe([services.cluster_prefix + f"missing-{uuid.uuid4().hex[:8]}"])
+        with pytest.raises(psc.PscError):
+            for _ in range(20):
+                consumer.poll(0.5)
+
+
+def test_bad_subscriptions_never_reach_the_broker(base: dict[str, Any], services: Services) -> None:
+    with psc.Consumer(consumer_config(base)) as consumer:
+        with pytest.raises(psc.InvalidUriError):
+            consumer.subscribe(["plaintext:/rn:kafka:too:few"])
+        with pytest.raises(psc.UnknownBackendError):
+            consumer.subscribe(["plaintext:/rn:nosuch:env:aws_us-west-1::cluster01:t"])
+        with pytest.raises(psc.ConsumerError):
+            consumer.subscribe([services.cluster_prefix])
+        assert consumer.assignment() == []
+    closed = psc.Consumer(consumer_config(base))
+    closed.close()
+    with pytest.raises(psc.ClientClosedError):
+        closed.poll(0)

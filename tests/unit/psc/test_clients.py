@@ -1,0 +1,380 @@
+"""PSC clients over fake backends: routing, message wrapping, remediation and multi-cluster polling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+import psc
+from psc._message import Message, MessageId, Source, TopicUriPartition
+from psc.backends import register_backend, unregister_backend
+from psc.backends.base import Backend, BackendConsumer, BackendPartition, BackendProducer, ClusterMetadata
+
+A = "plaintext:/rn:fake:env:cloud_region::clusterA:"
+B = "plaintext:/rn:fake:env:cloud_region::clusterB:"
+
+
+class FakeError:
+    def __init__(self, name: str, code: int = -1, fatal: bool = False, retriable: bool = False) -> None:
+        self._name, self._code, self._fatal, self._retriable = name, code, fatal, retriable
+
+    def code(self) -> int:
+        return self._code
+
+    def name(self) -> str:
+        return self._name
+
+    def str(self) -> str:
+        return f"fake {self._name}"
+
+    def retriable(self) -> bool:
+        return self._retriable
+
+    def fatal(self) -> bool:
+        return self._fatal
+
+    def txn_requires_abort(self) -> bool:
+        return False
+
+
+class FakeRecord:
+    def __init__(
+        self, topic: str, value: bytes | None, partition: int = 0, offset: int = 0, error: FakeError | None = None
+    ) -> None:
+        self._topic, self._value, self._partition, self._offset, self._error = topic, value, partition, offset, error
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1000 + self._offset)
+
+    def key(self) -> bytes | None:
+        return b"k"
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return None
+
+    def error(self) -> FakeError | None:
+        return self._error
+
+
+class FakeProducer(BackendProducer):
+    def __init__(self, cluster_uri: str, config: Mapping[str, Any], failures: list[FakeError]) -> None:
+        super().__init__(cluster_uri)
+        self.config = config
+        self.failures = failures  # errors the next deliveries fail with, in order
+        self.queue: list[tuple[FakeRecord, Any]] = []
+        self.produced: list[tuple[str, Any]] = []
+        self.closed = False
+        self.produce = self._produce
+
+    def _produce(
+        self, topic: str, value: Any, key: Any, partition: int = -1, on_delivery: Any = None, **kw: Any
+    ) -> None:
+        self.produced.append((topic, value))
+        self.queue.append((FakeRecord(topic, value, max(partition, 0), len(self.produced) - 1), on_delivery))
+
+    def poll(self, timeout: float) -> int:
+        served, self.queue = self.queue, []
+        for record, report in served:
+            error = self.failures.pop(0) if self.failures else None
+            (report or self.config["on_delivery"])(error, record)
+        return len(served)
+
+    def flush(self, timeout: float) -> int:
+        self.poll(0)
+        return len(self.queue)
+
+    def purge(self, in_queue: bool, in_flight: bool, blocking: bool) -> None:
+        self.failures[:0] = [FakeError("_PURGE_QUEUE")] * len(self.queue)
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata:
+        return ClusterMetadata(self.cluster_uri, "fake", 1, {1: "fake:1"}, {})
+
+    def close(self, timeout: float = 0.0) -> None:
+        self.closed = True
+
+
+class FakeConsumer(BackendConsumer):
+    def __init__(self, cluster_uri: str) -> None:
+        super().__init__(cluster_uri)
+        self.records: list[FakeRecord] = []
+        self.calls: list[tuple[str, float]] = []
+        self.subscribed: list[str] = []
+        self.poll = self._poll
+        self.consume = self._consume
+
+    def _poll(self, timeout: float) -> FakeRecord | None:
+        self.calls.append(("poll", timeout))
+        return self.records.pop(0) if self.records else None
+
+    def _consume(self, count: int, timeout: float) -> list[FakeRecord]:
+        self.calls.append(("consume", timeout))
+        out, self.records = self.records[:count], self.records[count:]
+        return out
+
+    def subscribe(self, topics: Sequence[str], on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
+        self.subscribed = list(topics)
+
+    def unsubscribe(self) -> None:
+        self.subscribed = []
+
+    def assign(self, partitions: Sequence[BackendPartition]) -> None: ...
+    def unassign(self) -> None: ...
+    def incremental_assign(self, partitions: Sequence[BackendPartition]) -> None: ...
+    def incremental_unassign(self, partitions: Sequence[BackendPartition]) -> None: ...
+
+    def assignment(self) -> list[BackendPartition]:
+        return []
+
+    def commit(self, offsets: Sequence[BackendPartition] | None, asynchronous: bool) -> list[BackendPartition]:
+        return list(offsets or [])
+
+    def committed(self, partitions: Sequence[BackendPartition], timeout: float) -> list[BackendPartition]:
+        return list(partitions)
+
+    def position(self, partitions: Sequence[BackendPartition]) -> list[BackendPartition]:
+        return list(partitions)
+
+    def seek(self, partition: BackendPartition) -> None: ...
+    def pause(self, partitions: Sequence[BackendPartition]) -> None: ...
+    def resume(self, partitions: Sequence[BackendPartition]) -> None: ...
+
+    def get_watermark_offsets(self, partition: BackendPartition, timeout: float, cached: bool) -> tuple[int, int]:
+        return (0, 0)
+
+    def offsets_for_times(self, partitions: Sequence[BackendPartition], timeout: float) -> list[BackendPartition]:
+        return list(partitions)
+
+    def list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata:
+        return ClusterMetadata(self.cluster_uri, "fake", 1, {}, {})
+
+    def consumer_group_metadata(self) -> Any:
+        return "group-metadata"
+
+    def close(self) -> None: ...
+
+
+class FakeBackend(Backend):
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.producers: list[FakeProducer] = []
+        self.consumers: list[FakeConsumer] = []
+        self.failures: list[FakeError] = []
+
+    def create_producer(self, endpoint: Any, config: Mapping[str, Any], cluster_uri: str) -> FakeProducer:
+        producer = FakeProducer(cluster_uri, config, self.failures)
+        self.producers.append(producer)
+        return producer
+
+    def create_consumer(self, endpoint: Any, config: Mapping[str, Any], cluster_uri: str) -> FakeConsumer:
+        consumer = FakeConsumer(cluster_uri)
+        self.consumers.append(consumer)
+        return consumer
+
+
+@pytest.fixture
+def backend() -> Iterator[FakeBackend]:
+    fake = FakeBackend()
+    register_backend("fake", fake)
+    yield fake
+    unregister_backend("fake")
+
+
+CONFIG = {
+    "psc.project": "unit",
+    "psc.discovery.connect": "fake:9092",
+    "psc.auto.resolution.backoff.initial.ms": "0",
+    "psc.auto.resolution.backoff.max.ms": "0",
+}
+
+
+def test_routes_are_cached_per_uri_string_and_clusters_share_nothing(backend: FakeBackend) -> None:
+    producer = psc.Producer(CONFIG)
+    producer.produce(A + "t1", b"1")
+    producer.produce(A + "t1", b"2")
+    producer.produce(A + "t2", b"3")
+    producer.produce(B + "t1", b"4")
+    assert [p.cluster_uri for p in backend.producers] == [A, B]
+    assert backend.producers[0].produced == [("t1", b"1"), ("t1", b"2"), ("t2", b"3")]
+    assert backend.producers[1].produced == [("t1", b"4")]
+    assert set(producer._routes) == {A + "t1", A + "t2", B + "t1"}
+    assert producer.flush(1) == 0
+    producer.close()
+    assert all(p.closed for p in backend.producers)
+
+
+def test_delivery_callback_gets_psc_message_and_future_gets_message_id(backend: FakeBackend) -> None:
+    producer = psc.Producer(CONFIG)
+    reports: list[tuple[Any, Message]] = []
+    producer.produce(A + "t", b"v", callback=lambda e, m: reports.append((e, m)))
+    future = producer.send(A + "t", b"w")
+    producer.poll(0)
+    [(error, message)] = reports
+    assert error is None and message.topic() == A + "t" and message.value() == b"v"
+    assert future.result(0) == MessageId(A + "t", 0, 1, 1001)
+
+
+def test_retriable_delivery_failure_is_re_produced_before_the_app_hears(backend: FakeBackend) -> None:
+    backend.failures.append(FakeError("_MSG_TIMED_OUT", code=-192, retriable=True))
+    producer = psc.Producer(CONFIG)
+    reports: list[Any] = []
+    producer.produce(A + "t", b"v", on_delivery=lambda e, m: reports.append(e))
+    assert producer.flush(1) == 0
+    assert reports == [None]
+    assert backend.producers[0].produced == [("t", b"v"), ("t", b"v")]
+
+
+def test_retries_are_bounded_then_the_error_surfaces(backend: FakeBackend) -> None:
+    backend.failures.extend([FakeError("_MSG_TIMED_OUT", code=-192, retriable=True)] * 10)
+    producer = psc.Producer({**CONFIG, "psc.auto.resolution.retry.count": "2"})
+    future = producer.send(A + "t", b"v")
+    producer.flush(1)
+    with pytest.raises(psc.BackendError):
+        future.result(0)
+    assert len(backend.producers[0].produced) == 3
+
+
+def test_fatal_delivery_error_resets_the_cluster_producer(backend: FakeBackend) -> None:
+    backend.failures.append(FakeError("_FATAL", code=-150, fatal=True))
+    producer = psc.Producer(CONFIG)
+    future = producer.send(A + "t", b"v")
+    producer.flush(1)
+    assert future.result(0).topic_uri == A + "t"
+    old, new = backend.producers
+    assert old.closed and not new.closed
+    assert new.produced == [("t", b"v")]
+
+
+def test_user_purge_is_not_retried(backend: FakeBackend) -> None:
+    producer = psc.Producer(CONFIG)
+    errors: list[Any] = []
+    producer.produce(A + "t", b"v", on_delivery=lambda e, m: errors.append(e))
+    producer.purge()
+    producer.poll(0)
+    assert [e.name for e in errors] == ["_PURGE_QUEUE"]
+
+
+def test_transactional_producer_is_bound_to_one_cluster(backend: FakeBackend) -> None:
+    producer = psc.Producer({**CONFIG, "psc.producer.transactional.id": "tx"})
+    producer.produce(A + "t", b"v")
+    with pytest.raises(psc.TransactionError, match="one cluster"):
+        producer.produce(B + "t", b"v")
+
+
+def test_message_wraps_native_record_lazily() -> None:
+    source = Source(A)
+    message = Message(FakeRecord("t", b"value", 2, 7), source)  # type: ignore[arg-type]
+    assert message.topic() == A + "t" and message.topic_uri == A + "t"
+    assert (message.partition(), message.offset(), message.timestamp()) == (2, 7, (1, 1007))
+    assert (message.key(), message.value(), message.headers(), message.error()) == (b"k", b"value", None, None)
+    assert message.message_id == MessageId(A + "t", 2, 7, 1007)
+    assert len(message) == 5 and not message.is_eof()
+    decoded = Message(FakeRecord("t", b"{}"), source, ("key", {"a": 1}, []))  # type: ignore[arg-type]
+    assert (decoded.key(), decoded.value(), decoded.headers()) == ("key", {"a": 1}, [])
+    eof = Message(FakeRecord("t", None, error=FakeError("_PARTITION_EOF")), source)  # type: ignore[arg-type]
+    assert eof.is_eof() and eof.error() is not None
+
+
+def test_topic_uri_partition_compares_like_topic_partition() -> None:
+    assert TopicUriPartition(A + "t", 1, 5) == TopicUriPartition(A + "t", 1, 9)
+    assert len({TopicUriPartition(A + "t", 1, 5), TopicUriPartition(A + "t", 1)}) == 1
+    assert sorted([TopicUriPartition(A + "t", 1), TopicUriPartition(A + "t", 0)])[0].partition == 0
+
+
+def consumer_for(backend: FakeBackend, *uris: str) -> psc.Consumer:
+    consumer = psc.Consumer({**CONFIG, "psc.consumer.group.id": "g"})
+    consumer.subscribe(list(uris))
+    return consumer
+
+
+def test_single_cluster_poll_goes_straight_to_the_backend(backend: FakeBackend) -> None:
+    consumer = consumer_for(backend, A + "t")
+    [fake] = backend.consumers
+    assert fake.subscribed == ["t"]
+    fake.records = [FakeRecord("t", b"1"), FakeRecord("t", b"2", offset=1)]
+    message = consumer.poll(5.0)
+    assert message is not None and message.value() == b"1" and message.topic() == A + "t"
+    assert fake.calls == [("poll", 5.0)]
+    assert [m.value() for m in consumer.consume(10, 5.0)] == [b"2"]
+
+
+def test_multi_cluster_poll_never_waits_the_full_timeout_on_one_cluster(backend: FakeBackend) -> None:
+    consumer = consumer_for(backend, A + "t", B + "t")
+    first, second = backend.consumers
+    second.records = [FakeRecord("t", b"from-b")]
+    message = consumer.poll(30.0)
+    assert message is not None and message.topic() == B + "t"
+    waits = [timeout for fake in (first, second) for _, timeout in fake.calls]
+    assert waits and max(waits) == 0.0  # data was ready: nobody waited
+
+
+def test_multi_cluster_wait_is_sliced_across_clusters(backend: FakeBackend) -> None:
+    consumer = consumer_for(backend, A + "t", B + "t", "plaintext:/rn:fake:env:cloud_region::clusterC:t")
+    assert consumer.poll(0.05) is None
+    waits = [timeout for fake in backend.consumers for _, timeout in fake.calls]
+    assert max(waits) <= 0.01 / 3 + 1e-9  # one round of waiting across all clusters lasts one slice
+    assert all(fake.calls for fake in backend.consumers)
+
+
+def test_retriable_consumer_errors_are_swallowed_then_thrown(backend: FakeBackend) -> None:
+    consumer = psc.Consumer({**CONFIG, "psc.consumer.group.id": "g", "psc.auto.resolution.retry.count": "1"})
+    consumer.subscribe([A + "t"])
+    [fake] = backend.consumers
+    down = FakeError("UNKNOWN_TOPIC_OR_PART", code=3)
+    fake.records = [FakeRecord("t", None, error=down), FakeRecord("t", b"ok")]
+    message = consumer.poll(0.01)
+    assert message is not None and message.value() == b"ok"
+    fake.records = [FakeRecord("t", None, error=down), FakeRecord("t", None, error=down)]
+    with pytest.raises(psc.BackendError):
+        consumer.poll(0.01)
+
+
+def test_error_after_messages_in_a_batch_is_raised_on_the_next_call(backend: FakeBackend) -> None:
+    consumer = psc.Consumer({**CONFIG, "psc.consumer.group.id": "g", "psc.auto.resolution.retry.count": "0"})
+    consumer.subscribe([A + "t"])
+    [fake] = backend.consumers
+    fake.records = [FakeRecord("t", b"1"), FakeRecord("t", None, error=FakeError("UNKNOWN_TOPIC_OR_PART", code=3))]
+    assert [m.value() for m in consumer.consume(10, 0.01)] == [b"1"]
+    with pytest.raises(psc.BackendError):
+        consumer.consume(10, 0.01)
+    assert consumer.consume(10, 0.01) == []
+
+
+def test_max_poll_exceeded_resets_and_resubscribes(backend: FakeBackend) -> None:
+    consumer = consumer_for(backend, A + "t")
+    [old] = backend.consumers
+    old.records = [FakeRecord("t", None, error=FakeError("_MAX_POLL_EXCEEDED", code=-147))]
+    assert consumer.poll(0.01) is None
+    _, new_consumer = backend.consumers
+    assert new_consumer.subscribed == ["t"]
+    new_consumer.records = [FakeRecord("t", b"after")]
+    message = consumer.poll(0.01)
+    assert message is not None and message.value() == b"after"
+
+
+def test_unknown_backend_names_the_known_ones() -> None:
+    with pytest.raises(psc.UnknownBackendError, match="kafka"):
+        psc.Producer(CONFIG).produce("plaintext:/rn:nosuch:env:cloud_region::c:t", b"x")
+
+
+def test_commit_by_message_id_commits_the_next_offset(backend: FakeBackend) -> None:
+    consumer = consumer_for(backend, A + "t")
+    committed = consumer.commit(MessageId(A + "t", 3, 41, 0), asynchronous=False)
+    assert committed == [TopicUriPartition(A + "t", 3)] and committed[0].offset == 42
