@@ -41,9 +41,7 @@ def confluent_produce(bootstrap: str, topic: str, count: int, payload: bytes) ->
 
 
 async def _aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_batch_size=1024 * 1024
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_batch_size=1024 * 1024)
     await producer.start()
     try:
         await producer.partitions_for(topic)

@@ -1,0 +1,328 @@
+"""PSC vs raw confluent-kafka vs aiokafka: produce and consume throughput, 100-byte and 1 KiB messages.
+
+The product's claim: PSC keeps at least 0.9 of raw confluent-kafka's throughput in every scenario and at
+least 3x aiokafka's. All three run side by side against the same broker with the same settings:
+
+- producers: acks=all, linger 5 ms, no compression, each run to a fresh 3-partition topic, timed from the
+  first send until every record is acknowledged; a full local queue is drained by polling, as an
+  application would. aiokafka gets a 1 MiB batch limit, librdkafka's default batch size.
+- consumers: a fresh group subscribes to a topic pre-filled once per message size and reads from the
+  earliest offset with auto-commit off; each returned record's value is read. confluent-kafka and PSC
+  call ``poll()`` once per record, as a typical application does; aiokafka uses ``getmany()``. The clock
+  starts at the first record (group join and first fetch are not throughput) and stops at the N-th.
+
+PSC runs with its platform defaults except those equalized settings (so, for example, its idempotent
+producer stays on). The ratio column is each system over raw confluent-kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+import psc
+from benchmarks._env import BenchEnv
+from benchmarks._harness import RunFn, Scenario
+
+DESCRIPTION = "PSC vs confluent-kafka vs aiokafka, produce and consume, 100 B and 1 KiB messages"
+
+SIZES = {"100B": 100, "1KiB": 1024}
+# Messages per run at scale 1.0: a full run (4 scenarios x 3 systems x 3 repeats) fits in ~4 minutes
+# on 2 cores, aiokafka being the slowest by far.
+PRODUCE_COUNTS = {"100B": 400_000, "1KiB": 200_000}
+CONSUME_COUNTS = {"100B": 600_000, "1KiB": 300_000}
+PARTITIONS = 3
+LINGER_MS = 5
+POLL_S = 1.0
+DEADLINE_S = 120.0
+BASELINE = "confluent-kafka"
+
+
+# --- producers ---------------------------------------------------------------------------------------
+
+
+def _produce_loop(
+    produce: Callable[..., None], poll: Callable[[float], Any], topic: str, count: int, payload: bytes
+) -> None:
+    for _ in range(count):
+        while True:
+            try:
+                produce(topic, payload)
+                break
+            except BufferError:  # local queue full: let deliveries drain, as a real application would
+                poll(0.005)
+
+
+def confluent_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": LINGER_MS, "compression.type": "none"}
+    )
+    producer.list_topics(topic, timeout=10)  # connect before timing
+    started = time.perf_counter()
+    _produce_loop(producer.produce, producer.poll, topic, count, payload)
+    remaining = producer.flush(DEADLINE_S)
+    elapsed = time.perf_counter() - started
+    if remaining:
+        raise RuntimeError(f"confluent-kafka: {remaining} messages undelivered")
+    return count / elapsed
+
+
+def psc_config(env: BenchEnv, **extra: str) -> dict[str, str]:
+    """PSC platform defaults plus the settings equalized across systems."""
+    return {
+        "psc.project": "psc-throughput-bench",
+        "psc.discovery.file": env.services.psc_discovery_file,
+        "psc.producer.acks": "all",
+        "psc.producer.batch.duration.ms": str(LINGER_MS),
+        "psc.producer.compression.type": "none",
+        **extra,
+    }
+
+
+def psc_produce(env: BenchEnv, topic: str, count: int, payload: bytes) -> float:
+    uri = env.services.cluster_prefix + topic
+    producer = psc.Producer(psc_config(env))
+    try:
+        producer.list_topics(uri, timeout=10)  # resolve and connect before timing
+        started = time.perf_counter()
+        _produce_loop(producer.produce, producer.poll, uri, count, payload)
+        remaining = producer.flush(DEADLINE_S)
+        elapsed = time.perf_counter() - started
+    finally:
+        producer.close(0)
+    if remaining:
+        raise RuntimeError(f"psc: {remaining} messages undelivered")
+    return count / elapsed
+
+
+async def _aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=LINGER_MS, max_batch_size=1024 * 1024
+    )
+    await producer.start()
+    try:
+        await producer.partitions_for(topic)
+        started = time.perf_counter()
+        futures = [await producer.send(topic, payload) for _ in range(count)]
+        await asyncio.gather(*futures)
+        return count / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+def aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
+    return asyncio.run(_aiokafka_produce(bootstrap, topic, count, payload))
+
+
+# --- consumers ---------------------------------------------------------------------------------------
+
+
+class _Clock:
+    """Throughput from the first record on: ``start`` at the first record, ``rate`` at the last."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.started = 0.0
+        self.uncounted = 0  # records returned with the first one, before the clock ran
+        self.deadline = time.monotonic() + DEADLINE_S
+
+    def start(self, records: int) -> None:
+        self.started = time.perf_counter()
+        self.uncounted = records
+
+    def check(self, read: int, system: str) -> None:
+        if time.monotonic() > self.deadline:
+            raise RuntimeError(f"{system}: read {read} of {self.count} records in {DEADLINE_S:.0f} s")
+
+    def rate(self) -> float:
+        return (self.count - self.uncounted) / (time.perf_counter() - self.started)
+
+
+def confluent_consume(bootstrap: str, topic: str, count: int, group: str) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    clock, read, size = _Clock(count), 0, 0
+    poll = consumer.poll
+    try:
+        while read < count:
+            msg = poll(POLL_S)
+            if msg is None:
+                clock.check(read, "confluent-kafka")
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            if not read:
+                clock.start(1)
+            read += 1
+            size += len(msg.value() or b"")
+        return clock.rate()
+    finally:
+        consumer.close()
+
+
+def psc_consume(env: BenchEnv, topic: str, count: int, group: str) -> float:
+    config = psc_config(env)
+    config.update({"psc.consumer.group.id": group, "psc.consumer.offset.auto.reset": "earliest"})
+    consumer = psc.Consumer(config)
+    consumer.subscribe([env.services.cluster_prefix + topic])
+    clock, read, size = _Clock(count), 0, 0
+    poll = consumer.poll
+    try:
+        while read < count:
+            msg = poll(POLL_S)  # PSC raises errors instead of returning them
+            if msg is None:
+                clock.check(read, "psc")
+                continue
+            if not read:
+                clock.start(1)
+            read += 1
+            size += len(msg.value() or b"")
+        return clock.rate()
+    finally:
+        consumer.close()
+
+
+async def _aiokafka_consume(bootstrap: str, topic: str, count: int, group: str) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    clock, read, size = _Clock(count), 0, 0
+    try:
+        while read < count:
+            batches = await consumer.getmany(timeout_ms=int(POLL_S * 1000))
+            if not batches:
+                clock.check(read, "aiokafka")
+                continue
+            batch_read = 0
+            for records in batches.values():
+                for record in records:
+                    batch_read += 1
+                    size += len(record.value or b"")
+            if not read:
+                clock.start(batch_read)
+            read += batch_read
+        return clock.rate()
+    finally:
+        await consumer.stop()
+
+
+def aiokafka_consume(bootstrap: str, topic: str, count: int, group: str) -> float:
+    return asyncio.run(_aiokafka_consume(bootstrap, topic, count, group))
+
+
+# --- scenarios ---------------------------------------------------------------------------------------
+
+
+def _fill(bootstrap: str, topic: str, count: int, payload: bytes) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": LINGER_MS, "compression.type": "none"}
+    )
+    _produce_loop(producer.produce, producer.poll, topic, count, payload)
+    if producer.flush(DEADLINE_S):
+        raise RuntimeError(f"could not pre-fill {topic}")
+
+
+class _Resources:
+    """Topics and groups made for the runs, removed at the end; consume topics are filled once, lazily."""
+
+    def __init__(self, env: BenchEnv) -> None:
+        self.env = env
+        self.topics: list[str] = []
+        self.groups: list[str] = []
+        self.filled: dict[str, str] = {}
+
+    def fresh_topic(self, prefix: str) -> str:
+        self.topics.append(self.env.create_topic(prefix, PARTITIONS))
+        return self.topics[-1]
+
+    def on_scratch_topic(self, prefix: str, run: Callable[[str], float]) -> float:
+        """``run`` on a fresh topic that is deleted right after, so runs do not pile up data on disk."""
+        topic = self.fresh_topic(prefix)
+        try:
+            return run(topic)
+        finally:
+            self.env.delete_topics([topic])
+            self.topics.remove(topic)
+
+    def fresh_group(self) -> str:
+        self.groups.append(f"bench-psc-throughput-{uuid.uuid4().hex[:8]}")
+        return self.groups[-1]
+
+    def filled_topic(self, size: str, count: int) -> str:
+        if size not in self.filled:
+            topic = self.fresh_topic(f"fill-{size.lower()}")
+            _fill(self.env.bootstrap, topic, count, b"x" * SIZES[size])
+            self.filled[size] = topic
+        return self.filled[size]
+
+    def close(self) -> None:
+        self.env.delete_topics(self.topics)
+        if self.groups:
+            admin = AdminClient({"bootstrap.servers": self.env.bootstrap})
+            for future in admin.delete_consumer_groups(self.groups, request_timeout=30).values():
+                with contextlib.suppress(Exception):
+                    future.result(30)
+
+
+def _produce_scenario(res: _Resources, size: str, count: int) -> Scenario:
+    env, payload = res.env, b"x" * SIZES[size]
+    systems: dict[str, RunFn] = {
+        "confluent-kafka": lambda: res.on_scratch_topic(
+            "ck", lambda topic: confluent_produce(env.bootstrap, topic, count, payload)
+        ),
+        "psc": lambda: res.on_scratch_topic("psc", lambda topic: psc_produce(env, topic, count, payload)),
+        "aiokafka": lambda: res.on_scratch_topic(
+            "aio", lambda topic: aiokafka_produce(env.bootstrap, topic, count, payload)
+        ),
+    }
+    return Scenario(f"produce-{size}", "throughput", "msg/s", BASELINE, systems)
+
+
+def _consume_scenario(res: _Resources, size: str, count: int) -> Scenario:
+    env = res.env
+
+    def topic() -> str:
+        return res.filled_topic(size, count)
+
+    systems: dict[str, RunFn] = {
+        "confluent-kafka": lambda: confluent_consume(env.bootstrap, topic(), count, res.fresh_group()),
+        "psc": lambda: psc_consume(env, topic(), count, res.fresh_group()),
+        "aiokafka": lambda: aiokafka_consume(env.bootstrap, topic(), count, res.fresh_group()),
+    }
+    return Scenario(f"consume-{size}", "throughput", "msg/s", BASELINE, systems)
+
+
+@contextlib.contextmanager
+def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
+    res = _Resources(env)
+
+    def scaled(base: int) -> int:
+        return max(1000, int(base * scale))
+
+    try:
+        yield [
+            *(_produce_scenario(res, size, scaled(PRODUCE_COUNTS[size])) for size in SIZES),
+            *(_consume_scenario(res, size, scaled(CONSUME_COUNTS[size])) for size in SIZES),
+        ]
+    finally:
+        res.close()
