@@ -308,18 +308,19 @@ class Consumer:
         member = self._one
         if member is None:
             return self._poll_slow(timeout, None)
-        started = time.monotonic()
         native = member.poll(-1 if timeout is None else timeout)
         if native is None:
             self._housekeeping()
             return None
         settings = self._settings
         if native.error() is not None or not settings.plain:
-            return self._poll_slow(timeout, started, (member, native))
+            # Rare path: it may wait up to ``timeout`` again after a swallowed error, which keeps the
+            # common path free of clock reads.
+            return self._poll_slow(timeout, None, (member, native))
         if member.errors:
             member.errors.clear()
         counts = member.counts
-        topic = native.topic()
+        topic = member.only_topic or native.topic()  # topic() builds a new string per record
         count = counts[topic] = counts.get(topic, 0) + 1
         if settings.sample_every and count % settings.sample_every == 0:
             self._sample(member, native)
