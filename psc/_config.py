@@ -508,7 +508,7 @@ _LIBRDKAFKA_COMMON = _names(
     bootstrap.servers broker.address.family broker.address.ttl broker.version.fallback builtin.features
     client.dns.lookup client.id client.rack connections.max.idle.ms debug enable.metrics.push
     enable.random.seed enable.sasl.oauthbearer.unsecure.jwt enable.ssl.certificate.verification
-    https.ca.location https.ca.pem log.connection.close log.queue log.thread.name max.in.flight
+    https.ca.location https.ca.pem log.connection.close log.queue log.thread.name log_level max.in.flight
     max.in.flight.requests.per.connection message.copy.max.bytes message.max.bytes metadata.broker.list
     metadata.max.age.ms metadata.recovery.rebootstrap.trigger.ms metadata.recovery.strategy
     plugin.library.paths receive.message.max.bytes reconnect.backoff.jitter.ms reconnect.backoff.max.ms
