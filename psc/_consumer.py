@@ -55,6 +55,7 @@ RebalanceCallback = Callable[["Consumer", list[TopicUriPartition]], None]
 _SLICE_S = 0.01  # one round of waiting across all clusters
 _METRICS_EVERY_S = 1.0
 _CERT_CHECK_EVERY_S = 10.0
+_ERROR_RESET_INTERVAL_S = 10.0  # at most one error-driven reset per member this often: no reset storms
 _HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path
 _Key = tuple[str, int]
 
@@ -118,10 +119,12 @@ class _Member:
         "consumer",
         "counts",
         "errors",
+        "last_error_reset",
         "manual",
         "only_topic",
         "poll",
         "positions",
+        "reset_reason",
         "restore",
         "source",
         "topics",
@@ -138,6 +141,8 @@ class _Member:
         self.only_topic: str | None = None  # the one topic read, when there is one: counts skip topic()
         self.errors: dict[str, int] = {}  # consecutive occurrences per error name, for bounded retries
         self.cert_schedule = settings.certificate_schedule(cluster)
+        self.reset_reason: str | None = None  # set by the error callback, acted on outside librdkafka's poll
+        self.last_error_reset = 0.0
         self.bind(consumer)
 
     def set_topics(self, topics: Iterable[str]) -> None:
@@ -715,8 +720,18 @@ class Consumer:
             ) from exc
 
     def _on_client_error(self, cluster: Cluster, err: Any) -> None:
+        """librdkafka's error callback: errors the catalogue resets for (e.g. a rotated CA) schedule a reset.
+
+        The callback runs inside the backend's poll, so the reset itself happens at the next housekeeping.
+        """
         self._metrics.error(cluster.cluster_uri, err.name())
         _log.warning("consumer client error", cluster_uri=cluster.cluster_uri, error=err.str(), fatal=err.fatal())
+        remediator = self._settings.remediator
+        if not remediator.enabled or remediator.catalogue.lookup(err, "consumer").action is not Action.RESET:
+            return
+        member = self._members.get(cluster.cluster_uri)
+        if member is not None and time.monotonic() - member.last_error_reset >= _ERROR_RESET_INTERVAL_S:
+            member.reset_reason = f"{err.name()}: {err.str()}"
 
     def _to_backend(self, partitions: Iterable[TopicUriPartition]) -> dict[str, list[BackendPartition]]:
         """Partitions grouped by cluster, as backend partitions; members are created for new clusters."""
@@ -758,6 +773,10 @@ class Consumer:
     def _housekeeping(self) -> None:
         """Publish counts (at most once a second) and reset clients whose certificate is about to expire."""
         now = time.monotonic()
+        for member in self._order:
+            if member.reset_reason is not None:
+                reason, member.reset_reason, member.last_error_reset = member.reset_reason, None, now
+                self._reset(member, reason)
         if now < self._next_publish:
             return
         self._next_publish = now + _METRICS_EVERY_S

@@ -55,6 +55,7 @@ DeliveryCallback = Callable[[PscError | None, Message], None]
 _PURGED = frozenset({"_PURGE_QUEUE", "_PURGE_INFLIGHT"})
 _METRICS_EVERY_S = 1.0
 _CERT_CHECK_EVERY_S = 10.0
+_ERROR_RESET_INTERVAL_S = 10.0  # a client reset for an error is not reset again for that error sooner
 _BUFFER_FULL_WAIT_S = 0.005
 
 
@@ -131,7 +132,16 @@ def _next_step(remedy: Remedy, retry: _Retry, retries: int) -> Action:
 class _Generation:
     """One backend producer of a cluster; a RESET replaces it with a new generation."""
 
-    __slots__ = ("cert_schedule", "cluster", "producer", "purged_by_reset", "reset_due", "retired", "source")
+    __slots__ = (
+        "cert_schedule",
+        "cluster",
+        "created",
+        "producer",
+        "purged_by_reset",
+        "reset_due",
+        "retired",
+        "source",
+    )
 
     def __init__(self, cluster: Cluster, producer: BackendProducer, cert: ProactiveResetSchedule | None) -> None:
         self.cluster = cluster
@@ -141,6 +151,7 @@ class _Generation:
         self.retired = False
         self.purged_by_reset = False
         self.reset_due = False  # set from librdkafka's error callback, acted on outside it
+        self.created = time.monotonic()
 
 
 class _Route:
@@ -521,9 +532,16 @@ class Producer:
         self._check_open()
         served = self._housekeeping()
         gens = list(self._gens.values())
-        if len(gens) == 1:
-            return served + gens[0].producer.poll(-1 if timeout is None else timeout)
-        return served + self._poll_many(gens, timeout)
+        try:
+            if len(gens) == 1:
+                return served + gens[0].producer.poll(-1 if timeout is None else timeout)
+            return served + self._poll_many(gens, timeout)
+        except Exception as exc:
+            # A fatal backend client raises from poll; the error callback already scheduled its reset.
+            if not any(gen.reset_due for gen in gens):
+                raise
+            _log.warning("fatal producer error; resetting", error=str(exc))
+            return served + self._housekeeping()
 
     def _poll_many(self, gens: list[_Generation], timeout: float | None) -> int:
         """Poll several clusters without giving any of them the full timeout."""
@@ -803,8 +821,14 @@ class Producer:
         """librdkafka's error callback: fatal errors make the producer unusable, so schedule a reset."""
         error = BackendError.from_native(err, cluster_uri=gen.cluster.cluster_uri)
         self._metrics.error(gen.cluster.cluster_uri, error.name)
-        if error.fatal and self._settings.auto_resolution and not self._settings.transactional:
-            gen.reset_due = True
+        if self._settings.auto_resolution and not self._settings.transactional and not gen.retired:
+            # Fatal errors, and errors the catalogue resets for (a rotated CA), need a new client.
+            catalogue = self._settings.remediator.catalogue
+            if error.fatal or (
+                catalogue.lookup(err, "producer").action is Action.RESET
+                and time.monotonic() - gen.created >= _ERROR_RESET_INTERVAL_S
+            ):
+                gen.reset_due = True
         _log.warning("producer client error", cluster_uri=gen.cluster.cluster_uri, error=str(error), fatal=error.fatal)
 
     # --- lifecycle -----------------------------------------------------------------------------------

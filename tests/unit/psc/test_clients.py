@@ -17,8 +17,11 @@ B = "plaintext:/rn:fake:env:cloud_region::clusterB:"
 
 
 class FakeError:
-    def __init__(self, name: str, code: int = -1, fatal: bool = False, retriable: bool = False) -> None:
+    def __init__(
+        self, name: str, code: int = -1, fatal: bool = False, retriable: bool = False, message: str = ""
+    ) -> None:
         self._name, self._code, self._fatal, self._retriable = name, code, fatal, retriable
+        self._message = message or f"fake {name}"
 
     def code(self) -> int:
         return self._code
@@ -27,7 +30,7 @@ class FakeError:
         return self._name
 
     def str(self) -> str:
-        return f"fake {self._name}"
+        return self._message
 
     def retriable(self) -> bool:
         return self._retriable
@@ -118,6 +121,7 @@ class FakeConsumer(BackendConsumer):
         self.subscribed: list[str] = []
         self.poll = self._poll
         self.consume = self._consume
+        self.config: dict[str, Any] = {}
 
     def _poll(self, timeout: float) -> FakeRecord | None:
         self.calls.append(("poll", timeout))
@@ -185,6 +189,7 @@ class FakeBackend(Backend):
 
     def create_consumer(self, endpoint: Any, config: Mapping[str, Any], cluster_uri: str) -> FakeConsumer:
         consumer = FakeConsumer(cluster_uri)
+        consumer.config = dict(config)
         self.consumers.append(consumer)
         return consumer
 
@@ -378,3 +383,38 @@ def test_commit_by_message_id_commits_the_next_offset(backend: FakeBackend) -> N
     consumer = consumer_for(backend, A + "t")
     committed = consumer.commit(MessageId(A + "t", 3, 41, 0), asynchronous=False)
     assert committed == [TopicUriPartition(A + "t", 3)] and committed[0].offset == 42
+
+
+CERT_ERROR = FakeError("_SSL", code=-181, message="ssl://b:9094: SSL handshake failed: certificate verify failed")
+
+
+def test_certificate_error_from_the_error_callback_resets_the_consumer(backend: FakeBackend) -> None:
+    consumer = consumer_for(backend, A + "t")
+    [old] = backend.consumers
+    old.config["error_cb"](CERT_ERROR)
+    assert len(backend.consumers) == 1, "the reset must wait until librdkafka's callback has returned"
+    assert consumer.poll(0.01) is None
+    _, new = backend.consumers
+    assert new.subscribed == ["t"]
+    new.config["error_cb"](CERT_ERROR)  # the same error again at once: no reset storm
+    consumer.poll(0.01)
+    assert len(backend.consumers) == 2
+
+
+def test_transport_errors_from_the_error_callback_do_not_reset_the_consumer(backend: FakeBackend) -> None:
+    consumer = consumer_for(backend, A + "t")
+    backend.consumers[0].config["error_cb"](FakeError("_TRANSPORT", code=-195, message="broker down"))
+    consumer.poll(0.01)
+    assert len(backend.consumers) == 1
+
+
+def test_certificate_error_from_the_error_callback_resets_the_producer(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = psc.Producer(CONFIG)
+    producer.produce(A + "t", b"v")
+    [old] = backend.producers
+    monkeypatch.setattr(psc._producer, "_ERROR_RESET_INTERVAL_S", 0.0)
+    old.config["error_cb"](CERT_ERROR)
+    producer.flush(1)
+    assert len(backend.producers) == 2 and old.closed
