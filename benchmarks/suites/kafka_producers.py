@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from confluent_kafka import Producer
@@ -21,27 +22,41 @@ DESCRIPTION = "raw confluent-kafka producer vs aiokafka producer, 100-byte messa
 MESSAGE_SIZE = 100
 
 
-def confluent_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
-    producer.list_topics(topic, timeout=10)  # connect before timing
-    produce, poll = producer.produce, producer.poll
-    started = time.perf_counter()
+def produce_loop(
+    produce: Callable[..., None], poll: Callable[[float], Any], topic: str, count: int, payload: bytes
+) -> None:
+    """Produce ``count`` records, waiting for room when the local queue is full, as a real application would."""
     for _ in range(count):
         while True:
             try:
                 produce(topic, payload)
                 break
-            except BufferError:  # local queue full: let deliveries drain, as a real application would
+            except BufferError:
                 poll(0.005)
-    remaining = producer.flush(60)
+
+
+def confluent_produce(bootstrap: str, topic: str, count: int, payload: bytes, idempotent: bool = False) -> float:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": idempotent}
+    )
+    producer.list_topics(topic, timeout=10)  # connect before timing
+    started = time.perf_counter()
+    produce_loop(producer.produce, producer.poll, topic, count, payload)
+    remaining = producer.flush(120)
     elapsed = time.perf_counter() - started
     if remaining:
         raise RuntimeError(f"confluent-kafka: {remaining} messages undelivered")
     return count / elapsed
 
 
-async def _aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_batch_size=1024 * 1024)
+async def _aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes, idempotent: bool) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        acks="all",
+        max_batch_size=1024 * 1024,
+        enable_idempotence=idempotent,
+    )
     await producer.start()
     try:
         await producer.partitions_for(topic)
@@ -53,8 +68,8 @@ async def _aiokafka_produce(bootstrap: str, topic: str, count: int, payload: byt
         await producer.stop()
 
 
-def aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
-    return asyncio.run(_aiokafka_produce(bootstrap, topic, count, payload))
+def aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes, idempotent: bool = False) -> float:
+    return asyncio.run(_aiokafka_produce(bootstrap, topic, count, payload, idempotent))
 
 
 @contextlib.contextmanager

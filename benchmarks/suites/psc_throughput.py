@@ -3,16 +3,17 @@
 The product's claim: PSC keeps at least 0.9 of raw confluent-kafka's throughput in every scenario and at
 least 3x aiokafka's. All three run side by side against the same broker with the same settings:
 
-- producers: acks=all, linger 5 ms, no compression, each run to a fresh 3-partition topic, timed from the
-  first send until every record is acknowledged; a full local queue is drained by polling, as an
-  application would. aiokafka gets a 1 MiB batch limit, librdkafka's default batch size.
+- producers: acks=all, linger 5 ms, no compression, idempotence on (PSC's platform default), each run
+  to a fresh 3-partition topic, timed from the first send until every record is acknowledged; a full
+  local queue is drained by polling, as an application would. aiokafka gets a 1 MiB batch limit,
+  librdkafka's default batch size.
 - consumers: a fresh group subscribes to a topic pre-filled once per message size and reads from the
   earliest offset with auto-commit off; each returned record's value is read. confluent-kafka and PSC
   call ``poll()`` once per record, as a typical application does; aiokafka uses ``getmany()``. The clock
   starts at the first record (group join and first fetch are not throughput) and stops at the N-th.
 
-PSC runs with its platform defaults except those equalized settings (so, for example, its idempotent
-producer stays on). The ratio column is each system over raw confluent-kafka.
+PSC runs with its platform defaults except those equalized settings. The ratio column is each system over
+raw confluent-kafka.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 import psc
 from benchmarks._env import BenchEnv
 from benchmarks._harness import RunFn, Scenario
+from benchmarks.suites.kafka_producers import aiokafka_produce, confluent_produce, produce_loop
 
 DESCRIPTION = "PSC vs confluent-kafka vs aiokafka, produce and consume, 100 B and 1 KiB messages"
 
@@ -47,32 +48,6 @@ BASELINE = "confluent-kafka"
 
 
 # --- producers ---------------------------------------------------------------------------------------
-
-
-def _produce_loop(
-    produce: Callable[..., None], poll: Callable[[float], Any], topic: str, count: int, payload: bytes
-) -> None:
-    for _ in range(count):
-        while True:
-            try:
-                produce(topic, payload)
-                break
-            except BufferError:  # local queue full: let deliveries drain, as a real application would
-                poll(0.005)
-
-
-def confluent_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": LINGER_MS, "compression.type": "none"}
-    )
-    producer.list_topics(topic, timeout=10)  # connect before timing
-    started = time.perf_counter()
-    _produce_loop(producer.produce, producer.poll, topic, count, payload)
-    remaining = producer.flush(DEADLINE_S)
-    elapsed = time.perf_counter() - started
-    if remaining:
-        raise RuntimeError(f"confluent-kafka: {remaining} messages undelivered")
-    return count / elapsed
 
 
 def psc_config(env: BenchEnv, **extra: str) -> dict[str, str]:
@@ -93,7 +68,7 @@ def psc_produce(env: BenchEnv, topic: str, count: int, payload: bytes) -> float:
     try:
         producer.list_topics(uri, timeout=10)  # resolve and connect before timing
         started = time.perf_counter()
-        _produce_loop(producer.produce, producer.poll, uri, count, payload)
+        produce_loop(producer.produce, producer.poll, uri, count, payload)
         remaining = producer.flush(DEADLINE_S)
         elapsed = time.perf_counter() - started
     finally:
@@ -101,25 +76,6 @@ def psc_produce(env: BenchEnv, topic: str, count: int, payload: bytes) -> float:
     if remaining:
         raise RuntimeError(f"psc: {remaining} messages undelivered")
     return count / elapsed
-
-
-async def _aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=LINGER_MS, max_batch_size=1024 * 1024
-    )
-    await producer.start()
-    try:
-        await producer.partitions_for(topic)
-        started = time.perf_counter()
-        futures = [await producer.send(topic, payload) for _ in range(count)]
-        await asyncio.gather(*futures)
-        return count / (time.perf_counter() - started)
-    finally:
-        await producer.stop()
-
-
-def aiokafka_produce(bootstrap: str, topic: str, count: int, payload: bytes) -> float:
-    return asyncio.run(_aiokafka_produce(bootstrap, topic, count, payload))
 
 
 # --- consumers ---------------------------------------------------------------------------------------
@@ -237,7 +193,7 @@ def _fill(bootstrap: str, topic: str, count: int, payload: bytes) -> None:
     producer = Producer(
         {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": LINGER_MS, "compression.type": "none"}
     )
-    _produce_loop(producer.produce, producer.poll, topic, count, payload)
+    produce_loop(producer.produce, producer.poll, topic, count, payload)
     if producer.flush(DEADLINE_S):
         raise RuntimeError(f"could not pre-fill {topic}")
 
@@ -288,11 +244,11 @@ def _produce_scenario(res: _Resources, size: str, count: int) -> Scenario:
     env, payload = res.env, b"x" * SIZES[size]
     systems: dict[str, RunFn] = {
         "confluent-kafka": lambda: res.on_scratch_topic(
-            "ck", lambda topic: confluent_produce(env.bootstrap, topic, count, payload)
+            "ck", lambda topic: confluent_produce(env.bootstrap, topic, count, payload, idempotent=True)
         ),
         "psc": lambda: res.on_scratch_topic("psc", lambda topic: psc_produce(env, topic, count, payload)),
         "aiokafka": lambda: res.on_scratch_topic(
-            "aio", lambda topic: aiokafka_produce(env.bootstrap, topic, count, payload)
+            "aio", lambda topic: aiokafka_produce(env.bootstrap, topic, count, payload, idempotent=True)
         ),
     }
     return Scenario(f"produce-{size}", "throughput", "msg/s", BASELINE, systems)
