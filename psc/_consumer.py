@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from psc._client_settings import CERT_CHECK_EVERY_S, ERROR_RESET_INTERVAL_S, METRICS_EVERY_S, ClientSettings
 from psc._config import PscConfig
 from psc._configlog import report_config
 from psc._message import (
@@ -32,7 +33,7 @@ from psc._message import (
     TopicUriPartition,
 )
 from psc._metrics import ClientMetrics, client_metrics
-from psc._remediation import Action, Backoff, ProactiveResetSchedule, Remediator, Remedy
+from psc._remediation import Action, Remedy
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
 from psc.backends.base import BackendConsumer, BackendPartition, ClusterMetadata
@@ -40,7 +41,6 @@ from psc.common import get_logger
 from psc.errors import BackendError, ClientClosedError, ConsumerError, InvalidUriError, PscError
 from psc.interceptors import (
     PRODUCE_TS_HEADER,
-    InterceptorChain,
     InterceptorRecord,
     RawInterceptor,
     TypedInterceptor,
@@ -53,14 +53,11 @@ _log = get_logger("psc.consumer")
 RebalanceCallback = Callable[["Consumer", list[TopicUriPartition]], None]
 
 _SLICE_S = 0.01  # one round of waiting across all clusters
-_METRICS_EVERY_S = 1.0
-_CERT_CHECK_EVERY_S = 10.0
-_ERROR_RESET_INTERVAL_S = 10.0  # at most one error-driven reset per member this often: no reset storms
 _HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path
 _Key = tuple[str, int]
 
 
-class _Settings:
+class _Settings(ClientSettings):
     """A consumer's configuration resolved once: native settings, serde, interceptors, remediation."""
 
     def __init__(
@@ -71,42 +68,11 @@ class _Settings:
         interceptors: Iterable[TypedInterceptor | RawInterceptor],
         metrics: ClientMetrics,
     ) -> None:
-        self.config = config
-        self.native: dict[str, Any] = dict(config.native)
+        super().__init__(config, interceptors, metrics, "consumer", bool(key_deserializer or value_deserializer))
         self.key_deserializer = key_deserializer or get_deserializer(config.key_serde)
         self.value_deserializer = value_deserializer or get_deserializer(config.value_serde)
-        chosen = list(interceptors)
-        self.typed_chain: InterceptorChain[Any] = InterceptorChain(
-            [i for i in chosen if not isinstance(i, RawInterceptor)]
-        )
-        self.raw_chain: InterceptorChain[Any] = InterceptorChain([i for i in chosen if isinstance(i, RawInterceptor)])
-        bytes_serde = config.key_serde == config.value_serde == "bytes"
-        self.plain = bytes_serde and not (key_deserializer or value_deserializer) and self.typed_chain.empty
-        self.plain = self.plain and self.raw_chain.empty
-        rate = config.latency_sample_rate if config.metrics_enabled else 0.0
-        self.sample_every = max(1, round(1 / rate)) if rate > 0 else 0
-        self.retries = config.auto_resolution_retry_count
-        self.remediator = Remediator(
-            enabled=config.auto_resolution_enabled,
-            retry_count=self.retries,
-            backoff=Backoff(
-                config.auto_resolution_backoff_initial_ms / 1000, config.auto_resolution_backoff_max_ms / 1000
-            ),
-            metrics=metrics,
-            client_type="consumer",
-        )
         strategy = str(self.native.get("partition.assignment.strategy", ""))
         self.cooperative = "cooperative" in strategy
-
-    def certificate_schedule(self, cluster: Cluster) -> ProactiveResetSchedule | None:
-        cert = self.config.ssl_certificate_location
-        if cluster.protocol != "secure" or not cert:
-            return None
-        return ProactiveResetSchedule(cert, self.config.ssl_reset_before_expiry_seconds)
-
-    def close(self) -> None:
-        self.typed_chain.close()
-        self.raw_chain.close()
 
 
 class _Member:
@@ -730,7 +696,7 @@ class Consumer:
         if not remediator.enabled or remediator.catalogue.lookup(err, "consumer").action is not Action.RESET:
             return
         member = self._members.get(cluster.cluster_uri)
-        if member is not None and time.monotonic() - member.last_error_reset >= _ERROR_RESET_INTERVAL_S:
+        if member is not None and time.monotonic() - member.last_error_reset >= ERROR_RESET_INTERVAL_S:
             member.reset_reason = f"{err.name()}: {err.str()}"
 
     def _to_backend(self, partitions: Iterable[TopicUriPartition]) -> dict[str, list[BackendPartition]]:
@@ -779,10 +745,10 @@ class Consumer:
                 self._reset(member, reason)
         if now < self._next_publish:
             return
-        self._next_publish = now + _METRICS_EVERY_S
+        self._next_publish = now + METRICS_EVERY_S
         self._publish_counts()
         if now >= self._next_cert_check:
-            self._next_cert_check = now + _CERT_CHECK_EVERY_S
+            self._next_cert_check = now + CERT_CHECK_EVERY_S
             for member in self._order:
                 schedule = member.cert_schedule
                 if schedule is not None and schedule.due():

@@ -28,11 +28,12 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
+from psc._client_settings import CERT_CHECK_EVERY_S, ERROR_RESET_INTERVAL_S, METRICS_EVERY_S, ClientSettings
 from psc._config import PscConfig
 from psc._configlog import report_config
 from psc._message import Message, MessageId, Source, TopicUriPartition
 from psc._metrics import ClientMetrics, client_metrics
-from psc._remediation import Action, Backoff, ProactiveResetSchedule, Remediator, Remedy
+from psc._remediation import Action, ProactiveResetSchedule, Remedy
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
 from psc.backends.base import BackendPartition, BackendProducer, ClusterMetadata
@@ -45,7 +46,7 @@ from psc.errors import (
     PscError,
     TransactionError,
 )
-from psc.interceptors import InterceptorChain, InterceptorRecord, RawInterceptor, TypedInterceptor
+from psc.interceptors import InterceptorRecord, RawInterceptor, TypedInterceptor
 from psc.serde import SerdeContext, Serializer, get_serializer
 
 _log = get_logger("psc.producer")
@@ -53,13 +54,10 @@ _log = get_logger("psc.producer")
 DeliveryCallback = Callable[[PscError | None, Message], None]
 
 _PURGED = frozenset({"_PURGE_QUEUE", "_PURGE_INFLIGHT"})
-_METRICS_EVERY_S = 1.0
-_CERT_CHECK_EVERY_S = 10.0
-_ERROR_RESET_INTERVAL_S = 10.0  # a client reset for an error is not reset again for that error sooner
 _BUFFER_FULL_WAIT_S = 0.005
 
 
-class _Settings:
+class _Settings(ClientSettings):
     """A producer's configuration resolved once: native settings, serde, interceptors, remediation."""
 
     def __init__(
@@ -70,49 +68,18 @@ class _Settings:
         interceptors: Iterable[TypedInterceptor | RawInterceptor],
         metrics: ClientMetrics,
     ) -> None:
-        self.config = config
-        self.native: dict[str, Any] = dict(config.native)
-        self.transactional = bool(self.native.get("transactional.id"))
-        if self.transactional and "transaction.timeout.ms" not in self.native:
+        transactional = bool(config.native.get("transactional.id"))
+        client_type = "transactional_producer" if transactional else "producer"
+        super().__init__(config, interceptors, metrics, client_type, bool(key_serializer or value_serializer))
+        self.transactional = transactional
+        if transactional and "transaction.timeout.ms" not in self.native:
             # librdkafka requires message.timeout.ms <= transaction.timeout.ms (60 s by default).
             timeout = self.native.get("delivery.timeout.ms") or self.native.get("message.timeout.ms")
             self.native["transaction.timeout.ms"] = timeout or "60000"
         self.key_serializer = key_serializer or get_serializer(config.key_serde)
         self.value_serializer = value_serializer or get_serializer(config.value_serde)
-        chosen = list(interceptors)
-        self.typed_chain: InterceptorChain[Any] = InterceptorChain(
-            [i for i in chosen if not isinstance(i, RawInterceptor)]
-        )
-        self.raw_chain: InterceptorChain[Any] = InterceptorChain([i for i in chosen if isinstance(i, RawInterceptor)])
-        bytes_serde = config.key_serde == config.value_serde == "bytes" and not (key_serializer or value_serializer)
-        self.plain = bytes_serde and self.typed_chain.empty and self.raw_chain.empty
-        rate = config.latency_sample_rate if config.metrics_enabled else 0.0
-        self.sample_every = max(1, round(1 / rate)) if rate > 0 else 0
-        self.auto_resolution = config.auto_resolution_enabled
-        self.retries = config.auto_resolution_retry_count
-        self.backoff = Backoff(
-            config.auto_resolution_backoff_initial_ms / 1000, config.auto_resolution_backoff_max_ms / 1000
-        )
-        client_type = "transactional_producer" if self.transactional else "producer"
-        self.remediator = Remediator(
-            enabled=self.auto_resolution,
-            retry_count=self.retries,
-            backoff=self.backoff,
-            metrics=metrics,
-            client_type=client_type,
-        )
         # How long produce() keeps serving deliveries while the local queue is full before raising.
         self.buffer_full_timeout_s = 1.0
-
-    def certificate_schedule(self, cluster: Cluster) -> ProactiveResetSchedule | None:
-        cert = self.config.ssl_certificate_location
-        if cluster.protocol != "secure" or not cert:
-            return None
-        return ProactiveResetSchedule(cert, self.config.ssl_reset_before_expiry_seconds)
-
-    def close(self) -> None:
-        self.typed_chain.close()
-        self.raw_chain.close()
 
 
 def _next_step(remedy: Remedy, retry: _Retry, retries: int) -> Action:
@@ -570,10 +537,10 @@ class Producer:
             self._drain_pending()
         now = time.monotonic()
         if now >= self._next_metrics:
-            self._next_metrics = now + _METRICS_EVERY_S
+            self._next_metrics = now + METRICS_EVERY_S
             self._publish_counts()
         if now >= self._next_cert_check:
-            self._next_cert_check = now + _CERT_CHECK_EVERY_S
+            self._next_cert_check = now + CERT_CHECK_EVERY_S
             self._check_certificates()
         return served
 
@@ -826,7 +793,7 @@ class Producer:
             catalogue = self._settings.remediator.catalogue
             if error.fatal or (
                 catalogue.lookup(err, "producer").action is Action.RESET
-                and time.monotonic() - gen.created >= _ERROR_RESET_INTERVAL_S
+                and time.monotonic() - gen.created >= ERROR_RESET_INTERVAL_S
             ):
                 gen.reset_due = True
         _log.warning("producer client error", cluster_uri=gen.cluster.cluster_uri, error=str(error), fatal=error.fatal)

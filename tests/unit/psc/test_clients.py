@@ -414,7 +414,7 @@ def test_certificate_error_from_the_error_callback_resets_the_producer(
     producer = psc.Producer(CONFIG)
     producer.produce(A + "t", b"v")
     [old] = backend.producers
-    monkeypatch.setattr(psc._producer, "_ERROR_RESET_INTERVAL_S", 0.0)
+    monkeypatch.setattr(psc._producer, "ERROR_RESET_INTERVAL_S", 0.0)
     old.config["error_cb"](CERT_ERROR)
     producer.flush(1)
     assert len(backend.producers) == 2 and old.closed
