@@ -27,6 +27,7 @@ from psc._message import (
     OFFSET_END,
     OFFSET_INVALID,
     PARTITION_EOF,
+    DecodedMessage,
     Message,
     MessageId,
     Source,
@@ -53,7 +54,7 @@ _log = get_logger("psc.consumer")
 RebalanceCallback = Callable[["Consumer", list[TopicUriPartition]], None]
 
 _SLICE_S = 0.01  # one round of waiting across all clusters
-_HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path
+_HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path, when not sampling
 _Key = tuple[str, int]
 
 
@@ -83,17 +84,22 @@ class _Member:
         "cluster",
         "consume",
         "consumer",
+        "countdown",
         "counts",
         "errors",
         "last_error_reset",
         "manual",
         "only_topic",
+        "period",
+        "plain",
         "poll",
         "positions",
         "reset_reason",
         "restore",
+        "slow",
         "source",
         "topics",
+        "window",
     )
 
     def __init__(self, cluster: Cluster, consumer: BackendConsumer, settings: _Settings) -> None:
@@ -105,15 +111,35 @@ class _Member:
         self.restore: dict[_Key, int] | None = None  # positions to apply at the next assignment
         self.counts: dict[str, int] = {}  # records returned per native topic, not yet published
         self.only_topic: str | None = None  # the one topic read, when there is one: counts skip topic()
+        # The fast path counts records down from ``window``; at zero it ticks: counts, sampling, housekeeping.
+        self.plain = settings.plain
+        self.period = settings.sample_every or _HOUSEKEEPING_EVERY
+        self.window = self.countdown = self.period
+        self.slow = True  # records go through the general path: not plain, or topic() needed per record
         self.errors: dict[str, int] = {}  # consecutive occurrences per error name, for bounded retries
         self.cert_schedule = settings.certificate_schedule(cluster)
         self.reset_reason: str | None = None  # set by the error callback, acted on outside librdkafka's poll
         self.last_error_reset = 0.0
         self.bind(consumer)
 
-    def set_topics(self, topics: Iterable[str]) -> None:
-        unique = set(topics)
+    def set_topics(self, topics: Iterable[str] | None) -> None:
+        """The topics read now (None: not known here); counts so far go to the topic read until now."""
+        self.settle()
+        unique = set(topics or ())
         self.only_topic = unique.pop() if len(unique) == 1 else None
+        self.slow = not self.plain or self.only_topic is None
+
+    def settle(self) -> None:
+        """Count the records of the current window so far (the single-topic fast path counts no other way)."""
+        done = self.window - self.countdown
+        self.window = self.countdown
+        only = self.only_topic
+        if done and only is not None:
+            self.counts[only] = self.counts.get(only, 0) + done
+
+    def restart_window(self, length: int) -> None:
+        self.settle()
+        self.window = self.countdown = length
 
     def bind(self, consumer: BackendConsumer) -> None:
         self.consumer = consumer
@@ -229,7 +255,7 @@ class Consumer:
                 member.manual = [p for p in member.manual if p[:2] not in {q[:2] for q in parts}] + parts
                 member.set_topics(p.topic for p in member.manual)
             else:
-                member.only_topic = None  # the assignment is no longer known here
+                member.set_topics(None)  # the assignment is no longer known here
             member.consumer.incremental_assign(parts)
 
     def incremental_unassign(self, partitions: Sequence[TopicUriPartition]) -> None:
@@ -283,21 +309,33 @@ class Consumer:
         if native is None:
             self._housekeeping()
             return None
-        settings = self._settings
-        if native.error() is not None or not settings.plain:
-            # Rare path: it may wait up to ``timeout`` again after a swallowed error, which keeps the
-            # common path free of clock reads.
-            return self._poll_slow(timeout, None, (member, native))
-        if member.errors:
-            member.errors.clear()
-        counts = member.counts
-        topic = member.only_topic or native.topic()  # topic() builds a new string per record
-        count = counts[topic] = counts.get(topic, 0) + 1
-        if settings.sample_every and count % settings.sample_every == 0:
-            self._sample(member, native)
-        if count % _HOUSEKEEPING_EVERY == 0:
-            self._housekeeping()
+        if native.error() is not None or member.slow:
+            return self._poll_rare(timeout, member, native)
+        member.countdown -= 1
+        if not member.countdown:
+            self._tick(member, native)
         return Message(native, member.source)
+
+    def _poll_rare(self, timeout: float | None, member: _Member, native: Any) -> Message | None:
+        """A record the fast path does not take: an error, serde or interceptors, or several topics read."""
+        if native.error() is not None or not member.plain:
+            # It may wait up to ``timeout`` again after a swallowed error: the common path reads no clock.
+            return self._poll_slow(timeout, None, (member, native))
+        topic = native.topic()
+        member.counts[topic] = member.counts.get(topic, 0) + 1
+        member.countdown -= 1
+        if member.countdown <= 0:
+            self._tick(member, native)
+        return Message(native, member.source)
+
+    def _tick(self, member: _Member, native: Any) -> None:
+        """Every ``period`` records on the fast paths: count them, sample latency, housekeeping."""
+        member.restart_window(member.period)
+        if member.errors:
+            member.errors.clear()  # records flow again: errors are no longer consecutive
+        if self._settings.sample_every:
+            self._sample(member, native)
+        self._housekeeping()
 
     def _poll_slow(
         self, timeout: float | None, started: float | None, fetched: tuple[_Member, Any] | None = None
@@ -324,7 +362,7 @@ class Consumer:
         if num_messages < 1:
             raise ValueError(f"num_messages must be at least 1, got {num_messages}")
         member = self._one
-        if member is not None and self._settings.plain:
+        if member is not None and member.plain:
             batch = member.consume(num_messages, -1 if timeout is None else timeout)
             return self._wrap_plain(member, batch)
         self._check_open()
@@ -340,26 +378,33 @@ class Consumer:
 
     def _wrap_plain(self, member: _Member, batch: list[Any]) -> list[Message]:
         """Wrap a batch cheaply; from the first record carrying an error on, the slow way."""
-        source, counts, only = member.source, member.counts, member.only_topic
-        out: list[Message] = []
-        if only is not None:
-            for index, native in enumerate(batch):
-                if native.error() is not None:
-                    counts[only] = counts.get(only, 0) + len(out)
-                    return self._handle_batch([(member, rest) for rest in batch[index:]], out)
-                out.append(Message(native, source))
-            counts[only] = counts.get(only, 0) + len(out)
+        source = member.source
+        out = [Message(native, source) for native in batch if native.error() is None]
+        if len(out) != len(batch):  # rare: wrap again, stopping at the first error
+            index = next(i for i, native in enumerate(batch) if native.error() is not None)
+            del out[index:]
+            self._count(member, batch[:index])
+            return self._handle_batch([(member, rest) for rest in batch[index:]], out)
+        if not out:
+            self._housekeeping()
+            return out
+        self._count(member, batch)
+        if member.errors:
+            member.errors.clear()
+        if member.countdown <= 0:
+            self._tick(member, batch[-1])
         else:
-            for index, native in enumerate(batch):
-                if native.error() is not None:
-                    return self._handle_batch([(member, rest) for rest in batch[index:]], out)
+            self._housekeeping()
+        return out
+
+    @staticmethod
+    def _count(member: _Member, batch: list[Any]) -> None:
+        if member.only_topic is None:
+            counts = member.counts
+            for native in batch:
                 topic = native.topic()
                 counts[topic] = counts.get(topic, 0) + 1
-                out.append(Message(native, source))
-        if out and member.errors:
-            member.errors.clear()
-        self._housekeeping()
-        return out
+        member.countdown -= len(batch)
 
     def _handle_batch(self, batch: list[tuple[_Member, Any]], out: list[Message] | None = None) -> list[Message]:
         """Handle every record; an error is raised only once the messages before it have been returned."""
@@ -440,7 +485,7 @@ class Consumer:
             if typed is None:
                 return None
             key, value, headers = typed.key, typed.value, typed.headers
-        return Message(native, member.source, (key, value, headers))
+        return DecodedMessage(native, member.source, (key, value, headers))
 
     @staticmethod
     def _record(uri: str, native: Any, key: Any, value: Any, headers: Any) -> InterceptorRecord[Any, Any]:
@@ -468,6 +513,7 @@ class Consumer:
         remediator = self._settings.remediator
         remedy = remediator.remedy_for(error, uri)
         seen = member.errors[name] = member.errors.get(name, 0) + 1
+        member.restart_window(1)  # the next record on the fast path clears the errors
         step = _consumer_step(remedy, seen, self._settings.retries)
         if step is Action.NONE or step is Action.RETRY:
             if step is Action.RETRY:
@@ -757,6 +803,7 @@ class Consumer:
 
     def _publish_counts(self) -> None:
         for member in self._order:
+            member.settle()
             counts, member.counts = member.counts, {}
             for topic, n in counts.items():
                 self._metrics.received(member.source.topic_uri(topic), n)

@@ -87,12 +87,11 @@ class Message:
     ``key()``/``value()`` return the deserialized key and value; ``topic()`` returns the topic URI.
     """
 
-    __slots__ = ("_decoded", "_native", "_source")
+    __slots__ = ("_native", "_source")
 
-    def __init__(self, native: NativeRecord, source: Source, decoded: tuple[Any, Any, Any] | None = None) -> None:
+    def __init__(self, native: NativeRecord, source: Source) -> None:
         self._native = native
         self._source = source
-        self._decoded = decoded  # (key, value, headers) when serde or interceptors changed them
 
     def topic(self) -> str:
         """The topic URI."""
@@ -113,16 +112,13 @@ class Message:
         return self._native.timestamp()
 
     def key(self) -> Any:
-        decoded = self._decoded
-        return self._native.key() if decoded is None else decoded[0]
+        return self._native.key()
 
     def value(self) -> Any:
-        decoded = self._decoded
-        return self._native.value() if decoded is None else decoded[1]
+        return self._native.value()
 
     def headers(self) -> list[tuple[str, bytes | None]] | None:
-        decoded = self._decoded
-        return self._native.headers() if decoded is None else decoded[2]
+        return self._native.headers()
 
     def error(self) -> BackendError | None:
         native = self._native.error()
@@ -155,3 +151,27 @@ class Message:
 
     def __repr__(self) -> str:
         return f"Message(topic_uri={self.topic()!r}, partition={self.partition()}, offset={self.offset()})"
+
+
+class DecodedMessage(Message):
+    """A message whose key, value or headers were changed by serde or interceptors: those are kept here.
+
+    Plain clients (bytes serde, no interceptors) return :class:`Message`, which reads everything from the
+    native record; keeping the decoded parts in a subclass keeps that common case one object of two slots.
+    """
+
+    __slots__ = ("_decoded",)
+
+    def __init__(self, native: NativeRecord, source: Source, decoded: tuple[Any, Any, Any]) -> None:
+        super().__init__(native, source)
+        self._decoded = decoded  # (key, value, headers)
+
+    def key(self) -> Any:
+        return self._decoded[0]
+
+    def value(self) -> Any:
+        return self._decoded[1]
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        headers: list[tuple[str, bytes | None]] | None = self._decoded[2]
+        return headers

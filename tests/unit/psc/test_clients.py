@@ -6,11 +6,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 import psc
-from psc._message import Message, MessageId, Source, TopicUriPartition
+from psc._message import DecodedMessage, Message, MessageId, Source, TopicUriPartition
+from psc._metrics import ClientMetrics
 from psc.backends import register_backend, unregister_backend
 from psc.backends.base import Backend, BackendConsumer, BackendPartition, BackendProducer, ClusterMetadata
+from psc.common import MetricsRegistry
 
 A = "plaintext:/rn:fake:env:cloud_region::clusterA:"
 B = "plaintext:/rn:fake:env:cloud_region::clusterB:"
@@ -291,7 +294,7 @@ def test_message_wraps_native_record_lazily() -> None:
     assert (message.key(), message.value(), message.headers(), message.error()) == (b"k", b"value", None, None)
     assert message.message_id == MessageId(A + "t", 2, 7, 1007)
     assert len(message) == 5 and not message.is_eof()
-    decoded = Message(FakeRecord("t", b"{}"), source, ("key", {"a": 1}, []))  # type: ignore[arg-type]
+    decoded = DecodedMessage(FakeRecord("t", b"{}"), source, ("key", {"a": 1}, []))  # type: ignore[arg-type]
     assert (decoded.key(), decoded.value(), decoded.headers()) == ("key", {"a": 1}, [])
     eof = Message(FakeRecord("t", None, error=FakeError("_PARTITION_EOF")), source)  # type: ignore[arg-type]
     assert eof.is_eof() and eof.error() is not None
@@ -418,3 +421,28 @@ def test_certificate_error_from_the_error_callback_resets_the_producer(
     old.config["error_cb"](CERT_ERROR)
     producer.flush(1)
     assert len(backend.producers) == 2 and old.closed
+
+
+@pytest.mark.parametrize("sample_rate", ["0", "0.01", "1"])
+def test_received_counts_are_exact_on_every_consume_path(backend: FakeBackend, sample_rate: str) -> None:
+    registry = CollectorRegistry()
+    config = {**CONFIG, "psc.consumer.group.id": "g", "psc.metrics.latency.sample.rate": sample_rate}
+    consumer = psc.Consumer(config, metrics=ClientMetrics(MetricsRegistry("psc", registry)))
+    consumer.subscribe([A + "t"])
+    [fake] = backend.consumers
+    retriable = FakeError("UNKNOWN_TOPIC_OR_PART", code=3)
+    fake.records = [FakeRecord("t", b"x", offset=i) for i in range(2500)]
+    fake.records[700] = FakeRecord("t", None, error=retriable)  # swallowed: not counted
+    read = sum(consumer.poll(0) is not None for _ in range(1200))
+    read += sum(len(consumer.consume(300, 0)) for _ in range(3))
+    consumer.subscribe([A + "t", A + "u"])  # two topics: counted per record
+    fake.records[:0] = [FakeRecord("u", b"y")] * 10
+    while fake.records:
+        read += len(consumer.consume(7, 0)) + (consumer.poll(0) is not None)
+    consumer.close()
+
+    def received(topic: str) -> float | None:
+        return registry.get_sample_value("psc_messages_received_total", {"topic_uri": A + topic})
+
+    assert read == 2509
+    assert (received("t"), received("u")) == (2499, 10)
