@@ -489,6 +489,16 @@ _CONSUMER: list[ConfigKey] = [
         "consumer",
         minimum=1,
     ),
+    ConfigKey(
+        "psc.consumer.fetch.queue.backoff.ms",
+        int,
+        50,
+        "fetch.queue.backoff.ms",
+        "Wait before fetching again once the prefetch queue is full. Platform default 50 ms (librdkafka: 1000): "
+        "a consumer that drains its queue in under a second would otherwise idle for the rest of it.",
+        "consumer",
+        minimum=0,
+    ),
     *_serde_keys("consumer", "deserializer"),
 ]
 

@@ -50,6 +50,7 @@ def test_consumer_platform_defaults() -> None:
         "client.id": "ads-ingest",
         "auto.offset.reset": "latest",
         "enable.auto.commit": "false",
+        "fetch.queue.backoff.ms": "50",
     }
     assert config.poll_messages_max == 500
 
@@ -123,6 +124,7 @@ def test_consumer_keys_map_to_native_keys() -> None:
         "isolation.level": "read_uncommitted",
         "partition.assignment.strategy": "cooperative-sticky",
         "fetch.max.bytes": "1048576",
+        "fetch.queue.backoff.ms": "50",
     }
     assert consumer.poll_messages_max == 50
     assert (consumer.key_serde, consumer.value_serde) == ("string", "mypkg.serde:make_deserializer")
