@@ -52,6 +52,7 @@ from psc.serde import Deserializer, SerdeContext, get_deserializer
 _log = get_logger("psc.consumer")
 
 RebalanceCallback = Callable[["Consumer", list[TopicUriPartition]], None]
+CommitCallback = Callable[[PscError | None, list[TopicUriPartition]], None]
 
 _SLICE_S = 0.01  # one round of waiting across all clusters
 _HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path, when not sampling
@@ -152,6 +153,8 @@ class Consumer:
 
     ``config`` holds PSC keys (``psc.consumer.*``, ``psc.*``); connection settings come from discovery.
     Rebalance callbacks are called as ``callback(consumer, partitions)`` with :class:`TopicUriPartition`.
+    ``on_commit(error, partitions)`` reports the result of every commit, synchronous or not, as
+    confluent-kafka's ``on_commit``; per-partition failures are in each partition's ``error``.
     """
 
     def __init__(
@@ -162,10 +165,12 @@ class Consumer:
         value_deserializer: Deserializer[Any] | None = None,
         interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
         metrics: ClientMetrics | None = None,
+        on_commit: CommitCallback | None = None,
     ) -> None:
         psc_config = PscConfig.from_mapping(config, client_type="consumer")
         self._metrics = metrics if metrics is not None else client_metrics()
         self._settings = _Settings(psc_config, key_deserializer, value_deserializer, interceptors, self._metrics)
+        self._on_commit = on_commit
         self._clusters: dict[str, Cluster] = {}
         self._members: dict[str, _Member] = {}
         self._order: list[_Member] = []
@@ -724,12 +729,24 @@ class Consumer:
     def _new_backend(self, cluster: Cluster) -> BackendConsumer:
         native = dict(self._settings.native)
         native["error_cb"] = lambda err: self._on_client_error(cluster, err)
+        if self._on_commit is not None:
+            native["on_commit"] = lambda err, parts: self._report_commit(cluster, err, parts)
         try:
             return cluster.backend.create_consumer(cluster.endpoint, native, cluster.cluster_uri)
         except Exception as exc:
             raise ConsumerError(
                 f"cannot create a consumer for {cluster.cluster_uri!r}: {exc}", cluster_uri=cluster.cluster_uri
             ) from exc
+
+    def _report_commit(self, cluster: Cluster, err: Any, parts: list[Any]) -> None:
+        """A backend's commit result, handed to ``on_commit`` in topic-URI terms (runs inside poll/commit)."""
+        member = self._members.get(cluster.cluster_uri)
+        if member is None or self._on_commit is None:
+            return
+        error = None if err is None else BackendError.from_native(err, cluster_uri=cluster.cluster_uri)
+        if error is not None:
+            self._metrics.error(cluster.cluster_uri, error.name)
+        self._on_commit(error, self._to_psc(member, parts))
 
     def _on_client_error(self, cluster: Cluster, err: Any) -> None:
         """librdkafka's error callback: errors the catalogue resets for (e.g. a rotated CA) schedule a reset.
@@ -870,4 +887,4 @@ def _consumer_step(remedy: Remedy, seen: int, retries: int) -> Action:
     return action
 
 
-__all__ = ["OFFSET_INVALID", "Consumer", "RebalanceCallback"]
+__all__ = ["OFFSET_INVALID", "CommitCallback", "Consumer", "RebalanceCallback"]

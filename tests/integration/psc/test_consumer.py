@@ -95,6 +95,30 @@ def test_commit_by_message_message_id_and_offsets(base: dict[str, Any], filled: 
         assert [c.offset for c in consumer.committed([tp(filled, 0), tp(filled, 1)], TIMEOUT)] == [7, 8]
 
 
+def test_async_commit_results_reach_on_commit(base: dict[str, Any], filled: str) -> None:
+    results: list[tuple[psc.PscError | None, list[psc.TopicUriPartition]]] = []
+    config = consumer_config(base)
+    with psc.Consumer(config, on_commit=lambda err, parts: results.append((err, parts))) as consumer:
+        consumer.assign([tp(filled, 0, 0), tp(filled, 1, 0)])
+        assert len(drain(consumer, 20)) == 20
+        consumer.commit(offsets=[tp(filled, 0, 4), tp(filled, 1, 6)])  # asynchronous: reported by a poll
+        deadline = time.monotonic() + TIMEOUT
+        while not results and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        [(error, parts)] = results
+        assert error is None
+        assert sorted((p.topic_uri, p.partition, p.offset, p.error) for p in parts) == [
+            (filled, 0, 4, None),
+            (filled, 1, 6, None),
+        ]
+        consumer.commit(offsets=[psc.TopicUriPartition(filled, 7, 1)])  # no such partition
+        deadline = time.monotonic() + TIMEOUT
+        while len(results) < 2 and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        failed = results[1][0] or results[1][1][0].error
+        assert failed is not None, results[1]
+
+
 def test_poll_iteration_and_store_offsets(base: dict[str, Any], filled: str) -> None:
     config = consumer_config(
         base, **{"psc.consumer.enable.auto.offset.store": "false", "psc.consumer.commit.auto.enabled": "true"}
