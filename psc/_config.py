@@ -404,6 +404,18 @@ _PRODUCER: list[ConfigKey] = [
         "producer",
         minimum=1,
     ),
+    ConfigKey(
+        "psc.producer.delivery.report.only.error",
+        bool,
+        None,
+        "delivery.report.only.error",
+        "Report only failed deliveries: a success costs no Python call (the fastest produce path). Failed records "
+        "are still remediated, but delivery callbacks and interceptor acknowledgements run only for failures, "
+        "`send()` (and so `AsyncProducer`) is refused, its future needing the success report, and produce latency "
+        "is not sampled.",
+        "producer",
+        attr="delivery_report_only_error",
+    ),
     *_serde_keys("producer", "serializer"),
 ]
 
@@ -647,6 +659,7 @@ class PscConfig(ToolkitSettings):
     key_serde: str = "bytes"
     value_serde: str = "bytes"
     poll_messages_max: int = Field(default=500, ge=1)
+    delivery_report_only_error: bool | None = None
     native: dict[str, str] = Field(default_factory=dict, repr=False)
     settings: dict[str, Any] = Field(default_factory=dict, repr=False)
     passthrough: dict[str, str] = Field(default_factory=dict, repr=False)

@@ -7,15 +7,26 @@ one dispatch here.
 
 Hot path: with bytes serde, no interceptors, no callback and no headers, ``produce`` is a dict lookup, an
 integer increment and the backend's own ``produce``. Records without a callback report to one delivery
-handler configured on the backend producer, which only acts on failures, so successes cost nothing
-in Python beyond that call. Sent counts are accumulated in plain ints and published to Prometheus at
-most once a second from ``poll``/``flush``; produce latency is sampled.
+handler configured on the backend producer, which only acts on failures; a success still costs
+confluent-kafka a message object and one Python call. ``psc.producer.delivery.report.only.error=true``
+removes that cost: confluent-kafka then calls Python for failed deliveries only, so failures are still
+remediated, but application callbacks hear only of failures, ``send()`` is refused (its future needs the
+success report) and produce latency is not sampled. It is off by default because a callback passed to
+``produce`` asks for its success report. Sent counts are accumulated in plain ints and published to
+Prometheus at most once a second from ``poll``/``flush``; produce latency is sampled.
 
 Remediation: a failed delivery is classified by the remediation catalogue. RETRY re-produces the record
 (bounded, with backoff) before the application hears of it; RESET replaces the cluster's backend
 producer, retiring the old one once its in-flight records are done, and re-produces what failed.
 Delivery reports do not carry headers, so records with headers keep them in their callback until
 delivered.
+
+Fatal errors: confluent-kafka raises a client's fatal error (an idempotent producer that lost its
+guarantees) from ``poll``/``flush`` rather than passing it to ``error_cb``; ``produce`` then fails with
+``_FATAL``. PSC swallows it, marks the backend producer fatal and resets it, and re-produces every record
+that producer fails afterwards (the rejected batch, the queue it purged), whatever its own error code,
+with backoff and within the retry budget. A transactional producer still raises: the transaction is lost
+and only the application can redo it.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from psc._config import PscConfig
 from psc._configlog import report_config
 from psc._message import Message, MessageId, Source, TopicUriPartition
 from psc._metrics import ClientMetrics, client_metrics
-from psc._remediation import Action, ProactiveResetSchedule, Remedy
+from psc._remediation import Action, ErrorInfo, ProactiveResetSchedule, Remedy, backend_error, is_fatal
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
 from psc.backends.base import BackendPartition, BackendProducer, ClusterMetadata
@@ -78,6 +89,11 @@ class _Settings(ClientSettings):
             self.native["transaction.timeout.ms"] = timeout or "60000"
         self.key_serializer = key_serializer or get_serializer(config.key_serde)
         self.value_serializer = value_serializer or get_serializer(config.value_serde)
+        # confluent-kafka implements this setting in its own delivery trampoline and wants a bool there.
+        self.native.pop("delivery.report.only.error", None)
+        self.only_errors = bool(config.delivery_report_only_error)
+        if self.only_errors:
+            self.sample_every = 0  # a latency sample needs the success report
         # How long produce() keeps serving deliveries while the local queue is full before raising.
         self.buffer_full_timeout_s = 1.0
 
@@ -103,7 +119,9 @@ class _Generation:
         "cert_schedule",
         "cluster",
         "created",
+        "fatal",
         "producer",
+        "purged_by_app",
         "purged_by_reset",
         "reset_due",
         "retired",
@@ -117,7 +135,10 @@ class _Generation:
         self.source = Source(cluster.cluster_uri, cluster.topic_uri)
         self.retired = False
         self.purged_by_reset = False
-        self.reset_due = False  # set from librdkafka's error callback, acted on outside it
+        self.purged_by_app = False  # consulted only once fatal, when librdkafka has purged the queue too
+        # The client hit a fatal error: every record it fails is collateral and goes to the next generation.
+        self.fatal = False
+        self.reset_due = False  # set from callbacks and fatal errors, acted on by the next poll/flush
         self.created = time.monotonic()
 
 
@@ -250,6 +271,8 @@ class Producer:
                     route.produce(route.topic, value, key, partition, timestamp=timestamp)
             except BufferError:
                 self._produce_when_room(route, value, key, partition, None, timestamp, None)
+            except Exception as exc:  # a fatally failed client refuses records: reset, then send on the new one
+                self._produce_when_room(self._after_produce_error(route, exc), value, key, partition, None, timestamp)
             return
         self._produce_slow(route, value, key, partition, on_delivery or callback, None, timestamp, headers)
 
@@ -263,6 +286,12 @@ class Producer:
         headers: Any = None,
     ) -> Future[MessageId]:
         """Queue a record and return a future of its :class:`MessageId`, resolved by ``poll``/``flush``."""
+        if self._settings.only_errors:
+            raise ProducerError(
+                "send() needs the success report of its record: it is unavailable with "
+                "psc.producer.delivery.report.only.error=true; use produce()",
+                topic_uri=topic_uri,
+            )
         route = self._routes.get(topic_uri)
         if route is None:
             route = self._route(topic_uri)
@@ -327,7 +356,14 @@ class Producer:
         return key, value, headers or None
 
     def _produce_when_room(
-        self, route: _Route, value: Any, key: Any, partition: int, report: Any, timestamp: int, headers: Any
+        self,
+        route: _Route,
+        value: Any,
+        key: Any,
+        partition: int,
+        report: Any,
+        timestamp: int,
+        headers: Any = None,
     ) -> None:
         """Produce, serving delivery reports while the local queue is full, as a well-behaved app would."""
         deadline = 0.0
@@ -343,9 +379,12 @@ class Producer:
                 deadline = deadline or now + self._settings.buffer_full_timeout_s
                 if now >= deadline:
                     raise
-                route.gen.producer.poll(_BUFFER_FULL_WAIT_S)
+                self._poll_gen(route.gen, _BUFFER_FULL_WAIT_S)
             except Exception as exc:
-                route = self._after_produce_error(route, exc)
+                stale, route = route, self._after_produce_error(route, exc)
+                if isinstance(report, partial) and report.args and report.args[0] is stale:
+                    # Reports judge a failure by the generation that sent the record: point it at the new one.
+                    report = partial(report.func, route, *report.args[1:], **report.keywords)
 
     def _after_produce_error(self, route: _Route, exc: Exception) -> _Route:
         """A produce call raised: reset a fatally failed producer once, else raise a typed error."""
@@ -358,6 +397,7 @@ class Producer:
         remedy = remediator.remedy_for(native, route.uri)
         self._metrics.error(route.uri, native.name())
         if remedy.action in (Action.RESET, Action.RETRY_THEN_RESET) and not route.gen.retired:
+            route.gen.fatal = route.gen.fatal or is_fatal(ErrorInfo.of(native))
             self._reset(route.gen, purge=True)
             return self._routes.get(route.uri) or self._route(route.uri)
         raise remediator.to_psc_error(native, remedy) from exc
@@ -426,9 +466,18 @@ class Producer:
     def _remediate(self, gen: _Generation, error: BackendError, retry: _Retry) -> bool:
         """Schedule a re-produce of a failed record when the catalogue says so; False to surface it."""
         delay = 0.0
-        if error.name in _PURGED:
-            if not gen.purged_by_reset:
-                return False  # the application purged it
+        if not gen.fatal and is_fatal(ErrorInfo.of(error)) and not self._fatal_remedied(gen, error, retry.uri):
+            return False
+        # A fatal client purges its own queue: on one, only a purge() of the application is the application's.
+        if error.name in _PURGED and (gen.purged_by_app if gen.fatal else not gen.purged_by_reset):
+            return False  # the application purged it
+        if gen.fatal:
+            # The client failed, not the record (the batch that tripped a fatal error, the queue purged with
+            # it): re-produce on the next generation, with backoff in case the cause outlives one client.
+            # Bounded by the retry count, so a record that breaks every client still surfaces.
+            step = Action.RETRY if retry.attempts < self._settings.retries else Action.THROW
+            delay = self._settings.backoff.delay(retry.attempts)
+        elif error.name in _PURGED:
             step = Action.RETRY if retry.attempts < self._settings.retries else Action.THROW
         else:
             remedy = self._settings.remediator.remedy_for(error, retry.uri)
@@ -499,22 +548,61 @@ class Producer:
         self._check_open()
         served = self._housekeeping()
         gens = list(self._gens.values())
+        if len(gens) == 1:
+            served += self._poll_gen(gens[0], -1 if timeout is None else timeout)
+            if gens[0].reset_due:
+                served += self._housekeeping()
+            return served
+        served += self._poll_many(gens, timeout)
+        if any(gen.reset_due for gen in gens):
+            served += self._housekeeping()
+        return served
+
+    def _poll_gen(self, gen: _Generation, timeout: float) -> int:
+        """Serve one backend producer's reports; a fatal error it raises schedules a reset instead."""
         try:
-            if len(gens) == 1:
-                return served + gens[0].producer.poll(-1 if timeout is None else timeout)
-            return served + self._poll_many(gens, timeout)
+            return gen.producer.poll(timeout)
         except Exception as exc:
-            # A fatal backend client raises from poll; the error callback already scheduled its reset.
-            if not any(gen.reset_due for gen in gens):
+            if not self._fatal_raised(gen, exc):
                 raise
-            _log.warning("fatal producer error; resetting", error=str(exc))
-            return served + self._housekeeping()
+            return 0
+
+    def _flush_gen(self, gen: _Generation, timeout: float) -> None:
+        try:
+            gen.producer.flush(timeout)
+        except Exception as exc:
+            if not self._fatal_raised(gen, exc):
+                raise
+
+    def _fatal_raised(self, gen: _Generation, exc: Exception) -> bool:
+        """True when ``exc`` is a fatal client error that PSC remediates (the caller swallows it).
+
+        confluent-kafka never hands fatal errors to ``error_cb``: poll and flush raise them instead.
+        """
+        info = backend_error(exc)
+        if info is None or not is_fatal(info):
+            return False
+        if gen.retired:
+            return True  # already replaced; its reports are still served
+        return self._fatal_remedied(gen, info, gen.cluster.cluster_uri)
+
+    def _fatal_remedied(self, gen: _Generation, error: Any, uri: str) -> bool:
+        """Mark ``gen`` fatal and due for reset when the catalogue resets for ``error``; False to surface it."""
+        if not self._settings.auto_resolution or self._settings.transactional:
+            return False  # a fatal error in a transaction loses it: the application must restart from its commit
+        remedy = self._settings.remediator.remedy_for(error, uri)
+        if remedy.action not in (Action.RESET, Action.RETRY_THEN_RESET):
+            return False
+        gen.fatal = True
+        if not gen.retired:
+            gen.reset_due = True
+        return True
 
     def _poll_many(self, gens: list[_Generation], timeout: float | None) -> int:
         """Poll several clusters without giving any of them the full timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            served = sum(gen.producer.poll(0) for gen in gens)
+            served = sum(self._poll_gen(gen, 0) for gen in gens)
             if served or not gens:
                 return served
             remaining = 0.01 if deadline is None else deadline - time.monotonic()
@@ -526,7 +614,7 @@ class Producer:
         """Work done on every poll/flush: retries due, resets due, retiring producers, metrics."""
         served = 0
         for gen in self._retiring[:]:
-            served += gen.producer.poll(0)
+            served += self._poll_gen(gen, 0)
             if len(gen.producer) == 0:
                 self._retiring.remove(gen)
                 gen.producer.close()
@@ -573,8 +661,10 @@ class Producer:
         _log.warning("reset backend producer", cluster_uri=prefix, purge=purge)
         if purge:
             # Records of a broken producer come back as purge reports and are re-produced on the new one.
+            # A fatally failed one already purged its queue; its in-flight requests may still be acknowledged,
+            # so they are left to finish rather than purged and sent twice.
             gen.purged_by_reset = True
-            gen.producer.purge(True, True, False)
+            gen.producer.purge(True, not gen.fatal, False)
 
     def _publish_route(self, route: _Route) -> None:
         if route.count != route.reported:
@@ -590,7 +680,7 @@ class Producer:
             for gen in [*self._gens.values(), *self._retiring]:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 wait = 0.1 if self._pending else (-1 if left is None else left)
-                gen.producer.flush(wait if left is None else min(wait if wait >= 0 else left, left))
+                self._flush_gen(gen, wait if left is None else min(wait if wait >= 0 else left, left))
             self._housekeeping()
             remaining = len(self)
             if remaining == 0 or (deadline is not None and time.monotonic() >= deadline):
@@ -603,6 +693,7 @@ class Producer:
         """Drop queued/in-flight records; their reports fail with ``_PURGE_QUEUE``/``_PURGE_INFLIGHT``."""
         self._check_open()
         for gen in [*self._gens.values(), *self._retiring]:
+            gen.purged_by_app = True
             gen.producer.purge(in_queue, in_flight, blocking)
         if in_queue:
             pending, self._pending = self._pending, []
@@ -773,6 +864,8 @@ class Producer:
                 on_report(holder[0], err, msg)
 
         native["on_delivery"] = report
+        if self._settings.only_errors:
+            native["delivery.report.only.error"] = True
         native["error_cb"] = lambda err: self._on_client_error(holder[0], err)
         try:
             backend_producer = cluster.backend.create_producer(cluster.endpoint, native, cluster.cluster_uri)
@@ -791,7 +884,9 @@ class Producer:
         if self._settings.auto_resolution and not self._settings.transactional and not gen.retired:
             # Fatal errors, and errors the catalogue resets for (a rotated CA), need a new client.
             catalogue = self._settings.remediator.catalogue
-            if error.fatal or (
+            if is_fatal(ErrorInfo.of(error)):
+                self._fatal_remedied(gen, error, gen.cluster.cluster_uri)
+            elif (
                 catalogue.lookup(err, "producer").action is Action.RESET
                 and time.monotonic() - gen.created >= ERROR_RESET_INTERVAL_S
             ):

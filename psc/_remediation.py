@@ -90,6 +90,11 @@ def _flag(error: Any, method: str) -> bool:
     return bool(func()) if callable(func) else False
 
 
+def is_fatal(info: ErrorInfo) -> bool:
+    """True when the error leaves the client that reported it unusable (flagged fatal, or ``_FATAL``)."""
+    return info.fatal or info.name == _FATAL_NAME
+
+
 def backend_error(exc: BaseException) -> ErrorInfo | None:
     """The backend error an exception carries (``KafkaException`` keeps its ``KafkaError`` in ``args[0]``)."""
     if isinstance(exc, BackendError):
@@ -556,4 +561,5 @@ __all__ = [
     "backend_error",
     "certificate_not_after",
     "default_catalogue",
+    "is_fatal",
 ]
