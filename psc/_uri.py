@@ -137,7 +137,7 @@ def _parse_cached(text: str) -> TopicUri:
 
 
 def _split_protocol(text: str) -> tuple[str, str]:
-    if text.startswith("rn:"):
+    if text.startswith("rn:") and not text.startswith("rn:/"):  # a bare RN; "rn:/rn:..." names protocol rn
         return DEFAULT_PROTOCOL, text
     protocol, sep, rest = text.partition(":/")
     if not sep:

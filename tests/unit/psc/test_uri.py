@@ -75,6 +75,11 @@ def test_protocol_is_case_insensitive() -> None:
     assert parse_topic_uri("SECURE:/rn:kafka:prod:aws_us-west-1::c:t").protocol == "secure"
 
 
+def test_a_protocol_named_rn_is_not_taken_for_a_bare_rn() -> None:
+    uri = parse_topic_uri("rn:/rn:kafka:prod:aws_us-west-1::c:")
+    assert (uri.protocol, uri.is_cluster, str(uri)) == ("rn", True, "rn:/rn:kafka:prod:aws_us-west-1::c:")
+
+
 REJECTED = {
     "protocol://rn:kafka:env:aws_us-west-1::c1:t1": "single '/'",
     ":/rn:kafka:env:aws_us-west-1::c1:t1": "empty protocol",
