@@ -122,21 +122,39 @@ class FakeConsumer(BackendConsumer):
         self.records: list[FakeRecord] = []
         self.calls: list[tuple[str, float]] = []
         self.subscribed: list[str] = []
+        self.callbacks: tuple[Any, Any, Any] = (None, None, None)
         self.poll = self._poll
         self.consume = self._consume
         self.config: dict[str, Any] = {}
+        # As librdkafka: a record handed out is consumed (position past it); seek forgets the position.
+        self.delivered: list[FakeRecord] = []
+        self.positions: dict[tuple[str, int], int] = {}
+        self.seeks: list[BackendPartition] = []
+        self.commits: list[list[BackendPartition] | None] = []
+        self.paused: set[tuple[str, int]] = set()
+
+    def _deliver(self, records: list[FakeRecord]) -> list[FakeRecord]:
+        for record in records:
+            self.delivered.append(record)
+            self.positions[(record.topic(), record.partition())] = record.offset() + 1
+        return records
 
     def _poll(self, timeout: float) -> FakeRecord | None:
         self.calls.append(("poll", timeout))
-        return self.records.pop(0) if self.records else None
+        ready = [i for i, r in enumerate(self.records) if (r.topic(), r.partition()) not in self.paused]
+        return self._deliver([self.records.pop(ready[0])])[0] if ready else None
 
     def _consume(self, count: int, timeout: float) -> list[FakeRecord]:
         self.calls.append(("consume", timeout))
-        out, self.records = self.records[:count], self.records[count:]
-        return out
+        ready = [i for i, r in enumerate(self.records) if (r.topic(), r.partition()) not in self.paused][:count]
+        out = [self.records[i] for i in ready]
+        for i in reversed(ready):
+            del self.records[i]
+        return self._deliver(out)
 
     def subscribe(self, topics: Sequence[str], on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
         self.subscribed = list(topics)
+        self.callbacks = (on_assign, on_revoke, on_lost)
 
     def unsubscribe(self) -> None:
         self.subscribed = []
@@ -150,17 +168,31 @@ class FakeConsumer(BackendConsumer):
         return []
 
     def commit(self, offsets: Sequence[BackendPartition] | None, asynchronous: bool) -> list[BackendPartition]:
-        return list(offsets or [])
+        self.commits.append(None if offsets is None else list(offsets))
+        if offsets is None:
+            return [BackendPartition(t, p, o) for (t, p), o in sorted(self.positions.items()) if o >= 0]
+        return list(offsets)
 
     def committed(self, partitions: Sequence[BackendPartition], timeout: float) -> list[BackendPartition]:
         return list(partitions)
 
     def position(self, partitions: Sequence[BackendPartition]) -> list[BackendPartition]:
-        return list(partitions)
+        return [p._replace(offset=self.positions.get((p.topic, p.partition), p.offset)) for p in partitions]
 
-    def seek(self, partition: BackendPartition) -> None: ...
-    def pause(self, partitions: Sequence[BackendPartition]) -> None: ...
-    def resume(self, partitions: Sequence[BackendPartition]) -> None: ...
+    def seek(self, partition: BackendPartition) -> None:
+        """Hand out again, first, the delivered records of the partition from the offset on."""
+        self.seeks.append(partition)
+        key = (partition.topic, partition.partition)
+        again = [r for r in self.delivered if (r.topic(), r.partition()) == key and r.offset() >= partition.offset]
+        self.delivered = [r for r in self.delivered if all(r is not q for q in again)]
+        self.records[:0] = [r for r in again if r.error() is None]
+        self.positions[key] = -1001
+
+    def pause(self, partitions: Sequence[BackendPartition]) -> None:
+        self.paused |= {(p.topic, p.partition) for p in partitions}
+
+    def resume(self, partitions: Sequence[BackendPartition]) -> None:
+        self.paused -= {(p.topic, p.partition) for p in partitions}
 
     def get_watermark_offsets(self, partition: BackendPartition, timeout: float, cached: bool) -> tuple[int, int]:
         return (0, 0)
@@ -437,8 +469,11 @@ def test_received_counts_are_exact_on_every_consume_path(backend: FakeBackend, s
     read += sum(len(consumer.consume(300, 0)) for _ in range(3))
     consumer.subscribe([A + "t", A + "u"])  # two topics: counted per record
     fake.records[:0] = [FakeRecord("u", b"y")] * 10
-    while fake.records:
-        read += len(consumer.consume(7, 0)) + (consumer.poll(0) is not None)
+    while True:  # until nothing is left, buffered or not
+        more = len(consumer.consume(7, 0)) + (consumer.poll(0) is not None)
+        if not more:
+            break
+        read += more
     consumer.close()
 
     def received(topic: str) -> float | None:
