@@ -382,7 +382,7 @@ class Consumer:
         now = time.monotonic()
         elapsed = now - member.refilled
         # Size the batch to be served in about _BUFFER_S at the rate the last one was; grow gradually.
-        target = int(member.served * _BUFFER_S / elapsed) if elapsed > 0 else 1
+        target = int(member.served * _BUFFER_S / elapsed) if elapsed > 0 else member.buffer_max
         size = member.size = max(1, min(member.buffer_max, member.size * 2, target))
         if size > 1:
             if member.revoked:

@@ -229,6 +229,12 @@ class FakeBackend(Backend):
         return consumer
 
 
+@pytest.fixture(autouse=True)
+def batches_grow_by_doubling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Poll batches grow 1, 2, 4, 8... however slowly the machine serves them (sizing follows the rate)."""
+    monkeypatch.setattr("psc._consumer._BUFFER_S", 1e9)
+
+
 @pytest.fixture
 def backend() -> Iterator[FakeBackend]:
     fake = FakeBackend()
