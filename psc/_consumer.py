@@ -6,6 +6,18 @@ member, ``poll``/``consume`` call the backend directly and wrap each record in a
 slices that together last at most ``_SLICE_S``, so a record on any cluster is returned within about one
 slice whatever the number of clusters (confluent-kafka 2.x offers no shared wakeup across consumers).
 
+Buffering: on the single-cluster plain path, ``poll`` takes records from the backend in batches (a
+non-blocking ``consume``; when it finds nothing, one blocking ``poll`` for the first record) and serves
+them from a per-member buffer, saving a backend call per record. librdkafka counts every fetched record as
+consumed, so PSC keeps the application's view: ``commit()`` without arguments and ``position()`` report the
+first record not yet returned; seek, pause, resume, (un)assign, (un)subscribe, close and resets first give
+buffered records back (seeking their partitions to the first unreturned offset); a revocation lets the
+application's callback see those positions, then drops the revoked partitions' records. Each batch is sized
+to be served in about ``_BUFFER_S`` at the rate the previous one was, at most
+``psc.consumer.poll.messages.max``, so the backend is still called often enough for
+``max.poll.interval.ms``. Automatic commits with automatic offset store would commit buffered records:
+that configuration reads one record per call, as do serde and interceptors.
+
 Errors: PSC raises typed exceptions from ``poll``/``consume`` instead of returning error messages, after
 remediation (swallow, retry, reset the backend consumer restoring subscription, assignment and
 positions). The one exception is end-of-partition, returned as a message whose ``is_eof()`` is true, and
@@ -55,6 +67,7 @@ RebalanceCallback = Callable[["Consumer", list[TopicUriPartition]], None]
 CommitCallback = Callable[[PscError | None, list[TopicUriPartition]], None]
 
 _SLICE_S = 0.01  # one round of waiting across all clusters
+_BUFFER_S = 0.1  # a poll buffer should be served in about this long, so the backend is called often
 _HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path, when not sampling
 _Key = tuple[str, int]
 
@@ -75,12 +88,20 @@ class _Settings(ClientSettings):
         self.value_deserializer = value_deserializer or get_deserializer(config.value_serde)
         strategy = str(self.native.get("partition.assignment.strategy", ""))
         self.cooperative = "cooperative" in strategy
+        native = self.native
+        auto_commit = _flag(native.get("enable.auto.commit", native.get("auto.commit.enable")), True)
+        self.auto_store = _flag(native.get("enable.auto.offset.store"), True)
+        # Automatic commits of automatically stored offsets would commit records still in the buffer.
+        buffered = self.plain and not (auto_commit and self.auto_store)
+        self.buffer_max = config.poll_messages_max if buffered else 1
 
 
 class _Member:
     """The backend consumer of one cluster, with what a reset needs to rebuild it."""
 
     __slots__ = (
+        "buffer",
+        "buffer_max",
         "cert_schedule",
         "cluster",
         "consume",
@@ -95,8 +116,13 @@ class _Member:
         "plain",
         "poll",
         "positions",
+        "refilled",
         "reset_reason",
         "restore",
+        "revoked",
+        "rewound",
+        "served",
+        "size",
         "slow",
         "source",
         "topics",
@@ -121,6 +147,16 @@ class _Member:
         self.cert_schedule = settings.certificate_schedule(cluster)
         self.reset_reason: str | None = None  # set by the error callback, acted on outside librdkafka's poll
         self.last_error_reset = 0.0
+        # Records fetched but not yet returned, the next one last; refilled in batches of ``size`` records.
+        self.buffer: list[Any] = []
+        self.buffer_max = settings.buffer_max
+        self.size = 1
+        self.refilled = 0.0  # when the buffer was last refilled, with ``served`` records
+        self.served = 0
+        self.revoked: set[_Key] = set()  # partitions revoked during the current refill
+        # Partitions given back by a seek: librdkafka reports no position (and keeps the stored offset
+        # past the buffered records) until it returns a record of them again.
+        self.rewound: dict[_Key, int] = {}
         self.bind(consumer)
 
     def set_topics(self, topics: Iterable[str] | None) -> None:
@@ -201,6 +237,7 @@ class Consumer:
         grouped = self._group_topics(topic_uris)
         self._log_config(list(topic_uris))
         self._callbacks = (on_assign, on_revoke, on_lost)
+        self._give_back_all()
         for prefix, member in list(self._members.items()):
             if prefix not in grouped and member.topics:
                 member.topics = []
@@ -231,6 +268,7 @@ class Consumer:
 
     def unsubscribe(self) -> None:
         self._check_open()
+        self._give_back_all()
         for member in self._order:
             if member.topics:
                 member.topics = []
@@ -242,6 +280,8 @@ class Consumer:
         grouped = self._to_backend(partitions)
         self._log_config(sorted({tp.topic_uri for tp in partitions}))
         for member in self._order:
+            self._give_back(member)
+            member.rewound.clear()
             parts = grouped.get(member.cluster.cluster_uri, [])
             member.manual = list(parts)
             member.set_topics(p.topic for p in parts)
@@ -250,12 +290,15 @@ class Consumer:
     def unassign(self) -> None:
         self._check_open()
         for member in self._order:
+            self._give_back(member)
+            member.rewound.clear()
             member.manual = None
             member.consumer.unassign()
 
     def incremental_assign(self, partitions: Sequence[TopicUriPartition]) -> None:
         self._check_open()
         for member, parts in self._by_member(partitions):
+            self._give_back(member, parts)
             if member.manual is not None:
                 member.manual = [p for p in member.manual if p[:2] not in {q[:2] for q in parts}] + parts
                 member.set_topics(p.topic for p in member.manual)
@@ -266,6 +309,7 @@ class Consumer:
     def incremental_unassign(self, partitions: Sequence[TopicUriPartition]) -> None:
         self._check_open()
         for member, parts in self._by_member(partitions):
+            self._give_back(member, parts)
             if member.manual is not None:
                 gone = {p[:2] for p in parts}
                 member.manual = [p for p in member.manual if p[:2] not in gone]
@@ -276,6 +320,7 @@ class Consumer:
         return [tp for member in self._order for tp in self._to_psc(member, member.consumer.assignment())]
 
     def _on_assign(self, member: _Member, parts: list[BackendPartition]) -> None:
+        member.revoked.difference_update(p[:2] for p in parts)  # records fetched from now on are theirs
         restore, member.restore = member.restore, None
         if restore:
             # After a reset: continue exactly where the old backend consumer stopped.
@@ -292,12 +337,20 @@ class Consumer:
         if not lost:
             self._remember_positions(member, parts)
         callback = self._callbacks[2] if lost and self._callbacks[2] is not None else self._callbacks[1]
-        if callback is not None:
-            callback(self, self._to_psc(member, parts))
+        try:
+            if callback is not None:
+                callback(self, self._to_psc(member, parts))  # its commit() sees the buffered records unreturned
+        finally:
+            # Records of partitions no longer owned are never returned, fetched before or during this call.
+            gone = {p[:2] for p in parts}
+            member.revoked |= gone
+            member.buffer = [n for n in member.buffer if (n.topic(), n.partition()) not in gone]
+            for key in gone:
+                member.rewound.pop(key, None)
 
     def _remember_positions(self, member: _Member, parts: list[BackendPartition]) -> None:
         try:
-            for p in member.consumer.position(parts):
+            for p in self._positions(member, parts):
                 if p.offset >= 0:
                     member.positions[(p.topic, p.partition)] = p.offset
         except Exception:  # positions are a best effort for a later reset
@@ -310,7 +363,8 @@ class Consumer:
         member = self._one
         if member is None:
             return self._poll_slow(timeout, None)
-        native = member.poll(-1 if timeout is None else timeout)
+        buffer = member.buffer
+        native = buffer.pop() if buffer else self._refill(member, -1 if timeout is None else timeout)
         if native is None:
             self._housekeeping()
             return None
@@ -320,6 +374,33 @@ class Consumer:
         if not member.countdown:
             self._tick(member, native)
         return Message(native, member.source)
+
+    def _refill(self, member: _Member, timeout: float) -> Any:
+        """The next record from the backend; when buffering, the rest of its batch goes to the buffer."""
+        if member.buffer_max == 1:
+            return member.poll(timeout)
+        now = time.monotonic()
+        elapsed = now - member.refilled
+        # Size the batch to be served in about _BUFFER_S at the rate the last one was; grow gradually.
+        target = int(member.served * _BUFFER_S / elapsed) if elapsed > 0 else member.buffer_max
+        size = member.size = max(1, min(member.buffer_max, member.size * 2, target))
+        if size > 1:
+            if member.revoked:
+                member.revoked.clear()
+            # Never wait here: librdkafka's batch waits for the whole batch or the timeout.
+            batch = member.consume(size, 0)
+            if member.revoked:
+                batch = [n for n in batch if (n.topic(), n.partition()) not in member.revoked]
+            if batch:
+                member.refilled, member.served = now, len(batch)
+                batch.reverse()
+                native = batch.pop()
+                member.buffer = batch
+                return native
+        native = member.poll(timeout)
+        if native is not None:
+            member.refilled, member.served = now, 1
+        return native
 
     def _poll_rare(self, timeout: float | None, member: _Member, native: Any) -> Message | None:
         """A record the fast path does not take: an error, serde or interceptors, or several topics read."""
@@ -368,6 +449,8 @@ class Consumer:
             raise ValueError(f"num_messages must be at least 1, got {num_messages}")
         member = self._one
         if member is not None and member.plain:
+            if member.buffer:
+                return self._wrap_plain(member, _take(member.buffer, num_messages))
             batch = member.consume(num_messages, -1 if timeout is None else timeout)
             return self._wrap_plain(member, batch)
         self._check_open()
@@ -439,6 +522,9 @@ class Consumer:
     def _fetch(self, count: int, deadline: float | None, first: bool) -> list[tuple[_Member, Any]]:
         """Records from the members: without waiting first, then in slices shared by all members."""
         members = self._order
+        for member in members:
+            if member.buffer:  # records fetched earlier come first
+                return [(member, native) for native in _take(member.buffer, count)]
         if not members:
             if deadline is not None:
                 time.sleep(max(0.0, min(deadline - time.monotonic(), _SLICE_S)))
@@ -538,10 +624,12 @@ class Consumer:
             restore = dict(member.positions)
             try:
                 current = old.assignment()
-                self._remember_positions(member, current)
+                self._remember_positions(member, current)  # the first unreturned records, buffered or not
                 restore.update(member.positions)
             except Exception:
                 _log.debug("cannot read the assignment before reset", exc_info=True)
+            member.buffer = []
+            member.rewound.clear()
             try:
                 old.close()
             except Exception:
@@ -593,6 +681,10 @@ class Consumer:
         else:
             targets = list(self._by_member(offsets))
         for member, parts in targets:
+            if parts is None and self._settings.auto_store and (member.buffer or member.rewound):
+                # The stored offsets are past the buffered records: commit what the application was given.
+                assigned = self._positions(member, member.consumer.assignment())
+                parts = [p for p in assigned if p.offset >= 0] or None
             result = self._call(member, "commit", parts, asynchronous)
             committed.extend(self._to_psc(member, result or []))
         return None if asynchronous else committed
@@ -618,13 +710,48 @@ class Consumer:
         self._check_open()
         out: list[TopicUriPartition] = []
         for member, parts in self._by_member(partitions):
-            out.extend(self._to_psc(member, member.consumer.position(parts)))
+            out.extend(self._to_psc(member, self._positions(member, parts)))
         return out
+
+    def _positions(self, member: _Member, parts: Sequence[BackendPartition]) -> list[BackendPartition]:
+        """The backend's positions, as the application sees them: its first record not yet returned."""
+        found = member.consumer.position(parts)
+        if not member.buffer and not member.rewound:
+            return found
+        first = _first_unreturned(member.buffer)
+        out: list[BackendPartition] = []
+        for p in found:
+            key = (p.topic, p.partition)
+            offset = first.get(key)
+            if offset is None and p.offset < 0:
+                offset = member.rewound.get(key)
+            out.append(p if offset is None else p._replace(offset=offset, leader_epoch=None))
+        return out
+
+    def _give_back(self, member: _Member, parts: Sequence[BackendPartition] = ()) -> None:
+        """Return buffered records to the backend, seeking to the first unreturned, before what is read changes.
+
+        The positions of ``parts`` are about to be set anew: what was given back no longer applies to them.
+        """
+        buffer, member.buffer = member.buffer, []
+        for (topic, partition), offset in _first_unreturned(buffer).items():
+            try:
+                member.consumer.seek(BackendPartition(topic, partition, offset))
+                member.rewound[(topic, partition)] = offset
+            except Exception:  # e.g. no longer assigned: it will start from its committed offset
+                _log.debug("cannot give records back", cluster_uri=member.cluster.cluster_uri, exc_info=True)
+        for p in parts:
+            member.rewound.pop(p[:2], None)
+
+    def _give_back_all(self) -> None:
+        for member in self._order:
+            self._give_back(member)
 
     def seek(self, partition: TopicUriPartition) -> None:
         """Move an assigned partition's position to ``partition.offset`` (may be a logical offset)."""
         self._check_open()
         for member, parts in self._by_member([partition]):
+            self._give_back(member, parts)
             self._call(member, "seek", parts[0])
 
     def seek_to_beginning(self, partitions: Sequence[TopicUriPartition] | None = None) -> None:
@@ -653,11 +780,13 @@ class Consumer:
     def pause(self, partitions: Sequence[TopicUriPartition]) -> None:
         self._check_open()
         for member, parts in self._by_member(partitions):
+            self._give_back(member)  # else librdkafka would resume after the buffered records
             member.consumer.pause(parts)
 
     def resume(self, partitions: Sequence[TopicUriPartition]) -> None:
         self._check_open()
         for member, parts in self._by_member(partitions):
+            self._give_back(member)
             member.consumer.resume(parts)
 
     def get_watermark_offsets(
@@ -839,6 +968,7 @@ class Consumer:
         self._publish_counts()
         self._one = None
         for member in self._order:
+            member.buffer = []  # never returned; auto-commit, when on, commits only stored offsets here
             try:
                 member.consumer.close()
             except Exception:
@@ -873,6 +1003,27 @@ def _next_offset(message: Message | MessageId) -> TopicUriPartition:
     if offset is None or partition is None or offset < 0:
         raise ConsumerError(f"cannot commit {message!r}: it has no offset")
     return TopicUriPartition(message.topic(), partition, offset + 1)
+
+
+def _take(buffer: list[Any], count: int) -> list[Any]:
+    """Up to ``count`` records from the end of a buffer, in order."""
+    taken = buffer[-count:]
+    del buffer[-count:]
+    taken.reverse()
+    return taken
+
+
+def _first_unreturned(buffer: list[Any]) -> dict[_Key, int]:
+    """The offset of the first buffered record per partition (records carrying an error set none)."""
+    first: dict[_Key, int] = {}
+    for native in reversed(buffer):
+        if native.error() is None:
+            first.setdefault((native.topic(), native.partition()), native.offset())
+    return first
+
+
+def _flag(value: Any, default: bool) -> bool:
+    return default if value is None else str(value).strip().lower() == "true"
 
 
 def _consumer_step(remedy: Remedy, seen: int, retries: int) -> Action:

@@ -235,3 +235,54 @@ def test_bad_subscriptions_never_reach_the_broker(base: dict[str, Any], services
     closed.close()
     with pytest.raises(psc.ClientClosedError):
         closed.poll(0)
+
+
+@pytest.fixture
+def many(base: dict[str, Any], services: Services, new_topic: Callable[..., str]) -> str:
+    """A two-partition topic with 2000 records per partition: enough for poll() to buffer batches."""
+    uri = services.cluster_prefix + new_topic(partitions=2)
+    with psc.Producer(base) as producer:
+        for i in range(4000):
+            producer.produce(uri, f"{i % 2}-{i // 2}".encode(), partition=i % 2)
+        assert producer.flush(TIMEOUT) == 0
+    return uri
+
+
+def poll_n(consumer: psc.Consumer, count: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    deadline = time.monotonic() + TIMEOUT
+    while len(out) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None:
+            out.append((message.partition() or 0, message.offset() or 0))
+    return out
+
+
+def test_commit_after_a_partial_poll_resumes_exactly_after_the_last_returned(base: dict[str, Any], many: str) -> None:
+    config = consumer_config(base)
+    with psc.Consumer(config) as first:
+        first.subscribe([many])
+        read = poll_n(first, 1234)
+        assert first._order[0].buffer, "poll() buffered records past the last one returned"
+        committed = first.commit(asynchronous=False)
+        last = {p: o for p, o in read}
+        assert committed is not None and sorted((c.partition, c.offset) for c in committed) == sorted(
+            (p, o + 1) for p, o in last.items()
+        )
+    with psc.Consumer(config) as second:
+        second.subscribe([many])
+        read += poll_n(second, 4000 - len(read))
+        assert second.poll(1.0) is None
+    assert sorted(read) == sorted((p, o) for p in (0, 1) for o in range(2000)), "nothing lost or read twice"
+
+
+def test_pause_and_resume_mid_buffer_lose_nothing(base: dict[str, Any], many: str) -> None:
+    with psc.Consumer(consumer_config(base)) as consumer:
+        consumer.subscribe([many])
+        read = poll_n(consumer, 1000)
+        assert consumer._order[0].buffer, "poll() buffered records past the last one returned"
+        consumer.pause([tp(many, 0), tp(many, 1)])
+        assert consumer.poll(1.0) is None, "paused partitions return nothing, buffered or not"
+        consumer.resume([tp(many, 0), tp(many, 1)])
+        read += poll_n(consumer, 4000 - len(read))
+    assert sorted(read) == sorted((p, o) for p in (0, 1) for o in range(2000)), "nothing lost or read twice"

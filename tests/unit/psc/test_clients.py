@@ -122,21 +122,39 @@ class FakeConsumer(BackendConsumer):
         self.records: list[FakeRecord] = []
         self.calls: list[tuple[str, float]] = []
         self.subscribed: list[str] = []
+        self.callbacks: tuple[Any, Any, Any] = (None, None, None)
         self.poll = self._poll
         self.consume = self._consume
         self.config: dict[str, Any] = {}
+        # As librdkafka: a record handed out is consumed (position past it); seek forgets the position.
+        self.delivered: list[FakeRecord] = []
+        self.positions: dict[tuple[str, int], int] = {}
+        self.seeks: list[BackendPartition] = []
+        self.commits: list[list[BackendPartition] | None] = []
+        self.paused: set[tuple[str, int]] = set()
+
+    def _deliver(self, records: list[FakeRecord]) -> list[FakeRecord]:
+        for record in records:
+            self.delivered.append(record)
+            self.positions[(record.topic(), record.partition())] = record.offset() + 1
+        return records
 
     def _poll(self, timeout: float) -> FakeRecord | None:
         self.calls.append(("poll", timeout))
-        return self.records.pop(0) if self.records else None
+        ready = [i for i, r in enumerate(self.records) if (r.topic(), r.partition()) not in self.paused]
+        return self._deliver([self.records.pop(ready[0])])[0] if ready else None
 
     def _consume(self, count: int, timeout: float) -> list[FakeRecord]:
         self.calls.append(("consume", timeout))
-        out, self.records = self.records[:count], self.records[count:]
-        return out
+        ready = [i for i, r in enumerate(self.records) if (r.topic(), r.partition()) not in self.paused][:count]
+        out = [self.records[i] for i in ready]
+        for i in reversed(ready):
+            del self.records[i]
+        return self._deliver(out)
 
     def subscribe(self, topics: Sequence[str], on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
         self.subscribed = list(topics)
+        self.callbacks = (on_assign, on_revoke, on_lost)
 
     def unsubscribe(self) -> None:
         self.subscribed = []
@@ -147,20 +165,34 @@ class FakeConsumer(BackendConsumer):
     def incremental_unassign(self, partitions: Sequence[BackendPartition]) -> None: ...
 
     def assignment(self) -> list[BackendPartition]:
-        return []
+        return [BackendPartition(t, p) for t, p in sorted(self.positions)]  # the partitions read so far
 
     def commit(self, offsets: Sequence[BackendPartition] | None, asynchronous: bool) -> list[BackendPartition]:
-        return list(offsets or [])
+        self.commits.append(None if offsets is None else list(offsets))
+        if offsets is None:
+            return [BackendPartition(t, p, o) for (t, p), o in sorted(self.positions.items()) if o >= 0]
+        return list(offsets)
 
     def committed(self, partitions: Sequence[BackendPartition], timeout: float) -> list[BackendPartition]:
         return list(partitions)
 
     def position(self, partitions: Sequence[BackendPartition]) -> list[BackendPartition]:
-        return list(partitions)
+        return [p._replace(offset=self.positions.get((p.topic, p.partition), p.offset)) for p in partitions]
 
-    def seek(self, partition: BackendPartition) -> None: ...
-    def pause(self, partitions: Sequence[BackendPartition]) -> None: ...
-    def resume(self, partitions: Sequence[BackendPartition]) -> None: ...
+    def seek(self, partition: BackendPartition) -> None:
+        """Hand out again, first, the delivered records of the partition from the offset on."""
+        self.seeks.append(partition)
+        key = (partition.topic, partition.partition)
+        again = [r for r in self.delivered if (r.topic(), r.partition()) == key and r.offset() >= partition.offset]
+        self.delivered = [r for r in self.delivered if all(r is not q for q in again)]
+        self.records[:0] = [r for r in again if r.error() is None]
+        self.positions[key] = -1001
+
+    def pause(self, partitions: Sequence[BackendPartition]) -> None:
+        self.paused |= {(p.topic, p.partition) for p in partitions}
+
+    def resume(self, partitions: Sequence[BackendPartition]) -> None:
+        self.paused -= {(p.topic, p.partition) for p in partitions}
 
     def get_watermark_offsets(self, partition: BackendPartition, timeout: float, cached: bool) -> tuple[int, int]:
         return (0, 0)
@@ -195,6 +227,12 @@ class FakeBackend(Backend):
         consumer.config = dict(config)
         self.consumers.append(consumer)
         return consumer
+
+
+@pytest.fixture(autouse=True)
+def batches_grow_by_doubling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Poll batches grow 1, 2, 4, 8... however slowly the machine serves them (sizing follows the rate)."""
+    monkeypatch.setattr("psc._consumer._BUFFER_S", 1e9)
 
 
 @pytest.fixture
@@ -437,8 +475,11 @@ def test_received_counts_are_exact_on_every_consume_path(backend: FakeBackend, s
     read += sum(len(consumer.consume(300, 0)) for _ in range(3))
     consumer.subscribe([A + "t", A + "u"])  # two topics: counted per record
     fake.records[:0] = [FakeRecord("u", b"y")] * 10
-    while fake.records:
-        read += len(consumer.consume(7, 0)) + (consumer.poll(0) is not None)
+    while True:  # until nothing is left, buffered or not
+        more = len(consumer.consume(7, 0)) + (consumer.poll(0) is not None)
+        if not more:
+            break
+        read += more
     consumer.close()
 
     def received(topic: str) -> float | None:
@@ -446,3 +487,128 @@ def test_received_counts_are_exact_on_every_consume_path(backend: FakeBackend, s
 
     assert read == 2509
     assert (received("t"), received("u")) == (2499, 10)
+
+
+def buffered_consumer(
+    backend: FakeBackend, records: list[FakeRecord], *, polls: int = 10, **extra: str
+) -> tuple[psc.Consumer, FakeConsumer, list[Message]]:
+    """A consumer that has returned ``polls`` records; batches grow 1, 2, 4, 8...: 10 leaves 5 buffered."""
+    consumer = psc.Consumer({**CONFIG, "psc.consumer.group.id": "g", **extra})
+    consumer.subscribe([A + "t"])
+    [fake] = backend.consumers
+    fake.records = list(records)
+    returned = [consumer.poll(1.0) for _ in range(polls)]
+    assert all(m is not None for m in returned)
+    return consumer, fake, [m for m in returned if m is not None]
+
+
+def two_partitions(count: int) -> list[FakeRecord]:
+    return [FakeRecord("t", b"%d" % i, partition=i % 2, offset=i // 2) for i in range(count)]
+
+
+def next_offsets(messages: Sequence[Message]) -> list[tuple[int, int]]:
+    """Per partition, the offset after the last message returned: the application's position."""
+    last = {m.partition(): m.offset() for m in messages}
+    return sorted((p, o + 1) for p, o in last.items() if p is not None and o is not None)
+
+
+def test_poll_fetches_batches_without_waiting_and_serves_them_in_order(backend: FakeBackend) -> None:
+    records = [FakeRecord("t", b"%d" % i, offset=i) for i in range(100)]
+    consumer, fake, _returned = buffered_consumer(backend, records, polls=1)
+    values = [m.value() for m in iter(lambda: consumer.poll(0.5), None)]
+    assert values == [b"%d" % i for i in range(1, 100)]
+    assert all(timeout == 0 for kind, timeout in fake.calls if kind == "consume")
+    assert sum(kind == "consume" for kind, _ in fake.calls) < 20  # batches, not a call per record
+
+
+def test_commit_without_arguments_commits_the_first_unreturned_offsets(backend: FakeBackend) -> None:
+    consumer, _fake, returned = buffered_consumer(backend, two_partitions(40))
+    assert consumer._order[0].buffer, "records are buffered"
+    assert next_offsets(returned) == [(0, 5), (1, 5)]
+    committed = consumer.commit(asynchronous=False)
+    assert committed is not None and sorted((c.partition, c.offset) for c in committed) == [(0, 5), (1, 5)]
+    positions = consumer.position([TopicUriPartition(A + "t", 0), TopicUriPartition(A + "t", 1)])
+    assert [(p.partition, p.offset) for p in positions] == [(0, 5), (1, 5)]
+    returned.append(consumer.poll(0))  # type: ignore[arg-type]
+    committed = consumer.commit(asynchronous=False)
+    assert committed is not None and sorted((c.partition, c.offset) for c in committed) == next_offsets(returned)
+
+
+def test_pause_gives_buffered_records_back_and_resume_returns_them(backend: FakeBackend) -> None:
+    consumer, fake, seen = buffered_consumer(backend, two_partitions(40), polls=11)
+    assert consumer._order[0].buffer, "records are buffered"
+    consumer.pause([TopicUriPartition(A + "t", 0)])
+    assert sorted((s.partition, s.offset) for s in fake.seeks) == next_offsets(seen)
+    committed = consumer.commit(asynchronous=False)  # librdkafka has no position until it reads again
+    assert committed is not None and sorted((c.partition, c.offset) for c in committed) == next_offsets(seen)
+    while (message := consumer.poll(0)) is not None:
+        assert message.partition() == 1
+        seen.append(message)
+    consumer.resume([TopicUriPartition(A + "t", 0)])
+    seen += list(iter(lambda: consumer.poll(0), None))
+    assert sorted((m.partition(), m.offset()) for m in seen) == sorted(
+        (r.partition(), r.offset()) for r in two_partitions(40)
+    )
+
+
+def test_revocation_drops_revoked_records_after_the_callback_commits_the_app_positions(backend: FakeBackend) -> None:
+    consumer = psc.Consumer({**CONFIG, "psc.consumer.group.id": "g"})
+    commits: list[list[TopicUriPartition] | None] = []
+
+    def on_revoke(c: psc.Consumer, parts: list[TopicUriPartition]) -> None:
+        commits.append(c.commit(asynchronous=False))
+
+    consumer.subscribe([A + "t"], on_revoke=on_revoke)
+    [fake] = backend.consumers
+    fake.records = two_partitions(40)
+    returned = [m for m in (consumer.poll(0) for _ in range(10)) if m is not None]
+    assert consumer._order[0].buffer, "records are buffered"
+    fake.callbacks[1]([BackendPartition("t", 0)])  # as librdkafka calls it from inside consume/poll
+    fake.records = [r for r in fake.records if r.partition() != 0]  # and fetches no more of it
+    [committed] = commits
+    assert committed is not None and sorted((c.partition, c.offset) for c in committed) == next_offsets(returned)
+    rest = list(iter(lambda: consumer.poll(0), None))
+    assert {m.partition() for m in rest} == {1}, "records of the revoked partition are never returned"
+    assert [m.offset() for m in rest] == list(range(5, 20))
+
+
+def test_error_in_the_middle_of_a_buffered_batch_is_handled_in_order(backend: FakeBackend) -> None:
+    records = [FakeRecord("t", b"%d" % i, offset=i) for i in range(40)]
+    records[12] = FakeRecord("t", None, offset=12, error=FakeError("UNKNOWN_TOPIC_OR_PART", code=3))
+    records[25] = FakeRecord("t", None, offset=25, error=FakeError("UNKNOWN_TOPIC_OR_PART", code=3))
+    consumer, _fake, returned = buffered_consumer(backend, records, **{"psc.auto.resolution.retry.count": "0"})
+    assert consumer._order[0].buffer, "the error is buffered"
+    with pytest.raises(psc.BackendError):
+        while True:
+            message = consumer.poll(0)
+            assert message is not None
+            returned.append(message)
+    assert [m.offset() for m in returned] == list(range(12))
+    assert consumer._order[0].buffer, "the records after the error stay buffered"
+    rest: list[int | None] = []
+    errors = 0
+    for _ in range(5):  # the buffered records first, then the backend's, the second error in its place
+        try:
+            rest += [m.offset() for m in consumer.consume(100, 0)]
+        except psc.BackendError:
+            errors += 1
+    assert errors == 1
+    assert rest == [*range(13, 25), *range(26, 40)]
+
+
+@pytest.mark.parametrize(
+    ("extra", "buffers"),
+    [
+        ({}, True),
+        ({"psc.consumer.commit.auto.enabled": "true"}, False),
+        ({"psc.consumer.commit.auto.enabled": "true", "psc.consumer.enable.auto.offset.store": "false"}, True),
+    ],
+)
+def test_auto_commit_of_automatically_stored_offsets_disables_buffering(
+    backend: FakeBackend, extra: dict[str, str], buffers: bool
+) -> None:
+    consumer, fake, returned = buffered_consumer(
+        backend, [FakeRecord("t", b"%d" % i, offset=i) for i in range(50)], **extra
+    )
+    assert len(returned) + len(list(iter(lambda: consumer.poll(0), None))) == 50
+    assert any(kind == "consume" for kind, _ in fake.calls) is buffers
