@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in chosen:
             print(f"scenario {scenario.name}: {', '.join(scenario.systems)}", file=sys.stderr)
             rows.extend(run_scenario(args.suite, scenario, args.repeat))
-    print(f"\nsuite {args.suite} (median of {args.repeat} runs; ratio = system / baseline)\n")
+    print(
+        f"\nsuite {args.suite} (median of {args.repeat} runs; ratio = system median / baseline median; "
+        "paired = median of per-repeat system / baseline)\n"
+    )
     print(format_table(rows, {s.name: s.baseline for s in chosen}))
     if args.json:
         write_json(rows, args.json)

@@ -40,6 +40,9 @@ class Row:
     median: float
     runs: list[float] = field(default_factory=list)
     ratio_to_baseline: float = 1.0
+    # Median over repeats of this run / the baseline's run of the same repeat: systems run back to back in
+    # a repeat, so this ratio holds while the machine or the broker drifts between repeats.
+    paired_ratio: float = 1.0
 
 
 def run_scenario(suite: str, scenario: Scenario, repeat: int, progress: TextIO = sys.stderr) -> list[Row]:
@@ -52,25 +55,27 @@ def run_scenario(suite: str, scenario: Scenario, repeat: int, progress: TextIO =
             value = fn()
             runs[name].append(value)
             print(f"  {scenario.name} [{attempt}/{repeat}] {name}: {value:,.1f} {scenario.unit}", file=progress)
-    base = statistics.median(runs[scenario.baseline])
+    baseline_runs = runs[scenario.baseline]
+    base = statistics.median(baseline_runs)
     rows = []
     for name, values in runs.items():
         median = statistics.median(values)
+        paired = [v / b if b else float("nan") for v, b in zip(values, baseline_runs, strict=True)]
         rows.append(
             Row(suite, scenario.name, name, scenario.metric, scenario.unit, median, values,
-                round(median / base, 4) if base else float("nan"))
+                round(median / base, 4) if base else float("nan"), round(statistics.median(paired), 4))
         )  # fmt: skip
     return rows
 
 
 def format_table(rows: Sequence[Row], baselines: dict[str, str]) -> str:
-    headers = ("scenario", "system", "metric", "median", "unit", "runs", "ratio")
+    headers = ("scenario", "system", "metric", "median", "unit", "runs", "ratio", "paired")
     body = []
     for row in rows:
         mark = " (baseline)" if baselines.get(row.scenario) == row.system else ""
         body.append(
             (row.scenario, row.system, row.metric, f"{row.median:,.1f}", row.unit,
-             " ".join(f"{v:,.0f}" for v in row.runs), f"{row.ratio_to_baseline:.2f}{mark}")
+             " ".join(f"{v:,.0f}" for v in row.runs), f"{row.ratio_to_baseline:.2f}{mark}", f"{row.paired_ratio:.2f}")
         )  # fmt: skip
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *body, strict=False)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)) for line in [headers, *body]]

@@ -18,7 +18,7 @@ def sequence(*values: float) -> Iterator[float]:
 
 def test_median_and_ratio_to_baseline(tmp_path: Path) -> None:
     calls: list[str] = []
-    fast, slow = sequence(100, 300, 200), sequence(10, 30, 20)
+    fast, slow = sequence(100, 300, 200), sequence(10, 90, 20)
 
     def run_fast() -> float:
         calls.append("fast")
@@ -34,12 +34,23 @@ def test_median_and_ratio_to_baseline(tmp_path: Path) -> None:
     by_system = {row.system: row for row in rows}
     assert by_system["fast"].median == 200 and by_system["fast"].ratio_to_baseline == 1.0
     assert by_system["slow"].median == 20 and by_system["slow"].ratio_to_baseline == 0.1
-    assert by_system["slow"].runs == [10, 30, 20]
+    assert by_system["slow"].runs == [10, 90, 20]
+    assert by_system["slow"].paired_ratio == 0.1  # per repeat 0.1, 0.3, 0.1
 
     out = tmp_path / "rows.json"
     write_json(rows, out)
     data = json.loads(out.read_text())
-    assert set(data[0]) == {"suite", "scenario", "system", "metric", "unit", "median", "runs", "ratio_to_baseline"}
+    assert set(data[0]) == {
+        "suite",
+        "scenario",
+        "system",
+        "metric",
+        "unit",
+        "median",
+        "runs",
+        "ratio_to_baseline",
+        "paired_ratio",
+    }
     table = format_table(rows, {"s1": "fast"})
     assert "1.00 (baseline)" in table and "0.10" in table
 
