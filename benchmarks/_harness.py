@@ -46,13 +46,16 @@ class Row:
 
 
 def run_scenario(suite: str, scenario: Scenario, repeat: int, progress: TextIO = sys.stderr) -> list[Row]:
-    """Run every system ``repeat`` times, interleaved so that drift on the machine hits all systems alike."""
+    """Run every system ``repeat`` times, interleaved and in rotating order, so drift hits all systems alike."""
     if repeat < 3:
         raise ValueError(f"repeat must be at least 3 for a meaningful median, got {repeat}")
     runs: dict[str, list[float]] = {name: [] for name in scenario.systems}
+    names = list(scenario.systems)
     for attempt in range(1, repeat + 1):
-        for name, fn in scenario.systems.items():
-            value = fn()
+        # Rotate who goes first: a run slows the next one (the broker flushing and deleting its data).
+        shift = (attempt - 1) % len(names)
+        for name in names[shift:] + names[:shift]:
+            value = scenario.systems[name]()
             runs[name].append(value)
             print(f"  {scenario.name} [{attempt}/{repeat}] {name}: {value:,.1f} {scenario.unit}", file=progress)
     baseline_runs = runs[scenario.baseline]
