@@ -119,7 +119,6 @@ class _Member:
         "refilled",
         "reset_reason",
         "restore",
-        "revoked",
         "rewound",
         "served",
         "size",
@@ -153,7 +152,6 @@ class _Member:
         self.size = 1
         self.refilled = 0.0  # when the buffer was last refilled, with ``served`` records
         self.served = 0
-        self.revoked: set[_Key] = set()  # partitions revoked during the current refill
         # Partitions given back by a seek: librdkafka reports no position (and keeps the stored offset
         # past the buffered records) until it returns a record of them again.
         self.rewound: dict[_Key, int] = {}
@@ -215,6 +213,7 @@ class Consumer:
         self._callbacks: tuple[RebalanceCallback | None, ...] = (None, None, None)
         self._lock = threading.RLock()
         self._closed = False
+        self._closing = False
         self._config_logged = False
         self._next_publish = 0.0
         self._next_cert_check = 0.0
@@ -320,7 +319,6 @@ class Consumer:
         return [tp for member in self._order for tp in self._to_psc(member, member.consumer.assignment())]
 
     def _on_assign(self, member: _Member, parts: list[BackendPartition]) -> None:
-        member.revoked.difference_update(p[:2] for p in parts)  # records fetched from now on are theirs
         restore, member.restore = member.restore, None
         if restore:
             # After a reset: continue exactly where the old backend consumer stopped.
@@ -341,9 +339,8 @@ class Consumer:
             if callback is not None:
                 callback(self, self._to_psc(member, parts))  # its commit() sees the buffered records unreturned
         finally:
-            # Records of partitions no longer owned are never returned, fetched before or during this call.
+            # Buffered records of partitions no longer owned are dropped: the callback's commit did not count them.
             gone = {p[:2] for p in parts}
-            member.revoked |= gone
             member.buffer = [n for n in member.buffer if (n.topic(), n.partition()) not in gone]
             for key in gone:
                 member.rewound.pop(key, None)
@@ -385,12 +382,10 @@ class Consumer:
         target = int(member.served * _BUFFER_S / elapsed) if elapsed > 0 else member.buffer_max
         size = member.size = max(1, min(member.buffer_max, member.size * 2, target))
         if size > 1:
-            if member.revoked:
-                member.revoked.clear()
             # Never wait here: librdkafka's batch waits for the whole batch or the timeout.
             batch = member.consume(size, 0)
-            if member.revoked:
-                batch = [n for n in batch if (n.topic(), n.partition()) not in member.revoked]
+            # Records librdkafka fetched in this very call before a revocation are kept, as confluent-kafka
+            # returns them: their offsets were stored, so a commit in on_revoke already counted them.
             if batch:
                 member.refilled, member.served = now, len(batch)
                 batch.reverse()
@@ -962,17 +957,22 @@ class Consumer:
 
     def close(self) -> None:
         """Leave the group (committing if auto-commit is on) and release every backend consumer."""
-        if self._closed:
+        if self._closed or self._closing:
             return
-        self._closed = True
-        self._publish_counts()
-        self._one = None
-        for member in self._order:
-            member.buffer = []  # never returned; auto-commit, when on, commits only stored offsets here
-            try:
-                member.consumer.close()
-            except Exception:
-                _log.warning("closing a backend consumer failed", cluster_uri=member.cluster.cluster_uri, exc_info=True)
+        self._closing = True  # still open meanwhile: on_revoke callbacks run by the close may commit
+        try:
+            self._publish_counts()
+            self._one = None
+            for member in self._order:
+                member.buffer = []  # never returned; auto-commit, when on, commits only stored offsets here
+                try:
+                    member.consumer.close()
+                except Exception:
+                    _log.warning(
+                        "closing a backend consumer failed", cluster_uri=member.cluster.cluster_uri, exc_info=True
+                    )
+        finally:
+            self._closed = True
         self._settings.close()
 
     def __enter__(self) -> Consumer:
