@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import psc
+from tests.integration.psc.support import drain
 from tests.services import Services
 
 TIMEOUT = 15.0
@@ -41,14 +42,6 @@ def filled(base: dict[str, Any], services: Services, new_topic: Callable[..., st
                 )
         assert producer.flush(TIMEOUT) == 0
     return uri
-
-
-def drain(consumer: psc.Consumer, count: int, limit_s: float = TIMEOUT) -> list[psc.Message]:
-    out: list[psc.Message] = []
-    deadline = time.monotonic() + limit_s
-    while len(out) < count and time.monotonic() < deadline:
-        out += consumer.consume(count - len(out), 0.5)
-    return out
 
 
 def tp(uri: str, partition: int, offset: int = psc.OFFSET_INVALID) -> psc.TopicUriPartition:

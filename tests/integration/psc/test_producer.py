@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import psc
+from tests.integration.psc.support import read_from_start
 from tests.services import Services
 
 TIMEOUT = 15.0
@@ -24,24 +24,7 @@ def topic_uri(services: Services, new_topic: Callable[..., str]) -> str:
     return services.cluster_prefix + new_topic(partitions=2)
 
 
-def read_all(config: dict[str, Any], topic_uri: str, count: int) -> list[psc.Message]:
-    consumer_config = {
-        "psc.project": config["psc.project"],
-        "psc.discovery.file": config["psc.discovery.file"],
-        "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}",
-        "psc.consumer.offset.auto.reset": "earliest",
-    }
-    out: list[psc.Message] = []
-    with psc.Consumer(consumer_config) as consumer:
-        consumer.subscribe([topic_uri])
-        for _ in range(100):
-            out += consumer.consume(count - len(out), 0.5)
-            if len(out) >= count:
-                break
-    return out
-
-
-def test_produce_with_callback_alias_poll_and_flush(config: dict[str, Any], topic_uri: str) -> None:
+def test_produce_with_callback_alias_poll_and_flush(config: dict[str, Any], topic_uri: str, services: Services) -> None:
     reports: list[tuple[Any, psc.Message]] = []
     with psc.Producer(config) as producer:
         producer.produce(topic_uri, b"v0", b"k0", on_delivery=lambda e, m: reports.append((e, m)))
@@ -57,7 +40,7 @@ def test_produce_with_callback_alias_poll_and_flush(config: dict[str, Any], topi
     assert delivered[b"v1"].partition() == 1
     assert all(m.topic() == topic_uri for m in delivered.values())
     assert delivered[b"v0"].message_id.topic_uri == topic_uri
-    messages = {m.value(): m for m in read_all(config, topic_uri, 3)}
+    messages = {m.value(): m for m in read_from_start(services, topic_uri, 3)}
     assert messages[b"v2"].headers() == [("h", b"1")]
     assert messages[b"v2"].timestamp()[1] == 1_700_000_000_000
     assert messages[b"v0"].key() == b"k0"
@@ -73,12 +56,12 @@ def test_send_returns_future_of_message_id(config: dict[str, Any], topic_uri: st
     assert all(i.partition == 0 and i.timestamp > 0 for i in ids)
 
 
-def test_string_and_json_serde(config: dict[str, Any], topic_uri: str) -> None:
+def test_string_and_json_serde(config: dict[str, Any], topic_uri: str, services: Services) -> None:
     producer_config = {**config, "psc.producer.key.serializer": "string", "psc.producer.value.serializer": "json"}
     with psc.Producer(producer_config) as producer:
         producer.produce(topic_uri, {"a": 1}, "key")
         assert producer.flush(TIMEOUT) == 0
-    [message] = read_all(config, topic_uri, 1)
+    [message] = read_from_start(services, topic_uri, 1)
     assert (message.key(), message.value()) == (b"key", b'{"a":1}')
 
 

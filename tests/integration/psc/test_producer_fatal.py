@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 import psc
 from psc._metrics import ClientMetrics
 from psc.common import MetricsRegistry
+from tests.integration.psc.support import read_from_start, set_max_message_bytes
 from tests.services import Services
 
 TIMEOUT = 30.0
-
-
-def set_max_message_bytes(admin: AdminClient, topic: str, value: int) -> None:
-    entry = ConfigEntry("max.message.bytes", str(value), incremental_operation=AlterConfigOpType.SET)
-    resource = ConfigResource("TOPIC", topic, incremental_configs=[entry])
-    for future in admin.incremental_alter_configs([resource]).values():
-        future.result(TIMEOUT)
-
-
-def read_values(services: Services, topic_uri: str, count: int) -> list[bytes]:
-    config = {
-        "psc.project": "it-producer-fatal",
-        "psc.discovery.file": services.psc_discovery_file,
-        "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}",
-        "psc.consumer.offset.auto.reset": "earliest",
-    }
-    out: list[bytes] = []
-    with psc.Consumer(config) as consumer:
-        consumer.subscribe([topic_uri])
-        deadline = time.monotonic() + TIMEOUT
-        while len(set(out)) < count and time.monotonic() < deadline:
-            out += [m.value() or b"" for m in consumer.consume(100, 0.5)]
-    return out
 
 
 def test_gapless_fatal_error_is_remediated_without_the_application_noticing(
@@ -85,5 +62,5 @@ def test_gapless_fatal_error_is_remediated_without_the_application_noticing(
         producer.close(5)
         set_max_message_bytes(admin, topic, 1048588)
     assert reports == [None] * 11
-    got = read_values(services, topic_uri, 21)
+    got = [m.value() for m in read_from_start(services, topic_uri, 21, distinct=True)]
     assert set(values) <= set(got), "records were lost"

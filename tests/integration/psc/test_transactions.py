@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 import psc
+from tests.integration.psc.support import drain
 from tests.services import Services
 
 TIMEOUT = 20.0
@@ -35,18 +35,10 @@ def consumer_config(base: dict[str, Any], group: str) -> dict[str, Any]:
     }
 
 
-def drain(consumer: psc.Consumer, count: int, limit_s: float = TIMEOUT) -> list[psc.Message]:
-    out: list[psc.Message] = []
-    deadline = time.monotonic() + limit_s
-    while len(out) < count and time.monotonic() < deadline:
-        out += consumer.consume(count - len(out), 0.5)
-    return out
-
-
 def transform(consumer: psc.Consumer, producer: psc.Producer, output: str, count: int) -> None:
     """One transaction's work: read ``count`` records, write them upper-cased, add the offsets."""
     producer.begin_transaction()
-    for message in drain(consumer, count):
+    for message in drain(consumer, count, TIMEOUT):
         producer.produce(output, message.value().upper(), message.key())
     positions = consumer.position(consumer.assignment())
     producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), TIMEOUT)
@@ -97,7 +89,7 @@ def test_deferred_init_binds_to_first_cluster_and_rejects_another(
         producer.commit_transaction(TIMEOUT)
     with psc.Consumer(consumer_config(base, f"g-{uuid.uuid4().hex[:8]}")) as check:
         check.subscribe([services.cluster_prefix + topic])
-        assert [m.value() for m in drain(check, 1)] == [b"x"]
+        assert [m.value() for m in drain(check, 1, TIMEOUT)] == [b"x"]
 
 
 def test_transaction_calls_need_a_transactional_producer(base: dict[str, Any]) -> None:
