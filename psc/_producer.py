@@ -433,16 +433,19 @@ class Producer:
         callback: DeliveryCallback | None,
         future: Future[MessageId] | None,
     ) -> None:
+        self._acknowledge(gen, native, None)
+        if future is not None:
+            future.set_result(Message(native, gen.source).message_id)
+        if callback is not None:
+            callback(None, Message(native, gen.source))
+
+    def _acknowledge(self, gen: _Generation, native: Any, error: BackendError | None) -> None:
+        """Tell the interceptors how a record ended: written (``error`` None) or failed for good."""
         settings = self._settings
         if not (settings.typed_chain.empty and settings.raw_chain.empty):
             uri = gen.source.topic_uri(native.topic())
-            settings.raw_chain.on_acknowledgement(uri, native.partition(), native.offset(), None)
-            settings.typed_chain.on_acknowledgement(uri, native.partition(), native.offset(), None)
-        if future is not None:
-            msg = Message(native, gen.source)
-            future.set_result(msg.message_id)
-        if callback is not None:
-            callback(None, Message(native, gen.source))
+            settings.raw_chain.on_acknowledgement(uri, native.partition(), native.offset(), error)
+            settings.typed_chain.on_acknowledgement(uri, native.partition(), native.offset(), error)
 
     def _failed(
         self,
@@ -503,11 +506,7 @@ class Producer:
         callback: DeliveryCallback | None,
         future: Future[MessageId] | None,
     ) -> None:
-        settings = self._settings
-        if not (settings.typed_chain.empty and settings.raw_chain.empty):
-            uri = gen.source.topic_uri(native.topic())
-            settings.raw_chain.on_acknowledgement(uri, native.partition(), native.offset(), error)
-            settings.typed_chain.on_acknowledgement(uri, native.partition(), native.offset(), error)
+        self._acknowledge(gen, native, error)
         if future is not None:
             future.set_exception(error)
         if callback is not None:
