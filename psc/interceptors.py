@@ -54,40 +54,30 @@ class Interceptor(Protocol[R]):
     def close(self) -> None: ...
 
 
-class TypedInterceptor:
+class _NoOpInterceptor(Generic[R]):
+    """Every hook a no-op: subclasses override the ones they need."""
+
+    def on_send(self, record: R) -> R | None:
+        return record
+
+    def on_consume(self, record: R) -> R | None:
+        return record
+
+    def on_acknowledgement(
+        self, topic_uri: str, partition: int | None, offset: int | None, error: BaseException | None
+    ) -> None:
+        """Called from the delivery report: ``error`` is ``None`` when the record was written."""
+
+    def close(self) -> None:
+        pass
+
+
+class TypedInterceptor(_NoOpInterceptor[TypedRecord]):
     """Base for interceptors of application-level records; every hook defaults to a no-op."""
 
-    def on_send(self, record: TypedRecord) -> TypedRecord | None:
-        return record
 
-    def on_consume(self, record: TypedRecord) -> TypedRecord | None:
-        return record
-
-    def on_acknowledgement(
-        self, topic_uri: str, partition: int | None, offset: int | None, error: BaseException | None
-    ) -> None:
-        """Called from the delivery report: ``error`` is ``None`` when the record was written."""
-
-    def close(self) -> None:
-        pass
-
-
-class RawInterceptor:
+class RawInterceptor(_NoOpInterceptor[RawRecord]):
     """Base for interceptors of serialized records; every hook defaults to a no-op."""
-
-    def on_send(self, record: RawRecord) -> RawRecord | None:
-        return record
-
-    def on_consume(self, record: RawRecord) -> RawRecord | None:
-        return record
-
-    def on_acknowledgement(
-        self, topic_uri: str, partition: int | None, offset: int | None, error: BaseException | None
-    ) -> None:
-        """Called from the delivery report: ``error`` is ``None`` when the record was written."""
-
-    def close(self) -> None:
-        pass
 
 
 class InterceptorChain(Generic[R]):
