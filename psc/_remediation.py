@@ -473,26 +473,17 @@ def _exhausted_error(failure: _Failure, attempts: int) -> RemediationExhaustedEr
 def _typed_error(info: ErrorInfo, exception_name: str | None, client_type: str) -> PscError:
     cls = getattr(psc_errors, exception_name, BackendError) if exception_name else BackendError
     message = f"{info.name}: {info.message}" if info.message else info.name
+    common: dict[str, Any] = {
+        "code": info.code,
+        "name": info.name,
+        "retriable": info.retriable,
+        "fatal": info.fatal,
+        "native": info.native,
+        "client_type": client_type,
+    }
     if issubclass(cls, TransactionError):
-        return cls(
-            message,
-            retriable=info.retriable,
-            txn_requires_abort=info.txn_requires_abort,
-            fatal=info.fatal,
-            native=info.native,
-            code=info.code,
-            name=info.name,
-            client_type=client_type,
-        )
-    error: PscError = cls(
-        message,
-        code=info.code,
-        name=info.name,
-        retriable=info.retriable,
-        fatal=info.fatal,
-        native=info.native,
-        client_type=client_type,
-    )
+        return cls(message, txn_requires_abort=info.txn_requires_abort, **common)
+    error: PscError = cls(message, **common)
     return error
 
 
