@@ -694,12 +694,7 @@ class Consumer:
             member.consumer.store_offsets(parts)
 
     def committed(self, partitions: Sequence[TopicUriPartition], timeout: float = -1) -> list[TopicUriPartition]:
-        self._check_open()
-        out: list[TopicUriPartition] = []
-        for member, parts in self._by_member(partitions):
-            result = self._call(member, "committed", parts, timeout)
-            out.extend(self._to_psc(member, result))
-        return out
+        return self._call_per_member("committed", partitions, timeout)
 
     def position(self, partitions: Sequence[TopicUriPartition]) -> list[TopicUriPartition]:
         self._check_open()
@@ -798,11 +793,16 @@ class Consumer:
         self, partitions: Sequence[TopicUriPartition], timeout: float = -1
     ) -> list[TopicUriPartition]:
         """For each partition (``offset`` = a timestamp in ms), the earliest offset at or after it."""
+        return self._call_per_member("offsets_for_times", partitions, timeout)
+
+    def _call_per_member(
+        self, method: str, partitions: Sequence[TopicUriPartition], *args: Any
+    ) -> list[TopicUriPartition]:
+        """``method`` on each member for its share of ``partitions``, under remediation, in topic-URI terms."""
         self._check_open()
         out: list[TopicUriPartition] = []
         for member, parts in self._by_member(partitions):
-            result = self._call(member, "offsets_for_times", parts, timeout)
-            out.extend(self._to_psc(member, result))
+            out.extend(self._to_psc(member, self._call(member, method, parts, *args)))
         return out
 
     def list_topics(self, topic_uri: str | None = None, timeout: float = -1) -> ClusterMetadata:
