@@ -64,9 +64,9 @@ class TopicUriPartition:
 
 
 class Source:
-    """What a message needs from the client that received it: topic URIs of native topic names, serde."""
+    """What a message needs from the client that received it: the topic URIs of native topic names."""
 
-    __slots__ = ("_uris", "cluster_uri", "key_deserializer", "topic_uri_of", "value_deserializer")
+    __slots__ = ("_uris", "cluster_uri", "topic_uri_of")
 
     def __init__(self, cluster_uri: str, topic_uri_of: Any = None) -> None:
         self.cluster_uri = cluster_uri
