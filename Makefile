@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@command -v java >/dev/null && command -v mvn >/dev/null || scripts/install-system-packages
+	@command -v java >/dev/null && command -v mvn >/dev/null && command -v cc >/dev/null || scripts/install-system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from psc._accel import wrap_batch
 from psc._client_settings import CERT_CHECK_EVERY_S, ERROR_RESET_INTERVAL_S, METRICS_EVERY_S, ClientSettings
 from psc._config import PscConfig
 from psc._configlog import report_config
@@ -461,12 +462,11 @@ class Consumer:
 
     def _wrap_plain(self, member: _Member, batch: list[Any]) -> list[Message]:
         """Wrap a batch cheaply; from the first record carrying an error on, the slow way."""
-        source = member.source
-        out = [Message(native, source) for native in batch if native.error() is None]
-        if len(out) != len(batch):  # rare: wrap again, stopping at the first error
+        out = wrap_batch(Message, member.source, batch)
+        if out is None:  # rare: a record carries an error; from there on, the slow way
             index = next(i for i, native in enumerate(batch) if native.error() is not None)
-            del out[index:]
             self._count(member, batch[:index])
+            out = [Message(native, member.source) for native in batch[:index]]
             return self._handle_batch([(member, rest) for rest in batch[index:]], out)
         if not out:
             self._housekeeping()
@@ -571,7 +571,7 @@ class Consumer:
             if typed is None:
                 return None
             key, value, headers = typed.key, typed.value, typed.headers
-        return DecodedMessage(native, member.source, (key, value, headers))
+        return DecodedMessage.of(native, member.source, (key, value, headers))
 
     @staticmethod
     def _record(uri: str, native: Any, key: Any, value: Any, headers: Any) -> InterceptorRecord[Any, Any]:

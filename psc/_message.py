@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from psc._accel import MessageBase
 from psc.errors import BackendError
 
 if TYPE_CHECKING:
@@ -81,17 +82,14 @@ class Source:
         return uri
 
 
-class Message:
+class Message(MessageBase):
     """A consumed (or delivered) message; the accessors mirror ``confluent_kafka.Message``.
 
     ``key()``/``value()`` return the deserialized key and value; ``topic()`` returns the topic URI.
+    ``Message(native, source)``: its two fields live in :class:`MessageBase`, in C when built.
     """
 
-    __slots__ = ("_native", "_source")
-
-    def __init__(self, native: NativeRecord, source: Source) -> None:
-        self._native = native
-        self._source = source
+    __slots__ = ()
 
     def topic(self) -> str:
         """The topic URI."""
@@ -161,10 +159,13 @@ class DecodedMessage(Message):
     """
 
     __slots__ = ("_decoded",)
+    _decoded: tuple[Any, Any, Any]  # (key, value, headers)
 
-    def __init__(self, native: NativeRecord, source: Source, decoded: tuple[Any, Any, Any]) -> None:
-        super().__init__(native, source)
-        self._decoded = decoded  # (key, value, headers)
+    @classmethod
+    def of(cls, native: NativeRecord, source: Source, decoded: tuple[Any, Any, Any]) -> DecodedMessage:
+        message = cls(native, source)
+        message._decoded = decoded
+        return message
 
     def key(self) -> Any:
         return self._decoded[0]

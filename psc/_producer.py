@@ -37,8 +37,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from functools import partial
+from types import MethodType
 from typing import Any
 
+from psc._accel import FastProduce, RouteBase
 from psc._client_settings import CERT_CHECK_EVERY_S, ERROR_RESET_INTERVAL_S, METRICS_EVERY_S, ClientSettings
 from psc._config import PscConfig
 from psc._configlog import report_config
@@ -142,23 +144,14 @@ class _Generation:
         self.created = time.monotonic()
 
 
-class _Route:
-    """Everything a send to one topic URI string needs, resolved once."""
+class _Route(RouteBase):
+    """Everything a send to one topic URI string needs, resolved once.
 
-    __slots__ = (
-        "count",
-        "gen",
-        "key_ctx",
-        "key_ser",
-        "plain",
-        "produce",
-        "reported",
-        "sample_at",
-        "topic",
-        "uri",
-        "value_ctx",
-        "value_ser",
-    )
+    ``produce``, ``topic``, ``count``, ``sample_at`` and ``plain`` live in :class:`RouteBase`, where the C
+    fast path of :meth:`Producer.produce` reads them.
+    """
+
+    __slots__ = ("gen", "key_ctx", "key_ser", "reported", "uri", "value_ctx", "value_ser")
 
     def __init__(self, uri: str, topic: str, gen: _Generation, settings: _Settings) -> None:
         self.uri = uri
@@ -244,6 +237,9 @@ class Producer:
         self._txn_state = "none"  # none | init_pending | ready | begin_pending | in_txn
         self._txn_timeout = -1.0
         self._txn_ok = not self._settings.transactional
+        if type(self).produce is Producer.produce:
+            # Plain records skip the Python method: the C fast path sends them and hands the rest to it.
+            vars(self)["produce"] = FastProduce(self._routes, MethodType(Producer.produce, self), self._produce_failed)
 
     # --- producing -----------------------------------------------------------------------------------
 
@@ -269,10 +265,8 @@ class Producer:
                     route.produce(route.topic, value, key)  # positional only: keyword parsing costs ~0.25 us
                 else:
                     route.produce(route.topic, value, key, partition, timestamp=timestamp)
-            except BufferError:
-                self._produce_when_room(route, value, key, partition, None, timestamp, None)
-            except Exception as exc:  # a fatally failed client refuses records: reset, then send on the new one
-                self._produce_when_room(self._after_produce_error(route, exc), value, key, partition, None, timestamp)
+            except Exception as exc:
+                self._produce_failed(route, value, key, exc, partition, timestamp)
             return
         self._produce_slow(route, value, key, partition, on_delivery or callback, None, timestamp, headers)
 
@@ -354,6 +348,17 @@ class Producer:
                 return None
             key, value, headers = raw.key, raw.value, raw.headers
         return key, value, headers or None
+
+    def _produce_failed(
+        self, route: _Route, value: Any, key: Any, exc: BaseException, partition: int = -1, timestamp: int = 0
+    ) -> None:
+        """The backend refused a plain record: wait for room in a full queue, or reset a failed client."""
+        if isinstance(exc, BufferError):
+            self._produce_when_room(route, value, key, partition, None, timestamp)
+        elif isinstance(exc, Exception):  # a fatally failed client refuses records: reset, then send on the new one
+            self._produce_when_room(self._after_produce_error(route, exc), value, key, partition, None, timestamp)
+        else:
+            raise exc
 
     def _produce_when_room(
         self,

@@ -332,7 +332,7 @@ def test_message_wraps_native_record_lazily() -> None:
     assert (message.key(), message.value(), message.headers(), message.error()) == (b"k", b"value", None, None)
     assert message.message_id == MessageId(A + "t", 2, 7, 1007)
     assert len(message) == 5 and not message.is_eof()
-    decoded = DecodedMessage(FakeRecord("t", b"{}"), source, ("key", {"a": 1}, []))  # type: ignore[arg-type]
+    decoded = DecodedMessage.of(FakeRecord("t", b"{}"), source, ("key", {"a": 1}, []))  # type: ignore[arg-type]
     assert (decoded.key(), decoded.value(), decoded.headers()) == ("key", {"a": 1}, [])
     eof = Message(FakeRecord("t", None, error=FakeError("_PARTITION_EOF")), source)  # type: ignore[arg-type]
     assert eof.is_eof() and eof.error() is not None

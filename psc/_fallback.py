@@ -1,0 +1,79 @@
+"""Pure-Python versions of :mod:`psc._speedups`, for builds without a C compiler.
+
+They define the behaviour; the C versions answer the same calls faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from psc._message import Source
+    from psc.backends.base import NativeRecord
+
+_M = TypeVar("_M", bound="MessageBase")
+
+
+class RouteBase:
+    """The fields of a producer route that :class:`FastProduce` reads."""
+
+    __slots__ = ("count", "plain", "produce", "sample_at", "topic")
+
+    def __init__(self) -> None:
+        self.produce: Any = None
+        self.topic: Any = None
+        self.count = 0
+        self.sample_at = 0
+        self.plain = False
+
+
+class FastProduce:
+    """``Producer.produce`` for plain routes: one backend call, anything else to ``slow``."""
+
+    __slots__ = ("on_error", "routes", "slow")
+
+    def __init__(
+        self,
+        routes: Mapping[str, RouteBase],
+        slow: Callable[..., None],
+        on_error: Callable[[Any, Any, Any, BaseException], None],
+    ) -> None:
+        self.routes = routes
+        self.slow = slow
+        self.on_error = on_error
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs or not 2 <= len(args) <= 3:
+            return self.slow(*args, **kwargs)
+        try:
+            route = self.routes.get(args[0])
+        except TypeError:
+            route = None
+        if route is None or not route.plain or route.count + 1 == route.sample_at:
+            return self.slow(*args)
+        key = args[2] if len(args) == 3 else None
+        route.count += 1
+        try:
+            route.produce(route.topic, args[1], key)
+            return None
+        except BaseException as exc:  # the handler re-raises what it does not handle
+            return self.on_error(route, args[1], key, exc)
+
+
+class MessageBase:
+    """The two fields of a consumed message."""
+
+    __slots__ = ("_native", "_source")
+
+    def __init__(self, native: NativeRecord, source: Source) -> None:
+        self._native = native
+        self._source = source
+
+
+def wrap_batch(cls: type[_M], source: Any, batch: list[Any]) -> list[_M] | None:
+    """A message per native record, or None when one carries an error."""
+    for native in batch:
+        if native.error() is not None:
+            return None
+    return [cls(native, source) for native in batch]

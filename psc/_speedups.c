@@ -1,0 +1,340 @@
+/*
+ * psc._speedups: the per-record hot paths of the PSC clients, in C.
+ *
+ * A Python method in front of librdkafka's produce() or around each consumed record costs more than the
+ * C call it wraps, so the common cases are answered here:
+ *
+ * - FastProduce: Producer.produce(topic_uri, value[, key]) for a plain route (bytes serde, no
+ *   interceptors, no callback, not due for a latency sample). Anything else, and any exception from the
+ *   backend, goes to the Python implementation, which stays the specification.
+ * - RouteBase: the fields of a producer route FastProduce reads (psc._producer._Route extends it).
+ * - MessageBase: the two fields of a consumed message (psc._message.Message extends it), and
+ *   wrap_batch(), which wraps a whole batch of native records in one call.
+ *
+ * psc/_fallback.py implements the same names in Python for builds without a C compiler.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+/* --- RouteBase ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *produce;   /* the backend's produce(topic, value, key) */
+    PyObject *topic;     /* the backend's topic name */
+    long long count;     /* records sent to this route */
+    long long sample_at; /* the count whose record is sampled for produce latency (by Python) */
+    char plain;          /* bytes serde and no interceptors: records go to the backend as given */
+} RouteBase;
+
+static int
+RouteBase_traverse(RouteBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->produce);
+    Py_VISIT(self->topic);
+    return 0;
+}
+
+static int
+RouteBase_clear(RouteBase *self)
+{
+    Py_CLEAR(self->produce);
+    Py_CLEAR(self->topic);
+    return 0;
+}
+
+static void
+RouteBase_dealloc(RouteBase *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    RouteBase_clear(self);
+    type->tp_free((PyObject *)self); /* a subclass's dealloc releases its heap type */
+}
+
+static PyMemberDef RouteBase_members[] = {
+    {"produce", T_OBJECT, offsetof(RouteBase, produce), 0, "the backend's produce(topic, value, key)"},
+    {"topic", T_OBJECT, offsetof(RouteBase, topic), 0, "the backend's topic name"},
+    {"count", T_LONGLONG, offsetof(RouteBase, count), 0, "records sent to this route"},
+    {"sample_at", T_LONGLONG, offsetof(RouteBase, sample_at), 0, "the count of the next sampled record"},
+    {"plain", T_BOOL, offsetof(RouteBase, plain), 0, "bytes serde and no interceptors"},
+    {NULL},
+};
+
+static PyTypeObject RouteBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "psc._speedups.RouteBase",
+    .tp_doc = "The fields of a producer route that FastProduce reads.",
+    .tp_basicsize = sizeof(RouteBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)RouteBase_dealloc,
+    .tp_traverse = (traverseproc)RouteBase_traverse,
+    .tp_clear = (inquiry)RouteBase_clear,
+    .tp_members = RouteBase_members,
+};
+
+/* --- FastProduce ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *routes;   /* dict: topic URI -> RouteBase */
+    PyObject *slow;     /* the Python produce(), called with the same arguments */
+    PyObject *on_error; /* on_error(route, value, key, exc): the backend refused a fast-path record */
+    vectorcallfunc vectorcall;
+} FastProduce;
+
+static PyObject *
+FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL || nargs < 2 || nargs > 3) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    PyObject *found = PyDict_GetItemWithError(self->routes, args[0]); /* borrowed */
+    if (found == NULL) {
+        PyErr_Clear(); /* an unhashable URI: the Python path reports it */
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    RouteBase *route = (RouteBase *)found;
+    if (!PyObject_TypeCheck(found, &RouteBase_Type) || !route->plain || route->produce == NULL ||
+        route->topic == NULL || route->count + 1 == route->sample_at) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    PyObject *key = nargs == 3 ? args[2] : Py_None;
+    PyObject *call[3] = {route->topic, args[1], key};
+    route->count++;
+    Py_INCREF(found); /* the backend call may run Python code that drops the route */
+    PyObject *result = PyObject_Vectorcall(route->produce, call, 3, NULL);
+    if (result != NULL) {
+        Py_DECREF(found);
+        Py_DECREF(result);
+        Py_RETURN_NONE;
+    }
+    /* BufferError (queue full) or a failed client: Python waits, remediates or raises. */
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    PyObject *handled = PyObject_CallFunctionObjArgs(self->on_error, found, args[1], key, value, NULL);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    Py_DECREF(found);
+    return handled;
+}
+
+static PyObject *
+FastProduce_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *routes, *slow, *on_error;
+    static char *kwlist[] = {"routes", "slow", "on_error", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO:FastProduce", kwlist, &PyDict_Type, &routes, &slow,
+                                     &on_error)) {
+        return NULL;
+    }
+    FastProduce *self = (FastProduce *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->routes = Py_NewRef(routes);
+    self->slow = Py_NewRef(slow);
+    self->on_error = Py_NewRef(on_error);
+    self->vectorcall = (vectorcallfunc)FastProduce_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+FastProduce_traverse(FastProduce *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->routes);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->on_error);
+    return 0;
+}
+
+static int
+FastProduce_clear(FastProduce *self)
+{
+    Py_CLEAR(self->routes);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->on_error);
+    return 0;
+}
+
+static void
+FastProduce_dealloc(FastProduce *self)
+{
+    PyObject_GC_UnTrack(self);
+    FastProduce_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject FastProduce_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "psc._speedups.FastProduce",
+    .tp_doc = "FastProduce(routes, slow, on_error): Producer.produce for plain routes, in C.",
+    .tp_basicsize = sizeof(FastProduce),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = FastProduce_new,
+    .tp_dealloc = (destructor)FastProduce_dealloc,
+    .tp_traverse = (traverseproc)FastProduce_traverse,
+    .tp_clear = (inquiry)FastProduce_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(FastProduce, vectorcall),
+};
+
+/* --- MessageBase ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *native; /* the backend's record */
+    PyObject *source; /* psc._message.Source: topic URIs of the client that received it */
+} MessageBase;
+
+static int
+MessageBase_traverse(MessageBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->native);
+    Py_VISIT(self->source);
+    return 0;
+}
+
+static int
+MessageBase_clear(MessageBase *self)
+{
+    Py_CLEAR(self->native);
+    Py_CLEAR(self->source);
+    return 0;
+}
+
+static void
+MessageBase_dealloc(MessageBase *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    MessageBase_clear(self);
+    type->tp_free((PyObject *)self); /* a subclass's dealloc releases its heap type */
+}
+
+static PyObject *
+message_of(PyTypeObject *type, PyObject *native, PyObject *source)
+{
+    MessageBase *self = (MessageBase *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->native = Py_NewRef(native);
+        self->source = Py_NewRef(source);
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+MessageBase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *native, *source;
+    static char *kwlist[] = {"native", "source", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:Message", kwlist, &native, &source)) {
+        return NULL;
+    }
+    return message_of(type, native, source);
+}
+
+static PyMemberDef MessageBase_members[] = {
+    {"_native", T_OBJECT, offsetof(MessageBase, native), READONLY, "the backend's record"},
+    {"_source", T_OBJECT, offsetof(MessageBase, source), READONLY, "the client's topic URIs"},
+    {NULL},
+};
+
+static PyTypeObject MessageBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "psc._speedups.MessageBase",
+    .tp_doc = "MessageBase(native, source): the two fields of a consumed message.",
+    .tp_basicsize = sizeof(MessageBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = MessageBase_new,
+    .tp_dealloc = (destructor)MessageBase_dealloc,
+    .tp_traverse = (traverseproc)MessageBase_traverse,
+    .tp_clear = (inquiry)MessageBase_clear,
+    .tp_members = MessageBase_members,
+};
+
+/* --- wrap_batch ------------------------------------------------------------------------------------ */
+
+static PyObject *error_name; /* interned "error" */
+
+/* wrap_batch(cls, source, batch): [cls(native, source) for native in batch], or None when a record carries
+ * an error (the caller then takes the batch the slow way). */
+static PyObject *
+wrap_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyType_IsSubtype((PyTypeObject *)args[0], &MessageBase_Type) ||
+        !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "wrap_batch(cls: type[MessageBase], source, batch: list)");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    PyObject *source = args[1], *batch = args[2];
+    Py_ssize_t size = PyList_GET_SIZE(batch);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *error = PyObject_CallMethodNoArgs(PyList_GET_ITEM(batch, i), error_name);
+        if (error == NULL) {
+            return NULL;
+        }
+        int clean = error == Py_None;
+        Py_DECREF(error);
+        if (!clean) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *out = PyList_New(size);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *message = message_of(cls, PyList_GET_ITEM(batch, i), source);
+        if (message == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, message);
+    }
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"wrap_batch", (PyCFunction)(void (*)(void))wrap_batch, METH_FASTCALL,
+     "wrap_batch(cls, source, batch): a message per native record, or None if one carries an error."},
+    {NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "psc._speedups",
+    .m_doc = "The per-record hot paths of the PSC clients, in C.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    error_name = PyUnicode_InternFromString("error");
+    if (error_name == NULL || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
+        PyType_Ready(&MessageBase_Type) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "RouteBase", (PyObject *)&RouteBase_Type) < 0 ||
+        PyModule_AddObjectRef(module, "FastProduce", (PyObject *)&FastProduce_Type) < 0 ||
+        PyModule_AddObjectRef(module, "MessageBase", (PyObject *)&MessageBase_Type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,208 @@
+"""The C hot paths (``psc._speedups``) and their Python definitions (``psc._fallback``) behave the same."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import weakref
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import psc
+import psc._fallback as fallback
+from psc._accel import SPEEDUPS
+from tests.unit.psc.test_clients import CONFIG, FakeBackend
+
+try:
+    import psc._speedups as speedups
+except ImportError:  # pragma: no cover - built without a compiler
+    speedups = None
+
+IMPLEMENTATIONS = [pytest.param(fallback, id="python")]
+if speedups is not None:
+    IMPLEMENTATIONS.append(pytest.param(speedups, id="c"))
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request: pytest.FixtureRequest) -> ModuleType:
+    module: ModuleType = request.param
+    return module
+
+
+class Recorder:
+    """Stands in for the backend's produce, the Python produce and the error handler."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.fail = fail
+        self.produced: list[tuple[Any, ...]] = []
+        self.slow: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.errors: list[tuple[Any, Any, Any, BaseException]] = []
+
+    def produce(self, *args: Any) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.produced.append(args)
+
+    def slow_produce(self, *args: Any, **kwargs: Any) -> str:
+        self.slow.append((args, kwargs))
+        return "slow"
+
+    def on_error(self, route: Any, value: Any, key: Any, exc: BaseException) -> str:
+        self.errors.append((route, value, key, exc))
+        return "handled"
+
+
+def make(impl: ModuleType, recorder: Recorder, *, plain: bool = True, sample_at: int = 0) -> tuple[Any, Any]:
+    route = impl.RouteBase()
+    route.produce, route.topic, route.plain, route.sample_at = recorder.produce, "native-topic", plain, sample_at
+    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, recorder.on_error)
+    return fast, route
+
+
+def test_a_plain_record_goes_straight_to_the_backend_and_is_counted(impl: ModuleType) -> None:
+    recorder = Recorder()
+    fast, route = make(impl, recorder)
+    assert fast("uri", b"v") is None
+    assert fast("uri", b"v2", b"k") is None
+    assert recorder.produced == [("native-topic", b"v", None), ("native-topic", b"v2", b"k")]
+    assert route.count == 2
+    assert recorder.slow == []
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("unknown-uri", b"v"), {}),  # not resolved yet
+        (("uri",), {}),  # too few arguments for the fast path
+        (("uri", b"v", b"k", 1), {}),  # a partition
+        (("uri", b"v"), {"key": b"k"}),  # keywords
+        ((["unhashable"], b"v"), {}),
+    ],
+)
+def test_everything_else_goes_to_the_python_produce_uncounted(
+    impl: ModuleType, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    recorder = Recorder()
+    fast, route = make(impl, recorder)
+    assert fast(*args, **kwargs) == "slow"
+    assert recorder.slow == [(args, kwargs)]
+    assert recorder.produced == []
+    assert route.count == 0
+
+
+def test_routes_with_serde_or_a_sample_due_take_the_python_produce(impl: ModuleType) -> None:
+    recorder = Recorder()
+    fast, route = make(impl, recorder, plain=False)
+    fast("uri", b"v")
+    fast, route = make(impl, recorder, sample_at=3)
+    fast("uri", b"1")
+    fast("uri", b"2")
+    fast("uri", b"3")  # the third record is sampled: Python counts it and asks for its report
+    assert [args for args, _ in recorder.slow] == [("uri", b"v"), ("uri", b"3")]
+    assert route.count == 2
+
+
+def test_routes_added_later_are_seen(impl: ModuleType) -> None:
+    recorder = Recorder()
+    _, route = make(impl, recorder)
+    routes: dict[str, Any] = {}  # the producer fills the same dict as it resolves topic URIs
+    late = impl.FastProduce(routes, recorder.slow_produce, recorder.on_error)
+    assert late("uri", b"v") == "slow"
+    routes["uri"] = route
+    late("uri", b"v")
+    assert recorder.produced == [("native-topic", b"v", None)]
+
+
+@pytest.mark.parametrize("error", [BufferError("queue full"), RuntimeError("fatal"), KeyboardInterrupt()])
+def test_a_refused_record_is_handed_to_the_error_handler_with_its_exception(
+    impl: ModuleType, error: BaseException
+) -> None:
+    recorder = Recorder(fail=error)
+    fast, route = make(impl, recorder)
+    assert fast("uri", b"v", b"k") == "handled"
+    [(seen_route, value, key, exc)] = recorder.errors
+    assert (seen_route, value, key, exc) == (route, b"v", b"k", error)
+    assert exc.__traceback__ is not None
+    assert route.count == 1  # counted once; the handler re-sends without counting again
+
+
+def test_an_exception_from_the_error_handler_reaches_the_caller(impl: ModuleType) -> None:
+    recorder = Recorder(fail=BufferError("queue full"))
+
+    def give_up(route: Any, value: Any, key: Any, exc: BaseException) -> None:
+        raise exc
+
+    route = impl.RouteBase()
+    route.produce, route.topic, route.plain = recorder.produce, "t", True
+    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, give_up)
+    with pytest.raises(BufferError, match="queue full"):
+        fast("uri", b"v")
+
+
+def test_wrap_batch_wraps_every_record_or_none_if_one_carries_an_error(impl: ModuleType) -> None:
+    class Record:
+        def __init__(self, error: Any = None) -> None:
+            self._error = error
+
+        def error(self) -> Any:
+            return self._error
+
+    class Wrapped(impl.MessageBase):  # type: ignore[name-defined,misc]
+        __slots__ = ()
+
+    source = object()
+    batch = [Record(), Record()]
+    wrapped = impl.wrap_batch(Wrapped, source, batch)
+    assert [type(m) for m in wrapped] == [Wrapped, Wrapped]
+    assert [m._native for m in wrapped] == batch
+    assert all(m._source is source for m in wrapped)
+    assert impl.wrap_batch(Wrapped, source, []) == []
+    assert impl.wrap_batch(Wrapped, source, [Record(), Record("boom"), Record()]) is None
+
+
+@pytest.mark.skipif(speedups is None, reason="psc._speedups was not built")
+def test_c_objects_release_what_they_hold() -> None:
+    class Native:
+        def error(self) -> None:
+            return None
+
+    class Wrapped(speedups.MessageBase):  # type: ignore[name-defined,misc,union-attr]
+        __slots__ = ()
+
+    native, recorder = Native(), Recorder()
+    ref = weakref.ref(native)
+    before = sys.getrefcount(native)
+    for _ in range(1000):
+        speedups.wrap_batch(Wrapped, None, [native])  # type: ignore[union-attr]
+        Wrapped(native, None)
+    assert sys.getrefcount(native) == before
+    fast, _ = make(speedups, recorder)
+    payload = bytes(range(64))  # an object of its own: shared constants see other references come and go
+    before = sys.getrefcount(payload)
+    for _ in range(1000):
+        fast("uri", payload)
+    recorder.produced.clear()
+    assert sys.getrefcount(payload) == before
+    del native
+    gc.collect()
+    assert ref() is None
+
+
+def test_producer_sends_plain_records_through_the_fast_path_and_keeps_overrides() -> None:
+    from psc.backends import register_backend, unregister_backend
+
+    fake = FakeBackend()
+    register_backend("fake", fake)
+    try:
+        producer = psc.Producer(CONFIG)
+        assert type(vars(producer)["produce"]).__module__ == ("psc._speedups" if SPEEDUPS else "psc._fallback")
+
+        class Custom(psc.Producer):
+            def produce(self, *args: Any, **kwargs: Any) -> None:
+                raise AssertionError("overridden")
+
+        assert "produce" not in vars(Custom(CONFIG))
+    finally:
+        unregister_backend("fake")
