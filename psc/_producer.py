@@ -517,7 +517,9 @@ class Producer:
         if callback is not None:
             callback(error, Message(native, gen.source))
         elif future is None:
-            _log.warning("delivery failed", topic_uri=error.context.get("topic_uri"), error=str(error))
+            # The application's own purge() fails every queued record: that is no news worth a line each.
+            log = _log.debug if error.name in _PURGED and gen.purged_by_app else _log.warning
+            log("delivery failed", topic_uri=error.context.get("topic_uri"), error=str(error))
 
     def _retry_report(self, route: _Route, retry: _Retry, err: Any, native: Any) -> None:
         if err is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 import psc
 from psc._message import DecodedMessage, Message, MessageId, Source, TopicUriPartition
@@ -315,6 +316,17 @@ def test_user_purge_is_not_retried(backend: FakeBackend) -> None:
     producer.purge()
     producer.poll(0)
     assert [e.name for e in errors] == ["_PURGE_QUEUE"]
+
+
+def test_records_purged_by_the_application_are_not_each_logged_as_warnings(backend: FakeBackend) -> None:
+    producer = psc.Producer(CONFIG)
+    for _ in range(3):
+        producer.produce(A + "t", b"v")
+    with capture_logs() as logs:
+        producer.purge()
+        producer.poll(0)
+    failed = [entry for entry in logs if entry["event"] == "delivery failed"]
+    assert [entry["log_level"] for entry in failed] == ["debug"] * 3
 
 
 def test_transactional_producer_is_bound_to_one_cluster(backend: FakeBackend) -> None:
