@@ -62,13 +62,36 @@ class FastProduce:
 
 
 class MessageBase:
-    """The two fields of a consumed message."""
+    """The two fields of a consumed message and the accessors that only forward to the native record."""
 
     __slots__ = ("_native", "_source")
 
     def __init__(self, native: NativeRecord, source: Source) -> None:
         self._native = native
         self._source = source
+
+    def partition(self) -> int | None:
+        return self._native.partition()
+
+    def offset(self) -> int | None:
+        return self._native.offset()
+
+    def timestamp(self) -> tuple[int, int]:
+        """``(timestamp type, ms since the epoch)`` as in confluent-kafka."""
+        return self._native.timestamp()
+
+    def key(self) -> Any:
+        return self._native.key()
+
+    def value(self) -> Any:
+        return self._native.value()
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return self._native.headers()
+
+    def __len__(self) -> int:
+        value = self._native.value()
+        return 0 if value is None else len(value)
 
 
 def wrap_batch(cls: type[_M], source: Any, batch: list[Any]) -> list[_M] | None:

@@ -86,7 +86,9 @@ class Message(MessageBase):
     """A consumed (or delivered) message; the accessors mirror ``confluent_kafka.Message``.
 
     ``key()``/``value()`` return the deserialized key and value; ``topic()`` returns the topic URI.
-    ``Message(native, source)``: its two fields live in :class:`MessageBase`, in C when built.
+    ``Message(native, source)``: its fields and the accessors that only forward to the native record
+    (``partition``, ``offset``, ``timestamp``, ``key``, ``value``, ``headers``, ``len``) live in
+    :class:`MessageBase`, in C when built.
     """
 
     __slots__ = ()
@@ -98,25 +100,6 @@ class Message(MessageBase):
     @property
     def topic_uri(self) -> str:
         return self._source.topic_uri(self._native.topic())
-
-    def partition(self) -> int | None:
-        return self._native.partition()
-
-    def offset(self) -> int | None:
-        return self._native.offset()
-
-    def timestamp(self) -> tuple[int, int]:
-        """``(timestamp type, ms since the epoch)`` as in confluent-kafka."""
-        return self._native.timestamp()
-
-    def key(self) -> Any:
-        return self._native.key()
-
-    def value(self) -> Any:
-        return self._native.value()
-
-    def headers(self) -> list[tuple[str, bytes | None]] | None:
-        return self._native.headers()
 
     def error(self) -> BackendError | None:
         native = self._native.error()
@@ -142,10 +125,6 @@ class Message(MessageBase):
     def native(self) -> NativeRecord:
         """The backend's own record, for what PSC does not expose."""
         return self._native
-
-    def __len__(self) -> int:
-        value = self._native.value()
-        return 0 if value is None else len(value)
 
     def __repr__(self) -> str:
         return f"Message(topic_uri={self.topic()!r}, partition={self.partition()}, offset={self.offset()})"

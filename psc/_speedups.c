@@ -8,8 +8,8 @@
  *   interceptors, no callback, not due for a latency sample). Anything else, and any exception from the
  *   backend, goes to the Python implementation, which stays the specification.
  * - RouteBase: the fields of a producer route FastProduce reads (psc._producer._Route extends it).
- * - MessageBase: the two fields of a consumed message (psc._message.Message extends it), and
- *   wrap_batch(), which wraps a whole batch of native records in one call.
+ * - MessageBase: the two fields of a consumed message and the accessors that only forward to the native
+ *   record (psc._message.Message extends it), and wrap_batch(), which wraps a batch in one call.
  *
  * psc/_fallback.py implements the same names in Python for builds without a C compiler.
  */
@@ -224,9 +224,17 @@ static PyObject *
 message_of(PyTypeObject *type, PyObject *native, PyObject *source)
 {
     MessageBase *self = (MessageBase *)type->tp_alloc(type, 0);
-    if (self != NULL) {
-        self->native = Py_NewRef(native);
-        self->source = Py_NewRef(source);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->native = Py_NewRef(native);
+    self->source = Py_NewRef(source);
+    if (type->tp_basicsize == sizeof(MessageBase)) {
+        /* Nothing reachable from a plain message (a native record, the client's topic URIs) leads back to
+         * it, so the cycle collector need not walk it: consumers keep thousands alive, and walking them
+         * in every collection cost more than wrapping them. Subclasses with fields of their own stay
+         * tracked. */
+        PyObject_GC_UnTrack(self);
     }
     return (PyObject *)self;
 }
@@ -241,6 +249,48 @@ MessageBase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     return message_of(type, native, source);
 }
+
+/* The accessors that only forward to the native record: a Python method each cost more than the call. */
+static PyObject *str_partition, *str_offset, *str_timestamp, *str_key, *str_value, *str_headers;
+
+#define FORWARD(name)                                                 \
+    static PyObject *MessageBase_##name(MessageBase *self, PyObject *unused) \
+    {                                                                 \
+        return PyObject_CallMethodNoArgs(self->native, str_##name);   \
+    }
+FORWARD(partition)
+FORWARD(offset)
+FORWARD(timestamp)
+FORWARD(key)
+FORWARD(value)
+FORWARD(headers)
+#undef FORWARD
+
+static Py_ssize_t
+MessageBase_length(MessageBase *self)
+{
+    PyObject *value = PyObject_CallMethodNoArgs(self->native, str_value);
+    if (value == NULL) {
+        return -1;
+    }
+    Py_ssize_t length = value == Py_None ? 0 : PyObject_Length(value);
+    Py_DECREF(value);
+    return length;
+}
+
+static PyMethodDef MessageBase_methods[] = {
+    {"partition", (PyCFunction)MessageBase_partition, METH_NOARGS, "The partition."},
+    {"offset", (PyCFunction)MessageBase_offset, METH_NOARGS, "The offset."},
+    {"timestamp", (PyCFunction)MessageBase_timestamp, METH_NOARGS, "(timestamp type, ms since the epoch)."},
+    {"key", (PyCFunction)MessageBase_key, METH_NOARGS, "The key."},
+    {"value", (PyCFunction)MessageBase_value, METH_NOARGS, "The value."},
+    {"headers", (PyCFunction)MessageBase_headers, METH_NOARGS, "The headers: a list of (name, value), or None."},
+    {NULL},
+};
+
+static PySequenceMethods MessageBase_as_sequence = {
+    .sq_length = (lenfunc)MessageBase_length,
+};
 
 static PyMemberDef MessageBase_members[] = {
     {"_native", T_OBJECT, offsetof(MessageBase, native), READONLY, "the backend's record"},
@@ -259,6 +309,8 @@ static PyTypeObject MessageBase_Type = {
     .tp_traverse = (traverseproc)MessageBase_traverse,
     .tp_clear = (inquiry)MessageBase_clear,
     .tp_members = MessageBase_members,
+    .tp_methods = MessageBase_methods,
+    .tp_as_sequence = &MessageBase_as_sequence,
 };
 
 /* --- wrap_batch ------------------------------------------------------------------------------------ */
@@ -322,7 +374,14 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     error_name = PyUnicode_InternFromString("error");
-    if (error_name == NULL || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
+    str_partition = PyUnicode_InternFromString("partition");
+    str_offset = PyUnicode_InternFromString("offset");
+    str_timestamp = PyUnicode_InternFromString("timestamp");
+    str_key = PyUnicode_InternFromString("key");
+    str_value = PyUnicode_InternFromString("value");
+    str_headers = PyUnicode_InternFromString("headers");
+    if (error_name == NULL || str_partition == NULL || str_offset == NULL || str_timestamp == NULL ||
+        str_key == NULL || str_value == NULL || str_headers == NULL || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
         PyType_Ready(&MessageBase_Type) < 0) {
         return NULL;
     }

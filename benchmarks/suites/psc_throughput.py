@@ -11,8 +11,9 @@ least 3x aiokafka's. All three run side by side against the same broker with the
   earliest offset with auto-commit off; each returned record's value is read. confluent-kafka gets PSC's
   platform ``fetch.queue.backoff.ms`` (50 ms): with librdkafka's 1 s default a consumer that drains its
   prefetch queue early idles until the second is over, so a short run measures that backoff's phase.
-  confluent-kafka and PSC call ``poll()`` once per record, as a typical application does; aiokafka uses
-  ``getmany()``. The clock starts at the first record (group join and first fetch are not throughput) and
+  In ``consume-*`` confluent-kafka and PSC call ``poll()`` once per record, as a typical application
+  does; in ``consume-batch-*`` they call ``consume(500)``. aiokafka uses ``getmany()`` in both, its
+  fastest way to read. The clock starts at the first record (group join and first fetch are not throughput) and
   stops at the N-th.
 
 PSC runs with its platform defaults except those equalized settings and one more: the raw producer sends
@@ -29,6 +30,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -50,6 +52,7 @@ PARTITIONS = 3
 LINGER_MS = 5
 FETCH_QUEUE_BACKOFF_MS = 50  # PSC's platform default, given to raw confluent-kafka too
 POLL_S = 1.0
+BATCH = 500  # records per consume() call in the batch scenarios
 DEADLINE_S = 120.0
 BASELINE = "confluent-kafka"
 
@@ -110,7 +113,7 @@ class _Clock:
         return (self.count - self.uncounted) / (time.perf_counter() - self.started)
 
 
-def confluent_consume(bootstrap: str, topic: str, count: int, group: str) -> float:
+def confluent_consume(bootstrap: str, topic: str, count: int, group: str, batch: bool = False) -> float:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -121,45 +124,59 @@ def confluent_consume(bootstrap: str, topic: str, count: int, group: str) -> flo
         }
     )
     consumer.subscribe([topic])
+    try:  # confluent-kafka returns errors as records: each record is checked
+        read_batch = (lambda: consumer.consume(BATCH, POLL_S)) if batch else None
+        return _read(count, "confluent-kafka", consumer.poll, read_batch, check_errors=True)
+    finally:
+        consumer.close()
+
+
+def psc_consume(env: BenchEnv, topic: str, count: int, group: str, batch: bool = False) -> float:
+    config = psc_config(env)
+    config.update({"psc.consumer.group.id": group, "psc.consumer.offset.auto.reset": "earliest"})
+    consumer = psc.Consumer(config)
+    consumer.subscribe([env.services.cluster_prefix + topic])
+    try:  # PSC raises errors instead of returning them
+        return _read(count, "psc", consumer.poll, (lambda: consumer.consume(BATCH, POLL_S)) if batch else None)
+    finally:
+        consumer.close()
+
+
+def _read(
+    count: int,
+    system: str,
+    poll: Callable[[float], Any],
+    read_batch: Callable[[], list[Any]] | None,
+    check_errors: bool = False,
+) -> float:
+    """Read ``count`` records with ``poll`` one at a time, or with ``read_batch``; each value is read."""
     clock, read, size = _Clock(count), 0, 0
-    poll = consumer.poll
-    try:
+    if read_batch is None:
         while read < count:
             msg = poll(POLL_S)
             if msg is None:
-                clock.check(read, "confluent-kafka")
+                clock.check(read, system)
                 continue
-            if msg.error():
+            if check_errors and msg.error():
                 raise KafkaException(msg.error())
             if not read:
                 clock.start(1)
             read += 1
             size += len(msg.value() or b"")
         return clock.rate()
-    finally:
-        consumer.close()
-
-
-def psc_consume(env: BenchEnv, topic: str, count: int, group: str) -> float:
-    config = psc_config(env)
-    config.update({"psc.consumer.group.id": group, "psc.consumer.offset.auto.reset": "earliest"})
-    consumer = psc.Consumer(config)
-    consumer.subscribe([env.services.cluster_prefix + topic])
-    clock, read, size = _Clock(count), 0, 0
-    poll = consumer.poll
-    try:
-        while read < count:
-            msg = poll(POLL_S)  # PSC raises errors instead of returning them
-            if msg is None:
-                clock.check(read, "psc")
-                continue
-            if not read:
-                clock.start(1)
-            read += 1
+    while read < count:
+        records = read_batch()
+        if not records:
+            clock.check(read, system)
+            continue
+        for msg in records:
+            if check_errors and msg.error():
+                raise KafkaException(msg.error())
             size += len(msg.value() or b"")
-        return clock.rate()
-    finally:
-        consumer.close()
+        if not read:
+            clock.start(len(records))
+        read += len(records)
+    return clock.rate()
 
 
 async def _aiokafka_consume(bootstrap: str, topic: str, count: int, group: str) -> float:
@@ -263,18 +280,19 @@ def _produce_scenario(res: _Resources, size: str, count: int) -> Scenario:
     return Scenario(f"produce-{size}", "throughput", "msg/s", BASELINE, systems)
 
 
-def _consume_scenario(res: _Resources, size: str, count: int) -> Scenario:
+def _consume_scenario(res: _Resources, size: str, count: int, batch: bool) -> Scenario:
     env = res.env
 
     def topic() -> str:
         return res.filled_topic(size, count)
 
     systems: dict[str, RunFn] = {
-        "confluent-kafka": lambda: confluent_consume(env.bootstrap, topic(), count, res.fresh_group()),
-        "psc": lambda: psc_consume(env, topic(), count, res.fresh_group()),
+        "confluent-kafka": lambda: confluent_consume(env.bootstrap, topic(), count, res.fresh_group(), batch),
+        "psc": lambda: psc_consume(env, topic(), count, res.fresh_group(), batch),
         "aiokafka": lambda: aiokafka_consume(env.bootstrap, topic(), count, res.fresh_group()),
     }
-    return Scenario(f"consume-{size}", "throughput", "msg/s", BASELINE, systems)
+    name = f"consume-batch-{size}" if batch else f"consume-{size}"
+    return Scenario(name, "throughput", "msg/s", BASELINE, systems)
 
 
 @contextlib.contextmanager
@@ -287,7 +305,8 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
     try:
         yield [
             *(_produce_scenario(res, size, scaled(PRODUCE_COUNTS[size])) for size in SIZES),
-            *(_consume_scenario(res, size, scaled(CONSUME_COUNTS[size])) for size in SIZES),
+            *(_consume_scenario(res, size, scaled(CONSUME_COUNTS[size]), batch=False) for size in SIZES),
+            *(_consume_scenario(res, size, scaled(CONSUME_COUNTS[size]), batch=True) for size in SIZES),
         ]
     finally:
         res.close()
