@@ -462,7 +462,7 @@ class Consumer:
 
     def _wrap_plain(self, member: _Member, batch: list[Any]) -> list[Message]:
         """Wrap a batch cheaply; from the first record carrying an error on, the slow way."""
-        out = wrap_batch(Message, member.source, batch)
+        out = wrap_batch(member.source, batch)
         if out is None:  # rare: a record carries an error; from there on, the slow way
             index = next(i for i, native in enumerate(batch) if native.error() is not None)
             self._count(member, batch[:index])

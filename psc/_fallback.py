@@ -6,13 +6,12 @@ They define the behaviour; the C versions answer the same calls faster.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from psc._message import Source
+    from psc._message import MessageId, Source
     from psc.backends.base import NativeRecord
-
-_M = TypeVar("_M", bound="MessageBase")
+    from psc.errors import BackendError
 
 
 class RouteBase:
@@ -61,14 +60,26 @@ class FastProduce:
             return self.on_error(route, args[1], key, exc)
 
 
-class MessageBase:
-    """The two fields of a consumed message and the accessors that only forward to the native record."""
+class Message:
+    """A consumed (or delivered) message; the accessors mirror ``confluent_kafka.Message``.
+
+    ``key()``/``value()`` return the deserialized key and value; ``topic()`` returns the topic URI.
+    Everything is read from the native record when asked for; the client's ``Source`` gives the rest.
+    """
 
     __slots__ = ("_native", "_source")
 
     def __init__(self, native: NativeRecord, source: Source) -> None:
         self._native = native
         self._source = source
+
+    def topic(self) -> str:
+        """The topic URI."""
+        return self._source.topic_uri(self._native.topic())
+
+    @property
+    def topic_uri(self) -> str:
+        return self._source.topic_uri(self._native.topic())
 
     def partition(self) -> int | None:
         return self._native.partition()
@@ -89,14 +100,33 @@ class MessageBase:
     def headers(self) -> list[tuple[str, bytes | None]] | None:
         return self._native.headers()
 
+    def error(self) -> BackendError | None:
+        return self._source.error_of(self._native)
+
+    def is_eof(self) -> bool:
+        """True for the end-of-partition marker returned when ``enable.partition.eof`` is set."""
+        return self._source.is_eof(self._native)
+
+    @property
+    def message_id(self) -> MessageId:
+        return self._source.message_id(self._native)
+
+    @property
+    def native(self) -> NativeRecord:
+        """The backend's own record, for what PSC does not expose."""
+        return self._native
+
     def __len__(self) -> int:
         value = self._native.value()
         return 0 if value is None else len(value)
 
+    def __repr__(self) -> str:
+        return f"Message(topic_uri={self.topic()!r}, partition={self.partition()}, offset={self.offset()})"
 
-def wrap_batch(cls: type[_M], source: Any, batch: list[Any]) -> list[_M] | None:
+
+def wrap_batch(source: Source, batch: list[Any]) -> list[Message] | None:
     """A message per native record, or None when one carries an error."""
     for native in batch:
         if native.error() is not None:
             return None
-    return [cls(native, source) for native in batch]
+    return [Message(native, source) for native in batch]

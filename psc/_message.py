@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from psc._accel import MessageBase
+from psc._accel import Message as Message  # in C when built: see psc/_speedups.c
 from psc.errors import BackendError
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ class TopicUriPartition:
 
 
 class Source:
-    """What a message needs from the client that received it: the topic URIs of native topic names."""
+    """What a message needs from the client that received it: topic URIs of native topic names, and the
+    parts of a message that are Python objects of PSC (its error, its id)."""
 
     __slots__ = ("_uris", "cluster_uri", "topic_uri_of")
 
@@ -81,53 +82,22 @@ class Source:
             uri = self._uris[topic] = made
         return uri
 
+    def error_of(self, native: NativeRecord) -> BackendError | None:
+        error = native.error()
+        return None if error is None else BackendError.from_native(error, topic_uri=self.topic_uri(native.topic()))
 
-class Message(MessageBase):
-    """A consumed (or delivered) message; the accessors mirror ``confluent_kafka.Message``.
+    def is_eof(self, native: NativeRecord) -> bool:
+        error = native.error()
+        return error is not None and error.name() == PARTITION_EOF
 
-    ``key()``/``value()`` return the deserialized key and value; ``topic()`` returns the topic URI.
-    ``Message(native, source)``: its fields and the accessors that only forward to the native record
-    (``partition``, ``offset``, ``timestamp``, ``key``, ``value``, ``headers``, ``len``) live in
-    :class:`MessageBase`, in C when built.
-    """
-
-    __slots__ = ()
-
-    def topic(self) -> str:
-        """The topic URI."""
-        return self._source.topic_uri(self._native.topic())
-
-    @property
-    def topic_uri(self) -> str:
-        return self._source.topic_uri(self._native.topic())
-
-    def error(self) -> BackendError | None:
-        native = self._native.error()
-        return None if native is None else BackendError.from_native(native, topic_uri=self.topic())
-
-    def is_eof(self) -> bool:
-        """True for the end-of-partition marker returned when ``enable.partition.eof`` is set."""
-        native = self._native.error()
-        return native is not None and native.name() == PARTITION_EOF
-
-    @property
-    def message_id(self) -> MessageId:
-        native = self._native
+    def message_id(self, native: NativeRecord) -> MessageId:
         partition, offset = native.partition(), native.offset()
         return MessageId(
-            self.topic(),
+            self.topic_uri(native.topic()),
             -1 if partition is None else partition,
             -1 if offset is None else offset,
             native.timestamp()[1],
         )
-
-    @property
-    def native(self) -> NativeRecord:
-        """The backend's own record, for what PSC does not expose."""
-        return self._native
-
-    def __repr__(self) -> str:
-        return f"Message(topic_uri={self.topic()!r}, partition={self.partition()}, offset={self.offset()})"
 
 
 class DecodedMessage(Message):

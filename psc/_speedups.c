@@ -8,8 +8,8 @@
  *   interceptors, no callback, not due for a latency sample). Anything else, and any exception from the
  *   backend, goes to the Python implementation, which stays the specification.
  * - RouteBase: the fields of a producer route FastProduce reads (psc._producer._Route extends it).
- * - MessageBase: the two fields of a consumed message and the accessors that only forward to the native
- *   record (psc._message.Message extends it), and wrap_batch(), which wraps a batch in one call.
+ * - Message: psc.Message itself, which reads everything from the native record and asks the client's
+ *   Source for the rest, and wrap_batch(), which wraps a consumed batch in one call.
  *
  * psc/_fallback.py implements the same names in Python for builds without a C compiler.
  */
@@ -187,76 +187,55 @@ static PyTypeObject FastProduce_Type = {
     .tp_vectorcall_offset = offsetof(FastProduce, vectorcall),
 };
 
-/* --- MessageBase ----------------------------------------------------------------------------------- */
+/* --- Message -------------------------------------------------------------------------------------- */
 
+/* psc.Message. Not tracked by the cycle collector: nothing it holds (a native record, the client's Source)
+ * leads back to it, and a consumer's batch of tracked wrappers would double the allocations that trigger
+ * collections, which then cost more than the wrapping. Its subclass DecodedMessage is tracked. */
 typedef struct {
     PyObject_HEAD
     PyObject *native; /* the backend's record */
-    PyObject *source; /* psc._message.Source: topic URIs of the client that received it */
-} MessageBase;
+    PyObject *source; /* psc._message.Source: what the message needs from the client that received it */
+} Message;
 
-static int
-MessageBase_traverse(MessageBase *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->native);
-    Py_VISIT(self->source);
-    return 0;
-}
-
-static int
-MessageBase_clear(MessageBase *self)
-{
-    Py_CLEAR(self->native);
-    Py_CLEAR(self->source);
-    return 0;
-}
-
-static void
-MessageBase_dealloc(MessageBase *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    MessageBase_clear(self);
-    type->tp_free((PyObject *)self); /* a subclass's dealloc releases its heap type */
-}
+static PyTypeObject Message_Type;
+static PyObject *str_error, *str_partition, *str_offset, *str_timestamp, *str_key, *str_value, *str_headers,
+    *str_topic, *str_topic_uri, *str_error_of, *str_is_eof, *str_message_id;
 
 static PyObject *
-message_of(PyTypeObject *type, PyObject *native, PyObject *source)
+message_new(PyTypeObject *type, PyObject *native, PyObject *source)
 {
-    MessageBase *self = (MessageBase *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->native = Py_NewRef(native);
-    self->source = Py_NewRef(source);
-    if (type->tp_basicsize == sizeof(MessageBase)) {
-        /* Nothing reachable from a plain message (a native record, the client's topic URIs) leads back to
-         * it, so the cycle collector need not walk it: consumers keep thousands alive, and walking them
-         * in every collection cost more than wrapping them. Subclasses with fields of their own stay
-         * tracked. */
-        PyObject_GC_UnTrack(self);
+    Message *self = type == &Message_Type ? PyObject_New(Message, type) : (Message *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->native = Py_NewRef(native);
+        self->source = Py_NewRef(source);
     }
     return (PyObject *)self;
 }
 
 static PyObject *
-MessageBase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+Message_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     PyObject *native, *source;
     static char *kwlist[] = {"native", "source", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO:Message", kwlist, &native, &source)) {
         return NULL;
     }
-    return message_of(type, native, source);
+    return message_new(type, native, source);
 }
 
-/* The accessors that only forward to the native record: a Python method each cost more than the call. */
-static PyObject *str_partition, *str_offset, *str_timestamp, *str_key, *str_value, *str_headers;
+static void
+Message_dealloc(Message *self)
+{
+    Py_CLEAR(self->native);
+    Py_CLEAR(self->source);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
 
-#define FORWARD(name)                                                 \
-    static PyObject *MessageBase_##name(MessageBase *self, PyObject *unused) \
-    {                                                                 \
-        return PyObject_CallMethodNoArgs(self->native, str_##name);   \
+#define FORWARD(name)                                                          \
+    static PyObject *Message_##name(Message *self, PyObject *unused)           \
+    {                                                                          \
+        return PyObject_CallMethodNoArgs(self->native, str_##name);            \
     }
 FORWARD(partition)
 FORWARD(offset)
@@ -266,10 +245,50 @@ FORWARD(value)
 FORWARD(headers)
 #undef FORWARD
 
-static Py_ssize_t
-MessageBase_length(MessageBase *self)
+#define ASK_SOURCE(name)                                                       \
+    static PyObject *Message_##name(Message *self, PyObject *unused)           \
+    {                                                                          \
+        return PyObject_CallMethodOneArg(self->source, str_##name, self->native); \
+    }
+ASK_SOURCE(error_of)
+ASK_SOURCE(is_eof)
+ASK_SOURCE(message_id)
+#undef ASK_SOURCE
+
+static PyObject *
+Message_topic(Message *self, PyObject *unused)
 {
-    PyObject *value = PyObject_CallMethodNoArgs(self->native, str_value);
+    PyObject *topic = PyObject_CallMethodNoArgs(self->native, str_topic);
+    if (topic == NULL) {
+        return NULL;
+    }
+    PyObject *uri = PyObject_CallMethodOneArg(self->source, str_topic_uri, topic);
+    Py_DECREF(topic);
+    return uri;
+}
+
+static PyObject *
+Message_get_topic_uri(Message *self, void *closure)
+{
+    return Message_topic(self, NULL);
+}
+
+static PyObject *
+Message_get_message_id(Message *self, void *closure)
+{
+    return Message_message_id(self, NULL);
+}
+
+static PyObject *
+Message_get_native(Message *self, void *closure)
+{
+    return Py_NewRef(self->native);
+}
+
+static Py_ssize_t
+Message_length(Message *self)
+{
+    PyObject *value = PyObject_CallMethodNoArgs(self->native, str_value); /* the size on the wire */
     if (value == NULL) {
         return -1;
     }
@@ -278,60 +297,84 @@ MessageBase_length(MessageBase *self)
     return length;
 }
 
-static PyMethodDef MessageBase_methods[] = {
-    {"partition", (PyCFunction)MessageBase_partition, METH_NOARGS, "The partition."},
-    {"offset", (PyCFunction)MessageBase_offset, METH_NOARGS, "The offset."},
-    {"timestamp", (PyCFunction)MessageBase_timestamp, METH_NOARGS, "(timestamp type, ms since the epoch)."},
-    {"key", (PyCFunction)MessageBase_key, METH_NOARGS, "The key."},
-    {"value", (PyCFunction)MessageBase_value, METH_NOARGS, "The value."},
-    {"headers", (PyCFunction)MessageBase_headers, METH_NOARGS, "The headers: a list of (name, value), or None."},
+static PyObject *
+Message_repr(Message *self)
+{
+    PyObject *topic = Message_topic(self, NULL);
+    PyObject *partition = topic ? Message_partition(self, NULL) : NULL;
+    PyObject *offset = partition ? Message_offset(self, NULL) : NULL;
+    PyObject *repr = offset ? PyUnicode_FromFormat("Message(topic_uri=%R, partition=%S, offset=%S)", topic,
+                                                   partition, offset)
+                            : NULL;
+    Py_XDECREF(topic);
+    Py_XDECREF(partition);
+    Py_XDECREF(offset);
+    return repr;
+}
+
+static PyMethodDef Message_methods[] = {
+    {"topic", (PyCFunction)Message_topic, METH_NOARGS, "The topic URI."},
+    {"partition", (PyCFunction)Message_partition, METH_NOARGS, "The partition."},
+    {"offset", (PyCFunction)Message_offset, METH_NOARGS, "The offset."},
+    {"timestamp", (PyCFunction)Message_timestamp, METH_NOARGS, "(timestamp type, ms since the epoch)."},
+    {"key", (PyCFunction)Message_key, METH_NOARGS, "The key."},
+    {"value", (PyCFunction)Message_value, METH_NOARGS, "The value."},
+    {"headers", (PyCFunction)Message_headers, METH_NOARGS, "The headers: a list of (name, value), or None."},
+    {"error", (PyCFunction)Message_error_of, METH_NOARGS, "The error the record carries, or None."},
+    {"is_eof", (PyCFunction)Message_is_eof, METH_NOARGS,
+     "True for the end-of-partition marker returned when enable.partition.eof is set."},
     {NULL},
 };
 
-static PySequenceMethods MessageBase_as_sequence = {
-    .sq_length = (lenfunc)MessageBase_length,
-};
-
-static PyMemberDef MessageBase_members[] = {
-    {"_native", T_OBJECT, offsetof(MessageBase, native), READONLY, "the backend's record"},
-    {"_source", T_OBJECT, offsetof(MessageBase, source), READONLY, "the client's topic URIs"},
+static PyGetSetDef Message_getset[] = {
+    {"topic_uri", (getter)Message_get_topic_uri, NULL, "The topic URI.", NULL},
+    {"message_id", (getter)Message_get_message_id, NULL, "MessageId(topic_uri, partition, offset, timestamp).",
+     NULL},
+    {"native", (getter)Message_get_native, NULL, "The backend's own record, for what PSC does not expose.", NULL},
     {NULL},
 };
 
-static PyTypeObject MessageBase_Type = {
+static PyMemberDef Message_members[] = {
+    {"_native", T_OBJECT, offsetof(Message, native), READONLY, "the backend's record"},
+    {"_source", T_OBJECT, offsetof(Message, source), READONLY, "what the message needs from its client"},
+    {NULL},
+};
+
+static PySequenceMethods Message_as_sequence = {
+    .sq_length = (lenfunc)Message_length,
+};
+
+static PyTypeObject Message_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "psc._speedups.MessageBase",
-    .tp_doc = "MessageBase(native, source): the two fields of a consumed message.",
-    .tp_basicsize = sizeof(MessageBase),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = MessageBase_new,
-    .tp_dealloc = (destructor)MessageBase_dealloc,
-    .tp_traverse = (traverseproc)MessageBase_traverse,
-    .tp_clear = (inquiry)MessageBase_clear,
-    .tp_members = MessageBase_members,
-    .tp_methods = MessageBase_methods,
-    .tp_as_sequence = &MessageBase_as_sequence,
+    .tp_name = "psc.Message",
+    .tp_doc = "A consumed (or delivered) message; the accessors mirror confluent_kafka.Message.\n\n"
+              "key()/value() return the deserialized key and value; topic() returns the topic URI.",
+    .tp_basicsize = sizeof(Message),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = Message_new,
+    .tp_dealloc = (destructor)Message_dealloc,
+    .tp_repr = (reprfunc)Message_repr,
+    .tp_methods = Message_methods,
+    .tp_getset = Message_getset,
+    .tp_members = Message_members,
+    .tp_as_sequence = &Message_as_sequence,
 };
 
 /* --- wrap_batch ------------------------------------------------------------------------------------ */
 
-static PyObject *error_name; /* interned "error" */
-
-/* wrap_batch(cls, source, batch): [cls(native, source) for native in batch], or None when a record carries
+/* wrap_batch(source, batch): [Message(native, source) for native in batch], or None when a record carries
  * an error (the caller then takes the batch the slow way). */
 static PyObject *
 wrap_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyType_Check(args[0]) || !PyType_IsSubtype((PyTypeObject *)args[0], &MessageBase_Type) ||
-        !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "wrap_batch(cls: type[MessageBase], source, batch: list)");
+    if (nargs != 2 || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "wrap_batch(source, batch: list)");
         return NULL;
     }
-    PyTypeObject *cls = (PyTypeObject *)args[0];
-    PyObject *source = args[1], *batch = args[2];
+    PyObject *source = args[0], *batch = args[1];
     Py_ssize_t size = PyList_GET_SIZE(batch);
     for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *error = PyObject_CallMethodNoArgs(PyList_GET_ITEM(batch, i), error_name);
+        PyObject *error = PyObject_CallMethodNoArgs(PyList_GET_ITEM(batch, i), str_error);
         if (error == NULL) {
             return NULL;
         }
@@ -346,7 +389,7 @@ wrap_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *message = message_of(cls, PyList_GET_ITEM(batch, i), source);
+        PyObject *message = message_new(&Message_Type, PyList_GET_ITEM(batch, i), source);
         if (message == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -358,7 +401,7 @@ wrap_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef module_methods[] = {
     {"wrap_batch", (PyCFunction)(void (*)(void))wrap_batch, METH_FASTCALL,
-     "wrap_batch(cls, source, batch): a message per native record, or None if one carries an error."},
+     "wrap_batch(source, batch): a Message per native record, or None if one carries an error."},
     {NULL},
 };
 
@@ -370,19 +413,32 @@ static struct PyModuleDef module_def = {
     .m_methods = module_methods,
 };
 
+static int
+intern_names(void)
+{
+    struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {
+        {&str_error, "error"},         {&str_partition, "partition"}, {&str_offset, "offset"},
+        {&str_timestamp, "timestamp"}, {&str_key, "key"},             {&str_value, "value"},
+        {&str_headers, "headers"},     {&str_topic, "topic"},         {&str_topic_uri, "topic_uri"},
+        {&str_error_of, "error_of"},   {&str_is_eof, "is_eof"},       {&str_message_id, "message_id"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].name);
+        if (*names[i].slot == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    error_name = PyUnicode_InternFromString("error");
-    str_partition = PyUnicode_InternFromString("partition");
-    str_offset = PyUnicode_InternFromString("offset");
-    str_timestamp = PyUnicode_InternFromString("timestamp");
-    str_key = PyUnicode_InternFromString("key");
-    str_value = PyUnicode_InternFromString("value");
-    str_headers = PyUnicode_InternFromString("headers");
-    if (error_name == NULL || str_partition == NULL || str_offset == NULL || str_timestamp == NULL ||
-        str_key == NULL || str_value == NULL || str_headers == NULL || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
-        PyType_Ready(&MessageBase_Type) < 0) {
+    if (intern_names() < 0 || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
+        PyType_Ready(&Message_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
@@ -391,7 +447,7 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(module, "RouteBase", (PyObject *)&RouteBase_Type) < 0 ||
         PyModule_AddObjectRef(module, "FastProduce", (PyObject *)&FastProduce_Type) < 0 ||
-        PyModule_AddObjectRef(module, "MessageBase", (PyObject *)&MessageBase_Type) < 0) {
+        PyModule_AddObjectRef(module, "Message", (PyObject *)&Message_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -13,7 +13,10 @@ import pytest
 import psc
 import psc._fallback as fallback
 from psc._accel import SPEEDUPS
+from psc._message import DecodedMessage, MessageId, Source
 from tests.unit.psc.test_clients import CONFIG, FakeBackend
+
+A = "plaintext:/rn:fake:env:cloud_region::clusterA:"
 
 try:
     import psc._speedups as speedups
@@ -141,42 +144,68 @@ def test_an_exception_from_the_error_handler_reaches_the_caller(impl: ModuleType
         fast("uri", b"v")
 
 
+class Record:
+    """A native record with an optional error."""
+
+    def __init__(self, error: Any = None, value: bytes | None = b"value") -> None:
+        self._error, self._value = error, value
+
+    def error(self) -> Any:
+        return self._error
+
+    def topic(self) -> str:
+        return "t"
+
+    def partition(self) -> int:
+        return 2
+
+    def offset(self) -> int:
+        return 7
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1007)
+
+    def key(self) -> bytes:
+        return b"key"
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("h", b"1")]
+
+
 def test_wrap_batch_wraps_every_record_or_none_if_one_carries_an_error(impl: ModuleType) -> None:
-    class Record:
-        def __init__(self, error: Any = None) -> None:
-            self._error = error
-
-        def error(self) -> Any:
-            return self._error
-
-    class Wrapped(impl.MessageBase):  # type: ignore[name-defined,misc]
-        __slots__ = ()
-
-    source = object()
+    source = Source(A)
     batch = [Record(), Record()]
-    wrapped = impl.wrap_batch(Wrapped, source, batch)
-    assert [type(m) for m in wrapped] == [Wrapped, Wrapped]
-    assert [m._native for m in wrapped] == batch
+    wrapped = impl.wrap_batch(source, batch)
+    assert [type(m) for m in wrapped] == [impl.Message, impl.Message]
+    assert [m.native for m in wrapped] == batch
     assert all(m._source is source for m in wrapped)
-    assert impl.wrap_batch(Wrapped, source, []) == []
-    assert impl.wrap_batch(Wrapped, source, [Record(), Record("boom"), Record()]) is None
+    assert impl.wrap_batch(source, []) == []
+    assert impl.wrap_batch(source, [Record(), Record("boom"), Record()]) is None
+
+
+def test_message_reads_the_native_record_and_asks_its_source_for_the_rest(impl: ModuleType) -> None:
+    message = impl.Message(Record(), Source(A))
+    assert (message.topic(), message.topic_uri) == (A + "t", A + "t")
+    assert (message.partition(), message.offset(), message.timestamp()) == (2, 7, (1, 1007))
+    assert (message.key(), message.value(), message.headers()) == (b"key", b"value", [("h", b"1")])
+    assert (message.error(), message.is_eof(), len(message)) == (None, False, 5)
+    assert message.message_id == MessageId(A + "t", 2, 7, 1007)
+    assert repr(message) == f"Message(topic_uri={A + 't'!r}, partition=2, offset=7)"
+    assert len(impl.Message(Record(value=None), Source(A))) == 0
 
 
 @pytest.mark.skipif(speedups is None, reason="psc._speedups was not built")
 def test_c_objects_release_what_they_hold() -> None:
-    class Native:
-        def error(self) -> None:
-            return None
-
-    class Wrapped(speedups.MessageBase):  # type: ignore[name-defined,misc,union-attr]
-        __slots__ = ()
-
-    native, recorder = Native(), Recorder()
+    native, recorder, source = Record(), Recorder(), Source(A)
     ref = weakref.ref(native)
     before = sys.getrefcount(native)
     for _ in range(1000):
-        speedups.wrap_batch(Wrapped, None, [native])  # type: ignore[union-attr]
-        Wrapped(native, None)
+        speedups.wrap_batch(source, [native])  # type: ignore[union-attr]
+        assert speedups.Message(native, source).message_id.offset == 7  # type: ignore[union-attr]
+        repr(DecodedMessage.of(native, source, (1, 2, 3)))  # type: ignore[arg-type]
     assert sys.getrefcount(native) == before
     fast, _ = make(speedups, recorder)
     payload = bytes(range(64))  # an object of its own: shared constants see other references come and go
@@ -188,6 +217,15 @@ def test_c_objects_release_what_they_hold() -> None:
     del native
     gc.collect()
     assert ref() is None
+
+
+def test_plain_messages_are_not_tracked_by_the_cycle_collector_but_decoded_ones_are() -> None:
+    # Tracked wrappers would double a batch's allocations that trigger collections (see _speedups.c).
+    message = psc.Message(Record(), Source(A))  # type: ignore[arg-type]
+    decoded = DecodedMessage.of(Record(), Source(A), (None, {"a": 1}, None))  # type: ignore[arg-type]
+    assert gc.is_tracked(message) is not SPEEDUPS
+    assert gc.is_tracked(decoded)
+    assert decoded.value() == {"a": 1}
 
 
 def test_producer_sends_plain_records_through_the_fast_path_and_keeps_overrides() -> None:
