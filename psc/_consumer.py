@@ -29,9 +29,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MethodType
 from typing import Any
 
-from psc._accel import wrap_batch
+from psc._accel import FastPoll, MemberBase, wrap_batch
 from psc._client_settings import CERT_CHECK_EVERY_S, ERROR_RESET_INTERVAL_S, METRICS_EVERY_S, ClientSettings
 from psc._config import PscConfig
 from psc._configlog import report_config
@@ -97,17 +98,19 @@ class _Settings(ClientSettings):
         self.buffer_max = config.poll_messages_max if buffered else 1
 
 
-class _Member:
-    """The backend consumer of one cluster, with what a reset needs to rebuild it."""
+class _Member(MemberBase):
+    """The backend consumer of one cluster, with what a reset needs to rebuild it.
+
+    ``buffer``, ``source``, ``countdown`` and ``slow`` live in :class:`MemberBase`, where the C fast path
+    of :meth:`Consumer.poll` reads them.
+    """
 
     __slots__ = (
-        "buffer",
         "buffer_max",
         "cert_schedule",
         "cluster",
         "consume",
         "consumer",
-        "countdown",
         "counts",
         "errors",
         "last_error_reset",
@@ -123,8 +126,6 @@ class _Member:
         "rewound",
         "served",
         "size",
-        "slow",
-        "source",
         "topics",
         "window",
     )
@@ -209,7 +210,11 @@ class Consumer:
         self._clusters: dict[str, Cluster] = {}
         self._members: dict[str, _Member] = {}
         self._order: list[_Member] = []
-        self._one: _Member | None = None  # the fast path: exactly one cluster
+        self._one: _Member | None = None  # the fast path: exactly one cluster (set with _set_one)
+        self._fast_poll = FastPoll(MethodType(Consumer.poll, self), self._poll_rare, self._tick)
+        if type(self).poll is Consumer.poll:
+            # Buffered records skip the Python method: the C fast path returns them and hands the rest to it.
+            vars(self)["poll"] = self._fast_poll
         self._rr = 0
         self._callbacks: tuple[RebalanceCallback | None, ...] = (None, None, None)
         self._lock = threading.RLock()
@@ -505,13 +510,13 @@ class Consumer:
             if not out:
                 raise failure
             self._deferred = failure
-            self._one = None  # route the next call through the slow path, which raises it
+            self._set_one(None)  # route the next call through the slow path, which raises it
         return out
 
     def _raise_deferred(self) -> None:
         failure, self._deferred = self._deferred, None
         if failure is not None:
-            self._one = self._order[0] if len(self._order) == 1 else None
+            self._set_one(self._order[0] if len(self._order) == 1 else None)
             raise failure
 
     def _fetch(self, count: int, deadline: float | None, first: bool) -> list[tuple[_Member, Any]]:
@@ -840,8 +845,11 @@ class Consumer:
             cluster = self._clusters[prefix]
             member = self._members[prefix] = _Member(cluster, self._new_backend(cluster), self._settings)
             self._order.append(member)
-            self._one = member if len(self._order) == 1 else None
+            self._set_one(member if len(self._order) == 1 else None)
         return member
+
+    def _set_one(self, member: _Member | None) -> None:
+        self._one = self._fast_poll.member = member
 
     def _member_of(self, topic_uri: str | None) -> _Member:
         if topic_uri is not None:
@@ -962,7 +970,7 @@ class Consumer:
         self._closing = True  # still open meanwhile: on_revoke callbacks run by the close may commit
         try:
             self._publish_counts()
-            self._one = None
+            self._set_one(None)
             for member in self._order:
                 member.buffer = []  # never returned; auto-commit, when on, commits only stored offsets here
                 try:

@@ -60,6 +60,47 @@ class FastProduce:
             return self.on_error(route, args[1], key, exc)
 
 
+class MemberBase:
+    """The fields of a consumer member that :class:`FastPoll` reads."""
+
+    __slots__ = ("buffer", "countdown", "slow", "source")
+
+    def __init__(self) -> None:
+        self.buffer: list[Any] = []
+        self.source: Any = None
+        self.countdown = 0
+        self.slow = True
+
+
+class FastPoll:
+    """``Consumer.poll()`` for one cluster, served from the member's buffer; anything else to Python."""
+
+    __slots__ = ("member", "rare", "slow", "tick")
+
+    def __init__(
+        self,
+        slow: Callable[..., Any],
+        rare: Callable[[Any, Any, Any], Any],
+        tick: Callable[[Any, Any], None],
+    ) -> None:
+        self.member: MemberBase | None = None
+        self.slow = slow
+        self.rare = rare
+        self.tick = tick
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        member = self.member
+        if kwargs or len(args) > 1 or member is None or not member.buffer:
+            return self.slow(*args, **kwargs)
+        native = member.buffer.pop()
+        if native.error() is not None or member.slow:
+            return self.rare(args[0] if args else None, member, native)
+        member.countdown -= 1
+        if not member.countdown:
+            self.tick(member, native)
+        return Message(native, member.source)
+
+
 class Message:
     """A consumed (or delivered) message; the accessors mirror ``confluent_kafka.Message``.
 

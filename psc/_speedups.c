@@ -8,6 +8,9 @@
  *   interceptors, no callback, not due for a latency sample). Anything else, and any exception from the
  *   backend, goes to the Python implementation, which stays the specification.
  * - RouteBase: the fields of a producer route FastProduce reads (psc._producer._Route extends it).
+ * - FastPoll: Consumer.poll() for one cluster, served from the member's buffer; MemberBase holds the
+ *   fields it reads (psc._consumer._Member extends it). An empty buffer, an error, serde or
+ *   interceptors go to Python.
  * - Message: psc.Message itself, which reads everything from the native record and asks the client's
  *   Source for the rest, and wrap_batch(), which wraps a consumed batch in one call.
  *
@@ -360,6 +363,181 @@ static PyTypeObject Message_Type = {
     .tp_as_sequence = &Message_as_sequence,
 };
 
+/* --- MemberBase and FastPoll ---------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *buffer;    /* list: records fetched but not yet returned, the next one last */
+    PyObject *source;    /* psc._message.Source of the member's cluster */
+    long long countdown; /* records until the next tick */
+    char slow;           /* records go through the general path */
+} MemberBase;
+
+static int
+MemberBase_traverse(MemberBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->buffer);
+    Py_VISIT(self->source);
+    return 0;
+}
+
+static int
+MemberBase_clear(MemberBase *self)
+{
+    Py_CLEAR(self->buffer);
+    Py_CLEAR(self->source);
+    return 0;
+}
+
+static void
+MemberBase_dealloc(MemberBase *self)
+{
+    PyObject_GC_UnTrack(self);
+    MemberBase_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef MemberBase_members[] = {
+    {"buffer", T_OBJECT, offsetof(MemberBase, buffer), 0, "records fetched but not yet returned, next last"},
+    {"source", T_OBJECT, offsetof(MemberBase, source), 0, "the Source of the member's cluster"},
+    {"countdown", T_LONGLONG, offsetof(MemberBase, countdown), 0, "records until the next tick"},
+    {"slow", T_BOOL, offsetof(MemberBase, slow), 0, "records go through the general path"},
+    {NULL},
+};
+
+static PyTypeObject MemberBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "psc._speedups.MemberBase",
+    .tp_doc = "The fields of a consumer member that FastPoll reads.",
+    .tp_basicsize = sizeof(MemberBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)MemberBase_dealloc,
+    .tp_traverse = (traverseproc)MemberBase_traverse,
+    .tp_clear = (inquiry)MemberBase_clear,
+    .tp_members = MemberBase_members,
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *member; /* the only member (a MemberBase), or NULL/None: every call goes to slow */
+    PyObject *slow;   /* the Python poll(), called with the same arguments */
+    PyObject *rare;   /* rare(timeout, member, native): a record the fast path does not take */
+    PyObject *tick;   /* tick(member, native): every so many records */
+    vectorcallfunc vectorcall;
+} FastPoll;
+
+static PyObject *
+FastPoll_vectorcall(FastPoll *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *found = self->member;
+    if (kwnames != NULL || nargs > 1 || found == NULL || !PyObject_TypeCheck(found, &MemberBase_Type)) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    MemberBase *member = (MemberBase *)found;
+    PyObject *buffer = member->buffer;
+    if (buffer == NULL || !PyList_CheckExact(buffer) || PyList_GET_SIZE(buffer) == 0) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames); /* it refills the buffer */
+    }
+    /* list.pop() without the call: the reference the list held becomes ours. */
+    Py_ssize_t last = PyList_GET_SIZE(buffer) - 1;
+    PyObject *native = PyList_GET_ITEM(buffer, last);
+    Py_SET_SIZE(buffer, last);
+    Py_INCREF(found); /* the callbacks below may replace the member */
+    PyObject *result = NULL;
+    PyObject *error = PyObject_CallMethodNoArgs(native, str_error);
+    if (error == NULL) {
+        goto done;
+    }
+    int clean = error == Py_None;
+    Py_DECREF(error);
+    if (!clean || member->slow) {
+        PyObject *timeout = nargs == 1 ? args[0] : Py_None;
+        result = PyObject_CallFunctionObjArgs(self->rare, timeout, found, native, NULL);
+        goto done;
+    }
+    if (--member->countdown == 0) {
+        PyObject *ticked = PyObject_CallFunctionObjArgs(self->tick, found, native, NULL);
+        if (ticked == NULL) {
+            goto done;
+        }
+        Py_DECREF(ticked);
+    }
+    result = message_new(&Message_Type, native, member->source);
+done:
+    Py_DECREF(native);
+    Py_DECREF(found);
+    return result;
+}
+
+static PyObject *
+FastPoll_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *slow, *rare, *tick;
+    static char *kwlist[] = {"slow", "rare", "tick", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:FastPoll", kwlist, &slow, &rare, &tick)) {
+        return NULL;
+    }
+    FastPoll *self = (FastPoll *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->slow = Py_NewRef(slow);
+    self->rare = Py_NewRef(rare);
+    self->tick = Py_NewRef(tick);
+    self->vectorcall = (vectorcallfunc)FastPoll_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+FastPoll_traverse(FastPoll *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->member);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->rare);
+    Py_VISIT(self->tick);
+    return 0;
+}
+
+static int
+FastPoll_clear(FastPoll *self)
+{
+    Py_CLEAR(self->member);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->rare);
+    Py_CLEAR(self->tick);
+    return 0;
+}
+
+static void
+FastPoll_dealloc(FastPoll *self)
+{
+    PyObject_GC_UnTrack(self);
+    FastPoll_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef FastPoll_members[] = {
+    {"member", T_OBJECT, offsetof(FastPoll, member), 0, "the only member, or None"},
+    {NULL},
+};
+
+static PyTypeObject FastPoll_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "psc._speedups.FastPoll",
+    .tp_doc = "FastPoll(slow, rare, tick): Consumer.poll served from the only member's buffer, in C.",
+    .tp_basicsize = sizeof(FastPoll),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = FastPoll_new,
+    .tp_dealloc = (destructor)FastPoll_dealloc,
+    .tp_traverse = (traverseproc)FastPoll_traverse,
+    .tp_clear = (inquiry)FastPoll_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(FastPoll, vectorcall),
+    .tp_members = FastPoll_members,
+};
+
 /* --- wrap_batch ------------------------------------------------------------------------------------ */
 
 /* wrap_batch(source, batch): [Message(native, source) for native in batch], or None when a record carries
@@ -438,7 +616,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
-        PyType_Ready(&Message_Type) < 0) {
+        PyType_Ready(&Message_Type) < 0 || PyType_Ready(&MemberBase_Type) < 0 || PyType_Ready(&FastPoll_Type) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
@@ -447,7 +625,9 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(module, "RouteBase", (PyObject *)&RouteBase_Type) < 0 ||
         PyModule_AddObjectRef(module, "FastProduce", (PyObject *)&FastProduce_Type) < 0 ||
-        PyModule_AddObjectRef(module, "Message", (PyObject *)&Message_Type) < 0) {
+        PyModule_AddObjectRef(module, "Message", (PyObject *)&Message_Type) < 0 ||
+        PyModule_AddObjectRef(module, "MemberBase", (PyObject *)&MemberBase_Type) < 0 ||
+        PyModule_AddObjectRef(module, "FastPoll", (PyObject *)&FastPoll_Type) < 0) {
         Py_DECREF(module);
         return NULL;
     }

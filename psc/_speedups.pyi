@@ -21,6 +21,22 @@ class FastProduce:
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> None: ...
 
+class MemberBase:
+    buffer: list[Any]
+    source: Any
+    countdown: int
+    slow: bool
+
+class FastPoll:
+    member: MemberBase | None
+    def __init__(
+        self,
+        slow: Callable[..., Any],
+        rare: Callable[[Any, Any, Any], Any],
+        tick: Callable[[Any, Any], None],
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
 class Message:
     def __init__(self, native: NativeRecord, source: Source) -> None: ...
     @property

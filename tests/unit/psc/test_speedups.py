@@ -197,12 +197,76 @@ def test_message_reads_the_native_record_and_asks_its_source_for_the_rest(impl: 
     assert len(impl.Message(Record(value=None), Source(A))) == 0
 
 
+class PollRecorder:
+    """Stands in for the Python poll, the rare path and the tick."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def slow(self, *args: Any, **kwargs: Any) -> str:
+        self.calls.append(("slow", args, kwargs))
+        return "slow"
+
+    def rare(self, timeout: Any, member: Any, native: Any) -> str:
+        self.calls.append(("rare", timeout, member, native))
+        return "rare"
+
+    def tick(self, member: Any, native: Any) -> None:
+        self.calls.append(("tick", member, native))
+        member.countdown = 2
+
+
+def poll_member(impl: ModuleType, buffer: list[Any], *, slow: bool = False, countdown: int = 10) -> Any:
+    member = impl.MemberBase()
+    member.buffer, member.source, member.countdown, member.slow = buffer, Source(A), countdown, slow
+    return member
+
+
+def test_poll_returns_buffered_records_last_first_and_ticks_at_zero(impl: ModuleType) -> None:
+    recorder, first, second, third = PollRecorder(), Record(), Record(), Record()
+    fast = impl.FastPoll(recorder.slow, recorder.rare, recorder.tick)
+    fast.member = member = poll_member(impl, [third, second, first], countdown=2)
+    assert fast(1.0).native is first
+    assert recorder.calls == [] and member.countdown == 1
+    assert fast().native is second  # the countdown reaches zero: ticked, which restarts it
+    assert recorder.calls == [("tick", member, second)] and member.countdown == 2
+    message = fast(0)
+    assert (message.native, message.topic(), type(message)) == (third, A + "t", impl.Message)
+    assert member.buffer == []
+
+
+def test_poll_hands_everything_else_to_python(impl: ModuleType) -> None:
+    recorder, failed, plain = PollRecorder(), Record("boom"), Record()
+    fast = impl.FastPoll(recorder.slow, recorder.rare, recorder.tick)
+    assert fast(1.0) == "slow"  # no single member
+    fast.member = member = poll_member(impl, [])
+    assert fast(1.0) == "slow"  # an empty buffer: Python refills it
+    member.buffer = [plain, failed]
+    assert fast(timeout=1.0) == "slow"  # keywords
+    assert fast(1.0) == "rare"  # a record carrying an error
+    member.slow = True
+    assert fast() == "rare"  # several topics, serde or interceptors
+    assert recorder.calls == [
+        ("slow", (1.0,), {}),
+        ("slow", (1.0,), {}),
+        ("slow", (), {"timeout": 1.0}),
+        ("rare", 1.0, member, failed),
+        ("rare", None, member, plain),
+    ]
+    assert member.countdown == 10
+
+
 @pytest.mark.skipif(speedups is None, reason="psc._speedups was not built")
 def test_c_objects_release_what_they_hold() -> None:
     native, recorder, source = Record(), Recorder(), Source(A)
     ref = weakref.ref(native)
     before = sys.getrefcount(native)
+    poll = speedups.FastPoll(Recorder().slow_produce, Recorder().on_error, lambda member, native: None)  # type: ignore[union-attr]
+    poll.member = member = speedups.MemberBase()  # type: ignore[union-attr]
+    member.source, member.countdown, member.slow = source, 10**9, False
     for _ in range(1000):
+        member.buffer = [native]
+        poll(0)
         speedups.wrap_batch(source, [native])  # type: ignore[union-attr]
         assert speedups.Message(native, source).message_id.offset == 7  # type: ignore[union-attr]
         repr(DecodedMessage.of(native, source, (1, 2, 3)))  # type: ignore[arg-type]
