@@ -13,8 +13,10 @@ least 3x aiokafka's. All three run side by side against the same broker with the
   prefetch queue early idles until the second is over, so a short run measures that backoff's phase.
   In ``consume-*`` confluent-kafka and PSC call ``poll()`` once per record, as a typical application
   does; in ``consume-batch-*`` they call ``consume(500)``. aiokafka uses ``getmany()`` in both, its
-  fastest way to read. The clock starts at the first record (group join and first fetch are not throughput) and
-  stops at the N-th.
+  fastest way to read. The clock starts at the first record (group join and first fetch are not
+  throughput) and stops at the N-th.
+
+Run it with the stack's data on tmpfs (see the README): on a disk, 1 KiB produce measures write-back.
 
 PSC runs with its platform defaults except those equalized settings and one more: the raw producer sends
 without a delivery callback, so the application learns of no delivery, and PSC gets
