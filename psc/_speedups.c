@@ -205,6 +205,41 @@ static PyTypeObject Message_Type;
 static PyObject *str_error, *str_partition, *str_offset, *str_timestamp, *str_key, *str_value, *str_headers,
     *str_topic, *str_topic_uri, *str_error_of, *str_is_eof, *str_message_id;
 
+/* A method of the native records, called without arguments. A backend's records are instances of one
+ * static type (cimpl.Message for Kafka), whose methods cannot change, so its descriptor is looked up once
+ * rather than on every call. */
+typedef struct {
+    PyObject **name;
+    PyTypeObject *type; /* the static type whose descriptor is cached: it is never freed */
+    PyObject *descr;
+} NativeMethod;
+
+static NativeMethod native_error = {&str_error}, native_partition = {&str_partition},
+                    native_offset = {&str_offset}, native_timestamp = {&str_timestamp}, native_key = {&str_key},
+                    native_value = {&str_value}, native_headers = {&str_headers}, native_topic = {&str_topic};
+
+static PyObject *
+call_native(PyObject *native, NativeMethod *method)
+{
+    PyTypeObject *type = Py_TYPE(native);
+    if (type != method->type) {
+        if (type->tp_flags & Py_TPFLAGS_HEAPTYPE || type->tp_dictoffset != 0) {
+            return PyObject_CallMethodNoArgs(native, *method->name); /* its methods may change */
+        }
+        PyObject *descr = PyObject_GetAttr((PyObject *)type, *method->name);
+        if (descr == NULL) {
+            return NULL;
+        }
+        if (!Py_IS_TYPE(descr, &PyMethodDescr_Type)) {
+            Py_DECREF(descr);
+            return PyObject_CallMethodNoArgs(native, *method->name);
+        }
+        Py_XSETREF(method->descr, descr);
+        method->type = type;
+    }
+    return PyObject_Vectorcall(method->descr, &native, 1, NULL);
+}
+
 static PyObject *
 message_new(PyTypeObject *type, PyObject *native, PyObject *source)
 {
@@ -238,7 +273,7 @@ Message_dealloc(Message *self)
 #define FORWARD(name)                                                          \
     static PyObject *Message_##name(Message *self, PyObject *unused)           \
     {                                                                          \
-        return PyObject_CallMethodNoArgs(self->native, str_##name);            \
+        return call_native(self->native, &native_##name);                     \
     }
 FORWARD(partition)
 FORWARD(offset)
@@ -261,7 +296,7 @@ ASK_SOURCE(message_id)
 static PyObject *
 Message_topic(Message *self, PyObject *unused)
 {
-    PyObject *topic = PyObject_CallMethodNoArgs(self->native, str_topic);
+    PyObject *topic = call_native(self->native, &native_topic);
     if (topic == NULL) {
         return NULL;
     }
@@ -291,7 +326,7 @@ Message_get_native(Message *self, void *closure)
 static Py_ssize_t
 Message_length(Message *self)
 {
-    PyObject *value = PyObject_CallMethodNoArgs(self->native, str_value); /* the size on the wire */
+    PyObject *value = call_native(self->native, &native_value); /* the size on the wire */
     if (value == NULL) {
         return -1;
     }
@@ -446,7 +481,7 @@ FastPoll_vectorcall(FastPoll *self, PyObject *const *args, size_t nargsf, PyObje
     Py_SET_SIZE(buffer, last);
     Py_INCREF(found); /* the callbacks below may replace the member */
     PyObject *result = NULL;
-    PyObject *error = PyObject_CallMethodNoArgs(native, str_error);
+    PyObject *error = call_native(native, &native_error);
     if (error == NULL) {
         goto done;
     }
@@ -552,7 +587,7 @@ wrap_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *source = args[0], *batch = args[1];
     Py_ssize_t size = PyList_GET_SIZE(batch);
     for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *error = PyObject_CallMethodNoArgs(PyList_GET_ITEM(batch, i), str_error);
+        PyObject *error = call_native(PyList_GET_ITEM(batch, i), &native_error);
         if (error == NULL) {
             return NULL;
         }

@@ -8,6 +8,7 @@ import weakref
 from types import ModuleType
 from typing import Any
 
+import confluent_kafka
 import pytest
 
 import psc
@@ -254,6 +255,23 @@ def test_poll_hands_everything_else_to_python(impl: ModuleType) -> None:
         ("rare", None, member, plain),
     ]
     assert member.countdown == 10
+
+
+def test_confluent_kafka_records_are_read_alike(impl: ModuleType) -> None:
+    # cimpl.Message is a static type: the C version looks its methods up once and reuses them.
+    source = Source(A)
+    records = [confluent_kafka.Message(topic="t", partition=1, offset=i, key=b"k", value=b"v" * i) for i in range(3)]
+    for _ in range(2):
+        wrapped = impl.wrap_batch(source, records)
+        assert [(m.topic(), m.partition(), m.offset(), m.key(), len(m)) for m in wrapped] == [
+            (A + "t", 1, i, b"k", i) for i in range(3)
+        ]
+    eof = confluent_kafka.Message(
+        topic="t", error=confluent_kafka.KafkaError(confluent_kafka.KafkaError._PARTITION_EOF)
+    )
+    assert impl.wrap_batch(source, [*records, eof]) is None
+    assert impl.Message(eof, source).is_eof()
+    assert impl.wrap_batch(source, [Record(), *records]) is not None  # another type of record in between
 
 
 @pytest.mark.skipif(speedups is None, reason="psc._speedups was not built")
