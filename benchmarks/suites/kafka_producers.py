@@ -35,17 +35,32 @@ def produce_loop(
                 poll(0.005)
 
 
-def confluent_produce(bootstrap: str, topic: str, count: int, payload: bytes, idempotent: bool = False) -> float:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": idempotent}
-    )
+def confluent_produce(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    payload: bytes,
+    idempotent: bool = False,
+    failure_reports: bool = False,
+) -> float:
+    """``failure_reports``: a delivery callback that hears only of failures, as PSC's application does."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "linger.ms": 5,
+        "acks": "all",
+        "enable.idempotence": idempotent,
+    }
+    failures: list[Any] = []
+    if failure_reports:
+        config.update({"on_delivery": lambda err, msg: failures.append(err), "delivery.report.only.error": True})
+    producer = Producer(config)
     producer.list_topics(topic, timeout=10)  # connect before timing
     started = time.perf_counter()
     produce_loop(producer.produce, producer.poll, topic, count, payload)
     remaining = producer.flush(120)
     elapsed = time.perf_counter() - started
-    if remaining:
-        raise RuntimeError(f"confluent-kafka: {remaining} messages undelivered")
+    if remaining or failures:
+        raise RuntimeError(f"confluent-kafka: {remaining} messages undelivered, {len(failures)} failed")
     return count / elapsed
 
 
