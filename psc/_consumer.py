@@ -375,7 +375,11 @@ class Consumer:
             return self._poll_rare(timeout, member, native)
         member.countdown -= 1
         if not member.countdown:
-            self._tick(member, native)
+            try:
+                self._tick(member, native)
+            except BaseException:
+                member.buffer.append(native)  # not returned, so not lost: the next poll returns it
+                raise
         return Message(native, member.source)
 
     def _refill(self, member: _Member, timeout: float) -> Any:

@@ -97,7 +97,11 @@ class FastPoll:
             return self.rare(args[0] if args else None, member, native)
         member.countdown -= 1
         if not member.countdown:
-            self.tick(member, native)
+            try:
+                self.tick(member, native)
+            except BaseException:
+                member.buffer.append(native)  # not returned, so not lost: the next poll returns it
+                raise
         return Message(native, member.source)
 
 

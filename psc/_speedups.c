@@ -495,6 +495,14 @@ FastPoll_vectorcall(FastPoll *self, PyObject *const *args, size_t nargsf, PyObje
     if (--member->countdown == 0) {
         PyObject *ticked = PyObject_CallFunctionObjArgs(self->tick, found, native, NULL);
         if (ticked == NULL) {
+            /* Not returned, so not lost: the record goes back to the buffer for the next poll. */
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            PyObject *buffer_now = member->buffer; /* the tick may have replaced it */
+            if (buffer_now != NULL && PyList_Check(buffer_now) && PyList_Append(buffer_now, native) < 0) {
+                PyErr_Clear();
+            }
+            PyErr_Restore(type, value, traceback);
             goto done;
         }
         Py_DECREF(ticked);

@@ -236,6 +236,21 @@ def test_poll_returns_buffered_records_last_first_and_ticks_at_zero(impl: Module
     assert member.buffer == []
 
 
+def test_a_record_whose_tick_fails_is_returned_by_the_next_poll(impl: ModuleType) -> None:
+    recorder, record = PollRecorder(), Record()
+
+    def failing_tick(member: Any, native: Any) -> None:
+        member.countdown = 5
+        raise RuntimeError("reset failed")
+
+    fast = impl.FastPoll(recorder.slow, recorder.rare, failing_tick)
+    fast.member = member = poll_member(impl, [record], countdown=1)
+    with pytest.raises(RuntimeError, match="reset failed"):
+        fast(0)
+    assert member.buffer == [record]
+    assert fast(0).native is record
+
+
 def test_poll_hands_everything_else_to_python(impl: ModuleType) -> None:
     recorder, failed, plain = PollRecorder(), Record("boom"), Record()
     fast = impl.FastPoll(recorder.slow, recorder.rare, recorder.tick)
