@@ -362,25 +362,21 @@ class Consumer:
     # --- consuming -----------------------------------------------------------------------------------
 
     def poll(self, timeout: float | None = None) -> Message | None:
-        """The next message, or None after ``timeout`` seconds (None: wait forever)."""
+        """The next message, or None after ``timeout`` seconds (None: wait forever).
+
+        An instance's ``poll`` is ``_fast_poll``, which serves the only member's buffered records and calls
+        this method when there is no such member or its buffer is empty.
+        """
         member = self._one
         if member is None:
             return self._poll_slow(timeout, None)
-        buffer = member.buffer
-        native = buffer.pop() if buffer else self._refill(member, -1 if timeout is None else timeout)
-        if native is None:
-            self._housekeeping()
-            return None
-        if native.error() is not None or member.slow:
-            return self._poll_rare(timeout, member, native)
-        member.countdown -= 1
-        if not member.countdown:
-            try:
-                self._tick(member, native)
-            except BaseException:
-                member.buffer.append(native)  # not returned, so not lost: the next poll returns it
-                raise
-        return Message(native, member.source)
+        if not member.buffer:
+            native = self._refill(member, -1 if timeout is None else timeout)
+            if native is None:
+                self._housekeeping()
+                return None
+            member.buffer.append(native)  # served next, by the one fast path
+        return self._fast_poll(timeout)
 
     def _refill(self, member: _Member, timeout: float) -> Any:
         """The next record from the backend; when buffering, the rest of its batch goes to the buffer."""
