@@ -1,0 +1,105 @@
+"""PSC's per-record hot paths on their own, without a broker: ``python -m benchmarks.hotpaths``.
+
+- produce: ns per ``produce(topic, 100 B)`` call, PSC's ``Producer.produce`` against the native
+  confluent-kafka ``produce`` of the same backend producer, interleaved. The producer points at a port
+  nothing listens on and queues everything, so the figure is the call, not the network.
+- wrap: ns per record to wrap a 500-record batch of ``confluent_kafka.Message`` and read each value, with
+  the C hot paths (``psc._speedups``) and their Python definitions (``psc._fallback``).
+
+Each figure is the fastest and the median of the rounds; they are side by side from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import timeit
+from collections.abc import Callable
+from typing import Any
+
+import confluent_kafka
+
+import psc
+import psc._fallback as fallback
+from psc._message import Source
+
+PAYLOAD = b"x" * 100
+CALLS = 50_000
+BATCH = 500
+URI = "plaintext:/rn:kafka:local:local_dev::cluster01:hotpaths"
+
+
+def _per_call(produce: Callable[[str, bytes], Any], topic: str) -> float:
+    started = time.perf_counter()
+    for _ in range(CALLS):
+        produce(topic, PAYLOAD)
+    return (time.perf_counter() - started) / CALLS * 1e9
+
+
+def produce_rounds(rounds: int) -> dict[str, list[float]]:
+    producer = psc.Producer(
+        {
+            "psc.project": "hotpaths",
+            "psc.discovery.connect": "127.0.0.1:1",
+            "psc.config.logging.enabled": "false",
+            "psc.producer.delivery.report.only.error": "true",
+            "psc.producer.compression.type": "none",
+            "psc.producer.batch.duration.ms": "100000",  # under the delivery timeout: nothing is sent meanwhile
+            "psc.producer.buffer.max.messages": str(CALLS * rounds * 2 + 1),
+            "psc.producer.buffer.max.kbytes": "4000000",
+        }
+    )
+    producer.produce(URI, PAYLOAD)  # resolve the route
+    native = producer._routes[URI].produce  # the backend's own produce, on the same producer
+    out: dict[str, list[float]] = {"psc": [], "native": []}
+    for _ in range(rounds):
+        out["native"].append(_per_call(native, "hotpaths"))
+        out["psc"].append(_per_call(producer.produce, URI))
+    producer.purge()
+    producer.close(0)
+    return out
+
+
+def wrap_rounds(rounds: int) -> dict[str, list[float]]:
+    source = Source(URI[: -len("hotpaths")])
+    batch = [confluent_kafka.Message(topic="hotpaths", partition=0, offset=i, value=PAYLOAD) for i in range(BATCH)]
+    out: dict[str, list[float]] = {"c": [], "python": []}
+    for name, impl in (("c", _speedups()), ("python", fallback)):
+        if impl is None:
+            continue
+
+        def wrap_and_read(impl: Any = impl) -> None:
+            for message in impl.wrap_batch(source, batch):
+                message.value()
+
+        runs = timeit.repeat(wrap_and_read, number=200, repeat=rounds)
+        out[name] = [run / 200 / BATCH * 1e9 for run in runs]
+    return out
+
+
+def _speedups() -> Any:
+    try:
+        import psc._speedups as speedups
+    except ImportError:
+        return None
+    return speedups
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hotpaths", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds per figure")
+    args = parser.parse_args(argv)
+    for title, results in (
+        ("produce, ns per call", produce_rounds(args.rounds)),
+        ("wrap + value, ns per record", wrap_rounds(args.rounds)),
+    ):
+        print(title)
+        for name, runs in results.items():
+            if runs:
+                print(f"  {name:8} fastest {min(runs):7.1f}  median {statistics.median(runs):7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
