@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks run <suite> [--json FILE] [--repeat N] [--scale X]``."""
+"""Command line: ``python -m benchmarks run <suite> [--json FILE] [--repeat N] [--warmup N] [--scale X]``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("suite", help=f"one of: {', '.join(sorted(SUITES))}")
     run.add_argument("--json", type=Path, help="also write the rows to this file")
     run.add_argument("--repeat", type=int, default=3, help="runs per system and scenario (median taken, >= 3)")
+    run.add_argument("--warmup", type=int, default=1, help="unrecorded runs per system before the repeats")
     run.add_argument("--scale", type=float, default=1.0, help="multiply message counts (e.g. 0.1 for a quick run)")
     run.add_argument("--scenario", action="append", help="run only these scenarios (repeatable)")
     args = parser.parse_args(argv)
@@ -36,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for scenario in chosen:
             print(f"scenario {scenario.name}: {', '.join(scenario.systems)}", file=sys.stderr)
-            rows.extend(run_scenario(args.suite, scenario, args.repeat))
+            rows.extend(run_scenario(args.suite, scenario, args.repeat, warmup=args.warmup))
     print(
-        f"\nsuite {args.suite} (median of {args.repeat} runs; ratio = system median / baseline median; "
+        f"\nsuite {args.suite} (median of {args.repeat} runs after {args.warmup} unrecorded; "
+        "ratio = system median / baseline median; "
         "paired = median of per-repeat system / baseline)\n"
     )
     print(format_table(rows, {s.name: s.baseline for s in chosen}))

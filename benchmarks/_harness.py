@@ -45,12 +45,24 @@ class Row:
     paired_ratio: float = 1.0
 
 
-def run_scenario(suite: str, scenario: Scenario, repeat: int, progress: TextIO = sys.stderr) -> list[Row]:
-    """Run every system ``repeat`` times, interleaved and in rotating order, so drift hits all systems alike."""
+def run_scenario(
+    suite: str, scenario: Scenario, repeat: int, progress: TextIO = sys.stderr, warmup: int = 0
+) -> list[Row]:
+    """Run every system ``repeat`` times, interleaved and in rotating order, so drift hits all systems alike.
+
+    ``warmup`` rounds run every system first and are not recorded: the first runs after a broker start
+    (cold page cache, a broker not yet at its steady heap and threads) are slower than the rest.
+    """
     if repeat < 3:
         raise ValueError(f"repeat must be at least 3 for a meaningful median, got {repeat}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be 0 or more, got {warmup}")
     runs: dict[str, list[float]] = {name: [] for name in scenario.systems}
     names = list(scenario.systems)
+    for attempt in range(1, warmup + 1):
+        for name in names:
+            value = scenario.systems[name]()
+            print(f"  {scenario.name} [warm-up {attempt}/{warmup}] {name}: {value:,.1f} {scenario.unit}", file=progress)
     for attempt in range(1, repeat + 1):
         # Rotate who goes first: a run slows the next one (the broker flushing and deleting its data).
         shift = (attempt - 1) % len(names)

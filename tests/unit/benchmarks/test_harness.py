@@ -64,3 +64,25 @@ def test_fewer_than_three_repeats_is_refused() -> None:
 def test_baseline_must_be_one_of_the_systems() -> None:
     with pytest.raises(ValueError, match="baseline 'zz'"):
         Scenario("s", "m", "u", "zz", {"a": lambda: 1.0})
+
+
+def test_warmup_rounds_run_every_system_and_are_not_recorded() -> None:
+    values = {"a": sequence(1, 10, 20, 30), "b": sequence(2, 5, 5, 5)}
+    calls: list[str] = []
+
+    def run(name: str) -> float:
+        calls.append(name)
+        return next(values[name])
+
+    scenario = Scenario("s", "m", "u", "a", {"a": lambda: run("a"), "b": lambda: run("b")})
+    progress = io.StringIO()
+    rows = {row.system: row for row in run_scenario("suite", scenario, repeat=3, progress=progress, warmup=1)}
+    assert calls[:2] == ["a", "b"] and len(calls) == 8
+    assert rows["a"].runs == [10, 20, 30] and rows["b"].runs == [5, 5, 5]
+    assert "[warm-up 1/1] a: 1.0" in progress.getvalue()
+
+
+def test_negative_warmup_is_refused() -> None:
+    scenario = Scenario("s", "m", "u", "a", {"a": lambda: 1.0})
+    with pytest.raises(ValueError, match="warmup must be 0 or more, got -1"):
+        run_scenario("suite", scenario, repeat=3, progress=io.StringIO(), warmup=-1)
