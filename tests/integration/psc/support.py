@@ -10,6 +10,11 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 import psc
 from tests.services import Services
 
+# A base for explicit record timestamps: an hour ago. The broker's retention deletes records by their
+# timestamps, the active segment included, so records stamped years back vanish at its next retention
+# check (every 5 minutes) and a test reading them fails when that check falls between write and read.
+RECENT_MS = int(time.time() * 1000) - 3_600_000
+
 
 def drain(consumer: psc.Consumer, count: int, limit_s: float = 15.0) -> list[psc.Message]:
     """Up to ``count`` messages, consumed in batches for at most ``limit_s`` seconds."""

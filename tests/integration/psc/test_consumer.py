@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import psc
-from tests.integration.psc.support import drain
+from tests.integration.psc.support import RECENT_MS, drain
 from tests.services import Services
 
 TIMEOUT = 15.0
@@ -32,14 +32,12 @@ def consumer_config(base: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def filled(base: dict[str, Any], services: Services, new_topic: Callable[..., str]) -> str:
-    """A two-partition topic with 10 records per partition, timestamps 1000 ms apart from 1e12."""
+    """A two-partition topic with 10 records per partition, timestamps 1000 ms apart from ``RECENT_MS``."""
     uri = services.cluster_prefix + new_topic(partitions=2)
     with psc.Producer(base) as producer:
         for partition in (0, 1):
             for i in range(10):
-                producer.produce(
-                    uri, f"p{partition}-{i}".encode(), partition=partition, timestamp=1_000_000_000_000 + i * 1000
-                )
+                producer.produce(uri, f"p{partition}-{i}".encode(), partition=partition, timestamp=RECENT_MS + i * 1000)
         assert producer.flush(TIMEOUT) == 0
     return uri
 
@@ -138,7 +136,7 @@ def test_seek_variants_and_position(base: dict[str, Any], filled: str) -> None:
         assert drain(consumer, 1)[0].offset() == 4
         consumer.seek_to_beginning()
         assert drain(consumer, 1)[0].offset() == 0
-        consumer.seek_to_timestamp(1_000_000_000_000 + 6 * 1000)
+        consumer.seek_to_timestamp(RECENT_MS + 6 * 1000)
         assert drain(consumer, 1)[0].offset() == 6
         consumer.seek_to_end([tp(filled, 0)])
         assert drain(consumer, 1, 1.5) == []
@@ -174,7 +172,7 @@ def test_watermarks_offsets_for_times_and_metadata(base: dict[str, Any], filled:
         consumer.assign([tp(filled, 1, 0)])
         drain(consumer, 10)
         assert consumer.get_watermark_offsets(tp(filled, 1), cached=True) == (0, 10)
-        found = consumer.offsets_for_times([tp(filled, 0, 1_000_000_000_000 + 3500)], TIMEOUT)
+        found = consumer.offsets_for_times([tp(filled, 0, RECENT_MS + 3500)], TIMEOUT)
         assert [(f.topic_uri, f.partition, f.offset) for f in found] == [(filled, 0, 4)]
         metadata = consumer.list_topics(filled, TIMEOUT)
         assert sorted(metadata.topics[filled].partitions) == [0, 1]

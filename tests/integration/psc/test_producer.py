@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import psc
-from tests.integration.psc.support import read_from_start
+from tests.integration.psc.support import RECENT_MS, read_from_start
 from tests.services import Services
 
 TIMEOUT = 15.0
@@ -29,7 +29,7 @@ def test_produce_with_callback_alias_poll_and_flush(config: dict[str, Any], topi
     with psc.Producer(config) as producer:
         producer.produce(topic_uri, b"v0", b"k0", on_delivery=lambda e, m: reports.append((e, m)))
         producer.produce(topic_uri, value=b"v1", key=b"k1", partition=1, callback=lambda e, m: reports.append((e, m)))
-        producer.produce(topic_uri, b"v2", headers=[("h", b"1")], timestamp=1_700_000_000_000)
+        producer.produce(topic_uri, b"v2", headers=[("h", b"1")], timestamp=RECENT_MS)
         assert len(producer) >= 1
         while len(reports) < 2:
             producer.poll(1.0)
@@ -42,7 +42,7 @@ def test_produce_with_callback_alias_poll_and_flush(config: dict[str, Any], topi
     assert delivered[b"v0"].message_id.topic_uri == topic_uri
     messages = {m.value(): m for m in read_from_start(services, topic_uri, 3)}
     assert messages[b"v2"].headers() == [("h", b"1")]
-    assert messages[b"v2"].timestamp()[1] == 1_700_000_000_000
+    assert messages[b"v2"].timestamp()[1] == RECENT_MS
     assert messages[b"v0"].key() == b"k0"
 
 
