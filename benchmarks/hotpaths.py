@@ -4,7 +4,8 @@
   confluent-kafka ``produce`` of the same backend producer, interleaved. The producer points at a port
   nothing listens on and queues everything, so the figure is the call, not the network.
 - wrap: ns per record to wrap a 500-record batch of ``confluent_kafka.Message`` and read each value, with
-  the C hot paths (``psc._speedups``) and their Python definitions (``psc._fallback``).
+  the C hot paths (``psc._speedups``) and their Python definitions (``psc._fallback``); ``native`` reads
+  the values of the unwrapped batch, so the difference is what PSC's messages cost per record.
 
 Each figure is the fastest and the median of the rounds; they are side by side from one run.
 """
@@ -64,7 +65,13 @@ def produce_rounds(rounds: int) -> dict[str, list[float]]:
 def wrap_rounds(rounds: int) -> dict[str, list[float]]:
     source = Source(URI[: -len("hotpaths")])
     batch = [confluent_kafka.Message(topic="hotpaths", partition=0, offset=i, value=PAYLOAD) for i in range(BATCH)]
-    out: dict[str, list[float]] = {"c": [], "python": []}
+    out: dict[str, list[float]] = {"native": [], "c": [], "python": []}
+
+    def read_native() -> None:
+        for message in batch:
+            message.value()
+
+    out["native"] = [run / 200 / BATCH * 1e9 for run in timeit.repeat(read_native, number=200, repeat=rounds)]
     for name, impl in (("c", _speedups()), ("python", fallback)):
         if impl is None:
             continue
