@@ -62,3 +62,4 @@ class ClientSettings:
     def close(self) -> None:
         self.typed_chain.close()
         self.raw_chain.close()
+        self.remediator.flush_log()

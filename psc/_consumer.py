@@ -52,7 +52,7 @@ from psc._remediation import Action, Remedy
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
 from psc.backends.base import BackendConsumer, BackendPartition, ClusterMetadata
-from psc.common import get_logger
+from psc.common import LogThrottle, get_logger
 from psc.errors import BackendError, ClientClosedError, ConsumerError, InvalidUriError, PscError
 from psc.interceptors import (
     PRODUCE_TS_HEADER,
@@ -206,6 +206,7 @@ class Consumer:
         psc_config = PscConfig.from_mapping(config, client_type="consumer")
         self._metrics = metrics if metrics is not None else client_metrics()
         self._settings = _Settings(psc_config, key_deserializer, value_deserializer, interceptors, self._metrics)
+        self._repeats = LogThrottle(_log)  # a broker down reports on every reconnect: a line each would flood
         self._on_commit = on_commit
         self._clusters: dict[str, Cluster] = {}
         self._members: dict[str, _Member] = {}
@@ -886,7 +887,10 @@ class Consumer:
         The callback runs inside the backend's poll, so the reset itself happens at the next housekeeping.
         """
         self._metrics.error(cluster.cluster_uri, err.name())
-        _log.warning("consumer client error", cluster_uri=cluster.cluster_uri, error=err.str(), fatal=err.fatal())
+        self._repeats.log(
+            "warning", (cluster.cluster_uri, err.name()), "consumer client error",
+            cluster_uri=cluster.cluster_uri, error=err.str(), fatal=err.fatal(),
+        )  # fmt: skip
         remediator = self._settings.remediator
         if not remediator.enabled or remediator.catalogue.lookup(err, "consumer").action is not Action.RESET:
             return
@@ -982,6 +986,7 @@ class Consumer:
         finally:
             self._closed = True
         self._settings.close()
+        self._repeats.flush()
 
     def __enter__(self) -> Consumer:
         return self

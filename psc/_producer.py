@@ -50,7 +50,7 @@ from psc._remediation import Action, ErrorInfo, ProactiveResetSchedule, Remedy, 
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
 from psc.backends.base import BackendPartition, BackendProducer, ClusterMetadata
-from psc.common import get_logger
+from psc.common import LogThrottle, get_logger
 from psc.errors import (
     BackendError,
     ClientClosedError,
@@ -222,6 +222,7 @@ class Producer:
         psc_config = PscConfig.from_mapping(config, client_type="producer")
         self._metrics = metrics if metrics is not None else client_metrics()
         self._settings = _Settings(psc_config, key_serializer, value_serializer, interceptors, self._metrics)
+        self._repeats = LogThrottle(_log)  # failures repeat per record or per reconnect: a line each would flood
         self._clusters: dict[str, Cluster] = {}
         self._config_logged = False
         self._routes: dict[str, _Route] = {}
@@ -516,10 +517,11 @@ class Producer:
             future.set_exception(error)
         if callback is not None:
             callback(error, Message(native, gen.source))
-        elif future is None:
-            # The application's own purge() fails every queued record: that is no news worth a line each.
-            log = _log.debug if error.name in _PURGED and gen.purged_by_app else _log.warning
-            log("delivery failed", topic_uri=error.context.get("topic_uri"), error=str(error))
+        elif future is None and not (error.name in _PURGED and gen.purged_by_app):
+            # Nobody else hears of this failure, so it is logged; the application's own purge() is no news.
+            uri = error.context.get("topic_uri")
+            kind = ("delivery", uri, error.name)
+            self._repeats.log("warning", kind, "delivery failed", topic_uri=uri, error=str(error))
 
     def _retry_report(self, route: _Route, retry: _Retry, err: Any, native: Any) -> None:
         if err is not None:
@@ -897,7 +899,10 @@ class Producer:
                 and time.monotonic() - gen.created >= ERROR_RESET_INTERVAL_S
             ):
                 gen.reset_due = True
-        _log.warning("producer client error", cluster_uri=gen.cluster.cluster_uri, error=str(error), fatal=error.fatal)
+        self._repeats.log(
+            "warning", ("client", gen.cluster.cluster_uri, error.name), "producer client error",
+            cluster_uri=gen.cluster.cluster_uri, error=str(error), fatal=error.fatal,
+        )  # fmt: skip
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -915,6 +920,7 @@ class Producer:
             self._retiring.clear()
             self._routes.clear()
             self._settings.close()
+            self._repeats.flush()
 
     def _check_open(self) -> None:
         if self._closed:

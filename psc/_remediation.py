@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError
 
 import psc.errors as psc_errors
 from psc._metrics import ClientMetrics, client_metrics
-from psc.common import get_logger
+from psc.common import LogThrottle, get_logger
 from psc.errors import BackendError, ConfigError, PscError, RemediationExhaustedError, TransactionError
 
 T = TypeVar("T")
@@ -363,6 +363,12 @@ class Remediator:
         self.metrics = metrics if metrics is not None else client_metrics()
         self.client_type = client_type
         self.topic_label = topic_label
+        # A broker outage fails every queued record alike: one line per kind and interval, with a count.
+        self._repeats = LogThrottle(_log)
+
+    def flush_log(self) -> None:
+        """Log the repeats still held back; the client calls this as it closes."""
+        self._repeats.flush()
 
     def remedy_for(self, error: Any, topic_uri: str | None = None) -> Remedy:
         """Decide (and count) the remedy for an error delivered to a callback rather than raised."""
@@ -443,8 +449,9 @@ class Remediator:
     def _record(self, info: ErrorInfo, action: Action, topic: str, attempt: int) -> None:
         self.metrics.remediation_action(action.value, info.name, self.client_type)
         # Swallowed errors (end of partition) are routine; everything else deserves attention.
-        log = _log.debug if action is Action.NONE else _log.warning
-        log(
+        self._repeats.log(
+            "debug" if action is Action.NONE else "warning",
+            (info.name, action, topic),
             "remediating backend error",
             code=info.name,
             numeric_code=info.code,

@@ -5,11 +5,12 @@ One place for structured logging, typed settings, the Prometheus registry and th
 """
 
 from psc.common.errors import ToolkitError
-from psc.common.log import configure_logging, get_logger
+from psc.common.log import LogThrottle, configure_logging, get_logger
 from psc.common.metrics import MetricsRegistry, default_registry, start_metrics_server
 from psc.common.settings import ToolkitSettings
 
 __all__ = [
+    "LogThrottle",
     "MetricsRegistry",
     "ToolkitError",
     "ToolkitSettings",

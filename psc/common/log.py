@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
@@ -53,3 +56,46 @@ def get_logger(name: str, **initial: Any) -> Any:
     The logger is a lazy proxy, so loggers created at import time still follow a later ``configure_logging``.
     """
     return structlog.get_logger(name, component=name, **initial)
+
+
+@dataclass
+class _Held:
+    until: float
+    count: int = 0
+    level: str = "warning"
+    event: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class LogThrottle:
+    """Writes each kind of event at most once per ``interval_s``.
+
+    A failure that repeats per record (a broker down, every queued record timing out) or per reconnect
+    would otherwise write a line each time. The first line of a kind is written at once. Repeats within
+    the interval are counted, and the next line of that kind carries ``repeated=N``. ``flush`` writes what
+    is still held back, e.g. when the client closes. ``key`` says which events are of one kind.
+    """
+
+    def __init__(self, logger: Any, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._held: dict[Hashable, _Held] = {}
+
+    def log(self, level: str, key: Hashable, event: str, **fields: Any) -> None:
+        now = self._clock()
+        held = self._held.get(key)
+        if held is not None and now < held.until:
+            held.count += 1
+            held.level, held.event, held.fields = level, event, fields
+            return
+        self._held[key] = _Held(until=now + self._interval_s)
+        if held is not None and held.count:
+            fields["repeated"] = held.count
+        getattr(self._logger, level)(event, **fields)
+
+    def flush(self) -> None:
+        for held in self._held.values():
+            if held.count:
+                getattr(self._logger, held.level)(held.event, **held.fields, repeated=held.count)
+        self._held.clear()

@@ -8,7 +8,7 @@ import pytest
 import structlog
 from pydantic import Field
 
-from psc.common import MetricsRegistry, ToolkitError, ToolkitSettings, configure_logging, get_logger
+from psc.common import LogThrottle, MetricsRegistry, ToolkitError, ToolkitSettings, configure_logging, get_logger
 from psc.common.settings import SettingsError
 
 
@@ -68,3 +68,39 @@ def test_unknown_log_level_is_rejected() -> None:
 def test_toolkit_error_keeps_structured_context() -> None:
     error = ToolkitError("bad frame", offset=12, reason="crc")
     assert str(error) == "bad frame" and error.context == {"offset": 12, "reason": "crc"}
+
+
+class LinesLog:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, object]]] = []
+
+    def __getattr__(self, level: str) -> object:
+        return lambda event, **fields: self.lines.append((level, event, fields))
+
+
+def test_log_throttle_writes_a_kind_once_per_interval_and_counts_the_rest() -> None:
+    now = [0.0]
+    log = LinesLog()
+    throttle = LogThrottle(log, interval_s=10.0, clock=lambda: now[0])
+    for i in range(5):
+        throttle.log("warning", "down", "broker down", attempt=i)
+    throttle.log("error", "other", "another kind")
+    assert log.lines == [("warning", "broker down", {"attempt": 0}), ("error", "another kind", {})]
+    now[0] = 10.0
+    throttle.log("warning", "down", "broker down", attempt=5)
+    assert log.lines[-1] == ("warning", "broker down", {"attempt": 5, "repeated": 4})
+    now[0] = 25.0
+    throttle.log("warning", "down", "broker down", attempt=6)  # nothing held back since the last line
+    assert log.lines[-1] == ("warning", "broker down", {"attempt": 6})
+
+
+def test_log_throttle_flush_writes_what_is_held_back() -> None:
+    log = LinesLog()
+    throttle = LogThrottle(log, interval_s=10.0, clock=lambda: 0.0)
+    for i in range(3):
+        throttle.log("warning", "down", "broker down", attempt=i)
+    throttle.log("warning", "alone", "said once")
+    throttle.flush()
+    assert log.lines[2:] == [("warning", "broker down", {"attempt": 2, "repeated": 2})]
+    throttle.flush()
+    assert len(log.lines) == 3

@@ -320,22 +320,56 @@ def test_user_purge_is_not_retried(backend: FakeBackend) -> None:
 class RecordingLog:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
+        self.fields: list[dict[str, Any]] = []
 
     def __getattr__(self, level: str) -> Any:
-        return lambda event, **fields: self.lines.append((level, event))
+        def record(event: str, **fields: Any) -> None:
+            self.lines.append((level, event))
+            self.fields.append(fields)
+
+        return record
 
 
-def test_records_purged_by_the_application_are_not_each_logged_as_warnings(
+def test_records_purged_by_the_application_are_not_logged(
     backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    log = RecordingLog()
+    monkeypatch.setattr("psc._producer._log", log)
     producer = psc.Producer(CONFIG)
     for _ in range(3):
         producer.produce(A + "t", b"v")
-    log = RecordingLog()
-    monkeypatch.setattr("psc._producer._log", log)
     producer.purge()
     producer.poll(0)
-    assert [level for level, event in log.lines if event == "delivery failed"] == ["debug"] * 3
+    assert [event for _, event in log.lines if event == "delivery failed"] == []
+
+
+def test_failures_nobody_hears_of_are_logged_once_with_a_count_of_repeats(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = RecordingLog()
+    monkeypatch.setattr("psc._producer._log", log)
+    backend.failures.extend([FakeError("MSG_SIZE_TOO_LARGE", code=10)] * 3)  # thrown: no retry
+    producer = psc.Producer(CONFIG)
+    for _ in range(3):
+        producer.produce(A + "t", b"v")  # no callback: the log is the only place the failure shows
+    producer.flush(1)
+    assert [line for line in log.lines if line[1] == "delivery failed"] == [("warning", "delivery failed")]
+    producer.close()
+    assert log.lines[-1] == ("warning", "delivery failed")
+    assert log.fields[-1]["repeated"] == 2
+
+
+def test_client_errors_repeating_on_every_reconnect_are_logged_once(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = RecordingLog()
+    monkeypatch.setattr("psc._consumer._log", log)
+    consumer = consumer_for(backend, A + "t")
+    for _ in range(4):
+        backend.consumers[0].config["error_cb"](FakeError("_TRANSPORT", code=-195, message="broker down"))
+    assert [event for _, event in log.lines] == ["consumer client error"]
+    consumer.close()
+    assert log.lines[-1] == ("warning", "consumer client error") and log.fields[-1]["repeated"] == 3
 
 
 def test_transactional_producer_is_bound_to_one_cluster(backend: FakeBackend) -> None:

@@ -413,6 +413,25 @@ def test_remedy_for_callback_paths(make: Callable[..., Remediator], registry: Co
     assert (error.code, error.name) == (10, "MSG_SIZE_TOO_LARGE")
 
 
+def test_a_repeating_error_is_counted_every_time_and_logged_once_per_interval(
+    make: Callable[..., Remediator], registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines: list[tuple[str, dict[str, Any]]] = []
+
+    class Log:
+        def warning(self, event: str, **fields: Any) -> None:
+            lines.append((event, fields))
+
+    monkeypatch.setattr("psc._remediation._log", Log())
+    remediator = make()
+    for _ in range(5):  # a broker outage times out every queued record alike
+        remediator.remedy_for(KafkaError(KafkaError._MSG_TIMED_OUT, "Local: Message timed out"))
+    assert actions(registry, "RETRY_THEN_RESET", "_MSG_TIMED_OUT") == 5
+    assert [event for event, _ in lines] == ["remediating backend error"]
+    remediator.flush_log()
+    assert len(lines) == 2 and lines[1][1]["repeated"] == 4
+
+
 def test_backend_error_extraction() -> None:
     info = backend_error(kafka_exc(KafkaError._SSL, "handshake", retriable=True))
     assert info is not None
