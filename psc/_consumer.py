@@ -409,11 +409,15 @@ class Consumer:
         if native.error() is not None or not member.plain:
             # It may wait up to ``timeout`` again after a swallowed error: the common path reads no clock.
             return self._poll_slow(timeout, None, (member, native))
-        topic = native.topic()
-        member.counts[topic] = member.counts.get(topic, 0) + 1
         member.countdown -= 1
         if member.countdown <= 0:
-            self._tick(member, native)
+            try:
+                self._tick(member, native)
+            except BaseException:
+                member.buffer.append(native)  # not returned, so not lost: the next poll returns it
+                raise
+        topic = native.topic()
+        member.counts[topic] = member.counts.get(topic, 0) + 1
         return Message(native, member.source)
 
     def _tick(self, member: _Member, native: Any) -> None:

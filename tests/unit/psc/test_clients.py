@@ -416,6 +416,28 @@ def test_single_cluster_poll_goes_straight_to_the_backend(backend: FakeBackend) 
     assert [m.value() for m in consumer.consume(10, 5.0)] == [b"2"]
 
 
+def test_a_record_whose_tick_fails_on_the_several_topics_path_is_returned_next(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = consumer_for(backend, A + "t", A + "u")
+    [fake] = backend.consumers
+    fake.records = [FakeRecord("t", b"1"), FakeRecord("u", b"2", offset=1)]
+    member = consumer._one
+    assert member is not None and member.slow  # two topics: records take the rare path, which counts per topic
+    member.countdown = 1
+
+    def failing_tick(member: Any, native: Any) -> None:
+        raise RuntimeError("housekeeping failed")
+
+    monkeypatch.setattr(consumer, "_tick", failing_tick)
+    with pytest.raises(RuntimeError, match="housekeeping failed"):
+        consumer.poll(1.0)
+    monkeypatch.undo()
+    first = consumer.poll(1.0)
+    assert first is not None and first.value() == b"1"
+    assert member.counts == {"t": 1}  # counted once, when returned
+
+
 def test_multi_cluster_poll_never_waits_the_full_timeout_on_one_cluster(backend: FakeBackend) -> None:
     consumer = consumer_for(backend, A + "t", B + "t")
     first, second = backend.consumers
