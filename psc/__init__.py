@@ -23,6 +23,7 @@ from psc._producer import Producer
 from psc._uri import TopicUri, parse_topic_uri
 from psc.backends import register_backend
 from psc.backends.base import ClusterMetadata, PartitionMetadata, TopicMetadata
+from psc.common.log import configure_logging
 from psc.errors import (
     BackendError,
     ClientClosedError,
@@ -68,6 +69,7 @@ __all__ = [
     "TopicUriPartition",
     "TransactionError",
     "UnknownBackendError",
+    "configure_logging",
     "discover",
     "parse_topic_uri",
     "register_backend",

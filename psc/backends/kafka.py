@@ -22,6 +22,7 @@ from psc.backends.base import (
     PartitionsCallback,
     TopicMetadata,
 )
+from psc.common import get_logger
 
 if TYPE_CHECKING:
     from psc._discovery import ServiceEndpoint
@@ -33,6 +34,33 @@ def native_config(endpoint: ServiceEndpoint, config: Mapping[str, Any]) -> dict[
     merged.update(endpoint.security)
     merged["bootstrap.servers"] = endpoint.bootstrap
     return merged
+
+
+class NativeLogger:
+    """confluent-kafka's ``logger``: librdkafka's own lines as records of the ``psc.librdkafka`` logger.
+
+    confluent-kafka maps librdkafka's syslog levels to ``logging``'s (0-2 CRITICAL, 3 ERROR, 4 WARNING,
+    5-6 INFO, 7 DEBUG) and calls ``log(level, "%s [%s] %s", facility, client name, text)`` from ``poll``,
+    ``consume`` or ``flush``. Each record carries the client's type and name and its cluster URI.
+    """
+
+    def __init__(self, cluster_uri: str, client_type: str) -> None:
+        self._log = get_logger("psc.librdkafka", cluster_uri=cluster_uri, client_type=client_type)
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        if len(args) == 3:
+            facility, client, text = args
+            self._log.log(level, text, facility=facility, client=client)
+        else:
+            self._log.log(level, msg % args if args else msg)
+
+
+def with_logger(config: Mapping[str, Any], cluster_uri: str, client_type: str) -> dict[str, Any]:
+    """``config`` with a :class:`NativeLogger`, unless the application gave its own ``logger``."""
+    native = dict(config)
+    if native.get("logger") is None:
+        native["logger"] = NativeLogger(cluster_uri, client_type)
+    return native
 
 
 def to_native(partitions: Sequence[BackendPartition]) -> list[ck.TopicPartition]:
@@ -81,7 +109,7 @@ def _rebalance(callback: PartitionsCallback | None) -> Any:
 class KafkaProducer(BackendProducer):
     def __init__(self, cluster_uri: str, config: Mapping[str, Any]) -> None:
         super().__init__(cluster_uri)
-        self.native = ck.Producer(dict(config))
+        self.native = ck.Producer(with_logger(config, cluster_uri, "producer"))
         self.produce = self.native.produce
 
     def poll(self, timeout: float) -> int:
@@ -127,7 +155,7 @@ class KafkaProducer(BackendProducer):
 class KafkaConsumer(BackendConsumer):
     def __init__(self, cluster_uri: str, config: Mapping[str, Any]) -> None:
         super().__init__(cluster_uri)
-        self.native = ck.Consumer(dict(config))
+        self.native = ck.Consumer(with_logger(config, cluster_uri, "consumer"))
         self.poll = self.native.poll
         self.consume = self.native.consume
 

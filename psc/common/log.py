@@ -1,4 +1,15 @@
-"""structlog configuration: JSON lines for services, coloured console output for humans."""
+"""Logging that follows the standard library convention: quiet by default, structlog on request.
+
+Every logger of the toolkit is a standard ``logging`` logger named after its component (``psc.producer``,
+``psc.librdkafka``...). :func:`get_logger` hands out structlog bound loggers that write to them, so
+components log ``event, key=value`` pairs, and the application decides where records go, as with any
+library: nothing is printed until it configures logging. ``psc`` carries a ``NullHandler`` and no other
+handler, and nothing is ever written to stdout.
+
+:func:`configure_logging` is the opt-in for applications and the toolkit's own services: one stderr handler
+on the root logger that renders every record, the toolkit's and the application's, through structlog as
+JSON lines or console lines.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +17,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,13 +25,75 @@ import structlog
 
 LogFormat = Literal["json", "console", "auto"]
 
+logging.getLogger("psc").addHandler(logging.NullHandler())
+
+# Attributes every LogRecord has: fields of these names are renamed rather than rejected by ``extra``.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_EVENT = "toolkit_event"  # the bare event of a record written through get_logger, for structured renderers
+_RESERVED_FIELDS = frozenset({"exc_info", "stack_info", "stacklevel"})
+
+
+def _to_record(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog's last step: the event as a stdlib record, readable as text and with its fields as attributes."""
+    event = str(event_dict.pop("event", ""))
+    kwargs: dict[str, Any] = {key: event_dict.pop(key) for key in _RESERVED_FIELDS & event_dict.keys()}
+    shown = " ".join(f"{key}={value}" for key, value in event_dict.items() if key != "component")
+    extra = {(f"{key}_" if key in _RECORD_ATTRS else key): value for key, value in event_dict.items()}
+    extra[_EVENT] = event
+    return (f"{event} {shown}" if shown else event,), {"extra": extra, **kwargs}
+
+
+_PROCESSORS: list[Any] = [structlog.stdlib.filter_by_level, _to_record]
+
+
+def get_logger(name: str, **initial: Any) -> Any:
+    """A structlog logger writing to the standard library logger ``name``, with ``component=name`` bound.
+
+    It needs no structlog configuration: its records go wherever the application sends ``logging``'s.
+    """
+    return structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=_PROCESSORS,
+        wrapper_class=structlog.stdlib.BoundLogger,
+        context_class=dict,
+        cache_logger_on_first_use=True,
+        component=name,
+        **initial,
+    )
+
+
+def _record_fields(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """For structlog's renderers: the bare event and the fields of a standard record."""
+    record: logging.LogRecord | None = event_dict.get("_record")
+    if record is None:
+        return event_dict
+    fields = {key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRS}
+    event = fields.pop(_EVENT, None)
+    if event is not None:
+        event_dict["event"] = event
+    event_dict.update(fields)
+    return event_dict
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now: it may be replaced (daemonising, test capture)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+_handler: logging.Handler | None = None
+
 
 def configure_logging(level: str | int = "INFO", fmt: LogFormat = "auto") -> None:
-    """Configure structlog and the standard library logging once for the process.
+    """Send every log record at ``level`` and above to stderr, rendered by structlog; idempotent.
 
-    ``auto`` picks console output when stderr is a terminal and JSON otherwise; the ``TOOLKIT_LOG_FORMAT``
-    environment variable overrides it, and ``TOOLKIT_LOG_LEVEL`` overrides ``level``.
+    ``auto`` picks console output when stderr is a terminal and JSON lines otherwise. The ``TOOLKIT_LOG_FORMAT``
+    environment variable overrides ``fmt`` and ``TOOLKIT_LOG_LEVEL`` overrides ``level``. Records of the
+    application's own ``logging`` and structlog loggers are rendered the same way.
     """
+    global _handler
     fmt = os.environ.get("TOOLKIT_LOG_FORMAT", fmt)  # type: ignore[assignment]
     level = os.environ.get("TOOLKIT_LOG_LEVEL", level)
     if fmt == "auto":
@@ -31,31 +104,35 @@ def configure_logging(level: str | int = "INFO", fmt: LogFormat = "auto") -> Non
 
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any
     if fmt == "json":
-        shared.append(structlog.processors.format_exc_info)
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(default=str)
+        ending: list[Any] = [structlog.processors.format_exc_info, renderer]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        ending = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        # Look sys.stderr up per logger, not once: it may be replaced (daemonising, test capture).
-        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=numeric_level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
-
-
-def get_logger(name: str, **initial: Any) -> Any:
-    """A structlog logger named after its component.
-
-    The logger is a lazy proxy, so loggers created at import time still follow a later ``configure_logging``.
-    """
-    return structlog.get_logger(name, component=name, **initial)
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, _record_fields],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *ending],
+        )
+    )
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+    _handler = handler
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import structlog
@@ -47,6 +48,8 @@ def test_metrics_registry_hands_out_each_metric_once() -> None:
 
 
 def test_json_logging_emits_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     configure_logging("INFO", "json")
     try:
         get_logger("unit.test", node=7).info("started", port=9092)
@@ -58,6 +61,8 @@ def test_json_logging_emits_one_object_per_line(capsys: pytest.CaptureFixture[st
         assert record["component"] == "unit.test" and record["node"] == 7 and record["level"] == "info"
     finally:
         structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def test_unknown_log_level_is_rejected() -> None:
