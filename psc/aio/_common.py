@@ -25,6 +25,7 @@ T = TypeVar("T")
 # Config keys whose values confluent-kafka calls back, by their last dotted part (``psc.consumer.on_commit``).
 CALLBACK_KEYS = frozenset({"error_cb", "throttle_cb", "stats_cb", "on_commit"})
 _LOOP_CHECK_S = 1.0
+_detached: set[asyncio.Future[Any]] = set()  # callbacks started without waiting (called from the loop itself)
 
 
 @dataclass
@@ -143,7 +144,9 @@ def on_loop(
         if _on_loop_thread(loop):  # called from the loop itself: it cannot wait for itself
             result = func(*args)
             if inspect.isawaitable(result):
-                return asyncio.ensure_future(result)
+                task = asyncio.ensure_future(result)
+                _detached.add(task)
+                task.add_done_callback(_detached.discard)
             return result
         run = partial(_maybe_await, func, *args)
         if worker is not None:

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException
 from psc._message import Message
 from psc._producer import Producer
 from psc.aio._common import loop_config
-from psc.common import get_logger
+from psc.common import LogThrottle, get_logger
 from psc.errors import ProducerError
 
 _log = get_logger("psc.aio")
@@ -28,6 +28,11 @@ class _Record:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     future: asyncio.Future[Message]
+
+
+def _delivery_error(err: Any) -> BaseException:
+    """What a failed delivery's future raises: the error itself, or confluent-kafka's ``KafkaException`` of it."""
+    return err if isinstance(err, BaseException) else KafkaException(err)
 
 
 class AIOProducer:
@@ -70,6 +75,7 @@ class AIOProducer:
         self._wake = asyncio.Event()
         self._closed = False
         self._callbacks: set[asyncio.Future[Any]] = set()  # coroutine delivery callbacks still running
+        self._throttle = LogThrottle(_log)
         self._server = self._loop.create_task(self._serve(), name="psc-aio-producer")
 
     @property
@@ -125,7 +131,7 @@ class AIOProducer:
             if err is None:
                 future.set_result(msg)
             else:
-                future.set_exception(err if isinstance(err, BaseException) else KafkaException(err))
+                future.set_exception(_delivery_error(err))
         if callback is not None:
             result = callback(err, msg)
             if inspect.isawaitable(result):
@@ -151,8 +157,8 @@ class AIOProducer:
                     await self._wake.wait()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                _log.warning("serving the producer failed", exc_info=True)
+            except Exception as exc:
+                self._throttle.log("warning", "serve", "serving the producer failed", error=repr(exc))
                 await asyncio.sleep(_RETRY_PAUSE_S)
 
     # --- the rest of the producer API ----------------------------------------------------------------

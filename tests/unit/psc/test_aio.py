@@ -12,6 +12,7 @@ import pytest
 
 import psc
 from psc.aio import AIOConsumer, AIOProducer
+from psc.aio._common import loop_config
 from psc.backends import register_backend, unregister_backend
 from psc.backends.base import BackendPartition
 from tests.unit.psc.test_clients import CONFIG, A, FakeBackend, FakeConsumer, FakeError, FakeRecord
@@ -236,3 +237,30 @@ def test_the_producer_refuses_success_reports_switched_off(backend: Backend) -> 
 def test_clients_need_a_running_loop() -> None:
     with pytest.raises(RuntimeError, match="no running event loop"):
         AIOConsumer(GROUP)
+
+
+def test_config_callbacks_and_logger_are_moved_onto_the_loop() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        heard: list[tuple[str, int]] = []
+
+        async def error_cb(err: str) -> str:
+            await asyncio.sleep(0)
+            heard.append((err, threading.get_ident()))
+            return "handled"
+
+        class Logger:
+            def log(self, level: int, msg: str, *args: Any) -> None:
+                heard.append((msg % args, threading.get_ident()))
+
+        config = loop_config(loop, {"psc.producer.error_cb": error_cb, "logger": Logger(), "psc.project": "p"})
+        assert config["psc.project"] == "p"
+        # librdkafka calls back from its own thread: the callback runs on the loop and is waited for.
+        result = await loop.run_in_executor(None, config["psc.producer.error_cb"], "broker down")
+        assert result == "handled"
+        await loop.run_in_executor(None, config["logger"].log, 40, "%s", "native line")
+        await asyncio.sleep(0.01)
+        assert heard == [("broker down", loop_thread), ("native line", loop_thread)]
+
+    run(scenario())
