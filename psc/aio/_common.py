@@ -74,18 +74,14 @@ class Worker:
 
     def __init__(self, name: str, executor: concurrent.futures.Executor | None = None) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._stopped = threading.Event()
         if executor is None:
             threading.Thread(target=self._serve, name=name, daemon=True).start()
         else:
             executor.submit(self._serve)
 
     def _serve(self) -> None:
-        try:
-            while (job := self._jobs.get()) is not None:
-                job.run()
-        finally:
-            self._stopped.set()
+        while (job := self._jobs.get()) is not None:
+            job.run()
 
     def submit(self, func: Callable[[], T]) -> concurrent.futures.Future[T]:
         job = _Job(func)

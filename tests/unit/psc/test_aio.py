@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import threading
 from collections.abc import Coroutine, Iterator
@@ -28,9 +29,11 @@ class RebalancingConsumer(FakeConsumer):
         self.revoke: list[BackendPartition] = []
         self.commits_when_revoked: int | None = None
         self.threads: set[int] = set()
+        self.thread_names: set[str] = set()
 
     def _rebalance(self) -> None:
         self.threads.add(threading.get_ident())
+        self.thread_names.add(threading.current_thread().name)
         if self.revoke:
             parts, self.revoke = self.revoke, []
             self.callbacks[1](parts)
@@ -262,5 +265,21 @@ def test_config_callbacks_and_logger_are_moved_onto_the_loop() -> None:
         await loop.run_in_executor(None, config["logger"].log, 40, "%s", "native line")
         await asyncio.sleep(0.01)
         assert heard == [("broker down", loop_thread), ("native line", loop_thread)]
+
+    run(scenario())
+
+
+def test_a_given_executor_lends_the_consumer_its_thread_and_stays_open(backend: Backend) -> None:
+    async def scenario() -> None:
+        with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="app-pool") as pool:
+            async with AIOConsumer(GROUP, executor=pool) as consumer:
+                await consumer.subscribe([T1])
+                await consumer.poll(0)
+            async with AIOProducer(CONFIG, executor=pool, buffer_timeout=0) as producer:
+                future = await producer.produce(T1, b"x")
+            assert future.result().value() == b"x"
+        [fake] = backend.consumers
+        [name] = fake.thread_names
+        assert name.startswith("app-pool")
 
     run(scenario())
