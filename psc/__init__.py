@@ -6,6 +6,8 @@ package), addressed by resource-name URIs such as
 configuration, config logging and automatic remediation of known client errors.
 """
 
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection
+
 from psc._asyncio import AsyncConsumer, AsyncProducer
 from psc._config import PscConfig
 from psc._consumer import Consumer
@@ -21,6 +23,7 @@ from psc._message import (
 )
 from psc._producer import Producer
 from psc._uri import TopicUri, parse_topic_uri
+from psc.admin import AdminClient
 from psc.backends import register_backend
 from psc.backends.base import ClusterMetadata, PartitionMetadata, TopicMetadata
 from psc.errors import (
@@ -43,6 +46,7 @@ __all__ = [
     "OFFSET_END",
     "OFFSET_INVALID",
     "OFFSET_STORED",
+    "AdminClient",
     "AsyncConsumer",
     "AsyncProducer",
     "BackendError",
@@ -51,6 +55,7 @@ __all__ = [
     "ConfigError",
     "Consumer",
     "ConsumerError",
+    "ConsumerGroupTopicPartitions",
     "DiscoveryError",
     "InvalidUriError",
     "Message",
@@ -63,6 +68,7 @@ __all__ = [
     "RemediationExhaustedError",
     "SerializationError",
     "ServiceEndpoint",
+    "TopicCollection",
     "TopicMetadata",
     "TopicUri",
     "TopicUriPartition",

@@ -37,12 +37,12 @@ __all__ = [
     "render_markdown",
 ]
 
-ClientType = Literal["producer", "consumer"]
-Scope = Literal["generic", "producer", "consumer"]
+ClientType = Literal["producer", "consumer", "admin"]
+Scope = Literal["generic", "producer", "consumer", "admin"]
 ValueType = type[str] | type[int] | type[bool] | type[float]
 
 REDACTED = "[redacted]"
-CLIENT_TYPES: tuple[ClientType, ...] = ("producer", "consumer")
+CLIENT_TYPES: tuple[ClientType, ...] = ("producer", "consumer", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,7 +514,21 @@ _CONSUMER: list[ConfigKey] = [
     *_serde_keys("consumer", "deserializer"),
 ]
 
-CONFIG_KEYS: tuple[ConfigKey, ...] = (*_GENERIC, *_PRODUCER, *_CONSUMER)
+_ADMIN: list[ConfigKey] = [
+    ConfigKey(
+        "psc.admin.cluster.uri",
+        str,
+        None,
+        None,
+        "Cluster URI for admin calls that name no topic (consumer groups, cluster, broker ids): what "
+        "`bootstrap.servers` was. Calls that name topic URIs go to their clusters.",
+        "admin",
+        attr="admin_cluster_uri",
+        check=_check_topic_uri,
+    ),
+]
+
+CONFIG_KEYS: tuple[ConfigKey, ...] = (*_GENERIC, *_PRODUCER, *_CONSUMER, *_ADMIN)
 _BY_NAME: dict[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}
 
 
@@ -584,6 +598,7 @@ _LIBRDKAFKA: dict[ClientType, frozenset[str]] = {
         queued.max.messages.kbytes queued.min.messages session.timeout.ms share.acknowledgement.mode
         """
     ),
+    "admin": _LIBRDKAFKA_COMMON,
 }
 
 # librdkafka alias -> canonical property, so a pass-through alias cannot fight a PSC-mapped key.
@@ -660,6 +675,7 @@ class PscConfig(ToolkitSettings):
     value_serde: str = "bytes"
     poll_messages_max: int = Field(default=500, ge=1)
     delivery_report_only_error: bool | None = None
+    admin_cluster_uri: str | None = None
     native: dict[str, str] = Field(default_factory=dict, repr=False)
     settings: dict[str, Any] = Field(default_factory=dict, repr=False)
     passthrough: dict[str, str] = Field(default_factory=dict, repr=False)
@@ -668,7 +684,7 @@ class PscConfig(ToolkitSettings):
     def from_mapping(cls, mapping: Mapping[str, object], client_type: ClientType = "producer") -> Self:
         """Validate ``mapping`` for one client type; :class:`ConfigError` lists every problem."""
         if client_type not in CLIENT_TYPES:
-            raise ConfigError(f"client_type must be 'producer' or 'consumer', got {client_type!r}")
+            raise ConfigError(f"client_type must be one of {', '.join(CLIENT_TYPES)}, got {client_type!r}")
         reader = _Reader(client_type)
         for key, value in mapping.items():
             reader.read(key, value)
@@ -716,7 +732,7 @@ class _Reader:
         self.problems: list[str] = []
         self.given: dict[str, object] = {}
         self.sources: dict[str, str] = {}  # PSC key -> the key it was written as, to catch duplicates
-        self.passthrough: dict[ClientType, dict[str, str]] = {"producer": {}, "consumer": {}}
+        self.passthrough: dict[ClientType, dict[str, str]] = {"producer": {}, "consumer": {}, "admin": {}}
 
     def in_scope(self) -> list[ConfigKey]:
         return [k for k in CONFIG_KEYS if k.client_type in ("generic", self.client_type)]
@@ -726,8 +742,8 @@ class _Reader:
             self.problems.append(f"config keys must be strings, got {key!r}")
         elif key in _BY_NAME:
             self._read_known(_BY_NAME[key], value, key)
-        elif key.startswith(("psc.producer.", "psc.consumer.")):
-            client: ClientType = "producer" if key.startswith("psc.producer.") else "consumer"
+        elif key.startswith(("psc.producer.", "psc.consumer.", "psc.admin.")):
+            client: ClientType = next(c for c in CLIENT_TYPES if key.startswith(f"psc.{c}."))
             native = key[len(f"psc.{client}.") :]
             owner = _OWNED_NATIVE.get(_canonical(native))
             if owner:
@@ -897,7 +913,7 @@ def render_markdown() -> str:
         "- Every problem is reported at once; secrets are redacted in config logs.",
         "",
     ]
-    titles = {"generic": "Generic", "producer": "Producer", "consumer": "Consumer"}
+    titles = {"generic": "Generic", "producer": "Producer", "consumer": "Consumer", "admin": "Admin"}
     for scope, title in titles.items():
         lines += [
             f"## {title}",
