@@ -6,8 +6,6 @@ package), addressed by resource-name URIs such as
 configuration, config logging and automatic remediation of known client errors.
 """
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection
-
 from psc._asyncio import AsyncConsumer, AsyncProducer
 from psc._config import PscConfig
 from psc._consumer import Consumer
@@ -55,7 +53,6 @@ __all__ = [
     "ConfigError",
     "Consumer",
     "ConsumerError",
-    "ConsumerGroupTopicPartitions",
     "DiscoveryError",
     "InvalidUriError",
     "Message",
@@ -68,7 +65,6 @@ __all__ = [
     "RemediationExhaustedError",
     "SerializationError",
     "ServiceEndpoint",
-    "TopicCollection",
     "TopicMetadata",
     "TopicUri",
     "TopicUriPartition",

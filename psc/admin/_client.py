@@ -19,6 +19,7 @@ import confluent_kafka as ck
 from confluent_kafka import admin as ck_admin
 
 from psc._config import PscConfig
+from psc._message import TopicUriPartition
 from psc._uri import TopicUri
 from psc.admin._futures import chain, gather
 from psc.backends import Cluster, resolve_cluster
@@ -42,24 +43,6 @@ class _Native:
 
     def topic_uri(self, topic: str) -> str:
         return self.cluster.topic_uri(topic)
-
-
-class _ErrorPartition(ck.TopicPartition):
-    """A ``TopicPartition`` result that carries a per-partition error (the native constructor takes none)."""
-
-    __slots__ = ("_error",)
-
-    def __init__(self, topic: str, partition: int, offset: int, error: ck.KafkaError) -> None:
-        super().__init__(topic, partition, offset)
-        self._error = error
-
-    @property
-    def error(self) -> ck.KafkaError:  # type: ignore[override]
-        return self._error
-
-    def __repr__(self) -> str:
-        where = f"topic={self.topic},partition={self.partition},offset={self.offset}"
-        return f"TopicPartition{{{where},error={self._error}}}"
 
 
 class AdminClient:
@@ -357,7 +340,7 @@ class AdminClient:
         return native, native.cluster.topic_name(uri)
 
     def _partition(self, given: Any) -> tuple[_Native, ck.TopicPartition]:
-        topic = getattr(given, "topic", None)
+        topic = getattr(given, "topic", None) or getattr(given, "topic_uri", None)
         if topic is None:
             raise TypeError(f"expected a TopicPartition with a topic URI, got {given!r}")
         native, name = self._topic(topic)
@@ -420,16 +403,10 @@ def _native_new_topic(given: ck_admin.NewTopic, name: str) -> ck_admin.NewTopic:
     return ck_admin.NewTopic(name, given.num_partitions, given.replication_factor, **extra)
 
 
-def _uri_partition(native: _Native, tp: ck.TopicPartition) -> ck.TopicPartition:
-    uri = native.topic_uri(tp.topic)
-    if tp.error is not None:
-        return _ErrorPartition(uri, tp.partition, tp.offset, tp.error)
-    extra: dict[str, Any] = {}
-    if tp.metadata is not None:
-        extra["metadata"] = tp.metadata
-    if tp.leader_epoch is not None:
-        extra["leader_epoch"] = tp.leader_epoch
-    return ck.TopicPartition(uri, tp.partition, tp.offset, **extra)
+def _uri_partition(native: _Native, tp: ck.TopicPartition) -> TopicUriPartition:
+    """PSC's ``TopicPartition`` of a native one: the topic URI in place of the topic, the error kept."""
+    error: Any = tp.error
+    return TopicUriPartition(native.topic_uri(tp.topic), tp.partition, tp.offset, tp.metadata, tp.leader_epoch, error)
 
 
 def _by_partition(futures: Mapping[Any, Future[Any]]) -> dict[tuple[str, int], Future[Any]]:
@@ -477,7 +454,7 @@ def _uri_group(native: _Native) -> Callable[[Any], Any]:
 
 def _uri_group_offsets(native: _Native) -> Callable[[Any], Any]:
     def convert(result: ck.ConsumerGroupTopicPartitions) -> ck.ConsumerGroupTopicPartitions:
-        partitions = [_uri_partition(native, tp) for tp in result.topic_partitions or []]
+        partitions: list[Any] = [_uri_partition(native, tp) for tp in result.topic_partitions or []]
         return ck.ConsumerGroupTopicPartitions(result.group_id, partitions)
 
     return convert

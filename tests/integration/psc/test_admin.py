@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicCollection, TopicPartition
 
 import psc
 from psc.admin import (
@@ -79,7 +79,7 @@ def test_topics_across_two_clusters_create_describe_and_delete(admin: AdminClien
     assert set(created) == {uri_a, uri_b}
     assert [f.result(TIMEOUT) for f in created.values()] == [None, None]
 
-    described = admin.describe_topics(psc.TopicCollection([uri_a, uri_b]))
+    described = admin.describe_topics(TopicCollection([uri_a, uri_b]))
     assert {uri: len(f.result(TIMEOUT).partitions) for uri, f in described.items()} == {uri_a: 3, uri_b: 1}
     assert described[uri_a].result().name == uri_a
 
@@ -162,18 +162,19 @@ def test_groups_and_their_offsets(base: dict[str, Any], admin: AdminClient, topi
         assert group in {g.group_id for g in listed.valid}
         description = admin.describe_consumer_groups([group])[group].result(TIMEOUT)
         assert isinstance(description, ConsumerGroupDescription)
-        assigned = {tp.topic for m in description.members for tp in m.assignment.topic_partitions}
+        members: list[Any] = description.members
+        assigned = {tp.topic_uri for m in members for tp in m.assignment.topic_partitions}
         assert assigned == {topic_uri}
 
-    request = psc.ConsumerGroupTopicPartitions(group, [TopicPartition(topic_uri, 0)])
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic_uri, 0)])
     offsets = admin.list_consumer_group_offsets([request])[group].result(TIMEOUT)
-    assert [(tp.topic, tp.partition, tp.offset) for tp in offsets.topic_partitions] == [(topic_uri, 0, 5)]
-    everything = admin.list_consumer_group_offsets([psc.ConsumerGroupTopicPartitions(group)])[group].result(TIMEOUT)
-    assert {(tp.topic, tp.partition) for tp in everything.topic_partitions} >= {(topic_uri, 0)}
+    assert [(tp.topic_uri, tp.partition, tp.offset) for tp in offsets.topic_partitions] == [(topic_uri, 0, 5)]
+    everything = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(TIMEOUT)
+    assert {(tp.topic_uri, tp.partition) for tp in everything.topic_partitions} >= {(topic_uri, 0)}
 
-    rewind = psc.ConsumerGroupTopicPartitions(group, [TopicPartition(topic_uri, 0, 2)])
+    rewind = ConsumerGroupTopicPartitions(group, [TopicPartition(topic_uri, 0, 2)])
     altered = admin.alter_consumer_group_offsets([rewind])[group].result(TIMEOUT)
-    assert [(tp.topic, tp.offset) for tp in altered.topic_partitions] == [(topic_uri, 2)]
+    assert [(tp.topic_uri, tp.offset) for tp in altered.topic_partitions] == [(topic_uri, 2)]
     offsets = admin.list_consumer_group_offsets([request])[group].result(TIMEOUT)
     assert [tp.offset for tp in offsets.topic_partitions] == [2]
 
@@ -190,7 +191,7 @@ def test_delete_records_and_list_offsets(base: dict[str, Any], admin: AdminClien
     assert deleted[partition].result(TIMEOUT).low_watermark == 4
 
     earliest, latest = TopicPartition(topic_uri, 0), TopicPartition(topic_uri, 1)
-    listed = admin.list_offsets({earliest: OffsetSpec.earliest(), latest: OffsetSpec.latest()})
+    listed = admin.list_offsets({earliest: OffsetSpec.earliest(), latest: OffsetSpec.latest()})  # type: ignore[no-untyped-call]
     assert listed[earliest].result(TIMEOUT).offset == 4
     assert listed[latest].result(TIMEOUT).offset == 0
 
@@ -207,7 +208,7 @@ def test_group_call_without_a_cluster_and_bad_uris_fail_at_once(base: dict[str, 
     good = CLUSTER_A + unique("adm")
     with pytest.raises(psc.DiscoveryError, match="nowhere"):
         admin.create_topics([NewTopic(good, 1, 1), NewTopic("plaintext:/rn:kafka:local:local_dev::nowhere:t", 1, 1)])
-    described = admin.describe_topics(psc.TopicCollection([good]))[good]  # unlike metadata, never auto-creates
+    described = admin.describe_topics(TopicCollection([good]))[good]  # unlike metadata, never auto-creates
     with pytest.raises(KafkaException) as caught:
         described.result(TIMEOUT)  # nothing of the call was sent
     assert caught.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
