@@ -32,6 +32,7 @@ T = TypeVar("T")
 _TOPIC_LIKE = (ck_admin.ResourceType.TOPIC,)
 _BROKER_LIKE = (ck_admin.ResourceType.BROKER,)
 _CONTROLLER_LOOKUP_TIMEOUT_S = 10.0
+_CALLBACKS = ("error_cb", "stats_cb", "throttle_cb", "oauth_cb", "logger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +50,13 @@ class AdminClient:
     """``confluent_kafka.admin.AdminClient`` addressed by topic and cluster URIs.
 
     ``conf`` holds PSC keys: ``psc.project``, ``psc.admin.*`` (librdkafka admin properties with the prefix,
-    and ``psc.admin.cluster.uri``: the cluster of calls that name no topic). Brokers come from discovery.
+    confluent-kafka's callbacks such as ``psc.admin.error_cb``, and ``psc.admin.cluster.uri``: the cluster
+    of calls that name no topic). Brokers come from discovery.
     """
 
     def __init__(self, conf: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         settings = {**(conf or {}), **kwargs}
-        self._logger = settings.pop("logger", None)
+        self._callbacks = _pop_callbacks(settings)
         self._config = PscConfig.from_mapping(settings, client_type="admin")
         uri = self._config.admin_cluster_uri
         self._default = TopicUri.parse(uri).cluster_uri if uri else None
@@ -319,9 +321,8 @@ class AdminClient:
         with self._lock:
             found = self._natives.get(key)
             if found is None:
-                native_settings = native_config(cluster.endpoint, self._config.native)
-                extra = {} if self._logger is None else {"logger": self._logger}
-                found = self._natives[key] = _Native(cluster, ck_admin.AdminClient(native_settings, **extra))
+                native_settings = {**native_config(cluster.endpoint, self._config.native), **self._callbacks}
+                found = self._natives[key] = _Native(cluster, ck_admin.AdminClient(native_settings))
         return found
 
     def _default_native(self, what: str) -> _Native:
@@ -392,6 +393,17 @@ class AdminClient:
 
 
 # --- requests and results between native names and topic URIs --------------------------------------------
+
+
+def _pop_callbacks(settings: dict[str, Any]) -> dict[str, Any]:
+    """confluent-kafka's callback settings, under PSC's keys (``psc.admin.error_cb``; ``logger=`` too)."""
+    found = {name: settings.pop(f"psc.admin.{name}") for name in _CALLBACKS if f"psc.admin.{name}" in settings}
+    if "logger" in settings:
+        found["logger"] = settings.pop("logger")
+    for name, callback in found.items():
+        if not callable(callback) and name != "logger":
+            raise ConfigError(f"psc.admin.{name}={callback!r}: expected a callable")
+    return found
 
 
 def _native_new_topic(given: ck_admin.NewTopic, name: str) -> ck_admin.NewTopic:

@@ -192,3 +192,20 @@ def test_gather_waits_for_every_part_and_reports_the_first_failure() -> None:
         failed.result(1)
     assert gather([], lambda results: results).result(1) == []
     assert not new_future().cancel()  # running, as confluent-kafka's futures are
+
+
+def test_confluent_callbacks_and_logger_reach_every_native_client() -> None:
+    def on_error(error: Any) -> None:
+        pass
+
+    logger = object()
+    admin = AdminClient(
+        {**CONF, "psc.admin.error_cb": on_error, "psc.admin.statistics.interval.ms": 1000}, logger=logger
+    )
+    admin.create_topics([NewTopic(A + "t", 1, 1), NewTopic(B + "t", 1, 1)])
+    for made in NativeAdmin.made:
+        assert made.conf["error_cb"] is on_error
+        assert made.conf["logger"] is logger
+        assert made.conf["statistics.interval.ms"] == "1000"
+    with pytest.raises(psc.ConfigError, match=r"psc\.admin\.stats_cb='no': expected a callable"):
+        AdminClient({**CONF, "psc.admin.stats_cb": "no"})
