@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
+from confluent_kafka.error import ValueDeserializationError
 
 import psc
 from psc.schema_registry import SchemaRegistryClient
@@ -73,3 +75,31 @@ def test_avro_records_round_trip_under_the_bare_topic_subject(
 
 def _collect(into: list[Any]) -> Callable[[Any, Any], None]:
     return lambda err, msg: into.append((err, msg))
+
+
+def test_a_record_the_deserializer_cannot_read_raises_with_the_message(
+    services: Services, new_topic: Callable[..., str]
+) -> None:
+    uri = services.cluster_prefix + new_topic()
+    base = {"psc.project": "it-serde", "psc.discovery.file": services.psc_discovery_file}
+    with psc.Producer(base) as producer:
+        producer.produce(uri, b"not avro", b"k")
+        assert producer.flush(TIMEOUT) == 0
+    registry = SchemaRegistryClient.new_client({"url": f"mock://{uuid.uuid4().hex}"})
+    consumer = psc.DeserializingConsumer(
+        {
+            **base,
+            "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}",
+            "psc.consumer.offset.auto.reset": "earliest",
+            "psc.consumer.value.deserializer": AvroDeserializer(registry),
+        }
+    )
+    with consumer:
+        consumer.subscribe([uri])
+        deadline = time.monotonic() + TIMEOUT
+        with pytest.raises(ValueDeserializationError) as caught:
+            while time.monotonic() < deadline:
+                consumer.poll(0.5)
+    assert caught.value.kafka_message.value() == b"not avro"
+    assert caught.value.kafka_message.topic() == uri
+    assert caught.value.args[0].code() == KafkaError._VALUE_DESERIALIZATION
