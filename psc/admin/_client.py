@@ -396,13 +396,23 @@ class AdminClient:
 
 
 def _pop_callbacks(settings: dict[str, Any]) -> dict[str, Any]:
-    """confluent-kafka's callback settings, under PSC's keys (``psc.admin.error_cb``; ``logger=`` too)."""
-    found = {name: settings.pop(f"psc.admin.{name}") for name in _CALLBACKS if f"psc.admin.{name}" in settings}
-    if "logger" in settings:
-        found["logger"] = settings.pop("logger")
-    for name, callback in found.items():
-        if not callable(callback) and name != "logger":
-            raise ConfigError(f"psc.admin.{name}={callback!r}: expected a callable")
+    """Remove confluent-kafka's callbacks (``error_cb``, ..., ``logger``; plain or as ``psc.admin.<name>``)
+    from ``settings`` and return them: they are objects for librdkafka, not values PSC validates."""
+    found: dict[str, Any] = {}
+    problems: list[str] = []
+    for key in list(settings):
+        name = key.removeprefix("psc.admin.") if isinstance(key, str) else key
+        if name not in _CALLBACKS:
+            continue
+        value = settings.pop(key)
+        if name in found:
+            problems.append(f"{key}: the {name} callback is given twice; give it once")
+        elif value is not None and not callable(value) and not (name == "logger" and hasattr(value, "log")):
+            problems.append(f"{key}={value!r}: expected a callable")
+        elif value is not None:
+            found[name] = value
+    if problems:
+        raise ConfigError(problems)
     return found
 
 

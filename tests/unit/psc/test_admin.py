@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future
 from typing import Any
 
@@ -198,7 +199,7 @@ def test_confluent_callbacks_and_logger_reach_every_native_client() -> None:
     def on_error(error: Any) -> None:
         pass
 
-    logger = object()
+    logger = logging.getLogger("unit-admin")
     admin = AdminClient(
         {**CONF, "psc.admin.error_cb": on_error, "psc.admin.statistics.interval.ms": 1000}, logger=logger
     )
@@ -209,3 +210,7 @@ def test_confluent_callbacks_and_logger_reach_every_native_client() -> None:
         assert made.conf["statistics.interval.ms"] == "1000"
     with pytest.raises(psc.ConfigError, match=r"psc\.admin\.stats_cb='no': expected a callable"):
         AdminClient({**CONF, "psc.admin.stats_cb": "no"})
+    with pytest.raises(psc.ConfigError, match="the throttle_cb callback is given twice"):
+        AdminClient({**CONF, "throttle_cb": on_error, "psc.admin.throttle_cb": on_error})
+    AdminClient(CONF, stats_cb=on_error).create_topics([NewTopic(A + "u", 1, 1)])
+    assert NativeAdmin.made[-1].conf["stats_cb"] is on_error
