@@ -338,6 +338,7 @@ class AdminClient:
         if uri.is_cluster:
             raise InvalidUriError(str(text), "names a cluster, not a topic (the last segment is empty)")
         native = self._native(uri)
+        native.cluster.backend.validate(uri)  # the backend's topic rules (length, reserved names), before sending
         return native, native.cluster.topic_name(uri)
 
     def _partition(self, given: Any) -> tuple[_Native, ck.TopicPartition]:

@@ -97,6 +97,8 @@ def test_a_bad_uri_anywhere_fails_the_call_before_anything_is_sent() -> None:
         admin.create_topics([NewTopic(A + "ok", 1, 1), NewTopic("orders", 1, 1)])
     with pytest.raises(psc.InvalidUriError, match="names a cluster, not a topic"):
         admin.delete_records([TopicPartition(A + "ok", 0, 1), TopicPartition(B, 0, 1)])
+    with pytest.raises(psc.InvalidUriError, match="at most 249 characters"):
+        admin.delete_topics([A + "t" * 250])
     assert all(not n.calls for n in NativeAdmin.made)
 
 
