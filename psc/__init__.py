@@ -9,6 +9,7 @@ configuration, config logging and automatic remediation of known client errors.
 from psc._asyncio import AsyncConsumer, AsyncProducer
 from psc._config import PscConfig
 from psc._consumer import Consumer
+from psc._deserializing_consumer import DeserializingConsumer
 from psc._discovery import ServiceEndpoint, discover
 from psc._message import (
     OFFSET_BEGINNING,
@@ -20,7 +21,9 @@ from psc._message import (
     TopicUriPartition,
 )
 from psc._producer import Producer
+from psc._serializing_producer import SerializingProducer
 from psc._uri import TopicUri, parse_topic_uri
+from psc.admin import AdminClient
 from psc.backends import register_backend
 from psc.backends.base import ClusterMetadata, PartitionMetadata, TopicMetadata
 from psc.common.log import configure_logging
@@ -44,6 +47,7 @@ __all__ = [
     "OFFSET_END",
     "OFFSET_INVALID",
     "OFFSET_STORED",
+    "AdminClient",
     "AsyncConsumer",
     "AsyncProducer",
     "BackendError",
@@ -52,6 +56,7 @@ __all__ = [
     "ConfigError",
     "Consumer",
     "ConsumerError",
+    "DeserializingConsumer",
     "DiscoveryError",
     "InvalidUriError",
     "Message",
@@ -63,6 +68,7 @@ __all__ = [
     "PscError",
     "RemediationExhaustedError",
     "SerializationError",
+    "SerializingProducer",
     "ServiceEndpoint",
     "TopicMetadata",
     "TopicUri",

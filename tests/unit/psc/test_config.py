@@ -342,8 +342,8 @@ def test_is_secret_key(name: str, secret: bool) -> None:
 
 
 def test_invalid_client_type() -> None:
-    assert config_error(BASE, client_type="admin").problems == [
-        "client_type must be 'producer' or 'consumer', got 'admin'"
+    assert config_error(BASE, client_type="streams").problems == [
+        "client_type must be one of producer, consumer, admin, got 'streams'"
     ]
 
 
