@@ -6,6 +6,22 @@ package), addressed by resource-name URIs such as
 configuration, config logging and automatic remediation of known client errors.
 """
 
+from confluent_kafka import (
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    ConsumerGroupType,
+    ElectionType,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Node,
+    ThrottleEvent,
+    TopicCollection,
+    TopicPartitionInfo,
+    Uuid,
+    libversion,
+)
+
 from psc._asyncio import AsyncConsumer, AsyncProducer
 from psc._config import PscConfig
 from psc._consumer import Consumer
@@ -15,8 +31,12 @@ from psc._message import (
     OFFSET_END,
     OFFSET_INVALID,
     OFFSET_STORED,
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    TIMESTAMP_NOT_AVAILABLE,
     Message,
     MessageId,
+    TopicPartition,
     TopicUriPartition,
 )
 from psc._producer import Producer
@@ -43,6 +63,9 @@ __all__ = [
     "OFFSET_END",
     "OFFSET_INVALID",
     "OFFSET_STORED",
+    "TIMESTAMP_CREATE_TIME",
+    "TIMESTAMP_LOG_APPEND_TIME",
+    "TIMESTAMP_NOT_AVAILABLE",
     "AsyncConsumer",
     "AsyncProducer",
     "BackendError",
@@ -51,10 +74,18 @@ __all__ = [
     "ConfigError",
     "Consumer",
     "ConsumerError",
+    "ConsumerGroupState",
+    "ConsumerGroupTopicPartitions",
+    "ConsumerGroupType",
     "DiscoveryError",
+    "ElectionType",
     "InvalidUriError",
+    "IsolationLevel",
+    "KafkaError",
+    "KafkaException",
     "Message",
     "MessageId",
+    "Node",
     "PartitionMetadata",
     "Producer",
     "ProducerError",
@@ -63,12 +94,18 @@ __all__ = [
     "RemediationExhaustedError",
     "SerializationError",
     "ServiceEndpoint",
+    "ThrottleEvent",
+    "TopicCollection",
     "TopicMetadata",
+    "TopicPartition",
+    "TopicPartitionInfo",
     "TopicUri",
     "TopicUriPartition",
     "TransactionError",
     "UnknownBackendError",
+    "Uuid",
     "discover",
+    "libversion",
     "parse_topic_uri",
     "register_backend",
 ]

@@ -18,10 +18,10 @@ to be served in about ``_BUFFER_S`` at the rate the previous one was, at most
 ``max.poll.interval.ms``. Automatic commits with automatic offset store would commit buffered records:
 that configuration reads one record per call, as do serde and interceptors.
 
-Errors: PSC raises typed exceptions from ``poll``/``consume`` instead of returning error messages, after
-remediation (swallow, retry, reset the backend consumer restoring subscription, assignment and
-positions). The one exception is end-of-partition, returned as a message whose ``is_eof()`` is true, and
-only when ``enable.partition.eof`` is set, as in confluent-kafka.
+Errors: as in confluent-kafka, an error reaches the application as a message from ``poll``/``consume``
+whose ``error()`` is the ``KafkaError``, but only once remediation (swallow, retry, reset the backend
+consumer restoring subscription, assignment and positions) could not solve it; what remediation solved
+the application never sees. End-of-partition messages come only when ``enable.partition.eof`` is set.
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MethodType
-from typing import Any
+from typing import Any, cast
+
+from confluent_kafka import KafkaError
 
 from psc._accel import FastPoll, MemberBase, wrap_batch
+from psc._callbacks import merge_config, split_callbacks
 from psc._client_settings import CERT_CHECK_EVERY_S, ERROR_RESET_INTERVAL_S, METRICS_EVERY_S, ClientSettings
 from psc._config import PscConfig
 from psc._configlog import report_config
@@ -66,12 +69,13 @@ from psc.serde import Deserializer, SerdeContext, get_deserializer
 _log = get_logger("psc.consumer")
 
 RebalanceCallback = Callable[["Consumer", list[TopicUriPartition]], None]
-CommitCallback = Callable[[PscError | None, list[TopicUriPartition]], None]
+CommitCallback = Callable[[KafkaError | None, list[TopicUriPartition]], None]
 
 _SLICE_S = 0.01  # one round of waiting across all clusters
 _BUFFER_S = 0.1  # a poll buffer should be served in about this long, so the backend is called often
 _HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path, when not sampling
 _Key = tuple[str, int]
+_REPORTED_AT_ONCE = frozenset({"UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION"})
 
 
 class _Settings(ClientSettings):
@@ -187,23 +191,29 @@ class _Member(MemberBase):
 class Consumer:
     """A consumer addressed by topic URIs, with ``confluent_kafka.Consumer``'s API.
 
-    ``config`` holds PSC keys (``psc.consumer.*``, ``psc.*``); connection settings come from discovery.
-    Rebalance callbacks are called as ``callback(consumer, partitions)`` with :class:`TopicUriPartition`.
+    ``config`` holds PSC keys (``psc.consumer.*``, ``psc.*``); connection settings come from discovery. As
+    in confluent-kafka it may be given as a dict, as keyword arguments (``Consumer(**conf)``) or both, and
+    may hold callbacks (``error_cb``, ``stats_cb``, ``throttle_cb``, ``oauth_cb``, ``logger``,
+    ``on_commit``), plain or as ``psc.consumer.<name>``. The keyword-only arguments are PSC's own.
+    Rebalance callbacks are called as ``callback(consumer, partitions)`` with :class:`TopicPartition`.
     ``on_commit(error, partitions)`` reports the result of every commit, synchronous or not, as
-    confluent-kafka's ``on_commit``; per-partition failures are in each partition's ``error``.
+    confluent-kafka's; per-partition failures are in each partition's ``error``.
     """
 
     def __init__(
         self,
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | None = None,
+        /,
         *,
         key_deserializer: Deserializer[Any] | None = None,
         value_deserializer: Deserializer[Any] | None = None,
         interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
         metrics: ClientMetrics | None = None,
-        on_commit: CommitCallback | None = None,
+        **more_config: Any,
     ) -> None:
-        psc_config = PscConfig.from_mapping(config, client_type="consumer")
+        raw, self._app_callbacks = split_callbacks(merge_config(config, more_config), "consumer")
+        on_commit: CommitCallback | None = self._app_callbacks.own
+        psc_config = PscConfig.from_mapping(raw, client_type="consumer")
         self._metrics = metrics if metrics is not None else client_metrics()
         self._settings = _Settings(psc_config, key_deserializer, value_deserializer, interceptors, self._metrics)
         self._repeats = LogThrottle(_log)  # a broker down reports on every reconnect: a line each would flood
@@ -231,17 +241,17 @@ class Consumer:
 
     def subscribe(
         self,
-        topic_uris: Sequence[str],
+        topics: Sequence[str],
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
         on_lost: RebalanceCallback | None = None,
     ) -> None:
-        """Subscribe to ``topic_uris`` (replacing any earlier subscription), possibly across clusters."""
+        """Subscribe to the topic URIs ``topics`` (replacing any earlier subscription), possibly across clusters."""
         self._check_open()
-        if isinstance(topic_uris, str) or not topic_uris:
-            raise ConsumerError(f"subscribe() takes a non-empty list of topic URIs, got {topic_uris!r}")
-        grouped = self._group_topics(topic_uris)
-        self._log_config(list(topic_uris))
+        if isinstance(topics, str) or not topics:
+            raise ConsumerError(f"subscribe() takes a non-empty list of topic URIs, got {topics!r}")
+        grouped = self._group_topics(topics)
+        self._log_config(list(topics))
         self._callbacks = (on_assign, on_revoke, on_lost)
         self._give_back_all()
         for prefix, member in list(self._members.items()):
@@ -363,7 +373,7 @@ class Consumer:
     # --- consuming -----------------------------------------------------------------------------------
 
     def poll(self, timeout: float | None = None) -> Message | None:
-        """The next message, or None after ``timeout`` seconds (None: wait forever).
+        """The next message, or None after ``timeout`` seconds (None or negative: wait forever).
 
         An instance's ``poll`` is ``_fast_poll``, which serves the only member's buffered records and calls
         this method when there is no such member or its buffer is empty.
@@ -436,6 +446,8 @@ class Consumer:
         self._check_open()
         self._raise_deferred()
         self._housekeeping()
+        if timeout is not None and timeout < 0:
+            timeout = None  # confluent-kafka's -1: wait forever
         start = time.monotonic() if started is None else started
         deadline = None if timeout is None else start + timeout
         first = True
@@ -453,6 +465,8 @@ class Consumer:
         """Up to ``num_messages`` messages, waiting at most ``timeout`` seconds for the first."""
         if num_messages < 1:
             raise ValueError(f"num_messages must be at least 1, got {num_messages}")
+        if timeout is not None and timeout < 0:
+            timeout = None  # confluent-kafka's -1: wait forever
         member = self._one
         if member is not None and member.plain:
             if member.buffer:
@@ -605,6 +619,10 @@ class Consumer:
         name = error.name()
         if name == PARTITION_EOF:
             return Message(native, member.source) if self._eof else None
+        if name in _REPORTED_AT_ONCE:
+            # A subscribed topic that does not exist: librdkafka keeps the subscription and reads the topic
+            # once it appears; confluent-kafka tells the application at once, and so does PSC.
+            return Message(native, member.source)
         uri = member.source.topic_uri(native.topic()) if native.topic() else member.cluster.cluster_uri
         remediator = self._settings.remediator
         remedy = remediator.remedy_for(error, uri)
@@ -620,7 +638,7 @@ class Consumer:
             self._reset(member, f"{name}: {error.str()}")
             return None
         member.errors.pop(name, None)
-        raise remediator.to_psc_error(error, remedy)
+        return Message(native, member.source)  # as confluent-kafka delivers it: a message whose error() is set
 
     def _reset(self, member: _Member, reason: str) -> None:
         """Recreate a member's backend consumer, restoring subscription, assignment and positions."""
@@ -815,14 +833,14 @@ class Consumer:
             out.extend(self._to_psc(member, self._call(member, method, parts, *args)))
         return out
 
-    def list_topics(self, topic_uri: str | None = None, timeout: float = -1) -> ClusterMetadata:
-        """Metadata of the cluster of ``topic_uri`` (topic or cluster URI); topics keyed by topic URI."""
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> ClusterMetadata:
+        """Metadata of the cluster of ``topic`` (topic or cluster URI); topics keyed by topic URI."""
         self._check_open()
-        member = self._member_of(topic_uri)
-        topic = None
-        if topic_uri is not None and not self._parse(topic_uri).is_cluster:
-            topic = member.cluster.topic_name(topic_uri)
-        result: ClusterMetadata = self._call(member, "list_topics", topic, timeout)
+        member = self._member_of(topic)
+        name = None
+        if topic is not None and not self._parse(topic).is_cluster:
+            name = member.cluster.topic_name(topic)
+        result: ClusterMetadata = self._call(member, "list_topics", name, timeout)
         return result
 
     def consumer_group_metadata(self, topic_uri: str | None = None) -> Any:
@@ -866,6 +884,7 @@ class Consumer:
     def _new_backend(self, cluster: Cluster) -> BackendConsumer:
         native = dict(self._settings.native)
         native["error_cb"] = lambda err: self._on_client_error(cluster, err)
+        native.update(self._app_callbacks.native)
         if self._on_commit is not None:
             native["on_commit"] = lambda err, parts: self._report_commit(cluster, err, parts)
         try:
@@ -880,10 +899,9 @@ class Consumer:
         member = self._members.get(cluster.cluster_uri)
         if member is None or self._on_commit is None:
             return
-        error = None if err is None else BackendError.from_native(err, cluster_uri=cluster.cluster_uri)
-        if error is not None:
-            self._metrics.error(cluster.cluster_uri, error.name)
-        self._on_commit(error, self._to_psc(member, parts))
+        if err is not None:
+            self._metrics.error(cluster.cluster_uri, err.name())
+        self._on_commit(err, self._to_psc(member, parts))
 
     def _on_client_error(self, cluster: Cluster, err: Any) -> None:
         """librdkafka's error callback: errors the catalogue resets for (e.g. a rotated CA) schedule a reset.
@@ -896,11 +914,12 @@ class Consumer:
             cluster_uri=cluster.cluster_uri, error=err.str(), fatal=err.fatal(),
         )  # fmt: skip
         remediator = self._settings.remediator
-        if not remediator.enabled or remediator.catalogue.lookup(err, "consumer").action is not Action.RESET:
-            return
-        member = self._members.get(cluster.cluster_uri)
-        if member is not None and time.monotonic() - member.last_error_reset >= ERROR_RESET_INTERVAL_S:
-            member.reset_reason = f"{err.name()}: {err.str()}"
+        if remediator.enabled and remediator.catalogue.lookup(err, "consumer").action is Action.RESET:
+            member = self._members.get(cluster.cluster_uri)
+            if member is not None and time.monotonic() - member.last_error_reset >= ERROR_RESET_INTERVAL_S:
+                member.reset_reason = f"{err.name()}: {err.str()}"
+        if self._app_callbacks.error_cb is not None:
+            self._app_callbacks.error_cb(err)  # after PSC acted on it, as confluent-kafka's error_cb
 
     def _to_backend(self, partitions: Iterable[TopicUriPartition]) -> dict[str, list[BackendPartition]]:
         """Partitions grouped by cluster, as backend partitions; members are created for new clusters."""
@@ -922,15 +941,9 @@ class Consumer:
 
     def _to_psc(self, member: _Member, parts: Iterable[BackendPartition]) -> list[TopicUriPartition]:
         uri = member.source.topic_uri
+        # The backend's own error object: a KafkaError for Kafka, as confluent-kafka reports it.
         return [
-            TopicUriPartition(
-                uri(p.topic),
-                p.partition,
-                p.offset,
-                p.metadata,
-                p.leader_epoch,
-                None if p.error is None else BackendError.from_native(p.error),
-            )
+            TopicUriPartition(uri(p.topic), p.partition, p.offset, p.metadata, p.leader_epoch, cast(Any, p.error))
             for p in parts
         ]
 

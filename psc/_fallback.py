@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from psc._message import MessageId, Source
-    from psc.backends.base import NativeRecord
-    from psc.errors import BackendError
+    from psc.backends.base import NativeError, NativeRecord
 
 
 class RouteBase:
@@ -145,8 +144,9 @@ class Message:
     def headers(self) -> list[tuple[str, bytes | None]] | None:
         return self._native.headers()
 
-    def error(self) -> BackendError | None:
-        return self._source.error_of(self._native)
+    def error(self) -> NativeError | None:
+        """The ``KafkaError`` the record carries (``msg.error().code() == KafkaError._PARTITION_EOF``)."""
+        return self._native.error()
 
     def is_eof(self) -> bool:
         """True for the end-of-partition marker returned when ``enable.partition.eof`` is set."""
