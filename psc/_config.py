@@ -433,9 +433,10 @@ _CONSUMER: list[ConfigKey] = [
     ConfigKey(
         "psc.consumer.commit.auto.enabled",
         bool,
-        False,
+        None,
         "enable.auto.commit",
-        "Periodic automatic commits. Platform default off: commit after processing, so nothing is skipped on a crash.",
+        "Periodic automatic commits of the stored offsets (librdkafka's default: on). Set false to commit by hand "
+        "after processing, so nothing is skipped on a crash.",
         "consumer",
     ),
     ConfigKey(

@@ -15,8 +15,10 @@ buffered records back (seeking their partitions to the first unreturned offset);
 application's callback see those positions, then drops the revoked partitions' records. Each batch is sized
 to be served in about ``_BUFFER_S`` at the rate the previous one was, at most
 ``psc.consumer.poll.messages.max``, so the backend is still called often enough for
-``max.poll.interval.ms``. Automatic commits with automatic offset store would commit buffered records:
-that configuration reads one record per call, as do serde and interceptors.
+``max.poll.interval.ms``. Automatic commits (on by default, as in librdkafka) with automatic offset store
+would commit buffered records, so PSC turns librdkafka's automatic store off and stores the offsets of the
+records it returned itself: at every refill (when all fetched records were returned), before a revocation,
+a commit and close. Serde and interceptors read one record per call.
 
 Errors: as in confluent-kafka, an error reaches the application as a message from ``poll``/``consume``
 whose ``error()`` is the ``KafkaError``, but only once remediation (swallow, retry, reset the backend
@@ -51,7 +53,7 @@ from psc._message import (
     TopicUriPartition,
 )
 from psc._metrics import ClientMetrics, client_metrics
-from psc._remediation import Action, Remedy
+from psc._remediation import Action, Remedy, backend_error
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
 from psc.backends.base import BackendConsumer, BackendPartition, ClusterMetadata
@@ -97,9 +99,22 @@ class _Settings(ClientSettings):
         native = self.native
         auto_commit = _flag(native.get("enable.auto.commit", native.get("auto.commit.enable")), True)
         self.auto_store = _flag(native.get("enable.auto.offset.store"), True)
-        # Automatic commits of automatically stored offsets would commit records still in the buffer.
-        buffered = self.plain and not (auto_commit and self.auto_store)
-        self.buffer_max = config.poll_messages_max if buffered else 1
+        # Automatic commits of offsets librdkafka stores by itself would commit records still in PSC's buffer:
+        # with a backend that can store offsets, PSC stores those of the records it returned instead.
+        self.managed_store = self.plain and auto_commit and self.auto_store
+        if self.managed_store:
+            native["enable.auto.offset.store"] = "false"
+        self.poll_messages_max = config.poll_messages_max
+
+    def buffer_max(self, consumer: BackendConsumer) -> int:
+        """How many records one refill of a member over ``consumer`` may buffer."""
+        if not self.plain or (self.managed_store and not stores_offsets(consumer)):
+            return 1
+        return self.poll_messages_max
+
+
+def stores_offsets(consumer: BackendConsumer) -> bool:
+    return type(consumer).store_offsets is not BackendConsumer.store_offsets
 
 
 class _Member(MemberBase):
@@ -118,6 +133,7 @@ class _Member(MemberBase):
         "counts",
         "errors",
         "last_error_reset",
+        "managed",
         "manual",
         "only_topic",
         "period",
@@ -154,7 +170,8 @@ class _Member(MemberBase):
         self.last_error_reset = 0.0
         # Records fetched but not yet returned, the next one last; refilled in batches of ``size`` records.
         self.buffer: list[Any] = []
-        self.buffer_max = settings.buffer_max
+        self.buffer_max = settings.buffer_max(consumer)
+        self.managed = settings.managed_store and stores_offsets(consumer)  # PSC stores the offsets it returned
         self.size = 1
         self.refilled = 0.0  # when the buffer was last refilled, with ``served`` records
         self.served = 0
@@ -351,6 +368,8 @@ class Consumer:
     def _on_revoke(self, member: _Member, parts: list[BackendPartition], *, lost: bool) -> None:
         if not lost:
             self._remember_positions(member, parts)
+            if member.managed:
+                self._store_returned(member)  # librdkafka commits the stored offsets of revoked partitions
         callback = self._callbacks[2] if lost and self._callbacks[2] is not None else self._callbacks[1]
         try:
             if callback is not None:
@@ -393,6 +412,8 @@ class Consumer:
         """The next record from the backend; when buffering, the rest of its batch goes to the buffer."""
         if member.buffer_max == 1:
             return member.poll(timeout)
+        if member.managed and member.served:
+            self._store_returned(member)  # every record fetched so far was returned: auto-commit may have them
         now = time.monotonic()
         elapsed = now - member.refilled
         # Size the batch to be served in about _BUFFER_S at the rate the last one was; grow gradually.
@@ -651,6 +672,9 @@ class Consumer:
                 restore.update(member.positions)
             except Exception:
                 _log.debug("cannot read the assignment before reset", exc_info=True)
+            managed, member.managed = member.managed, False  # the old consumer's revocation must store nothing
+            if managed:
+                self._store_returned(member)  # before the buffer goes: only what the application was given
             member.buffer = []
             member.rewound.clear()
             try:
@@ -658,6 +682,7 @@ class Consumer:
             except Exception:
                 _log.debug("closing the old consumer failed", exc_info=True)
             member.bind(self._new_backend(member.cluster))
+            member.managed = managed
             self._metrics.reset(member.cluster.cluster_uri)
             _log.warning("reset backend consumer", cluster_uri=member.cluster.cluster_uri, reason=reason)
             if member.topics:
@@ -668,16 +693,29 @@ class Consumer:
                     [p._replace(offset=restore.get((p.topic, p.partition), p.offset)) for p in member.manual]
                 )
 
-    def _call(self, member: _Member, method: str, *args: Any) -> Any:
+    def _call(
+        self, member: _Member, method: str, *args: Any, check: Callable[[Exception, int], None] | None = None
+    ) -> Any:
         """Run a backend consumer method under remediation (retry with backoff, reset, typed error).
 
         The method is looked up on every attempt: after a reset it runs on the new backend consumer.
+        ``check(exc, attempt)`` may raise instead for a failure that must reach the application as it is.
         """
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return getattr(member.consumer, method)(*args)
+            except Exception as exc:
+                if check is not None:
+                    check(exc, attempts)
+                raise
+
         try:
             return self._settings.remediator.run(
-                lambda: getattr(member.consumer, method)(*args),
-                lambda: self._reset(member, "remediation"),
-                member.cluster.cluster_uri,
+                attempt, lambda: self._reset(member, "remediation"), member.cluster.cluster_uri
             )
         except PscError:
             raise
@@ -703,13 +741,25 @@ class Consumer:
             targets: list[tuple[_Member, list[BackendPartition] | None]] = [(m, None) for m in self._order]
         else:
             targets = list(self._by_member(offsets))
+        nothing: list[ConsumerError] = []
         for member, parts in targets:
-            if parts is None and self._settings.auto_store and (member.buffer or member.rewound):
-                # The stored offsets are past the buffered records: commit what the application was given.
+            if parts is None and (member.managed or (self._settings.auto_store and (member.buffer or member.rewound))):
+                # librdkafka's stored offsets are past the buffered records, or (when PSC stores them) behind the
+                # returned ones: commit what the application was given.
                 assigned = self._positions(member, member.consumer.assignment())
                 parts = [p for p in assigned if p.offset >= 0] or None
-            result = self._call(member, "commit", parts, asynchronous)
+                if member.managed and parts:
+                    member.consumer.store_offsets(parts)  # so that the next automatic commit agrees
+            try:
+                result = self._call(member, "commit", parts, asynchronous, check=_no_offset_raises)
+            except _NothingStored as exc:
+                nothing.append(exc)
+                continue
             committed.extend(self._to_psc(member, result or []))
+        if not asynchronous and not targets:
+            nothing.append(_NothingStored.of(KafkaError(KafkaError._NO_OFFSET, "Local: No offset stored")))
+        if nothing and len(nothing) >= len(targets):
+            raise nothing[0]  # as confluent-kafka: a synchronous commit of nothing raises _NO_OFFSET
         return None if asynchronous else committed
 
     def store_offsets(
@@ -745,6 +795,15 @@ class Consumer:
                 offset = member.rewound.get(key)
             out.append(p if offset is None else p._replace(offset=offset, leader_epoch=None))
         return out
+
+    def _store_returned(self, member: _Member) -> None:
+        """Store the offsets after the records returned to the application, for librdkafka's auto-commit."""
+        try:
+            parts = [p for p in self._positions(member, member.consumer.assignment()) if p.offset >= 0]
+            if parts:
+                member.consumer.store_offsets(parts)
+        except Exception:  # e.g. partitions revoked meanwhile: their records are read again, never skipped
+            _log.debug("cannot store offsets", cluster_uri=member.cluster.cluster_uri, exc_info=True)
 
     def _give_back(self, member: _Member, parts: Sequence[BackendPartition] = ()) -> None:
         """Return buffered records to the backend, seeking to the first unreturned, before what is read changes.
@@ -993,6 +1052,9 @@ class Consumer:
             self._publish_counts()
             self._set_one(None)
             for member in self._order:
+                if member.managed:
+                    self._store_returned(member)  # the commit on close has every record returned
+                    member.managed = False  # and no more: the buffer is dropped before the revocation runs
                 member.buffer = []  # never returned; auto-commit, when on, commits only stored offsets here
                 try:
                     member.consumer.close()
@@ -1033,6 +1095,27 @@ def _next_offset(message: Message | MessageId) -> TopicUriPartition:
     if offset is None or partition is None or offset < 0:
         raise ConsumerError(f"cannot commit {message!r}: it has no offset")
     return TopicUriPartition(message.topic(), partition, offset + 1)
+
+
+class _NothingStored(ConsumerError):
+    """A synchronous commit found no offset to commit: ``args[0]`` is librdkafka's ``_NO_OFFSET`` error."""
+
+    @classmethod
+    def of(cls, native: Any) -> _NothingStored:
+        error = cls(f"commit failed: {native.str()}")
+        error.args = (native,)
+        return error
+
+
+def _no_offset_raises(exc: Exception, attempt: int) -> None:
+    """A first commit attempt with nothing stored raises ``_NO_OFFSET`` as confluent-kafka does.
+
+    On a retry it means the partitions went away meanwhile (a rebalance): nothing is left to do, so the
+    catalogue's remedy (swallow) applies.
+    """
+    info = backend_error(exc)
+    if attempt == 1 and info is not None and info.name == "_NO_OFFSET":
+        raise _NothingStored.of(info.native) from exc
 
 
 def _take(buffer: list[Any], count: int) -> list[Any]:

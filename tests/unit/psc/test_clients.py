@@ -131,6 +131,7 @@ class FakeConsumer(BackendConsumer):
         self.positions: dict[tuple[str, int], int] = {}
         self.seeks: list[BackendPartition] = []
         self.commits: list[list[BackendPartition] | None] = []
+        self.stored: dict[tuple[str, int], int] = {}  # offsets stored by store_offsets
         self.paused: set[tuple[str, int]] = set()
 
     def _deliver(self, records: list[FakeRecord]) -> list[FakeRecord]:
@@ -168,10 +169,15 @@ class FakeConsumer(BackendConsumer):
         return [BackendPartition(t, p) for t, p in sorted(self.positions)]  # the partitions read so far
 
     def commit(self, offsets: Sequence[BackendPartition] | None, asynchronous: bool) -> list[BackendPartition]:
+        if offsets is None and self.config.get("enable.auto.offset.store") == "false":
+            offsets = [BackendPartition(t, p, o) for (t, p), o in sorted(self.stored.items())]  # as librdkafka
         self.commits.append(None if offsets is None else list(offsets))
         if offsets is None:
             return [BackendPartition(t, p, o) for (t, p), o in sorted(self.positions.items()) if o >= 0]
         return list(offsets)
+
+    def store_offsets(self, offsets: Sequence[BackendPartition]) -> None:
+        self.stored.update({(p.topic, p.partition): p.offset for p in offsets})
 
     def committed(self, partitions: Sequence[BackendPartition], timeout: float) -> list[BackendPartition]:
         return list(partitions)
@@ -691,18 +697,27 @@ def test_error_in_the_middle_of_a_buffered_batch_is_handled_in_order(backend: Fa
 
 
 @pytest.mark.parametrize(
-    ("extra", "buffers"),
+    ("extra", "managed"),
     [
-        ({}, True),
-        ({"psc.consumer.commit.auto.enabled": "true"}, False),
-        ({"psc.consumer.commit.auto.enabled": "true", "psc.consumer.enable.auto.offset.store": "false"}, True),
+        ({}, True),  # auto-commit and auto offset store: librdkafka's defaults
+        ({"psc.consumer.commit.auto.enabled": "true"}, True),
+        ({"psc.consumer.commit.auto.enabled": "true", "psc.consumer.enable.auto.offset.store": "false"}, False),
+        ({"psc.consumer.commit.auto.enabled": "false"}, False),
     ],
 )
-def test_auto_commit_of_automatically_stored_offsets_disables_buffering(
-    backend: FakeBackend, extra: dict[str, str], buffers: bool
+def test_buffering_stays_on_with_auto_commit_and_psc_stores_only_returned_offsets(
+    backend: FakeBackend, extra: dict[str, str], managed: bool
 ) -> None:
     consumer, fake, returned = buffered_consumer(
         backend, [FakeRecord("t", b"%d" % i, offset=i) for i in range(50)], **extra
     )
-    assert len(returned) + len(list(iter(lambda: consumer.poll(0), None))) == 50
-    assert any(kind == "consume" for kind, _ in fake.calls) is buffers
+    assert any(kind == "consume" for kind, _ in fake.calls)
+    assert (fake.config.get("enable.auto.offset.store") == "false") is (managed or "offset.store" in str(extra))
+    if managed:
+        # Stored at each refill, when every record fetched before was returned: never past a returned one.
+        assert consumer._order[0].buffer
+        assert 0 < fake.stored[("t", 0)] <= len(returned)
+    rest = list(iter(lambda: consumer.poll(0), None))
+    assert len(returned) + len(rest) == 50
+    consumer.close()  # the commit on close has every returned record: librdkafka commits what is stored
+    assert fake.stored == ({("t", 0): 50} if managed else {})

@@ -49,7 +49,6 @@ def test_consumer_platform_defaults() -> None:
     assert config.native == {
         "client.id": "ads-ingest",
         "auto.offset.reset": "latest",
-        "enable.auto.commit": "false",
         "fetch.queue.backoff.ms": "50",
     }
     assert config.poll_messages_max == 500

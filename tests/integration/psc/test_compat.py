@@ -1,0 +1,90 @@
+"""confluent-kafka's semantics against a real broker: errors as messages, auto-commit, _NO_OFFSET."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import psc
+from tests.integration.psc.support import drain
+from tests.services import Services
+
+TIMEOUT = 15.0
+
+
+@pytest.fixture
+def base(services: Services) -> dict[str, Any]:
+    return {"psc.project": "it-compat", "psc.discovery.file": services.psc_discovery_file}
+
+
+def produce(base: dict[str, Any], uri: str, values: list[bytes]) -> None:
+    with psc.Producer(base) as producer:
+        for value in values:
+            producer.produce(topic=uri, value=value)
+        assert producer.flush(TIMEOUT) == 0
+
+
+def test_auto_commit_is_on_by_default_so_a_restart_resumes(
+    base: dict[str, Any], services: Services, new_topic: Callable[..., str]
+) -> None:
+    uri = services.cluster_prefix + new_topic(partitions=1)
+    produce(base, uri, [b"%d" % i for i in range(30)])
+    # Only librdkafka's keys as a confluent-kafka user sets them: no commit call anywhere.
+    config = {
+        **base,
+        "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}",
+        "psc.consumer.auto.offset.reset": "earliest",
+    }
+    with psc.Consumer(config) as consumer:
+        consumer.subscribe([uri])
+        first = [m.value() for m in drain(consumer, 20)]  # some of the batch stays buffered, never returned
+        assert first == [b"%d" % i for i in range(20)]
+    with psc.Consumer(config) as again:  # the same group resumes after the last returned record
+        again.subscribe([uri])
+        rest = [m.value() for m in drain(again, 10)]
+        assert rest == [b"%d" % i for i in range(20, 30)]
+        assert again.poll(1.0) is None
+
+
+def test_a_synchronous_commit_with_nothing_stored_raises_no_offset(
+    base: dict[str, Any], services: Services, new_topic: Callable[..., str]
+) -> None:
+    uri = services.cluster_prefix + new_topic(partitions=1)
+    config = {**base, "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}"}
+    with psc.Consumer(config) as consumer:
+        with pytest.raises(psc.KafkaException) as raised:
+            consumer.commit(asynchronous=False)  # nothing assigned yet
+        assert raised.value.args[0].code() == psc.KafkaError._NO_OFFSET
+        consumer.assign([psc.TopicPartition(uri, 0, psc.OFFSET_END)])
+        consumer.poll(1.0)
+        with pytest.raises(psc.KafkaException) as raised:
+            consumer.commit(asynchronous=False)  # assigned, but no record returned: nothing stored
+        assert raised.value.args[0].code() == psc.KafkaError._NO_OFFSET
+        produce(base, uri, [b"x"])
+        deadline = time.monotonic() + TIMEOUT
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+        assert message is not None and message.error() is None
+        committed = consumer.commit(asynchronous=False)
+        assert committed == [psc.TopicPartition(uri, 0)] and committed[0].offset == message.offset() + 1
+
+
+def test_errors_reach_the_application_as_messages(base: dict[str, Any], services: Services) -> None:
+    missing = services.cluster_prefix + f"missing-{uuid.uuid4().hex[:8]}"
+    config = {**base, "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}"}
+    with psc.Consumer(config) as consumer:
+        consumer.subscribe([missing])
+        deadline = time.monotonic() + TIMEOUT
+        messages: list[psc.Message] = []
+        while not messages and time.monotonic() < deadline:
+            messages = consumer.consume(10, 0.5)
+        assert messages, "the missing topic is reported within seconds"
+        error = messages[0].error()
+        assert error is not None and error.code() == psc.KafkaError.UNKNOWN_TOPIC_OR_PART
+        assert not error.fatal()
+        assert messages[0].topic() == missing
