@@ -725,6 +725,12 @@ class _Reader:
     def read(self, key: object, value: object) -> None:
         if not isinstance(key, str):
             self.problems.append(f"config keys must be strings, got {key!r}")
+        elif key.startswith(("psc.producer.", "psc.consumer.")) and not key.startswith(f"psc.{self.client_type}."):
+            other = "consumer" if self.client_type == "producer" else "producer"
+            self.problems.append(
+                f"{key}: a {other} key given to a {self.client_type}; "
+                f"a {self.client_type} takes psc.{self.client_type}.* and psc.* keys"
+            )
         elif key in _BY_NAME:
             self._read_known(_BY_NAME[key], value, key)
         elif key.startswith(("psc.producer.", "psc.consumer.")):
@@ -858,9 +864,12 @@ def _passthrough_problem(client: ClientType, native: str) -> str | None:
     if native in _LIBRDKAFKA[client]:
         return None
     prefix = f"psc.{client}."
-    candidates = [k.name for k in CONFIG_KEYS if k.client_type == client]
-    candidates += [prefix + name for name in _LIBRDKAFKA[client] if not _is_owned(name)]
-    hint = _suggest(prefix + native, candidates)
+    # Compared without the shared prefix, which would make every key look alike; a native key PSC maps is
+    # accepted under its own name too (psc.producer.linger.ms), so it is a fine suggestion.
+    candidates = [k.name[len(prefix) :] for k in CONFIG_KEYS if k.client_type == client]
+    candidates += sorted(_LIBRDKAFKA[client] - _DISCOVERY_OWNED.keys())
+    close = difflib.get_close_matches(native, list(dict.fromkeys(candidates)), n=3, cutoff=0.75)
+    hint = "; did you mean " + " or ".join(repr(prefix + c) for c in close) + "?" if close else ""
     return f"unknown key: neither a PSC key nor a librdkafka {client} property{hint}"
 
 

@@ -58,7 +58,7 @@ from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
 from psc.backends.base import BackendConsumer, BackendPartition, ClusterMetadata
 from psc.common import LogThrottle, get_logger
-from psc.errors import BackendError, ClientClosedError, ConsumerError, InvalidUriError, PscError
+from psc.errors import BackendError, ClientClosedError, ConfigError, ConsumerError, InvalidUriError, PscError
 from psc.interceptors import (
     PRODUCE_TS_HEADER,
     InterceptorRecord,
@@ -231,6 +231,9 @@ class Consumer:
         raw, self._app_callbacks = split_callbacks(merge_config(config, more_config), "consumer")
         on_commit: CommitCallback | None = self._app_callbacks.own
         psc_config = PscConfig.from_mapping(raw, client_type="consumer")
+        if not psc_config.native.get("group.id"):
+            # As confluent-kafka, at construction: librdkafka's own message would name its key, not PSC's.
+            raise ConfigError("psc.consumer.group.id must be set: every consumer belongs to a consumer group")
         self._metrics = metrics if metrics is not None else client_metrics()
         self._settings = _Settings(psc_config, key_deserializer, value_deserializer, interceptors, self._metrics)
         self._repeats = LogThrottle(_log)  # a broker down reports on every reconnect: a line each would flood

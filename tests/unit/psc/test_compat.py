@@ -288,3 +288,10 @@ def test_a_delivery_failure_reaches_the_callback_as_a_kafka_error(backend: FakeB
     producer.flush()
     assert errors == [too_large]
     assert errors[0].code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def test_a_consumer_without_a_group_id_is_refused_at_construction_naming_psc_s_key() -> None:
+    with pytest.raises(psc.ConfigError, match=r"psc\.consumer\.group\.id must be set") as caught:
+        psc.Consumer(CONFIG)
+    assert isinstance(caught.value, ValueError)  # as confluent-kafka's "group.id must be set"
+    assert caught.value.args[0].code() == confluent_kafka.KafkaError._INVALID_ARG
