@@ -53,6 +53,7 @@ from psc._message import (
     TopicUriPartition,
 )
 from psc._metrics import ClientMetrics, client_metrics
+from psc._producer import Producer
 from psc._remediation import Action, Remedy, backend_error
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
@@ -287,10 +288,10 @@ class Consumer:
     def _group_topics(self, topic_uris: Iterable[str]) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = {}
         for uri in topic_uris:
-            parsed = self._parse(uri)
+            parsed = self._parse(uri)  # the only parse: typed values from here on
             if parsed.is_cluster:
                 raise ConsumerError(f"cannot subscribe to cluster URI {uri!r}: it names no topic", topic_uri=uri)
-            cluster = self._cluster(uri)
+            cluster = self._cluster(parsed)
             grouped.setdefault(cluster.cluster_uri, []).append(cluster.topic_name(parsed))
         return grouped
 
@@ -898,17 +899,16 @@ class Consumer:
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> ClusterMetadata:
         """Metadata of the cluster of ``topic`` (topic or cluster URI); topics keyed by topic URI."""
         self._check_open()
-        member = self._member_of(topic)
-        name = None
-        if topic is not None and not self._parse(topic).is_cluster:
-            name = member.cluster.topic_name(topic)
+        uri = None if topic is None else self._parse(topic)
+        member = self._member_of(uri)
+        name = None if uri is None or uri.is_cluster else member.cluster.topic_name(uri)
         result: ClusterMetadata = self._call(member, "list_topics", name, timeout)
         return result
 
     def consumer_group_metadata(self, topic_uri: str | None = None) -> Any:
         """Group metadata for ``Producer.send_offsets_to_transaction`` (of ``topic_uri``'s cluster)."""
         self._check_open()
-        return self._member_of(topic_uri).consumer.consumer_group_metadata()
+        return self._member_of(None if topic_uri is None else self._parse(topic_uri)).consumer.consumer_group_metadata()
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -917,11 +917,10 @@ class Consumer:
             raise InvalidUriError(repr(topic_uri), f"expected a topic URI string, got {type(topic_uri).__name__}")
         return TopicUri.parse(topic_uri)
 
-    def _cluster(self, topic_uri: str) -> Cluster:
-        prefix = self._parse(topic_uri).cluster_prefix
-        cluster = self._clusters.get(prefix)
+    def _cluster(self, uri: TopicUri) -> Cluster:
+        cluster = self._clusters.get(uri.cluster_prefix)
         if cluster is None:
-            cluster = self._clusters[prefix] = resolve_cluster(topic_uri, self._settings.config)
+            cluster = self._clusters[uri.cluster_prefix] = resolve_cluster(uri, self._settings.config)
         return cluster
 
     def _member(self, prefix: str) -> _Member:
@@ -936,9 +935,9 @@ class Consumer:
     def _set_one(self, member: _Member | None) -> None:
         self._one = self._fast_poll.member = member
 
-    def _member_of(self, topic_uri: str | None) -> _Member:
-        if topic_uri is not None:
-            return self._member(self._cluster(topic_uri).cluster_uri)
+    def _member_of(self, uri: TopicUri | None) -> _Member:
+        if uri is not None:
+            return self._member(self._cluster(uri).cluster_uri)
         if len(self._order) == 1:
             return self._order[0]
         raise ConsumerError("name a topic or cluster URI: this consumer uses several clusters (or none yet)")
@@ -989,12 +988,11 @@ class Consumer:
         for tp in partitions:
             if not isinstance(tp, TopicUriPartition):
                 raise TypeError(f"expected TopicUriPartition, got {type(tp).__name__}")
-            cluster = self._cluster(tp.topic_uri)
+            uri = self._parse(tp.topic)
+            cluster = self._cluster(uri)
             self._member(cluster.cluster_uri)
             grouped.setdefault(cluster.cluster_uri, []).append(
-                BackendPartition(
-                    cluster.topic_name(tp.topic_uri), tp.partition, tp.offset, None, tp.metadata, tp.leader_epoch
-                )
+                BackendPartition(cluster.topic_name(uri), tp.partition, tp.offset, None, tp.metadata, tp.leader_epoch)
             )
         return grouped
 
@@ -1012,7 +1010,7 @@ class Consumer:
     def _log_config(self, topic_uris: list[str]) -> None:
         if not self._config_logged:
             self._config_logged = True
-            report_config(self._settings.config, "consumer", topic_uris)
+            report_config(self._settings.config, "consumer", topic_uris, Producer)
 
     def _housekeeping(self) -> None:
         """Publish counts (at most once a second) and reset clients whose certificate is about to expire."""

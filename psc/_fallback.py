@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from psc._message import MessageId, Source
+    from psc._source import MessageId, Source
     from psc.backends.base import NativeError, NativeRecord
 
 

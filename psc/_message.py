@@ -6,12 +6,14 @@ from the native record when asked for, so consuming costs one small object per r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError
 
 from psc._accel import Message as Message  # in C when built: see psc/_speedups.c
+from psc._source import PARTITION_EOF as PARTITION_EOF
+from psc._source import MessageId as MessageId
+from psc._source import Source as Source
 
 if TYPE_CHECKING:
     from psc.backends.base import NativeRecord
@@ -24,18 +26,6 @@ OFFSET_INVALID = -1001
 TIMESTAMP_NOT_AVAILABLE = 0
 TIMESTAMP_CREATE_TIME = 1
 TIMESTAMP_LOG_APPEND_TIME = 2
-
-PARTITION_EOF = "_PARTITION_EOF"
-
-
-@dataclass(frozen=True, slots=True)
-class MessageId:
-    """Where a message lives: topic URI, partition and offset, plus its timestamp in ms (-1 if unknown)."""
-
-    topic_uri: str
-    partition: int
-    offset: int
-    timestamp: int = -1
 
 
 class TopicPartition:
@@ -89,38 +79,6 @@ class TopicPartition:
 
 
 TopicUriPartition = TopicPartition  # PSC's earlier name
-
-
-class Source:
-    """What a message needs from the client that received it: topic URIs of native topic names, and the
-    parts of a message that are Python objects of PSC (its error, its id)."""
-
-    __slots__ = ("_uris", "cluster_uri", "topic_uri_of")
-
-    def __init__(self, cluster_uri: str, topic_uri_of: Any = None) -> None:
-        self.cluster_uri = cluster_uri
-        self._uris: dict[str | None, str] = {}
-        self.topic_uri_of = topic_uri_of
-
-    def topic_uri(self, topic: str | None) -> str:
-        uri = self._uris.get(topic)
-        if uri is None:
-            made = self.topic_uri_of(topic) if self.topic_uri_of is not None else self.cluster_uri + (topic or "")
-            uri = self._uris[topic] = made
-        return uri
-
-    def is_eof(self, native: NativeRecord) -> bool:
-        error = native.error()
-        return error is not None and error.name() == PARTITION_EOF
-
-    def message_id(self, native: NativeRecord) -> MessageId:
-        partition, offset = native.partition(), native.offset()
-        return MessageId(
-            self.topic_uri(native.topic()),
-            -1 if partition is None else partition,
-            -1 if offset is None else offset,
-            native.timestamp()[1],
-        )
 
 
 class DecodedMessage(Message):

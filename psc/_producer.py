@@ -729,8 +729,9 @@ class Producer:
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> ClusterMetadata:
         """Metadata of the cluster of ``topic`` (a topic or cluster URI), topics keyed by topic URI."""
         self._check_open()
-        gen = self._generation_for(topic)
-        name = None if topic is None or TopicUri.parse(topic).is_cluster else gen.cluster.topic_name(topic)
+        uri = None if topic is None else TopicUri.parse(topic)
+        gen = self._generation_for(uri)
+        name = None if uri is None or uri.is_cluster else gen.cluster.topic_name(uri)
         return gen.producer.list_topics(name, timeout)
 
     # --- transactions --------------------------------------------------------------------------------
@@ -776,18 +777,18 @@ class Producer:
     ) -> None:
         """Add consumer ``positions`` (next offsets to read) to the current transaction."""
         self._require_transactional()
-        offsets = list(positions)
+        offsets = [(TopicUri.parse(tp.topic), tp) for tp in positions]
         if self._txn_cluster is None and offsets:
-            self._generation_for(offsets[0].topic_uri)
+            self._generation_for(offsets[0][0])
         native = [
             BackendPartition(
-                self._cluster(tp.topic_uri).topic_name(tp.topic_uri),
+                self._cluster(uri).topic_name(uri),
                 tp.partition,
                 tp.offset,
                 metadata=tp.metadata,
                 leader_epoch=tp.leader_epoch,
             )
-            for tp in offsets
+            for uri, tp in offsets
         ]
         self._txn_call(lambda p: p.send_offsets_to_transaction(native, group_metadata, timeout))
 
@@ -823,8 +824,8 @@ class Producer:
         self._check_open()
         if not isinstance(topic_uri, str):
             raise InvalidUriError(repr(topic_uri), f"expected a topic URI string, got {type(topic_uri).__name__}")
-        gen = self._generation_for(topic_uri)
-        uri = TopicUri.parse(topic_uri)
+        uri = TopicUri.parse(topic_uri)  # the only parse of a new route: typed values from here on
+        gen = self._generation_for(uri)
         if uri.is_cluster:
             raise ProducerError(f"cannot produce to cluster URI {topic_uri!r}: it names no topic", topic_uri=topic_uri)
         route = _Route(topic_uri, gen.cluster.topic_name(uri), gen, self._settings)
@@ -832,20 +833,19 @@ class Producer:
         self._routes[topic_uri] = route
         return route
 
-    def _cluster(self, topic_uri: str) -> Cluster:
+    def _cluster(self, uri: TopicUri) -> Cluster:
         """The cluster of a topic URI: resolved (validated, discovered) once per cluster prefix."""
-        prefix = TopicUri.parse(topic_uri).cluster_prefix
-        cluster = self._clusters.get(prefix)
+        cluster = self._clusters.get(uri.cluster_prefix)
         if cluster is None:
-            cluster = self._clusters[prefix] = resolve_cluster(topic_uri, self._settings.config)
+            cluster = self._clusters[uri.cluster_prefix] = resolve_cluster(uri, self._settings.config)
         return cluster
 
-    def _generation_for(self, topic_uri: str | None) -> _Generation:
-        if topic_uri is None:
+    def _generation_for(self, uri: TopicUri | None) -> _Generation:
+        if uri is None:
             if len(self._gens) == 1:
                 return next(iter(self._gens.values()))
             raise ProducerError("list_topics needs a topic or cluster URI when the producer uses several clusters")
-        cluster = self._cluster(topic_uri)
+        cluster = self._cluster(uri)
         gen = self._gens.get(cluster.cluster_uri)
         if gen is not None:
             return gen
@@ -867,7 +867,7 @@ class Producer:
         )
         if not self._config_logged:
             self._config_logged = True
-            report_config(self._settings.config, "producer", [cluster.cluster_uri])
+            report_config(self._settings.config, "producer", [cluster.cluster_uri], Producer)
         if self._settings.transactional:
             try:
                 self._bind_transactional(gen)

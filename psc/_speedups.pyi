@@ -1,7 +1,7 @@
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from psc._message import MessageId, Source
+from psc._source import MessageId, Source
 from psc.backends.base import NativeError, NativeRecord
 
 class RouteBase:

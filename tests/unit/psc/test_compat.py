@@ -295,3 +295,31 @@ def test_a_consumer_without_a_group_id_is_refused_at_construction_naming_psc_s_k
         psc.Consumer(CONFIG)
     assert isinstance(caught.value, ValueError)  # as confluent-kafka's "group.id must be set"
     assert caught.value.args[0].code() == confluent_kafka.KafkaError._INVALID_ARG
+
+
+def test_a_topic_uri_is_parsed_once_at_the_edge(backend: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psc._uri
+
+    parsed: list[str] = []
+    real = psc._uri._parse_cached
+
+    def counting(text: str) -> psc.TopicUri:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(psc._uri, "_parse_cached", counting)
+    producer = psc.Producer(CONFIG)
+    producer.produce(A + "t", b"v")  # a new route: parse, validate, discover, create the backend producer
+    assert parsed == [A + "t"]
+    producer.produce(A + "t", b"v")
+    producer.produce(A + "t", b"v", on_delivery=lambda e, m: None)
+    producer.flush()
+    assert parsed == [A + "t"]
+    parsed.clear()
+    consumer = psc.Consumer(GROUP)
+    consumer.subscribe([A + "t", A + "u"])
+    assert parsed == [A + "t", A + "u"]
+    parsed.clear()
+    consumer.commit(offsets=[psc.TopicPartition(A + "t", 0, 5)], asynchronous=False)
+    consumer.list_topics(A + "t")
+    assert parsed == [A + "t", A + "t"]
