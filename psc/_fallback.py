@@ -148,6 +148,15 @@ class Message:
         """The ``KafkaError`` the record carries (``msg.error().code() == KafkaError._PARTITION_EOF``)."""
         return self._native.error()
 
+    def leader_epoch(self) -> int | None:
+        epoch: int | None = self._native.leader_epoch()  # type: ignore[attr-defined]
+        return epoch
+
+    def latency(self) -> float | None:
+        """A produced record's delivery latency in seconds, as confluent-kafka's ``Message.latency()``."""
+        latency: float | None = self._native.latency()  # type: ignore[attr-defined]
+        return latency
+
     def is_eof(self) -> bool:
         """True for the end-of-partition marker returned when ``enable.partition.eof`` is set."""
         return self._source.is_eof(self._native)

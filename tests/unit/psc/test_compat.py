@@ -323,3 +323,16 @@ def test_a_topic_uri_is_parsed_once_at_the_edge(backend: FakeBackend, monkeypatc
     consumer.commit(offsets=[psc.TopicPartition(A + "t", 0, 5)], asynchronous=False)
     consumer.list_topics(A + "t")
     assert parsed == [A + "t", A + "t"]
+
+
+def test_message_answers_confluents_other_accessors() -> None:
+    class Record(FakeRecord):
+        def leader_epoch(self) -> int | None:
+            return 7
+
+        def latency(self) -> float | None:
+            return 0.25
+
+    message = psc.Message(Record("t", b"value", offset=3), Source(A))  # type: ignore[arg-type]
+    assert (message.leader_epoch(), message.latency(), len(message), message.offset()) == (7, 0.25, 5, 3)
+    assert message.timestamp() == (1, 1003) and message.key() == b"k" and message.headers() is None
