@@ -137,7 +137,7 @@ def confluent_consume(bootstrap: str, topic: str, count: int, group: str, batch:
 
 
 def psc_consume(env: BenchEnv, topic: str, count: int, group: str, batch: bool = False) -> float:
-    config = psc_config(env)
+    config = {key: value for key, value in psc_config(env).items() if not key.startswith("psc.producer.")}
     config.update(
         {
             "psc.consumer.group.id": group,
