@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -88,3 +89,33 @@ def test_errors_reach_the_application_as_messages(base: dict[str, Any], services
         assert error is not None and error.code() == psc.KafkaError.UNKNOWN_TOPIC_OR_PART
         assert not error.fatal()
         assert messages[0].topic() == missing
+
+
+def test_config_callbacks_reach_the_application(
+    base: dict[str, Any], services: Services, new_topic: Callable[..., str]
+) -> None:
+    uri = services.cluster_prefix + new_topic(partitions=1)
+    stats: list[str] = []
+    delivered: list[tuple[Any, Any]] = []
+    conf = {**base, "psc.producer.statistics.interval.ms": 100, "psc.producer.stats_cb": stats.append}
+    with psc.Producer(conf, on_delivery=lambda err, msg: delivered.append((err, msg.offset()))) as producer:
+        producer.produce(uri, b"v")
+        deadline = time.monotonic() + TIMEOUT
+        while (not stats or not delivered) and time.monotonic() < deadline:
+            producer.poll(0.1)
+    assert delivered == [(None, 0)]
+    assert stats and json.loads(stats[0])["type"] == "producer"  # librdkafka's statistics, unchanged
+    commits: list[tuple[Any, list[psc.TopicPartition]]] = []
+    config = {
+        **base,
+        "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}",
+        "psc.consumer.offset.auto.reset": "earliest",
+        "psc.consumer.on_commit": lambda err, parts: commits.append((err, parts)),
+    }
+    with psc.Consumer(config) as consumer:
+        consumer.subscribe([uri])
+        [message] = drain(consumer, 1)
+        consumer.commit(message, asynchronous=False)
+        consumer.poll(0.5)  # serves the commit result
+    assert commits and commits[0][0] is None
+    assert [(p.topic, p.partition, p.offset) for p in commits[0][1]] == [(uri, 0, 1)]
