@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MethodType
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from confluent_kafka import KafkaError
 
@@ -217,6 +217,22 @@ class Consumer:
     ``on_commit(error, partitions)`` reports the result of every commit, synchronous or not, as
     confluent-kafka's; per-partition failures are in each partition's ``error``.
     """
+
+    @overload
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        /,
+        *,
+        key_deserializer: Deserializer[Any] | None = None,
+        value_deserializer: Deserializer[Any] | None = None,
+        interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
+        metrics: ClientMetrics | None = None,
+        **more_config: Any,
+    ) -> None: ...
+
+    @overload  # confluent-kafka's Client(**conf), whatever the value type of conf
+    def __init__(self, config: Mapping[str, Any] | None = None, /, **more_config: Any) -> None: ...
 
     def __init__(
         self,

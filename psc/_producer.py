@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from functools import partial
 from types import MethodType
-from typing import Any
+from typing import Any, overload
 
 from confluent_kafka import KafkaError
 
@@ -215,6 +215,22 @@ class Producer:
     may hold callbacks (``error_cb``, ``stats_cb``, ``throttle_cb``, ``oauth_cb``, ``logger``,
     ``on_delivery``), plain or as ``psc.producer.<name>``. The keyword-only arguments are PSC's own.
     """
+
+    @overload
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        /,
+        *,
+        key_serializer: Serializer[Any] | None = None,
+        value_serializer: Serializer[Any] | None = None,
+        interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
+        metrics: ClientMetrics | None = None,
+        **more_config: Any,
+    ) -> None: ...
+
+    @overload  # confluent-kafka's Client(**conf), whatever the value type of conf
+    def __init__(self, config: Mapping[str, Any] | None = None, /, **more_config: Any) -> None: ...
 
     def __init__(
         self,
