@@ -926,6 +926,16 @@ class Consumer:
         self._check_open()
         return self._member_of(None if topic_uri is None else self._parse(topic_uri)).consumer.consumer_group_metadata()
 
+    def cluster_id(self, timeout: float = -1, topic: str | None = None) -> str | None:
+        """The id of the cluster (of ``topic``, a topic or cluster URI, when the consumer reads several)."""
+        self._check_open()
+        return self._member_of(None if topic is None else self._parse(topic)).consumer.cluster_id(timeout)
+
+    def memberid(self, topic: str | None = None) -> str | None:
+        """The member id in the group (on the cluster of ``topic`` when the consumer reads several)."""
+        self._check_open()
+        return self._member_of(None if topic is None else self._parse(topic)).consumer.memberid()
+
     # --- plumbing ------------------------------------------------------------------------------------
 
     def _parse(self, topic_uri: str) -> TopicUri:

@@ -750,6 +750,11 @@ class Producer:
         name = None if uri is None or uri.is_cluster else gen.cluster.topic_name(uri)
         return gen.producer.list_topics(name, timeout)
 
+    def cluster_id(self, timeout: float = -1, topic: str | None = None) -> str | None:
+        """The id of the cluster (of ``topic``, a topic or cluster URI, when the producer uses several)."""
+        self._check_open()
+        return self._generation_for(None if topic is None else TopicUri.parse(topic)).producer.cluster_id(timeout)
+
     # --- transactions --------------------------------------------------------------------------------
 
     def init_transactions(self, timeout: float = -1) -> None:

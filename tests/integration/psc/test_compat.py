@@ -119,3 +119,31 @@ def test_config_callbacks_reach_the_application(
         consumer.poll(0.5)  # serves the commit result
     assert commits and commits[0][0] is None
     assert [(p.topic, p.partition, p.offset) for p in commits[0][1]] == [(uri, 0, 1)]
+
+
+def test_cluster_id_and_member_id_as_confluent_kafka_reports_them(
+    base: dict[str, Any], services: Services, new_topic: Callable[..., str]
+) -> None:
+    from confluent_kafka import Consumer as NativeConsumer
+
+    uri = services.cluster_prefix + new_topic(partitions=1)
+    native = NativeConsumer({"bootstrap.servers": services.kafka_bootstrap_servers, "group.id": "unused"})
+    try:
+        expected = native.cluster_id(TIMEOUT)
+    finally:
+        native.close()
+    assert expected
+    with psc.Producer(base) as producer:
+        producer.produce(uri, b"v")
+        assert producer.cluster_id(TIMEOUT) == expected
+    config = {
+        **base,
+        "psc.consumer.group.id": f"g-{uuid.uuid4().hex[:8]}",
+        "psc.consumer.offset.auto.reset": "earliest",
+    }
+    with psc.Consumer(config) as consumer:
+        consumer.subscribe([uri])
+        assert drain(consumer, 1)
+        assert consumer.cluster_id(TIMEOUT) == expected
+        member = consumer.memberid()
+        assert member is not None and member.startswith("it-compat-")  # librdkafka: client.id (psc.project), a uuid

@@ -159,6 +159,9 @@ def _parameters(func: Any) -> list[tuple[str, Any]]:
         (psc.Consumer.consume, [("num_messages", 1), ("timeout", None)]),
         (psc.Consumer.committed, [("partitions", inspect.Parameter.empty), ("timeout", -1)]),
         (psc.Consumer.offsets_for_times, [("partitions", inspect.Parameter.empty), ("timeout", -1)]),
+        (psc.Producer.cluster_id, [("timeout", -1), ("topic", None)]),
+        (psc.Consumer.cluster_id, [("timeout", -1), ("topic", None)]),
+        (psc.Consumer.memberid, [("topic", None)]),
     ],
     ids=lambda v: getattr(v, "__qualname__", ""),
 )
