@@ -6,6 +6,22 @@ package), addressed by resource-name URIs such as
 configuration, config logging and automatic remediation of known client errors.
 """
 
+from confluent_kafka import (
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    ConsumerGroupType,
+    ElectionType,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Node,
+    ThrottleEvent,
+    TopicCollection,
+    TopicPartitionInfo,
+    Uuid,
+    libversion,
+)
+
 from psc._asyncio import AsyncConsumer, AsyncProducer
 from psc._config import PscConfig
 from psc._consumer import Consumer
@@ -16,8 +32,12 @@ from psc._message import (
     OFFSET_END,
     OFFSET_INVALID,
     OFFSET_STORED,
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    TIMESTAMP_NOT_AVAILABLE,
     Message,
     MessageId,
+    TopicPartition,
     TopicUriPartition,
 )
 from psc._producer import Producer
@@ -47,6 +67,9 @@ __all__ = [
     "OFFSET_END",
     "OFFSET_INVALID",
     "OFFSET_STORED",
+    "TIMESTAMP_CREATE_TIME",
+    "TIMESTAMP_LOG_APPEND_TIME",
+    "TIMESTAMP_NOT_AVAILABLE",
     "AdminClient",
     "AsyncConsumer",
     "AsyncProducer",
@@ -56,11 +79,19 @@ __all__ = [
     "ConfigError",
     "Consumer",
     "ConsumerError",
+    "ConsumerGroupState",
+    "ConsumerGroupTopicPartitions",
+    "ConsumerGroupType",
     "DeserializingConsumer",
     "DiscoveryError",
+    "ElectionType",
     "InvalidUriError",
+    "IsolationLevel",
+    "KafkaError",
+    "KafkaException",
     "Message",
     "MessageId",
+    "Node",
     "PartitionMetadata",
     "Producer",
     "ProducerError",
@@ -70,13 +101,19 @@ __all__ = [
     "SerializationError",
     "SerializingProducer",
     "ServiceEndpoint",
+    "ThrottleEvent",
+    "TopicCollection",
     "TopicMetadata",
+    "TopicPartition",
+    "TopicPartitionInfo",
     "TopicUri",
     "TopicUriPartition",
     "TransactionError",
     "UnknownBackendError",
+    "Uuid",
     "configure_logging",
     "discover",
+    "libversion",
     "parse_topic_uri",
     "register_backend",
 ]

@@ -433,9 +433,10 @@ _CONSUMER: list[ConfigKey] = [
     ConfigKey(
         "psc.consumer.commit.auto.enabled",
         bool,
-        False,
+        None,
         "enable.auto.commit",
-        "Periodic automatic commits. Platform default off: commit after processing, so nothing is skipped on a crash.",
+        "Periodic automatic commits of the stored offsets (librdkafka's default: on). Set false to commit by hand "
+        "after processing, so nothing is skipped on a crash.",
         "consumer",
     ),
     ConfigKey(
@@ -740,6 +741,12 @@ class _Reader:
     def read(self, key: object, value: object) -> None:
         if not isinstance(key, str):
             self.problems.append(f"config keys must be strings, got {key!r}")
+        elif key.startswith(("psc.producer.", "psc.consumer.")) and not key.startswith(f"psc.{self.client_type}."):
+            other = "consumer" if self.client_type == "producer" else "producer"
+            self.problems.append(
+                f"{key}: a {other} key given to a {self.client_type}; "
+                f"a {self.client_type} takes psc.{self.client_type}.* and psc.* keys"
+            )
         elif key in _BY_NAME:
             self._read_known(_BY_NAME[key], value, key)
         elif key.startswith(("psc.producer.", "psc.consumer.", "psc.admin.")):
@@ -873,9 +880,12 @@ def _passthrough_problem(client: ClientType, native: str) -> str | None:
     if native in _LIBRDKAFKA[client]:
         return None
     prefix = f"psc.{client}."
-    candidates = [k.name for k in CONFIG_KEYS if k.client_type == client]
-    candidates += [prefix + name for name in _LIBRDKAFKA[client] if not _is_owned(name)]
-    hint = _suggest(prefix + native, candidates)
+    # Compared without the shared prefix, which would make every key look alike; a native key PSC maps is
+    # accepted under its own name too (psc.producer.linger.ms), so it is a fine suggestion.
+    candidates = [k.name[len(prefix) :] for k in CONFIG_KEYS if k.client_type == client]
+    candidates += sorted(_LIBRDKAFKA[client] - _DISCOVERY_OWNED.keys())
+    close = difflib.get_close_matches(native, list(dict.fromkeys(candidates)), n=3, cutoff=0.75)
+    hint = "; did you mean " + " or ".join(repr(prefix + c) for c in close) + "?" if close else ""
     return f"unknown key: neither a PSC key nor a librdkafka {client} property{hint}"
 
 
@@ -909,6 +919,11 @@ def render_markdown() -> str:
         "  `queue.buffering.max.messages`. A native key that PSC maps (or a librdkafka alias of it) sets",
         "  the PSC key: `psc.producer.linger.ms` is `psc.producer.batch.duration.ms`; setting both is an",
         "  error. Bootstrap servers and TLS settings come from the topic URI, not from configuration.",
+        "- A client takes `psc.*` keys and its own namespace's; keys of the other client type (`psc.consumer.*`",
+        "  given to a producer) are refused.",
+        "- The callbacks confluent-kafka takes in its configuration (`error_cb`, `stats_cb`, `throttle_cb`,",
+        "  `oauth_cb`, `logger`, and `on_delivery` for a producer or `on_commit` for a consumer) are taken under",
+        "  their plain names or as `psc.producer.<name>`/`psc.consumer.<name>`; see `docs/psc-api.md`.",
         "- An empty value means the backend (librdkafka) default; *backend* in the Default column too.",
         "- Every problem is reported at once; secrets are redacted in config logs.",
         "",

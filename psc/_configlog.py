@@ -12,8 +12,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from psc._config import PscConfig
 from psc.common import get_logger
@@ -43,8 +43,23 @@ def _cluster_of(uri: str) -> str:
     return uri[: uri.rfind(":") + 1]
 
 
-def report_config(config: PscConfig, client_type: str, topic_uris: Sequence[str]) -> threading.Thread | None:
-    """Log the client's configuration and send its record in the background; never raises.
+class RecordProducer(Protocol):
+    """What sending the config record needs of a producer: PSC's :class:`~psc.Producer`, passed in by the
+    clients so that this module does not import the producer that imports it."""
+
+    def produce(self, topic: str, value: Any = None) -> None: ...
+    def flush(self, timeout: float | None = None) -> int: ...
+    def close(self, timeout: float | None = None) -> None: ...
+
+
+def report_config(
+    config: PscConfig,
+    client_type: str,
+    topic_uris: Sequence[str],
+    make_producer: Callable[[dict[str, Any]], RecordProducer],
+) -> threading.Thread | None:
+    """Log the client's configuration and send its record in the background with a producer from
+    ``make_producer`` (called with its config); never raises.
 
     Returns the sending thread (None when nothing is sent) so tests can wait for it.
     """
@@ -59,7 +74,9 @@ def report_config(config: PscConfig, client_type: str, topic_uris: Sequence[str]
     target = config.config_logging_topic_uri
     if not target:
         return None
-    thread = threading.Thread(target=_send, args=(config, target, record), name="psc-config-log", daemon=True)
+    thread = threading.Thread(
+        target=_send, args=(config, target, record, make_producer), name="psc-config-log", daemon=True
+    )
     thread.start()
     return thread
 
@@ -79,11 +96,11 @@ def _internal_config(config: PscConfig) -> dict[str, Any]:
     }
 
 
-def _send(config: PscConfig, target: str, record: dict[str, Any]) -> None:
-    from psc._producer import Producer  # the config-log producer is an ordinary, unlogged PSC producer
-
+def _send(
+    config: PscConfig, target: str, record: dict[str, Any], make_producer: Callable[[dict[str, Any]], RecordProducer]
+) -> None:
     try:
-        producer = Producer(_internal_config(config))
+        producer = make_producer(_internal_config(config))  # an ordinary PSC producer, its own config unlogged
         try:
             producer.produce(target, json.dumps(record, default=str).encode("utf-8"))
             left = producer.flush(FLUSH_TIMEOUT_S)

@@ -15,13 +15,15 @@ buffered records back (seeking their partitions to the first unreturned offset);
 application's callback see those positions, then drops the revoked partitions' records. Each batch is sized
 to be served in about ``_BUFFER_S`` at the rate the previous one was, at most
 ``psc.consumer.poll.messages.max``, so the backend is still called often enough for
-``max.poll.interval.ms``. Automatic commits with automatic offset store would commit buffered records:
-that configuration reads one record per call, as do serde and interceptors.
+``max.poll.interval.ms``. Automatic commits (on by default, as in librdkafka) with automatic offset store
+would commit buffered records, so PSC turns librdkafka's automatic store off and stores the offsets of the
+records it returned itself: at every refill (when all fetched records were returned), before a revocation,
+a commit and close. Serde and interceptors read one record per call.
 
-Errors: PSC raises typed exceptions from ``poll``/``consume`` instead of returning error messages, after
-remediation (swallow, retry, reset the backend consumer restoring subscription, assignment and
-positions). The one exception is end-of-partition, returned as a message whose ``is_eof()`` is true, and
-only when ``enable.partition.eof`` is set, as in confluent-kafka.
+Errors: as in confluent-kafka, an error reaches the application as a message from ``poll``/``consume``
+whose ``error()`` is the ``KafkaError``, but only once remediation (swallow, retry, reset the backend
+consumer restoring subscription, assignment and positions) could not solve it; what remediation solved
+the application never sees. End-of-partition messages come only when ``enable.partition.eof`` is set.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MethodType
-from typing import Any
+from typing import Any, cast, overload
+
+from confluent_kafka import KafkaError
 
 from psc._accel import FastPoll, MemberBase, wrap_batch
+from psc._callbacks import merge_config, split_callbacks
 from psc._client_settings import CERT_CHECK_EVERY_S, ERROR_RESET_INTERVAL_S, METRICS_EVERY_S, ClientSettings
 from psc._config import PscConfig
 from psc._configlog import report_config
@@ -48,12 +53,13 @@ from psc._message import (
     TopicUriPartition,
 )
 from psc._metrics import ClientMetrics, client_metrics
-from psc._remediation import Action, Remedy
+from psc._producer import Producer
+from psc._remediation import Action, Remedy, backend_error
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
 from psc.backends.base import BackendConsumer, BackendPartition, ClusterMetadata
 from psc.common import LogThrottle, get_logger
-from psc.errors import BackendError, ClientClosedError, ConsumerError, InvalidUriError, PscError
+from psc.errors import BackendError, ClientClosedError, ConfigError, ConsumerError, InvalidUriError, PscError
 from psc.interceptors import (
     PRODUCE_TS_HEADER,
     InterceptorRecord,
@@ -66,12 +72,13 @@ from psc.serde import Deserializer, SerdeContext, get_deserializer
 _log = get_logger("psc.consumer")
 
 RebalanceCallback = Callable[["Consumer", list[TopicUriPartition]], None]
-CommitCallback = Callable[[PscError | None, list[TopicUriPartition]], None]
+CommitCallback = Callable[[KafkaError | None, list[TopicUriPartition]], None]
 
 _SLICE_S = 0.01  # one round of waiting across all clusters
 _BUFFER_S = 0.1  # a poll buffer should be served in about this long, so the backend is called often
 _HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path, when not sampling
 _Key = tuple[str, int]
+_REPORTED_AT_ONCE = frozenset({"UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION"})
 
 
 class _Settings(ClientSettings):
@@ -93,9 +100,22 @@ class _Settings(ClientSettings):
         native = self.native
         auto_commit = _flag(native.get("enable.auto.commit", native.get("auto.commit.enable")), True)
         self.auto_store = _flag(native.get("enable.auto.offset.store"), True)
-        # Automatic commits of automatically stored offsets would commit records still in the buffer.
-        buffered = self.plain and not (auto_commit and self.auto_store)
-        self.buffer_max = config.poll_messages_max if buffered else 1
+        # Automatic commits of offsets librdkafka stores by itself would commit records still in PSC's buffer:
+        # with a backend that can store offsets, PSC stores those of the records it returned instead.
+        self.managed_store = self.plain and auto_commit and self.auto_store
+        if self.managed_store:
+            native["enable.auto.offset.store"] = "false"
+        self.poll_messages_max = config.poll_messages_max
+
+    def buffer_max(self, consumer: BackendConsumer) -> int:
+        """How many records one refill of a member over ``consumer`` may buffer."""
+        if not self.plain or (self.managed_store and not stores_offsets(consumer)):
+            return 1
+        return self.poll_messages_max
+
+
+def stores_offsets(consumer: BackendConsumer) -> bool:
+    return type(consumer).store_offsets is not BackendConsumer.store_offsets
 
 
 class _Member(MemberBase):
@@ -114,6 +134,7 @@ class _Member(MemberBase):
         "counts",
         "errors",
         "last_error_reset",
+        "managed",
         "manual",
         "only_topic",
         "period",
@@ -150,7 +171,8 @@ class _Member(MemberBase):
         self.last_error_reset = 0.0
         # Records fetched but not yet returned, the next one last; refilled in batches of ``size`` records.
         self.buffer: list[Any] = []
-        self.buffer_max = settings.buffer_max
+        self.buffer_max = settings.buffer_max(consumer)
+        self.managed = settings.managed_store and stores_offsets(consumer)  # PSC stores the offsets it returned
         self.size = 1
         self.refilled = 0.0  # when the buffer was last refilled, with ``served`` records
         self.served = 0
@@ -187,23 +209,48 @@ class _Member(MemberBase):
 class Consumer:
     """A consumer addressed by topic URIs, with ``confluent_kafka.Consumer``'s API.
 
-    ``config`` holds PSC keys (``psc.consumer.*``, ``psc.*``); connection settings come from discovery.
-    Rebalance callbacks are called as ``callback(consumer, partitions)`` with :class:`TopicUriPartition`.
+    ``config`` holds PSC keys (``psc.consumer.*``, ``psc.*``); connection settings come from discovery. As
+    in confluent-kafka it may be given as a dict, as keyword arguments (``Consumer(**conf)``) or both, and
+    may hold callbacks (``error_cb``, ``stats_cb``, ``throttle_cb``, ``oauth_cb``, ``logger``,
+    ``on_commit``), plain or as ``psc.consumer.<name>``. The keyword-only arguments are PSC's own.
+    Rebalance callbacks are called as ``callback(consumer, partitions)`` with :class:`TopicPartition`.
     ``on_commit(error, partitions)`` reports the result of every commit, synchronous or not, as
-    confluent-kafka's ``on_commit``; per-partition failures are in each partition's ``error``.
+    confluent-kafka's; per-partition failures are in each partition's ``error``.
     """
 
+    @overload
     def __init__(
         self,
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | None = None,
+        /,
         *,
         key_deserializer: Deserializer[Any] | None = None,
         value_deserializer: Deserializer[Any] | None = None,
         interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
         metrics: ClientMetrics | None = None,
-        on_commit: CommitCallback | None = None,
+        **more_config: Any,
+    ) -> None: ...
+
+    @overload  # confluent-kafka's Client(**conf), whatever the value type of conf
+    def __init__(self, config: Mapping[str, Any] | None = None, /, **more_config: Any) -> None: ...
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        /,
+        *,
+        key_deserializer: Deserializer[Any] | None = None,
+        value_deserializer: Deserializer[Any] | None = None,
+        interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
+        metrics: ClientMetrics | None = None,
+        **more_config: Any,
     ) -> None:
-        psc_config = PscConfig.from_mapping(config, client_type="consumer")
+        raw, self._app_callbacks = split_callbacks(merge_config(config, more_config), "consumer")
+        on_commit: CommitCallback | None = self._app_callbacks.own
+        psc_config = PscConfig.from_mapping(raw, client_type="consumer")
+        if not psc_config.native.get("group.id"):
+            # As confluent-kafka, at construction: librdkafka's own message would name its key, not PSC's.
+            raise ConfigError("psc.consumer.group.id must be set: every consumer belongs to a consumer group")
         self._metrics = metrics if metrics is not None else client_metrics()
         self._settings = _Settings(psc_config, key_deserializer, value_deserializer, interceptors, self._metrics)
         self._repeats = LogThrottle(_log)  # a broker down reports on every reconnect: a line each would flood
@@ -231,17 +278,17 @@ class Consumer:
 
     def subscribe(
         self,
-        topic_uris: Sequence[str],
+        topics: Sequence[str],
         on_assign: RebalanceCallback | None = None,
         on_revoke: RebalanceCallback | None = None,
         on_lost: RebalanceCallback | None = None,
     ) -> None:
-        """Subscribe to ``topic_uris`` (replacing any earlier subscription), possibly across clusters."""
+        """Subscribe to the topic URIs ``topics`` (replacing any earlier subscription), possibly across clusters."""
         self._check_open()
-        if isinstance(topic_uris, str) or not topic_uris:
-            raise ConsumerError(f"subscribe() takes a non-empty list of topic URIs, got {topic_uris!r}")
-        grouped = self._group_topics(topic_uris)
-        self._log_config(list(topic_uris))
+        if isinstance(topics, str) or not topics:
+            raise ConsumerError(f"subscribe() takes a non-empty list of topic URIs, got {topics!r}")
+        grouped = self._group_topics(topics)
+        self._log_config(list(topics))
         self._callbacks = (on_assign, on_revoke, on_lost)
         self._give_back_all()
         for prefix, member in list(self._members.items()):
@@ -257,10 +304,10 @@ class Consumer:
     def _group_topics(self, topic_uris: Iterable[str]) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = {}
         for uri in topic_uris:
-            parsed = self._parse(uri)
+            parsed = self._parse(uri)  # the only parse: typed values from here on
             if parsed.is_cluster:
                 raise ConsumerError(f"cannot subscribe to cluster URI {uri!r}: it names no topic", topic_uri=uri)
-            cluster = self._cluster(uri)
+            cluster = self._cluster(parsed)
             grouped.setdefault(cluster.cluster_uri, []).append(cluster.topic_name(parsed))
         return grouped
 
@@ -341,6 +388,8 @@ class Consumer:
     def _on_revoke(self, member: _Member, parts: list[BackendPartition], *, lost: bool) -> None:
         if not lost:
             self._remember_positions(member, parts)
+            if member.managed:
+                self._store_returned(member)  # librdkafka commits the stored offsets of revoked partitions
         callback = self._callbacks[2] if lost and self._callbacks[2] is not None else self._callbacks[1]
         try:
             if callback is not None:
@@ -363,7 +412,7 @@ class Consumer:
     # --- consuming -----------------------------------------------------------------------------------
 
     def poll(self, timeout: float | None = None) -> Message | None:
-        """The next message, or None after ``timeout`` seconds (None: wait forever).
+        """The next message, or None after ``timeout`` seconds (None or negative: wait forever).
 
         An instance's ``poll`` is ``_fast_poll``, which serves the only member's buffered records and calls
         this method when there is no such member or its buffer is empty.
@@ -383,6 +432,8 @@ class Consumer:
         """The next record from the backend; when buffering, the rest of its batch goes to the buffer."""
         if member.buffer_max == 1:
             return member.poll(timeout)
+        if member.managed and member.served:
+            self._store_returned(member)  # every record fetched so far was returned: auto-commit may have them
         now = time.monotonic()
         elapsed = now - member.refilled
         # Size the batch to be served in about _BUFFER_S at the rate the last one was; grow gradually.
@@ -436,6 +487,8 @@ class Consumer:
         self._check_open()
         self._raise_deferred()
         self._housekeeping()
+        if timeout is not None and timeout < 0:
+            timeout = None  # confluent-kafka's -1: wait forever
         start = time.monotonic() if started is None else started
         deadline = None if timeout is None else start + timeout
         first = True
@@ -453,6 +506,8 @@ class Consumer:
         """Up to ``num_messages`` messages, waiting at most ``timeout`` seconds for the first."""
         if num_messages < 1:
             raise ValueError(f"num_messages must be at least 1, got {num_messages}")
+        if timeout is not None and timeout < 0:
+            timeout = None  # confluent-kafka's -1: wait forever
         member = self._one
         if member is not None and member.plain:
             if member.buffer:
@@ -605,6 +660,10 @@ class Consumer:
         name = error.name()
         if name == PARTITION_EOF:
             return Message(native, member.source) if self._eof else None
+        if name in _REPORTED_AT_ONCE:
+            # A subscribed topic that does not exist: librdkafka keeps the subscription and reads the topic
+            # once it appears; confluent-kafka tells the application at once, and so does PSC.
+            return Message(native, member.source)
         uri = member.source.topic_uri(native.topic()) if native.topic() else member.cluster.cluster_uri
         remediator = self._settings.remediator
         remedy = remediator.remedy_for(error, uri)
@@ -620,7 +679,7 @@ class Consumer:
             self._reset(member, f"{name}: {error.str()}")
             return None
         member.errors.pop(name, None)
-        raise remediator.to_psc_error(error, remedy)
+        return Message(native, member.source)  # as confluent-kafka delivers it: a message whose error() is set
 
     def _reset(self, member: _Member, reason: str) -> None:
         """Recreate a member's backend consumer, restoring subscription, assignment and positions."""
@@ -633,6 +692,9 @@ class Consumer:
                 restore.update(member.positions)
             except Exception:
                 _log.debug("cannot read the assignment before reset", exc_info=True)
+            managed, member.managed = member.managed, False  # the old consumer's revocation must store nothing
+            if managed:
+                self._store_returned(member)  # before the buffer goes: only what the application was given
             member.buffer = []
             member.rewound.clear()
             try:
@@ -640,6 +702,7 @@ class Consumer:
             except Exception:
                 _log.debug("closing the old consumer failed", exc_info=True)
             member.bind(self._new_backend(member.cluster))
+            member.managed = managed
             self._metrics.reset(member.cluster.cluster_uri)
             _log.warning("reset backend consumer", cluster_uri=member.cluster.cluster_uri, reason=reason)
             if member.topics:
@@ -650,16 +713,29 @@ class Consumer:
                     [p._replace(offset=restore.get((p.topic, p.partition), p.offset)) for p in member.manual]
                 )
 
-    def _call(self, member: _Member, method: str, *args: Any) -> Any:
+    def _call(
+        self, member: _Member, method: str, *args: Any, check: Callable[[Exception, int], None] | None = None
+    ) -> Any:
         """Run a backend consumer method under remediation (retry with backoff, reset, typed error).
 
         The method is looked up on every attempt: after a reset it runs on the new backend consumer.
+        ``check(exc, attempt)`` may raise instead for a failure that must reach the application as it is.
         """
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return getattr(member.consumer, method)(*args)
+            except Exception as exc:
+                if check is not None:
+                    check(exc, attempts)
+                raise
+
         try:
             return self._settings.remediator.run(
-                lambda: getattr(member.consumer, method)(*args),
-                lambda: self._reset(member, "remediation"),
-                member.cluster.cluster_uri,
+                attempt, lambda: self._reset(member, "remediation"), member.cluster.cluster_uri
             )
         except PscError:
             raise
@@ -685,13 +761,25 @@ class Consumer:
             targets: list[tuple[_Member, list[BackendPartition] | None]] = [(m, None) for m in self._order]
         else:
             targets = list(self._by_member(offsets))
+        nothing: list[ConsumerError] = []
         for member, parts in targets:
-            if parts is None and self._settings.auto_store and (member.buffer or member.rewound):
-                # The stored offsets are past the buffered records: commit what the application was given.
+            if parts is None and (member.managed or (self._settings.auto_store and (member.buffer or member.rewound))):
+                # librdkafka's stored offsets are past the buffered records, or (when PSC stores them) behind the
+                # returned ones: commit what the application was given.
                 assigned = self._positions(member, member.consumer.assignment())
                 parts = [p for p in assigned if p.offset >= 0] or None
-            result = self._call(member, "commit", parts, asynchronous)
+                if member.managed and parts:
+                    member.consumer.store_offsets(parts)  # so that the next automatic commit agrees
+            try:
+                result = self._call(member, "commit", parts, asynchronous, check=_no_offset_raises)
+            except _NothingStored as exc:
+                nothing.append(exc)
+                continue
             committed.extend(self._to_psc(member, result or []))
+        if not asynchronous and not targets:
+            nothing.append(_NothingStored.of(KafkaError(KafkaError._NO_OFFSET, "Local: No offset stored")))
+        if nothing and len(nothing) >= len(targets):
+            raise nothing[0]  # as confluent-kafka: a synchronous commit of nothing raises _NO_OFFSET
         return None if asynchronous else committed
 
     def store_offsets(
@@ -727,6 +815,15 @@ class Consumer:
                 offset = member.rewound.get(key)
             out.append(p if offset is None else p._replace(offset=offset, leader_epoch=None))
         return out
+
+    def _store_returned(self, member: _Member) -> None:
+        """Store the offsets after the records returned to the application, for librdkafka's auto-commit."""
+        try:
+            parts = [p for p in self._positions(member, member.consumer.assignment()) if p.offset >= 0]
+            if parts:
+                member.consumer.store_offsets(parts)
+        except Exception:  # e.g. partitions revoked meanwhile: their records are read again, never skipped
+            _log.debug("cannot store offsets", cluster_uri=member.cluster.cluster_uri, exc_info=True)
 
     def _give_back(self, member: _Member, parts: Sequence[BackendPartition] = ()) -> None:
         """Return buffered records to the backend, seeking to the first unreturned, before what is read changes.
@@ -815,20 +912,29 @@ class Consumer:
             out.extend(self._to_psc(member, self._call(member, method, parts, *args)))
         return out
 
-    def list_topics(self, topic_uri: str | None = None, timeout: float = -1) -> ClusterMetadata:
-        """Metadata of the cluster of ``topic_uri`` (topic or cluster URI); topics keyed by topic URI."""
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> ClusterMetadata:
+        """Metadata of the cluster of ``topic`` (topic or cluster URI); topics keyed by topic URI."""
         self._check_open()
-        member = self._member_of(topic_uri)
-        topic = None
-        if topic_uri is not None and not self._parse(topic_uri).is_cluster:
-            topic = member.cluster.topic_name(topic_uri)
-        result: ClusterMetadata = self._call(member, "list_topics", topic, timeout)
+        uri = None if topic is None else self._parse(topic)
+        member = self._member_of(uri)
+        name = None if uri is None or uri.is_cluster else member.cluster.topic_name(uri)
+        result: ClusterMetadata = self._call(member, "list_topics", name, timeout)
         return result
 
     def consumer_group_metadata(self, topic_uri: str | None = None) -> Any:
         """Group metadata for ``Producer.send_offsets_to_transaction`` (of ``topic_uri``'s cluster)."""
         self._check_open()
-        return self._member_of(topic_uri).consumer.consumer_group_metadata()
+        return self._member_of(None if topic_uri is None else self._parse(topic_uri)).consumer.consumer_group_metadata()
+
+    def cluster_id(self, timeout: float = -1, topic: str | None = None) -> str | None:
+        """The id of the cluster (of ``topic``, a topic or cluster URI, when the consumer reads several)."""
+        self._check_open()
+        return self._member_of(None if topic is None else self._parse(topic)).consumer.cluster_id(timeout)
+
+    def memberid(self, topic: str | None = None) -> str | None:
+        """The member id in the group (on the cluster of ``topic`` when the consumer reads several)."""
+        self._check_open()
+        return self._member_of(None if topic is None else self._parse(topic)).consumer.memberid()
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -837,11 +943,10 @@ class Consumer:
             raise InvalidUriError(repr(topic_uri), f"expected a topic URI string, got {type(topic_uri).__name__}")
         return TopicUri.parse(topic_uri)
 
-    def _cluster(self, topic_uri: str) -> Cluster:
-        prefix = self._parse(topic_uri).cluster_prefix
-        cluster = self._clusters.get(prefix)
+    def _cluster(self, uri: TopicUri) -> Cluster:
+        cluster = self._clusters.get(uri.cluster_prefix)
         if cluster is None:
-            cluster = self._clusters[prefix] = resolve_cluster(topic_uri, self._settings.config)
+            cluster = self._clusters[uri.cluster_prefix] = resolve_cluster(uri, self._settings.config)
         return cluster
 
     def _member(self, prefix: str) -> _Member:
@@ -856,9 +961,9 @@ class Consumer:
     def _set_one(self, member: _Member | None) -> None:
         self._one = self._fast_poll.member = member
 
-    def _member_of(self, topic_uri: str | None) -> _Member:
-        if topic_uri is not None:
-            return self._member(self._cluster(topic_uri).cluster_uri)
+    def _member_of(self, uri: TopicUri | None) -> _Member:
+        if uri is not None:
+            return self._member(self._cluster(uri).cluster_uri)
         if len(self._order) == 1:
             return self._order[0]
         raise ConsumerError("name a topic or cluster URI: this consumer uses several clusters (or none yet)")
@@ -866,6 +971,7 @@ class Consumer:
     def _new_backend(self, cluster: Cluster) -> BackendConsumer:
         native = dict(self._settings.native)
         native["error_cb"] = lambda err: self._on_client_error(cluster, err)
+        native.update(self._app_callbacks.native)
         if self._on_commit is not None:
             native["on_commit"] = lambda err, parts: self._report_commit(cluster, err, parts)
         try:
@@ -880,10 +986,9 @@ class Consumer:
         member = self._members.get(cluster.cluster_uri)
         if member is None or self._on_commit is None:
             return
-        error = None if err is None else BackendError.from_native(err, cluster_uri=cluster.cluster_uri)
-        if error is not None:
-            self._metrics.error(cluster.cluster_uri, error.name)
-        self._on_commit(error, self._to_psc(member, parts))
+        if err is not None:
+            self._metrics.error(cluster.cluster_uri, err.name())
+        self._on_commit(err, self._to_psc(member, parts))
 
     def _on_client_error(self, cluster: Cluster, err: Any) -> None:
         """librdkafka's error callback: errors the catalogue resets for (e.g. a rotated CA) schedule a reset.
@@ -896,11 +1001,12 @@ class Consumer:
             cluster_uri=cluster.cluster_uri, error=err.str(), fatal=err.fatal(),
         )  # fmt: skip
         remediator = self._settings.remediator
-        if not remediator.enabled or remediator.catalogue.lookup(err, "consumer").action is not Action.RESET:
-            return
-        member = self._members.get(cluster.cluster_uri)
-        if member is not None and time.monotonic() - member.last_error_reset >= ERROR_RESET_INTERVAL_S:
-            member.reset_reason = f"{err.name()}: {err.str()}"
+        if remediator.enabled and remediator.catalogue.lookup(err, "consumer").action is Action.RESET:
+            member = self._members.get(cluster.cluster_uri)
+            if member is not None and time.monotonic() - member.last_error_reset >= ERROR_RESET_INTERVAL_S:
+                member.reset_reason = f"{err.name()}: {err.str()}"
+        if self._app_callbacks.error_cb is not None:
+            self._app_callbacks.error_cb(err)  # after PSC acted on it, as confluent-kafka's error_cb
 
     def _to_backend(self, partitions: Iterable[TopicUriPartition]) -> dict[str, list[BackendPartition]]:
         """Partitions grouped by cluster, as backend partitions; members are created for new clusters."""
@@ -908,12 +1014,11 @@ class Consumer:
         for tp in partitions:
             if not isinstance(tp, TopicUriPartition):
                 raise TypeError(f"expected TopicUriPartition, got {type(tp).__name__}")
-            cluster = self._cluster(tp.topic_uri)
+            uri = self._parse(tp.topic)
+            cluster = self._cluster(uri)
             self._member(cluster.cluster_uri)
             grouped.setdefault(cluster.cluster_uri, []).append(
-                BackendPartition(
-                    cluster.topic_name(tp.topic_uri), tp.partition, tp.offset, None, tp.metadata, tp.leader_epoch
-                )
+                BackendPartition(cluster.topic_name(uri), tp.partition, tp.offset, None, tp.metadata, tp.leader_epoch)
             )
         return grouped
 
@@ -922,22 +1027,16 @@ class Consumer:
 
     def _to_psc(self, member: _Member, parts: Iterable[BackendPartition]) -> list[TopicUriPartition]:
         uri = member.source.topic_uri
+        # The backend's own error object: a KafkaError for Kafka, as confluent-kafka reports it.
         return [
-            TopicUriPartition(
-                uri(p.topic),
-                p.partition,
-                p.offset,
-                p.metadata,
-                p.leader_epoch,
-                None if p.error is None else BackendError.from_native(p.error),
-            )
+            TopicUriPartition(uri(p.topic), p.partition, p.offset, p.metadata, p.leader_epoch, cast(Any, p.error))
             for p in parts
         ]
 
     def _log_config(self, topic_uris: list[str]) -> None:
         if not self._config_logged:
             self._config_logged = True
-            report_config(self._settings.config, "consumer", topic_uris)
+            report_config(self._settings.config, "consumer", topic_uris, Producer)
 
     def _housekeeping(self) -> None:
         """Publish counts (at most once a second) and reset clients whose certificate is about to expire."""
@@ -980,6 +1079,9 @@ class Consumer:
             self._publish_counts()
             self._set_one(None)
             for member in self._order:
+                if member.managed:
+                    self._store_returned(member)  # the commit on close has every record returned
+                    member.managed = False  # and no more: the buffer is dropped before the revocation runs
                 member.buffer = []  # never returned; auto-commit, when on, commits only stored offsets here
                 try:
                     member.consumer.close()
@@ -1020,6 +1122,27 @@ def _next_offset(message: Message | MessageId) -> TopicUriPartition:
     if offset is None or partition is None or offset < 0:
         raise ConsumerError(f"cannot commit {message!r}: it has no offset")
     return TopicUriPartition(message.topic(), partition, offset + 1)
+
+
+class _NothingStored(ConsumerError):
+    """A synchronous commit found no offset to commit: ``args[0]`` is librdkafka's ``_NO_OFFSET`` error."""
+
+    @classmethod
+    def of(cls, native: Any) -> _NothingStored:
+        error = cls(f"commit failed: {native.str()}")
+        error.args = (native,)
+        return error
+
+
+def _no_offset_raises(exc: Exception, attempt: int) -> None:
+    """A first commit attempt with nothing stored raises ``_NO_OFFSET`` as confluent-kafka does.
+
+    On a retry it means the partitions went away meanwhile (a rebalance): nothing is left to do, so the
+    catalogue's remedy (swallow) applies.
+    """
+    info = backend_error(exc)
+    if attempt == 1 and info is not None and info.name == "_NO_OFFSET":
+        raise _NothingStored.of(info.native) from exc
 
 
 def _take(buffer: list[Any], count: int) -> list[Any]:

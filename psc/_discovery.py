@@ -104,12 +104,36 @@ def discover(uri: TopicUri | str, config: PscConfig) -> ServiceEndpoint:
         endpoint = _ask(provider, parsed, config)
         if endpoint is not None:
             return _with_security(parsed, config, replace(endpoint, provider=provider.name))
+    mismatch = _protocol_mismatch(parsed, config)
+    if mismatch is not None:
+        raise DiscoveryError(mismatch, uri=str(parsed), providers=tried)
     raise DiscoveryError(
         f"no discovery provider knows cluster {parsed.cluster_prefix!r} (topic URI {str(parsed)!r}); "
         f"tried: {'; '.join(tried)}",
         uri=str(parsed),
         providers=tried,
     )
+
+
+def _protocol_mismatch(uri: TopicUri, config: PscConfig) -> str | None:
+    """Why a cluster known under another protocol (``plaintext:`` vs ``secure:``) was not found, if so."""
+    sources: list[tuple[str, Mapping[str, ServiceEndpoint]]] = []
+    text = os.environ.get(ENV_DISCOVERY)
+    if text:
+        sources.append((f"environment {ENV_DISCOVERY}", _parse_environment(text)))
+    path = config.discovery_file or os.environ.get(ENV_DISCOVERY_FILE)
+    if path:
+        sources.append((f"file {path}", _load_file(path)))
+    rn = uri.cluster_uri.rn
+    for origin, entries in sources:
+        known = [key for key in entries if ":/" in key and key.split(":/", 1)[1] == rn]
+        if known:
+            return (
+                f"protocol mismatch for {str(uri)!r}: {origin} knows cluster {rn!r} only as "
+                f"{' and '.join(repr(k) for k in known)}, not with protocol {uri.protocol!r}; "
+                f"use that protocol in the URI or add a {uri.protocol!r} entry for the cluster"
+            )
+    return None
 
 
 def _ask(provider: DiscoveryProvider, uri: TopicUri, config: PscConfig) -> ServiceEndpoint | None:

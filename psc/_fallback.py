@@ -9,9 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from psc._message import MessageId, Source
-    from psc.backends.base import NativeRecord
-    from psc.errors import BackendError
+    from psc._source import MessageId, Source
+    from psc.backends.base import NativeError, NativeRecord
 
 
 class RouteBase:
@@ -145,8 +144,18 @@ class Message:
     def headers(self) -> list[tuple[str, bytes | None]] | None:
         return self._native.headers()
 
-    def error(self) -> BackendError | None:
-        return self._source.error_of(self._native)
+    def error(self) -> NativeError | None:
+        """The ``KafkaError`` the record carries (``msg.error().code() == KafkaError._PARTITION_EOF``)."""
+        return self._native.error()
+
+    def leader_epoch(self) -> int | None:
+        epoch: int | None = self._native.leader_epoch()  # type: ignore[attr-defined]
+        return epoch
+
+    def latency(self) -> float | None:
+        """A produced record's delivery latency in seconds, as confluent-kafka's ``Message.latency()``."""
+        latency: float | None = self._native.latency()  # type: ignore[attr-defined]
+        return latency
 
     def is_eof(self) -> bool:
         """True for the end-of-partition marker returned when ``enable.partition.eof`` is set."""

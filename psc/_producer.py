@@ -38,9 +38,12 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from functools import partial
 from types import MethodType
-from typing import Any
+from typing import Any, overload
+
+from confluent_kafka import KafkaError
 
 from psc._accel import FastProduce, RouteBase
+from psc._callbacks import merge_config, split_callbacks
 from psc._client_settings import CERT_CHECK_EVERY_S, ERROR_RESET_INTERVAL_S, METRICS_EVERY_S, ClientSettings
 from psc._config import PscConfig
 from psc._configlog import report_config
@@ -64,7 +67,7 @@ from psc.serde import SerdeContext, Serializer, get_serializer
 
 _log = get_logger("psc.producer")
 
-DeliveryCallback = Callable[[PscError | None, Message], None]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 _PURGED = frozenset({"_PURGE_QUEUE", "_PURGE_INFLIGHT"})
 _BUFFER_FULL_WAIT_S = 0.005
@@ -207,19 +210,41 @@ class _Retry:
 class Producer:
     """A producer addressed by topic URIs, with ``confluent_kafka.Producer``'s API.
 
-    ``config`` holds PSC keys (``psc.producer.*``, ``psc.*``); connection settings come from discovery.
+    ``config`` holds PSC keys (``psc.producer.*``, ``psc.*``); connection settings come from discovery. As
+    in confluent-kafka it may be given as a dict, as keyword arguments (``Producer(**conf)``) or both, and
+    may hold callbacks (``error_cb``, ``stats_cb``, ``throttle_cb``, ``oauth_cb``, ``logger``,
+    ``on_delivery``), plain or as ``psc.producer.<name>``. The keyword-only arguments are PSC's own.
     """
 
+    @overload
     def __init__(
         self,
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | None = None,
+        /,
         *,
         key_serializer: Serializer[Any] | None = None,
         value_serializer: Serializer[Any] | None = None,
         interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
         metrics: ClientMetrics | None = None,
+        **more_config: Any,
+    ) -> None: ...
+
+    @overload  # confluent-kafka's Client(**conf), whatever the value type of conf
+    def __init__(self, config: Mapping[str, Any] | None = None, /, **more_config: Any) -> None: ...
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        /,
+        *,
+        key_serializer: Serializer[Any] | None = None,
+        value_serializer: Serializer[Any] | None = None,
+        interceptors: Iterable[TypedInterceptor | RawInterceptor] = (),
+        metrics: ClientMetrics | None = None,
+        **more_config: Any,
     ) -> None:
-        psc_config = PscConfig.from_mapping(config, client_type="producer")
+        raw, self._app_callbacks = split_callbacks(merge_config(config, more_config), "producer")
+        psc_config = PscConfig.from_mapping(raw, client_type="producer")
         self._metrics = metrics if metrics is not None else client_metrics()
         self._settings = _Settings(psc_config, key_serializer, value_serializer, interceptors, self._metrics)
         self._repeats = LogThrottle(_log)  # failures repeat per record or per reconnect: a line each would flood
@@ -246,19 +271,20 @@ class Producer:
 
     def produce(
         self,
-        topic_uri: str,
+        topic: str,
         value: Any = None,
         key: Any = None,
         partition: int = -1,
+        callback: DeliveryCallback | None = None,
         on_delivery: DeliveryCallback | None = None,
         timestamp: int = 0,
         headers: Any = None,
-        callback: DeliveryCallback | None = None,
     ) -> None:
-        """Queue a record for ``topic_uri``; ``on_delivery(err, msg)`` is served by ``poll``/``flush``."""
-        route = self._routes.get(topic_uri)
+        """Queue a record for the topic URI ``topic``; ``on_delivery(err, msg)`` (alias ``callback``) is
+        served by ``poll``/``flush``, as in confluent-kafka."""
+        route = self._routes.get(topic)
         if route is None:
-            route = self._route(topic_uri)
+            route = self._route(topic)
         count = route.count = route.count + 1
         if on_delivery is None and callback is None and headers is None and route.plain and count != route.sample_at:
             try:
@@ -269,7 +295,8 @@ class Producer:
             except Exception as exc:
                 self._produce_failed(route, value, key, exc, partition, timestamp)
             return
-        self._produce_slow(route, value, key, partition, on_delivery or callback, None, timestamp, headers)
+        report = on_delivery or callback or self._app_callbacks.own
+        self._produce_slow(route, value, key, partition, report, None, timestamp, headers)
 
     def send(
         self,
@@ -516,7 +543,7 @@ class Producer:
         if future is not None:
             future.set_exception(error)
         if callback is not None:
-            callback(error, Message(native, gen.source))
+            callback(error.args[0], Message(native, gen.source))  # the KafkaError, as confluent-kafka passes it
         elif future is None and not (error.name in _PURGED and gen.purged_by_app):
             # Nobody else hears of this failure, so it is logged; the application's own purge() is no news.
             uri = error.context.get("topic_uri")
@@ -547,13 +574,15 @@ class Producer:
         if retry.future is not None:
             retry.future.set_exception(exc)
         if retry.callback is not None:
-            retry.callback(exc, None)  # type: ignore[arg-type]
+            retry.callback(exc.args[0], None)  # type: ignore[arg-type]
 
     # --- polling, flushing, resets ------------------------------------------------------------------
 
     def poll(self, timeout: float | None = None) -> int:
-        """Serve delivery reports; waits up to ``timeout`` seconds (None: forever) for one."""
+        """Serve delivery reports; waits up to ``timeout`` seconds (None or negative: forever) for one."""
         self._check_open()
+        if timeout is not None and timeout < 0:
+            timeout = None
         served = self._housekeeping()
         gens = list(self._gens.values())
         if len(gens) == 1:
@@ -680,9 +709,11 @@ class Producer:
             route.reported = route.count
 
     def flush(self, timeout: float | None = None) -> int:
-        """Wait until every record (including ones being retried) is delivered; returns how many remain."""
+        """Wait until every record (including ones being retried) is delivered; returns how many remain.
+
+        ``timeout`` None or negative: no limit, as confluent-kafka's ``flush(-1)``."""
         self._check_open()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
         while True:
             self._housekeeping()
             for gen in [*self._gens.values(), *self._retiring]:
@@ -711,12 +742,18 @@ class Producer:
     def __len__(self) -> int:
         return sum(len(gen.producer) for gen in [*self._gens.values(), *self._retiring]) + len(self._pending)
 
-    def list_topics(self, topic_uri: str | None = None, timeout: float = -1) -> ClusterMetadata:
-        """Metadata of the cluster of ``topic_uri`` (a topic or cluster URI), topics keyed by topic URI."""
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> ClusterMetadata:
+        """Metadata of the cluster of ``topic`` (a topic or cluster URI), topics keyed by topic URI."""
         self._check_open()
-        gen = self._generation_for(topic_uri)
-        topic = None if topic_uri is None or TopicUri.parse(topic_uri).is_cluster else gen.cluster.topic_name(topic_uri)
-        return gen.producer.list_topics(topic, timeout)
+        uri = None if topic is None else TopicUri.parse(topic)
+        gen = self._generation_for(uri)
+        name = None if uri is None or uri.is_cluster else gen.cluster.topic_name(uri)
+        return gen.producer.list_topics(name, timeout)
+
+    def cluster_id(self, timeout: float = -1, topic: str | None = None) -> str | None:
+        """The id of the cluster (of ``topic``, a topic or cluster URI, when the producer uses several)."""
+        self._check_open()
+        return self._generation_for(None if topic is None else TopicUri.parse(topic)).producer.cluster_id(timeout)
 
     # --- transactions --------------------------------------------------------------------------------
 
@@ -757,22 +794,22 @@ class Producer:
         self._txn_state = "ready"
 
     def send_offsets_to_transaction(
-        self, offsets: Iterable[TopicUriPartition], group_metadata: Any, timeout: float = -1
+        self, positions: Iterable[TopicUriPartition], group_metadata: Any, timeout: float = -1
     ) -> None:
-        """Add consumer ``offsets`` (next offsets to read) to the current transaction."""
+        """Add consumer ``positions`` (next offsets to read) to the current transaction."""
         self._require_transactional()
-        offsets = list(offsets)
+        offsets = [(TopicUri.parse(tp.topic), tp) for tp in positions]
         if self._txn_cluster is None and offsets:
-            self._generation_for(offsets[0].topic_uri)
+            self._generation_for(offsets[0][0])
         native = [
             BackendPartition(
-                self._cluster(tp.topic_uri).topic_name(tp.topic_uri),
+                self._cluster(uri).topic_name(uri),
                 tp.partition,
                 tp.offset,
                 metadata=tp.metadata,
                 leader_epoch=tp.leader_epoch,
             )
-            for tp in offsets
+            for uri, tp in offsets
         ]
         self._txn_call(lambda p: p.send_offsets_to_transaction(native, group_metadata, timeout))
 
@@ -808,28 +845,28 @@ class Producer:
         self._check_open()
         if not isinstance(topic_uri, str):
             raise InvalidUriError(repr(topic_uri), f"expected a topic URI string, got {type(topic_uri).__name__}")
-        gen = self._generation_for(topic_uri)
-        uri = TopicUri.parse(topic_uri)
+        uri = TopicUri.parse(topic_uri)  # the only parse of a new route: typed values from here on
+        gen = self._generation_for(uri)
         if uri.is_cluster:
             raise ProducerError(f"cannot produce to cluster URI {topic_uri!r}: it names no topic", topic_uri=topic_uri)
         route = _Route(topic_uri, gen.cluster.topic_name(uri), gen, self._settings)
+        route.plain = route.plain and self._app_callbacks.own is None  # a default on_delivery needs every report
         self._routes[topic_uri] = route
         return route
 
-    def _cluster(self, topic_uri: str) -> Cluster:
+    def _cluster(self, uri: TopicUri) -> Cluster:
         """The cluster of a topic URI: resolved (validated, discovered) once per cluster prefix."""
-        prefix = TopicUri.parse(topic_uri).cluster_prefix
-        cluster = self._clusters.get(prefix)
+        cluster = self._clusters.get(uri.cluster_prefix)
         if cluster is None:
-            cluster = self._clusters[prefix] = resolve_cluster(topic_uri, self._settings.config)
+            cluster = self._clusters[uri.cluster_prefix] = resolve_cluster(uri, self._settings.config)
         return cluster
 
-    def _generation_for(self, topic_uri: str | None) -> _Generation:
-        if topic_uri is None:
+    def _generation_for(self, uri: TopicUri | None) -> _Generation:
+        if uri is None:
             if len(self._gens) == 1:
                 return next(iter(self._gens.values()))
             raise ProducerError("list_topics needs a topic or cluster URI when the producer uses several clusters")
-        cluster = self._cluster(topic_uri)
+        cluster = self._cluster(uri)
         gen = self._gens.get(cluster.cluster_uri)
         if gen is not None:
             return gen
@@ -851,7 +888,7 @@ class Producer:
         )
         if not self._config_logged:
             self._config_logged = True
-            report_config(self._settings.config, "producer", [cluster.cluster_uri])
+            report_config(self._settings.config, "producer", [cluster.cluster_uri], Producer)
         if self._settings.transactional:
             try:
                 self._bind_transactional(gen)
@@ -875,6 +912,7 @@ class Producer:
         if self._settings.only_errors:
             native["delivery.report.only.error"] = True
         native["error_cb"] = lambda err: self._on_client_error(holder[0], err)
+        native.update(self._app_callbacks.native)
         try:
             backend_producer = cluster.backend.create_producer(cluster.endpoint, native, cluster.cluster_uri)
         except Exception as exc:
@@ -903,6 +941,8 @@ class Producer:
             "warning", ("client", gen.cluster.cluster_uri, error.name), "producer client error",
             cluster_uri=gen.cluster.cluster_uri, error=str(error), fatal=error.fatal,
         )  # fmt: skip
+        if self._app_callbacks.error_cb is not None:
+            self._app_callbacks.error_cb(err)  # after PSC acted on it, as confluent-kafka's error_cb
 
     # --- lifecycle -----------------------------------------------------------------------------------
 

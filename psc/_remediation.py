@@ -99,6 +99,8 @@ def backend_error(exc: BaseException) -> ErrorInfo | None:
     """The backend error an exception carries (``KafkaException`` keeps its ``KafkaError`` in ``args[0]``)."""
     if isinstance(exc, BackendError):
         return ErrorInfo.of(exc)
+    if isinstance(exc, PscError):
+        return None  # PSC's own errors (bad input, closed client) carry a KafkaError but are no backend's
     if isinstance(exc, BufferError):  # confluent-kafka's produce() signals a full local queue this way
         return ErrorInfo(_QUEUE_FULL_CODE, "_QUEUE_FULL", str(exc), retriable=True, native=exc)
     args = exc.args

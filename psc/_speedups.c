@@ -203,7 +203,7 @@ typedef struct {
 
 static PyTypeObject Message_Type;
 static PyObject *str_error, *str_partition, *str_offset, *str_timestamp, *str_key, *str_value, *str_headers,
-    *str_topic, *str_topic_uri, *str_error_of, *str_is_eof, *str_message_id;
+    *str_topic, *str_topic_uri, *str_is_eof, *str_leader_epoch, *str_latency, *str_message_id;
 
 /* A method of the native records, called without arguments. A backend's records are instances of one
  * static type (cimpl.Message for Kafka), whose methods cannot change, so its descriptor is looked up once
@@ -216,7 +216,8 @@ typedef struct {
 
 static NativeMethod native_error = {&str_error}, native_partition = {&str_partition},
                     native_offset = {&str_offset}, native_timestamp = {&str_timestamp}, native_key = {&str_key},
-                    native_value = {&str_value}, native_headers = {&str_headers}, native_topic = {&str_topic};
+                    native_value = {&str_value}, native_headers = {&str_headers}, native_topic = {&str_topic},
+                    native_leader_epoch = {&str_leader_epoch}, native_latency = {&str_latency};
 
 static PyObject *
 call_native(PyObject *native, NativeMethod *method)
@@ -281,6 +282,9 @@ FORWARD(timestamp)
 FORWARD(key)
 FORWARD(value)
 FORWARD(headers)
+FORWARD(error) /* the native KafkaError itself, as confluent-kafka returns it */
+FORWARD(leader_epoch)
+FORWARD(latency)
 #undef FORWARD
 
 #define ASK_SOURCE(name)                                                       \
@@ -288,7 +292,6 @@ FORWARD(headers)
     {                                                                          \
         return PyObject_CallMethodOneArg(self->source, str_##name, self->native); \
     }
-ASK_SOURCE(error_of)
 ASK_SOURCE(is_eof)
 ASK_SOURCE(message_id)
 #undef ASK_SOURCE
@@ -358,7 +361,9 @@ static PyMethodDef Message_methods[] = {
     {"key", (PyCFunction)Message_key, METH_NOARGS, "The key."},
     {"value", (PyCFunction)Message_value, METH_NOARGS, "The value."},
     {"headers", (PyCFunction)Message_headers, METH_NOARGS, "The headers: a list of (name, value), or None."},
-    {"error", (PyCFunction)Message_error_of, METH_NOARGS, "The error the record carries, or None."},
+    {"error", (PyCFunction)Message_error, METH_NOARGS, "The KafkaError the record carries, or None."},
+    {"leader_epoch", (PyCFunction)Message_leader_epoch, METH_NOARGS, "The partition leader epoch, or None."},
+    {"latency", (PyCFunction)Message_latency, METH_NOARGS, "A produced record's delivery latency in s, or None."},
     {"is_eof", (PyCFunction)Message_is_eof, METH_NOARGS,
      "True for the end-of-partition marker returned when enable.partition.eof is set."},
     {NULL},
@@ -644,7 +649,8 @@ intern_names(void)
         {&str_error, "error"},         {&str_partition, "partition"}, {&str_offset, "offset"},
         {&str_timestamp, "timestamp"}, {&str_key, "key"},             {&str_value, "value"},
         {&str_headers, "headers"},     {&str_topic, "topic"},         {&str_topic_uri, "topic_uri"},
-        {&str_error_of, "error_of"},   {&str_is_eof, "is_eof"},       {&str_message_id, "message_id"},
+        {&str_is_eof, "is_eof"},       {&str_message_id, "message_id"}, {&str_leader_epoch, "leader_epoch"},
+        {&str_latency, "latency"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);

@@ -383,6 +383,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     config = client_config(args)
     commits = args.group is not None
     config["psc.consumer.group.id"] = args.group or f"psc-cli-{uuid.uuid4().hex[:12]}"
+    config.setdefault("psc.consumer.commit.auto.enabled", "false")  # with a group, it commits what it printed
     if args.from_beginning:
         config["psc.consumer.offset.auto.reset"] = "earliest"
     target = resolve_target(args.topic_uri, config, "consumer")
@@ -506,6 +507,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     config = client_config(args)
     # Metadata and watermarks need no group membership; the group id only satisfies the client.
     config["psc.consumer.group.id"] = f"psc-cli-describe-{uuid.uuid4().hex[:12]}"
+    config.setdefault("psc.consumer.commit.auto.enabled", "false")
     target = resolve_target(args.uri, config, "consumer")
     consumer = psc.Consumer(config)
     try:

@@ -137,12 +137,19 @@ def confluent_consume(bootstrap: str, topic: str, count: int, group: str, batch:
 
 
 def psc_consume(env: BenchEnv, topic: str, count: int, group: str, batch: bool = False) -> float:
-    config = psc_config(env)
-    config.update({"psc.consumer.group.id": group, "psc.consumer.offset.auto.reset": "earliest"})
+    config = {key: value for key, value in psc_config(env).items() if not key.startswith("psc.producer.")}
+    config.update(
+        {
+            "psc.consumer.group.id": group,
+            "psc.consumer.offset.auto.reset": "earliest",
+            "psc.consumer.commit.auto.enabled": "false",
+        }
+    )
     consumer = psc.Consumer(config)
     consumer.subscribe([env.services.cluster_prefix + topic])
-    try:  # PSC raises errors instead of returning them
-        return _read(count, "psc", consumer.poll, (lambda: consumer.consume(BATCH, POLL_S)) if batch else None)
+    try:  # PSC returns errors as records, as confluent-kafka does: each record is checked
+        read_batch = (lambda: consumer.consume(BATCH, POLL_S)) if batch else None
+        return _read(count, "psc", consumer.poll, read_batch, check_errors=True)
     finally:
         consumer.close()
 

@@ -137,6 +137,12 @@ class AIOConsumer:
     async def consumer_group_metadata(self, *args: Any, **kwargs: Any) -> Any:
         return await self._call(self._consumer.consumer_group_metadata, *args, **kwargs)
 
+    async def cluster_id(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._call(self._consumer.cluster_id, *args, **kwargs)
+
+    async def memberid(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._call(self._consumer.memberid, *args, **kwargs)
+
     async def close(self, *args: Any, **kwargs: Any) -> None:
         """Leave the group and release the consumer; later calls raise ``RuntimeError``. Idempotent."""
         if self._closed:

@@ -118,6 +118,10 @@ class BackendProducer(ABC):
     @abstractmethod
     def list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata: ...
 
+    def cluster_id(self, timeout: float) -> str | None:
+        """The cluster's id as the backend reports it (None if unknown)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report a cluster id")
+
     def init_transactions(self, timeout: float) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not support transactions")
 
@@ -213,6 +217,14 @@ class BackendConsumer(ABC):
 
     @abstractmethod
     def consumer_group_metadata(self) -> Any: ...
+
+    def cluster_id(self, timeout: float) -> str | None:
+        """The cluster's id as the backend reports it (None if unknown)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report a cluster id")
+
+    def memberid(self) -> str | None:
+        """This consumer's member id in its group (None before it joined)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report a member id")
 
     @abstractmethod
     def close(self) -> None: ...

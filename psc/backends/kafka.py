@@ -127,6 +127,10 @@ class KafkaProducer(BackendProducer):
     def list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata:
         return _metadata(self.cluster_uri, self.native.list_topics(topic, timeout))
 
+    def cluster_id(self, timeout: float) -> str | None:
+        found: str | None = self.native.cluster_id(timeout)
+        return found
+
     def init_transactions(self, timeout: float) -> None:
         self.native.init_transactions(timeout)
 
@@ -230,6 +234,14 @@ class KafkaConsumer(BackendConsumer):
 
     def consumer_group_metadata(self) -> Any:
         return self.native.consumer_group_metadata()
+
+    def cluster_id(self, timeout: float) -> str | None:
+        found: str | None = self.native.cluster_id(timeout)
+        return found
+
+    def memberid(self) -> str | None:
+        found: str | None = self.native.memberid()
+        return found
 
     def close(self) -> None:
         self.native.close()

@@ -83,7 +83,7 @@ def test_config_logging_never_breaks_start_up(services: Services, new_topic: Cal
         producer.flush(10)
         assert future.result(1).offset == 0
     pconfig = psc.PscConfig.from_mapping(config, "producer")
-    thread = report_config(pconfig, "producer", [data_uri])
+    thread = report_config(pconfig, "producer", [data_uri], psc.Producer)
     assert thread is not None
     thread.join(10)
     assert not thread.is_alive()

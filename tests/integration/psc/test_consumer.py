@@ -186,7 +186,7 @@ def test_partition_eof_marker_only_when_enabled(base: dict[str, Any], filled: st
         consumer.assign([tp(filled, 0, 8)])
         got = drain(consumer, 3)
         assert [m.is_eof() for m in got] == [False, False, True]
-        assert got[-1].error() is not None and got[-1].error().name == "_PARTITION_EOF"  # type: ignore[union-attr]
+        assert got[-1].error() is not None and got[-1].error().name() == "_PARTITION_EOF"  # type: ignore[union-attr]
     with psc.Consumer(consumer_config(base)) as quiet:
         quiet.assign([tp(filled, 0, 8)])
         assert len(drain(quiet, 3, 2.0)) == 2
@@ -204,13 +204,18 @@ def test_json_deserializer(base: dict[str, Any], services: Services, new_topic: 
         assert message.value() == {"n": 1}
 
 
-def test_unknown_topic_is_raised_as_typed_error(base: dict[str, Any], services: Services) -> None:
-    config = consumer_config(base, **{"psc.auto.resolution.retry.count": "0"})
-    with psc.Consumer(config) as consumer:
-        consumer.subscribe([services.cluster_prefix + f"missing-{uuid.uuid4().hex[:8]}"])
-        with pytest.raises(psc.PscError):
-            for _ in range(20):
-                consumer.poll(0.5)
+def test_a_missing_topic_is_reported_promptly_as_an_error_message(base: dict[str, Any], services: Services) -> None:
+    missing = services.cluster_prefix + f"missing-{uuid.uuid4().hex[:8]}"
+    with psc.Consumer(consumer_config(base)) as consumer:
+        consumer.subscribe([missing])
+        started = time.monotonic()
+        message = None
+        while message is None and time.monotonic() - started < 15:
+            message = consumer.poll(0.5)
+        assert message is not None, "confluent-kafka reports a missing topic within seconds"
+        error = message.error()
+        assert error is not None and error.code() == psc.KafkaError.UNKNOWN_TOPIC_OR_PART
+        assert message.topic() == missing
 
 
 def test_bad_subscriptions_never_reach_the_broker(base: dict[str, Any], services: Services) -> None:

@@ -86,7 +86,7 @@ def test_purge_reports_queued_records_as_failed(config: dict[str, Any], topic_ur
         producer.poll(1.0)
         assert len(producer) == 0
     assert len(errors) == 10
-    assert all(isinstance(e, psc.BackendError) and e.name == "_PURGE_QUEUE" for e in errors)
+    assert all(isinstance(e, psc.KafkaError) and e.name() == "_PURGE_QUEUE" for e in errors)
 
 
 def test_closed_producer_rejects_calls(config: dict[str, Any], topic_uri: str) -> None:

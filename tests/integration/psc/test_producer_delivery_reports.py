@@ -44,4 +44,4 @@ def test_failures_reach_the_callback(services: Services, kafka_bootstrap: str, n
         producer.produce(services.cluster_prefix + topic, os.urandom(1000), on_delivery=lambda e, m: reports.append(e))
         producer.flush(TIMEOUT)
     [error] = reports
-    assert isinstance(error, psc.BackendError) and error.name == "MSG_SIZE_TOO_LARGE"
+    assert isinstance(error, psc.KafkaError) and error.name() == "MSG_SIZE_TOO_LARGE"

@@ -104,7 +104,7 @@ class FakeProducer(BackendProducer):
         return len(self.queue)
 
     def purge(self, in_queue: bool, in_flight: bool, blocking: bool) -> None:
-        self.failures[:0] = [FakeError("_PURGE_QUEUE")] * len(self.queue)
+        self.failures[:0] = [FakeError("_PURGE_QUEUE", code=-152)] * len(self.queue)
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -131,6 +131,7 @@ class FakeConsumer(BackendConsumer):
         self.positions: dict[tuple[str, int], int] = {}
         self.seeks: list[BackendPartition] = []
         self.commits: list[list[BackendPartition] | None] = []
+        self.stored: dict[tuple[str, int], int] = {}  # offsets stored by store_offsets
         self.paused: set[tuple[str, int]] = set()
 
     def _deliver(self, records: list[FakeRecord]) -> list[FakeRecord]:
@@ -168,10 +169,15 @@ class FakeConsumer(BackendConsumer):
         return [BackendPartition(t, p) for t, p in sorted(self.positions)]  # the partitions read so far
 
     def commit(self, offsets: Sequence[BackendPartition] | None, asynchronous: bool) -> list[BackendPartition]:
+        if offsets is None and self.config.get("enable.auto.offset.store") == "false":
+            offsets = [BackendPartition(t, p, o) for (t, p), o in sorted(self.stored.items())]  # as librdkafka
         self.commits.append(None if offsets is None else list(offsets))
         if offsets is None:
             return [BackendPartition(t, p, o) for (t, p), o in sorted(self.positions.items()) if o >= 0]
         return list(offsets)
+
+    def store_offsets(self, offsets: Sequence[BackendPartition]) -> None:
+        self.stored.update({(p.topic, p.partition): p.offset for p in offsets})
 
     def committed(self, partitions: Sequence[BackendPartition], timeout: float) -> list[BackendPartition]:
         return list(partitions)
@@ -314,7 +320,7 @@ def test_user_purge_is_not_retried(backend: FakeBackend) -> None:
     producer.produce(A + "t", b"v", on_delivery=lambda e, m: errors.append(e))
     producer.purge()
     producer.poll(0)
-    assert [e.name for e in errors] == ["_PURGE_QUEUE"]
+    assert [e.name() for e in errors] == ["_PURGE_QUEUE"]
 
 
 class RecordingLog:
@@ -456,27 +462,42 @@ def test_multi_cluster_wait_is_sliced_across_clusters(backend: FakeBackend) -> N
     assert all(fake.calls for fake in backend.consumers)
 
 
-def test_retriable_consumer_errors_are_swallowed_then_thrown(backend: FakeBackend) -> None:
+def test_retriable_consumer_errors_are_swallowed_then_returned_as_error_messages(backend: FakeBackend) -> None:
     consumer = psc.Consumer({**CONFIG, "psc.consumer.group.id": "g", "psc.auto.resolution.retry.count": "1"})
     consumer.subscribe([A + "t"])
     [fake] = backend.consumers
-    down = FakeError("UNKNOWN_TOPIC_OR_PART", code=3)
+    down = FakeError("_TRANSPORT", code=-195)
     fake.records = [FakeRecord("t", None, error=down), FakeRecord("t", b"ok")]
     message = consumer.poll(0.01)
     assert message is not None and message.value() == b"ok"
     fake.records = [FakeRecord("t", None, error=down), FakeRecord("t", None, error=down)]
-    with pytest.raises(psc.BackendError):
-        consumer.poll(0.01)
+    message = consumer.poll(0.01)  # the retry budget is spent: the error reaches the app as confluent's would
+    assert message is not None
+    error = message.error()
+    assert error is not None and error.code() == -195 and error.name() == "_TRANSPORT"
+    assert message.topic() == A + "t"
 
 
-def test_error_after_messages_in_a_batch_is_raised_on_the_next_call(backend: FakeBackend) -> None:
+def test_a_missing_subscribed_topic_is_reported_at_once_as_an_error_message(backend: FakeBackend) -> None:
+    consumer = consumer_for(backend, A + "t")
+    [fake] = backend.consumers
+    fake.records = [FakeRecord("t", None, error=FakeError("UNKNOWN_TOPIC_OR_PART", code=3)), FakeRecord("t", b"ok")]
+    message = consumer.poll(0.01)
+    assert message is not None and message.error() is not None
+    assert message.error().code() == 3  # type: ignore[union-attr]
+    again = consumer.poll(0.01)
+    assert again is not None and again.value() == b"ok"
+
+
+def test_error_after_messages_in_a_batch_is_returned_in_place(backend: FakeBackend) -> None:
     consumer = psc.Consumer({**CONFIG, "psc.consumer.group.id": "g", "psc.auto.resolution.retry.count": "0"})
     consumer.subscribe([A + "t"])
     [fake] = backend.consumers
     fake.records = [FakeRecord("t", b"1"), FakeRecord("t", None, error=FakeError("UNKNOWN_TOPIC_OR_PART", code=3))]
-    assert [m.value() for m in consumer.consume(10, 0.01)] == [b"1"]
-    with pytest.raises(psc.BackendError):
-        consumer.consume(10, 0.01)
+    first, failed = consumer.consume(10, 0.01)
+    assert first.value() == b"1" and first.error() is None
+    error = failed.error()
+    assert error is not None and error.code() == 3
     assert consumer.consume(10, 0.01) == []
 
 
@@ -545,7 +566,7 @@ def test_received_counts_are_exact_on_every_consume_path(backend: FakeBackend, s
     consumer = psc.Consumer(config, metrics=ClientMetrics(MetricsRegistry("psc", registry)))
     consumer.subscribe([A + "t"])
     [fake] = backend.consumers
-    retriable = FakeError("UNKNOWN_TOPIC_OR_PART", code=3)
+    retriable = FakeError("_TRANSPORT", code=-195)
     fake.records = [FakeRecord("t", b"x", offset=i) for i in range(2500)]
     fake.records[700] = FakeRecord("t", None, error=retriable)  # swallowed: not counted
     read = sum(consumer.poll(0) is not None for _ in range(1200))
@@ -655,37 +676,48 @@ def test_error_in_the_middle_of_a_buffered_batch_is_handled_in_order(backend: Fa
     records[25] = FakeRecord("t", None, offset=25, error=FakeError("UNKNOWN_TOPIC_OR_PART", code=3))
     consumer, _fake, returned = buffered_consumer(backend, records, **{"psc.auto.resolution.retry.count": "0"})
     assert consumer._order[0].buffer, "the error is buffered"
-    with pytest.raises(psc.BackendError):
-        while True:
-            message = consumer.poll(0)
-            assert message is not None
-            returned.append(message)
+    while True:
+        message = consumer.poll(0)
+        assert message is not None
+        if message.error() is not None:
+            break
+        returned.append(message)
     assert [m.offset() for m in returned] == list(range(12))
     assert consumer._order[0].buffer, "the records after the error stay buffered"
     rest: list[int | None] = []
     errors = 0
     for _ in range(5):  # the buffered records first, then the backend's, the second error in its place
-        try:
-            rest += [m.offset() for m in consumer.consume(100, 0)]
-        except psc.BackendError:
-            errors += 1
+        for m in consumer.consume(100, 0):
+            if m.error() is None:
+                rest.append(m.offset())
+            else:
+                errors += 1
     assert errors == 1
     assert rest == [*range(13, 25), *range(26, 40)]
 
 
 @pytest.mark.parametrize(
-    ("extra", "buffers"),
+    ("extra", "managed"),
     [
-        ({}, True),
-        ({"psc.consumer.commit.auto.enabled": "true"}, False),
-        ({"psc.consumer.commit.auto.enabled": "true", "psc.consumer.enable.auto.offset.store": "false"}, True),
+        ({}, True),  # auto-commit and auto offset store: librdkafka's defaults
+        ({"psc.consumer.commit.auto.enabled": "true"}, True),
+        ({"psc.consumer.commit.auto.enabled": "true", "psc.consumer.enable.auto.offset.store": "false"}, False),
+        ({"psc.consumer.commit.auto.enabled": "false"}, False),
     ],
 )
-def test_auto_commit_of_automatically_stored_offsets_disables_buffering(
-    backend: FakeBackend, extra: dict[str, str], buffers: bool
+def test_buffering_stays_on_with_auto_commit_and_psc_stores_only_returned_offsets(
+    backend: FakeBackend, extra: dict[str, str], managed: bool
 ) -> None:
     consumer, fake, returned = buffered_consumer(
         backend, [FakeRecord("t", b"%d" % i, offset=i) for i in range(50)], **extra
     )
-    assert len(returned) + len(list(iter(lambda: consumer.poll(0), None))) == 50
-    assert any(kind == "consume" for kind, _ in fake.calls) is buffers
+    assert any(kind == "consume" for kind, _ in fake.calls)
+    assert (fake.config.get("enable.auto.offset.store") == "false") is (managed or "offset.store" in str(extra))
+    if managed:
+        # Stored at each refill, when every record fetched before was returned: never past a returned one.
+        assert consumer._order[0].buffer
+        assert 0 < fake.stored[("t", 0)] <= len(returned)
+    rest = list(iter(lambda: consumer.poll(0), None))
+    assert len(returned) + len(rest) == 50
+    consumer.close()  # the commit on close has every returned record: librdkafka commits what is stored
+    assert fake.stored == ({("t", 0): 50} if managed else {})

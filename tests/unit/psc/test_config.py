@@ -49,7 +49,6 @@ def test_consumer_platform_defaults() -> None:
     assert config.native == {
         "client.id": "ads-ingest",
         "auto.offset.reset": "latest",
-        "enable.auto.commit": "false",
         "fetch.queue.backoff.ms": "50",
     }
     assert config.poll_messages_max == 500
@@ -150,22 +149,19 @@ def test_generic_typed_values() -> None:
     assert config.discovery_connect == "b1:9092, b2:9092"
 
 
-def test_pass_through_strips_prefix_for_own_client_type_only() -> None:
+def test_pass_through_strips_the_prefix() -> None:
     mapping: dict[str, Any] = {
         **BASE,
         "psc.producer.queue.buffering.backpressure.threshold": 5,
         "psc.producer.sticky.partitioning.linger.ms": "10",
         "psc.producer.enable.gapless.guarantee": True,
-        "psc.consumer.fetch.wait.max.ms": "50",
     }
     producer = PscConfig.from_mapping(mapping, client_type="producer")
     assert producer.native["queue.buffering.backpressure.threshold"] == "5"
     assert producer.native["sticky.partitioning.linger.ms"] == "10"
     assert producer.native["enable.gapless.guarantee"] == "true"
-    assert "fetch.wait.max.ms" not in producer.native
-    consumer = PscConfig.from_mapping(mapping, client_type="consumer")
+    consumer = PscConfig.from_mapping({**BASE, "psc.consumer.fetch.wait.max.ms": "50"}, client_type="consumer")
     assert consumer.native["fetch.wait.max.ms"] == "50"
-    assert "sticky.partitioning.linger.ms" not in consumer.native
 
 
 def test_native_name_of_a_mapped_key_sets_the_psc_key() -> None:
@@ -220,11 +216,12 @@ def test_all_problems_reported_at_once() -> None:
         "unknown key 'psc.foo'",
         "unknown key 'psc.projct'; did you mean 'psc.project'?",
         "psc.producer.batch.duraton.ms: unknown key: neither a PSC key nor a librdkafka producer property; "
-        "did you mean 'psc.producer.batch.duration.ms' or 'psc.producer.batch.num.messages'?",
+        "did you mean 'psc.producer.batch.duration.ms'?",
         "psc.producer.bootstrap.servers: bootstrap.servers is set by PSC; use the topic URI "
         "(discovery; psc.discovery.connect to override)",
         "psc.metrics.latency.sample.rate=2: expected float in [0, 1]",
-        "psc.consumer.offset.auto.reset='begin': expected one of earliest, latest, error",
+        "psc.consumer.offset.auto.reset: a consumer key given to a producer; a producer takes psc.producer.* "
+        "and psc.* keys",
         "psc.discovery.connect='a:b': 'a:b' is not host:port (expected host:port[,host:port...])",
         "psc.config.logging.topic.uri='nope': missing '<protocol>:/' before the RN (or a bare 'rn:...')",
         "psc.project is required: a non-empty name of the application",
@@ -256,16 +253,34 @@ def test_setting_a_property_twice_is_an_error() -> None:
     ["psc.producer.security.protocol", "psc.consumer.ssl.ca.location", "psc.producer.metadata.broker.list"],
 )
 def test_connection_settings_cannot_be_passed_through(key: str) -> None:
-    (problem,) = config_error({**BASE, key: "x"}).problems
+    (problem,) = config_error({**BASE, key: "x"}, key.split(".")[1]).problems
     assert problem.startswith(f"{key}: ")
     assert "set by PSC" in problem
 
 
-def test_other_client_type_keys_are_validated_but_ignored() -> None:
-    error = config_error({**BASE, "psc.consumer.poll.messages.max": "zero"})
-    assert error.problems == ["psc.consumer.poll.messages.max='zero': expected int >= 1"]
-    producer = PscConfig.from_mapping({**BASE, "psc.consumer.client.id": "consumer-only"})
-    assert producer.native["client.id"] == "ads-ingest"
+@pytest.mark.parametrize(
+    ("key", "client_type"),
+    [
+        ("psc.consumer.poll.messages.max", "producer"),
+        ("psc.consumer.client.id", "producer"),
+        ("psc.consumer.group.id", "producer"),
+        ("psc.producer.linger.ms", "consumer"),
+        ("psc.producer.error_cb", "consumer"),
+    ],
+)
+def test_keys_of_the_other_client_type_are_refused(key: str, client_type: str) -> None:
+    other = "consumer" if client_type == "producer" else "producer"
+    (problem,) = config_error({**BASE, key: "1"}, client_type).problems
+    assert problem == (
+        f"{key}: a {other} key given to a {client_type}; a {client_type} takes psc.{client_type}.* and psc.* keys"
+    )
+
+
+def test_a_misspelled_pass_through_key_gets_suggestions_from_its_neighbourhood() -> None:
+    (problem,) = config_error({**BASE, "psc.producer.linger.msec": "5"}).problems
+    assert problem.endswith("did you mean 'psc.producer.linger.ms'?")
+    (problem,) = config_error({**BASE, "psc.consumer.sesion.timeout.ms": "5"}, "consumer").problems
+    assert problem.endswith("did you mean 'psc.consumer.session.timeout.ms' or 'psc.consumer.socket.timeout.ms'?")
 
 
 def test_bool_for_int_and_non_scalar_values_are_rejected() -> None:
@@ -385,14 +400,12 @@ def test_markdown_command_prints_the_reference() -> None:
 
 @pytest.mark.parametrize("client_type", ["producer", "consumer"])
 def test_effective_round_trips(client_type: str) -> None:
-    mapping = {
-        **BASE,
-        "psc.producer.acks": "",
-        "psc.producer.linger.ms": 7,
-        "psc.producer.sticky.partitioning.linger.ms": "3",
-        "psc.consumer.group.id": "g",
-        "psc.ssl.key.password": "x",
-    }
+    own = (
+        {"psc.producer.acks": "", "psc.producer.linger.ms": 7, "psc.producer.sticky.partitioning.linger.ms": "3"}
+        if client_type == "producer"
+        else {"psc.consumer.group.id": "g", "psc.consumer.fetch.wait.max.ms": 20}
+    )
+    mapping = {**BASE, **own, "psc.ssl.key.password": "x"}
     config = PscConfig.from_mapping(mapping, client_type=client_type)  # type: ignore[arg-type]
     again = PscConfig.from_mapping(config.effective(), client_type=client_type)  # type: ignore[arg-type]
     assert again == config

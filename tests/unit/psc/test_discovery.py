@@ -309,3 +309,17 @@ def test_provider_returning_wrong_type_is_rejected() -> None:
 def test_register_rejects_non_providers() -> None:
     with pytest.raises(TypeError):
         register_discovery_provider(42)  # type: ignore[arg-type]
+
+
+def test_a_secure_uri_for_a_cluster_known_only_as_plaintext_names_the_protocol_mismatch(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "d.json", {PLAIN.cluster_prefix: {"connect": "file:1"}})
+    secure = parse_topic_uri("secure:/rn:kafka:dev:local_dev::cluster01:events")
+    with pytest.raises(DiscoveryError) as caught:
+        discover(secure, make_config(**{"psc.discovery.file": path}))
+    message = str(caught.value)
+    assert message.startswith("protocol mismatch for 'secure:/rn:kafka:dev:local_dev::cluster01:events'")
+    assert f"knows cluster 'rn:kafka:dev:local_dev::cluster01:' only as '{PLAIN.cluster_prefix}'" in message
+    assert "not with protocol 'secure'" in message
+    other = parse_topic_uri("secure:/rn:kafka:dev:local_dev::cluster02:events")  # unknown in any protocol
+    with pytest.raises(DiscoveryError, match="no discovery provider knows cluster"):
+        discover(other, make_config(**{"psc.discovery.file": path}))

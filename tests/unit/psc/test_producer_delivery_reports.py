@@ -78,7 +78,7 @@ def test_a_failure_remediation_cannot_fix_reaches_the_callback(backend: OnlyErro
     producer.produce(A + "t", b"ok", on_delivery=lambda e, m: reports.append(e))
     assert producer.flush(1) == 0
     [error] = reports
-    assert isinstance(error, psc.BackendError) and error.name == "MSG_SIZE_TOO_LARGE"
+    assert isinstance(error, psc.KafkaError) and error.name() == "MSG_SIZE_TOO_LARGE"
 
 
 def test_callbacks_get_success_reports_by_default(backend: OnlyErrorBackend) -> None:
