@@ -8,7 +8,8 @@ tokens are compared, and every token change must be one of:
     ``confluent_kafka`` becomes ``psc`` in an ``import``/``from`` statement, for the module paths in
     :data:`MODULES` (``confluent_kafka.admin`` -> ``psc.admin`` and so on). Imported names stay.
 ``config``
-    A string literal holding a confluent-kafka configuration key becomes the PSC key that
+    A string literal holding a confluent-kafka configuration key, used as a key (``"key": value`` or
+    ``conf["key"]``), becomes the PSC key that
     :func:`psc_keys_for` allows: the explicit table :data:`RENAMES` (which matches
     ``docs/psc-config.md``), the callbacks in :data:`CALLBACKS` under ``psc.producer.``/``psc.consumer.``,
     and the librdkafka properties in :data:`PASS_THROUGH` under the same prefixes.
@@ -242,7 +243,11 @@ def _classify(
         old, new = before[i1:i2], after[j1:j2]
         if tag == "equal":
             continue
-        edit = _import_edit(old, new, original, port) or _config_edit(old, new) or _topic_uri_edit(old, new, clusters)
+        edit = (
+            _import_edit(old, new, original, port)
+            or _config_edit(old, new, _neighbours(after, j1, j2))
+            or _topic_uri_edit(old, new, clusters)
+        )
         if edit is not None:
             edits.append(edit)
             continue
@@ -339,8 +344,18 @@ def _import_edit(old: list[Token], new: list[Token], original: Source, port: Sou
     return Edit("import", new[0].line, f"{','.join(old_modules)} -> {','.join(new_modules)}")
 
 
-def _config_edit(old: list[Token], new: list[Token]) -> Edit | None:
+def _neighbours(tokens: list[Token], first: int, end: int) -> tuple[str, str]:
+    """The texts of the tokens just before ``tokens[first]`` and just after ``tokens[end - 1]``."""
+    before = tokens[first - 1].string if first > 0 else ""
+    after = tokens[end].string if end < len(tokens) else ""
+    return before, after
+
+
+def _config_edit(old: list[Token], new: list[Token], neighbours: tuple[str, str]) -> Edit | None:
+    """A key literal renamed where it is used as a key: ``"key": value`` or ``conf["key"]``."""
     if len(old) != 1 or len(new) != 1 or old[0].type != tokenize.STRING or new[0].type != tokenize.STRING:
+        return None
+    if neighbours[1] != ":" and neighbours != ("[", "]"):
         return None
     confluent_key, psc_key = _literal(old[0]), _literal(new[0])
     if psc_key not in psc_keys_for(confluent_key):

@@ -1,4 +1,4 @@
-"""A consumer group with auto-commit and EOF events; a second member resumes where the first stopped."""
+"""A consumer group with auto-commit and EOF events; a restarted member resumes; a missing topic is an error."""
 
 import os
 
@@ -7,8 +7,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 BOOTSTRAP = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
 PREFIX = os.environ["MIGRATION_PREFIX"]
 EVENTS = PREFIX + "events"
+MISSING = PREFIX + "missing"
 GROUP = PREFIX + "group"
-LABELS = {EVENTS: "events"}
+LABELS = {EVENTS: "events", MISSING: "missing"}
 
 
 def produce(first: int, count: int) -> None:
@@ -49,6 +50,17 @@ def consume_to_end(name: str) -> None:
         print(name, "reached end of", topic, partition, "at", offset)
 
 
+def subscribe_to_missing() -> None:
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "client.id": "typo-consumer", "group.id": GROUP + "-typo"})
+    consumer.subscribe(topics=[MISSING])
+    msg = None
+    while msg is None:
+        msg = consumer.poll(1.0)
+    error = msg.error()
+    print("subscribed to", LABELS[msg.topic()], error.name(), error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART)
+    consumer.close()
+
+
 def print_committed() -> None:
     consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "client.id": "events-auditor", "group.id": GROUP})
     for tp in consumer.committed([TopicPartition(EVENTS, p) for p in range(2)], timeout=10):
@@ -57,6 +69,7 @@ def print_committed() -> None:
 
 
 if __name__ == "__main__":
+    subscribe_to_missing()
     produce(0, 6)
     consume_to_end("first")
     print_committed()

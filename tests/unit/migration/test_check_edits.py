@@ -90,6 +90,7 @@ def test_the_three_edits_are_accepted_and_classified(tmp_path: Path) -> None:
         ('ORDERS = PREFIX + "orders"', 'ORDERS = CLUSTER + PREFIX + "orders2"', "a renamed topic"),
         ('ORDERS = PREFIX + "orders"', 'ORDERS = OTHER + PREFIX + "orders"', "a prefix that is not the cluster"),
         ("producer = Producer(conf, logger=None)", "producer = Producer(conf)", "a dropped argument"),
+        ('value=b"v")', 'value="psc.project")', "a string value"),
         ('producer.produce(topic=ORDERS, value=b"v")', 'producer.produce(topic_uri=ORDERS, value=b"v")', "a kwarg"),
         ('    "client.id": "orders",\n', "", "a deleted setting that is not a connection setting"),
     ],
@@ -114,6 +115,21 @@ def _ported(text: str) -> str:
     ]:
         text = text.replace(old, new)
     return text
+
+
+def test_a_key_renamed_by_subscript_is_accepted(tmp_path: Path) -> None:
+    original = ORIGINAL + 'conf["group.id"] = "g"\n'
+    port = PORT + 'conf["psc.consumer.group.id"] = "g"\n'
+    edits, problems = check(tmp_path, original, port)
+    assert problems == []
+    assert ("config", "group.id -> psc.consumer.group.id") in {(edit.kind, edit.text) for edit in edits}
+
+
+def test_a_key_literal_outside_a_key_position_is_not_renamed(tmp_path: Path) -> None:
+    original = ORIGINAL + 'print("group.id")\n'
+    port = PORT + 'print("psc.consumer.group.id")\n'
+    _, problems = check(tmp_path, original, port)
+    assert problems
 
 
 def test_an_added_statement_is_rejected(tmp_path: Path) -> None:
