@@ -1,4 +1,4 @@
-"""Topic metadata, watermarks and offsets looked up by timestamp."""
+"""Topic metadata, watermarks and offsets looked up by timestamp, from clients configured with a broker only."""
 
 import os
 import time
@@ -13,7 +13,7 @@ BASE_MS = (int(time.time()) - 3600) * 1000
 
 
 def main() -> None:
-    producer = Producer({"psc.project": "metrics-producer"})
+    producer = Producer({})
     for i in range(10):
         producer.produce(METRICS, value=f"sample-{i}".encode(), partition=i % 2, timestamp=BASE_MS + i * 1000)
     producer.flush(30)
@@ -22,7 +22,7 @@ def main() -> None:
     topic = metadata.topics[METRICS]
     print("producer sees", LABELS[topic.topic], "partitions", sorted(topic.partitions), "error", topic.error)
 
-    consumer = Consumer({"psc.project": "metrics-reader", "psc.consumer.group.id": PREFIX + "m"})
+    consumer = Consumer({"psc.consumer.group.id": PREFIX + "m"})
     metadata = consumer.list_topics(METRICS, timeout=10)
     for partition in sorted(metadata.topics[METRICS].partitions.values(), key=lambda p: p.id):
         print("partition", partition.id, "replicas", len(partition.replicas), "in sync", len(partition.isrs))
