@@ -54,7 +54,7 @@ def create_topics(bootstrap: str, prefix: str, topics: dict[str, int]) -> None:
         future.result(timeout=60)
 
 
-def run(side: str, name: str, bootstrap: str, discovery_file: str, timeout: float = 120) -> Run:
+def run(side: str, name: str, bootstrap: str, discovery_file: str, timeout: float = 60) -> Run:
     """Run one program with fresh topics and groups (a unique prefix) and capture its output."""
     prefix = f"mig-{uuid.uuid4().hex[:10]}-"
     create_topics(bootstrap, prefix, PROGRAMS[name])
