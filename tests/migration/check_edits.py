@@ -82,6 +82,11 @@ RENAMES: dict[str, tuple[str, ...]] = {
     "partition.assignment.strategy": ("psc.consumer.partition.assignment.strategy",),
     "fetch.max.bytes": ("psc.consumer.fetch.max.bytes",),
     "fetch.queue.backoff.ms": ("psc.consumer.fetch.queue.backoff.ms",),
+    # SerializingProducer / DeserializingConsumer serializers: PSC-side keys that take the same objects.
+    "key.serializer": ("psc.producer.key.serializer",),
+    "value.serializer": ("psc.producer.value.serializer",),
+    "key.deserializer": ("psc.consumer.key.deserializer",),
+    "value.deserializer": ("psc.consumer.value.deserializer",),
     "ssl.ca.location": ("psc.ssl.ca.location",),
     "ssl.certificate.location": ("psc.ssl.certificate.location",),
     "ssl.key.location": ("psc.ssl.key.location",),

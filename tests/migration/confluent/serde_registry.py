@@ -2,7 +2,15 @@
 
 import os
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    DeserializingConsumer,
+    KafkaException,
+    Producer,
+    SerializingProducer,
+    TopicPartition,
+)
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
@@ -34,11 +42,19 @@ def main() -> None:
     for user in users:
         value = to_avro(user, SerializationContext(USERS, MessageField.VALUE))
         producer.produce(USERS, key=key_to_bytes(user["name"]), value=value)
-    payments = [{"id": "p-1", "cents": 1250}, {"id": "p-2", "cents": 99}]
-    for payment in payments:
-        value = to_json(payment, SerializationContext(PAYMENTS, MessageField.VALUE))
-        producer.produce(PAYMENTS, key=key_to_bytes(payment["id"]), value=value)
     producer.flush(30)
+
+    serializing = SerializingProducer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "client.id": "payments-producer",
+            "key.serializer": key_to_bytes,
+            "value.serializer": to_json,
+        }
+    )
+    for payment in [{"id": "p-1", "cents": 1250}, {"id": "p-2", "cents": 99}]:
+        serializing.produce(topic=PAYMENTS, key=payment["id"], value=payment)
+    serializing.flush(30)
 
     for subject in sorted(registry.get_subjects()):
         versions = registry.get_versions(subject)
@@ -64,6 +80,26 @@ def main() -> None:
     consumer.close()
     for record in sorted(records):
         print("decoded", *record)
+
+    deserializing = DeserializingConsumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "client.id": "payments-reader",
+            "group.id": PREFIX + "payments",
+            "auto.offset.reset": "earliest",
+            "key.deserializer": key_from_bytes,
+            "value.deserializer": from_json,
+        }
+    )
+    deserializing.subscribe([PAYMENTS])
+    payments = []
+    while len(payments) < 2:
+        msg = deserializing.poll(1.0)
+        if msg is not None:
+            payments.append((msg.offset(), msg.key(), msg.value()["cents"]))
+    deserializing.close()
+    for payment in sorted(payments):
+        print("deserialized payment", *payment)
 
 
 if __name__ == "__main__":

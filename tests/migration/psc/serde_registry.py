@@ -2,7 +2,15 @@
 
 import os
 
-from psc import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from psc import (
+    OFFSET_BEGINNING,
+    Consumer,
+    DeserializingConsumer,
+    KafkaException,
+    Producer,
+    SerializingProducer,
+    TopicPartition,
+)
 from psc.schema_registry import SchemaRegistryClient
 from psc.schema_registry.avro import AvroDeserializer, AvroSerializer
 from psc.schema_registry.json_schema import JSONDeserializer, JSONSerializer
@@ -34,11 +42,18 @@ def main() -> None:
     for user in users:
         value = to_avro(user, SerializationContext(USERS, MessageField.VALUE))
         producer.produce(USERS, key=key_to_bytes(user["name"]), value=value)
-    payments = [{"id": "p-1", "cents": 1250}, {"id": "p-2", "cents": 99}]
-    for payment in payments:
-        value = to_json(payment, SerializationContext(PAYMENTS, MessageField.VALUE))
-        producer.produce(PAYMENTS, key=key_to_bytes(payment["id"]), value=value)
     producer.flush(30)
+
+    serializing = SerializingProducer(
+        {
+            "psc.project": "payments-producer",
+            "psc.producer.key.serializer": key_to_bytes,
+            "psc.producer.value.serializer": to_json,
+        }
+    )
+    for payment in [{"id": "p-1", "cents": 1250}, {"id": "p-2", "cents": 99}]:
+        serializing.produce(topic=PAYMENTS, key=payment["id"], value=payment)
+    serializing.flush(30)
 
     for subject in sorted(registry.get_subjects()):
         versions = registry.get_versions(subject)
@@ -64,6 +79,25 @@ def main() -> None:
     consumer.close()
     for record in sorted(records):
         print("decoded", *record)
+
+    deserializing = DeserializingConsumer(
+        {
+            "psc.project": "payments-reader",
+            "psc.consumer.group.id": PREFIX + "payments",
+            "psc.consumer.offset.auto.reset": "earliest",
+            "psc.consumer.key.deserializer": key_from_bytes,
+            "psc.consumer.value.deserializer": from_json,
+        }
+    )
+    deserializing.subscribe([PAYMENTS])
+    payments = []
+    while len(payments) < 2:
+        msg = deserializing.poll(1.0)
+        if msg is not None:
+            payments.append((msg.offset(), msg.key(), msg.value()["cents"]))
+    deserializing.close()
+    for payment in sorted(payments):
+        print("deserialized payment", *payment)
 
 
 if __name__ == "__main__":
