@@ -18,8 +18,8 @@ tokens are compared, and every token change must be one of:
 
     - a statement ``<NAME> = <expression>`` whose name contains ``BOOTSTRAP`` becomes
       ``<CLUSTER> = "<cluster URI>"`` (a string literal that is a Kafka cluster URI, ending in ``:``);
-    - a dict entry whose key is a bootstrap/TLS key (:data:`CONNECTION_KEYS`) is deleted, or its key and
-      value are replaced by a PSC key and the cluster constant;
+    - a dict entry whose key is a bootstrap/TLS key (:data:`CONNECTION_KEYS`) is deleted, or becomes
+      ``"psc.admin.cluster.uri": <CLUSTER>`` (an AdminClient's cluster for calls that name no topic);
     - a topic-name expression ``E`` becomes ``<CLUSTER> + E``.
 
 Anything else (a changed value, an added statement, an edited comment) is reported with its file and line.
@@ -93,6 +93,8 @@ RENAMES: dict[str, tuple[str, ...]] = {
     "ssl.key.password": ("psc.ssl.key.password",),
 }
 
+CLIENTS = ("producer", "consumer", "admin")
+
 # Callables confluent-kafka takes in its configuration; PSC takes them under the client's namespace.
 CALLBACKS = ("error_cb", "stats_cb", "throttle_cb", "oauth_cb", "logger", "on_commit", "on_delivery")
 
@@ -112,6 +114,9 @@ PASS_THROUGH = (
 CONNECTION_KEYS = ("bootstrap.servers", "metadata.broker.list", "security.protocol")
 CONNECTION_PREFIXES = ("ssl.", "sasl.")
 
+# What `bootstrap.servers` was for an AdminClient: the cluster of the calls that name no topic.
+ADMIN_CLUSTER_KEY = "psc.admin.cluster.uri"
+
 CLUSTER_URI = re.compile(
     r"(plaintext|secure):/rn:kafka:[A-Za-z0-9._-]*:[A-Za-z0-9.-]+_[A-Za-z0-9.-]+:[A-Za-z0-9._-]*:[A-Za-z0-9._-]+:"
 )
@@ -124,7 +129,7 @@ def psc_keys_for(confluent_key: str) -> tuple[str, ...]:
     if confluent_key in RENAMES:
         return RENAMES[confluent_key]
     if confluent_key in CALLBACKS or confluent_key in PASS_THROUGH:
-        return (f"psc.producer.{confluent_key}", f"psc.consumer.{confluent_key}")
+        return tuple(f"psc.{client}.{confluent_key}" for client in CLIENTS)
     return ()
 
 
@@ -298,7 +303,7 @@ def _take_connection_entries(
             removed += 1
     for entry in _entries(after):
         key = _literal(entry[0])
-        if removed and key.startswith("psc.") and len(entry) == 4 and entry[2].string in clusters:
+        if removed and key == ADMIN_CLUSTER_KEY and len(entry) == 4 and entry[2].string in clusters:
             after = [t for t in after if t not in entry]
             edits.append(Edit("resource", entry[0].line, f"{key}: {entry[2].string} replaces the bootstrap entry"))
             removed -= 1

@@ -144,6 +144,12 @@ def test_a_connection_entry_may_only_become_the_cluster(tmp_path: Path) -> None:
     assert problems
 
 
+def test_a_connection_entry_becomes_no_other_key(tmp_path: Path) -> None:
+    port = PORT.replace('"psc.admin.cluster.uri": CLUSTER', '"psc.admin.bootstrap": CLUSTER')
+    _, problems = check(tmp_path, ORIGINAL, port)
+    assert problems
+
+
 def test_a_layout_only_change_is_rejected(tmp_path: Path) -> None:
     port = PORT.replace('value=b"v")', 'value=b"v"\n)')
     _, problems = check(tmp_path, ORIGINAL, port)
@@ -193,6 +199,7 @@ def test_pass_through_and_callback_keys_keep_their_name_under_the_client_namespa
     assert check_edits.psc_keys_for("enable.partition.eof") == (
         "psc.producer.enable.partition.eof",
         "psc.consumer.enable.partition.eof",
+        "psc.admin.enable.partition.eof",
     )
     assert "psc.consumer.on_commit" in check_edits.psc_keys_for("on_commit")
     assert check_edits.psc_keys_for("bootstrap.servers") == ()
