@@ -9,10 +9,10 @@ tokens are compared, and every token change must be one of:
     :data:`MODULES` (``confluent_kafka.admin`` -> ``psc.admin`` and so on). Imported names stay.
 ``config``
     A string literal holding a confluent-kafka configuration key, used as a key (``"key": value`` or
-    ``conf["key"]``), becomes the PSC key that
-    :func:`psc_keys_for` allows: the explicit table :data:`RENAMES` (which matches
-    ``docs/psc-config.md``), the callbacks in :data:`CALLBACKS` under ``psc.producer.``/``psc.consumer.``,
-    and the librdkafka properties in :data:`PASS_THROUGH` under the same prefixes.
+    ``conf["key"]``), becomes the PSC key that :func:`psc_keys_for` allows: the explicit table
+    :data:`RENAMES` (which matches ``docs/psc-config.md``), the callbacks in :data:`CALLBACKS` under
+    ``psc.producer.``, ``psc.consumer.`` or ``psc.admin.``, and the librdkafka properties in
+    :data:`PASS_THROUGH` under the same prefixes.
 ``resource``
     Bootstrap and TLS settings give way to a resource name, in exactly these shapes:
 
@@ -54,7 +54,7 @@ MODULES = {
 }
 
 # confluent-kafka (librdkafka) key -> the PSC key that replaces it, as in docs/psc-config.md.
-# `psc.project` is required by PSC and `psc.client.id` defaults to it, so `client.id` becomes `psc.project`.
+# `client.id` becomes `psc.project`, PSC's name of the application, which the client id defaults to.
 RENAMES: dict[str, tuple[str, ...]] = {
     "client.id": ("psc.project", "psc.client.id"),
     "linger.ms": ("psc.producer.batch.duration.ms",),
@@ -168,7 +168,6 @@ class Token:
 @dataclass
 class Source:
     path: Path
-    text: str
     lines: list[str]
     tokens: list[Token]
     imports: dict[int, str]  # line -> module of the import statement covering it
@@ -188,7 +187,7 @@ class Source:
                 continue
             for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
                 imports[line] = ",".join(modules)
-        return cls(path, text, text.splitlines(), tokens, imports)
+        return cls(path, text.splitlines(), tokens, imports)
 
     def tokens_in(self, first: int, last: int) -> list[Token]:
         """Tokens starting on lines ``first``..``last`` (1-based, inclusive)."""
