@@ -6,7 +6,8 @@ tokens are compared, and every token change must be one of:
 
 ``import``
     ``confluent_kafka`` becomes ``psc`` in an ``import``/``from`` statement, for the module paths in
-    :data:`MODULES` (``confluent_kafka.admin`` -> ``psc.admin`` and so on). Imported names stay.
+    :data:`MODULES` (``confluent_kafka.admin`` -> ``psc.admin`` and so on), or ``import confluent_kafka``
+    becomes ``import psc as confluent_kafka``, which keeps the qualified names. Imported names stay.
 ``config``
     A string literal holding a confluent-kafka configuration key, used as a key (``"key": value`` or
     ``conf["key"]``), becomes the PSC key that :func:`psc_keys_for` allows: the explicit table
@@ -19,7 +20,9 @@ tokens are compared, and every token change must be one of:
     - a statement ``<NAME> = <expression>`` whose name contains ``BOOTSTRAP`` becomes
       ``<CLUSTER> = "<cluster URI>"`` (a string literal that is a Kafka cluster URI, ending in ``:``);
     - a dict entry whose key is a bootstrap/TLS key (:data:`CONNECTION_KEYS`) is deleted, or becomes
-      ``"psc.admin.cluster.uri": <CLUSTER>`` (an AdminClient's cluster for calls that name no topic);
+      ``"psc.admin.cluster.uri": <CLUSTER>`` (an AdminClient's cluster for calls that name no topic), or
+      keeps its value under that key (``"bootstrap.servers": broker`` -> ``"psc.admin.cluster.uri": broker``
+      when ``broker`` comes from the command line);
     - a topic-name expression ``E`` becomes ``<CLUSTER> + E``.
 
 Anything else (a changed value, an added statement, an edited comment) is reported with its file and line.
@@ -253,7 +256,7 @@ def _classify(
         if tag == "equal":
             continue
         edit = (
-            _import_edit(old, new, original, port)
+            _import_edit(old, new, _neighbours(after, j1, j2)[1], original, port)
             or _config_edit(old, new, _neighbours(after, j1, j2))
             or _topic_uri_edit(old, new, clusters)
         )
@@ -292,21 +295,33 @@ def _take_bootstrap_assignments(
 def _take_connection_entries(
     before: list[Token], after: list[Token], clusters: set[str], edits: list[Edit]
 ) -> tuple[list[Token], list[Token]]:
-    """Drop bootstrap/TLS dict entries of the original, and their ``"psc.<key>": <CLUSTER>`` replacements."""
-    removed = 0
+    """Drop bootstrap/TLS dict entries of the original, and the ``psc.admin.cluster.uri`` entries replacing them.
+
+    The replacement's value is the cluster constant, or the bootstrap entry's own value: a program that
+    takes its broker from the command line takes the cluster URI there instead.
+    """
+    bootstrap_values: list[list[str]] = []
     for entry in _entries(before):
         key = _literal(entry[0])
         if is_connection_key(key):
             before = [t for t in before if t not in entry]
             edits.append(Edit("resource", entry[0].line, f"{key} deleted"))
-            removed += 1
+            bootstrap_values.append(_entry_value(entry))
     for entry in _entries(after):
-        key = _literal(entry[0])
-        if removed and key == ADMIN_CLUSTER_KEY and len(entry) == 4 and entry[2].string in clusters:
+        value = _entry_value(entry)
+        if _literal(entry[0]) != ADMIN_CLUSTER_KEY or not bootstrap_values:
+            continue
+        if value in bootstrap_values or (len(value) == 1 and value[0] in clusters):
+            bootstrap_values.remove(value if value in bootstrap_values else bootstrap_values[0])
             after = [t for t in after if t not in entry]
-            edits.append(Edit("resource", entry[0].line, f"{key}: {entry[2].string} replaces the bootstrap entry"))
-            removed -= 1
+            edits.append(Edit("resource", entry[0].line, f"{ADMIN_CLUSTER_KEY}: {' '.join(value)} replaces it"))
     return before, after
+
+
+def _entry_value(entry: Sequence[Token]) -> list[str]:
+    """The texts of a dict entry's value tokens (after ``"key":``, without the trailing comma)."""
+    texts = [t.string for t in entry[2:]]
+    return texts[:-1] if texts[-1:] == [","] else texts
 
 
 def _entries(tokens: Sequence[Token]) -> list[list[Token]]:
@@ -341,8 +356,14 @@ def _used_after(name: str, tokens: Sequence[Token], statement: Sequence[Token]) 
     return any(t.string == name for t in tokens if t not in statement)
 
 
-def _import_edit(old: list[Token], new: list[Token], original: Source, port: Source) -> Edit | None:
-    if [t.string for t in old] != ["confluent_kafka"] or [t.string for t in new] != ["psc"]:
+def _import_edit(old: list[Token], new: list[Token], following: str, original: Source, port: Source) -> Edit | None:
+    """``confluent_kafka[.x]`` -> ``psc[.x]``; ``import confluent_kafka`` -> ``import psc as confluent_kafka``."""
+    aliased = not old and [t.string for t in new] == ["psc", "as"] and following == "confluent_kafka"
+    if aliased and port.imports.get(new[0].line) == "psc":
+        return Edit("import", new[0].line, "confluent_kafka -> psc as confluent_kafka")
+    if [t.string for t in old] != ["confluent_kafka"]:
+        return None
+    if [t.string for t in new] != ["psc"]:
         return None
     old_modules = original.imports.get(old[0].line, "").split(",")
     new_modules = port.imports.get(new[0].line, "").split(",")

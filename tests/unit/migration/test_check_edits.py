@@ -150,6 +150,27 @@ def test_a_connection_entry_becomes_no_other_key(tmp_path: Path) -> None:
     assert problems
 
 
+def test_a_bootstrap_value_from_the_command_line_may_name_the_admin_cluster(tmp_path: Path) -> None:
+    original = 'import sys\nbroker = sys.argv[1]\nadmin = AdminClient({"bootstrap.servers": broker})\n'
+    port = 'import sys\nbroker = sys.argv[1]\nadmin = AdminClient({"psc.admin.cluster.uri": broker})\n'
+    edits, problems = check(tmp_path, original, port)
+    assert problems == []
+    assert [edit.kind for edit in edits] == ["resource", "resource"]
+    _, problems = check(tmp_path, original, port.replace(": broker", ": sys.argv[2]"))
+    assert problems
+
+
+def test_a_module_import_may_keep_its_name(tmp_path: Path) -> None:
+    original = "import confluent_kafka\n\nc = confluent_kafka.Consumer({})\n"
+    edits, problems = check(
+        tmp_path, original, original.replace("import confluent_kafka", "import psc as confluent_kafka")
+    )
+    assert problems == []
+    assert [edit.text for edit in edits] == ["confluent_kafka -> psc as confluent_kafka"]
+    _, problems = check(tmp_path, original, original.replace("import confluent_kafka", "import psc as ck"))
+    assert problems
+
+
 def test_a_layout_only_change_is_rejected(tmp_path: Path) -> None:
     port = PORT.replace('value=b"v")', 'value=b"v"\n)')
     _, problems = check(tmp_path, ORIGINAL, port)
