@@ -19,4 +19,5 @@ def test_port_prints_what_the_original_prints(services: Services, name: str) -> 
     original, port = (run(side, name, services.kafka_bootstrap_servers, services.psc_discovery_file) for side in SIDES)
     assert original.returncode == 0, original.stderr
     assert original.stdout.strip(), "the original printed nothing, so there is nothing to compare"
-    assert difference(original, port) == ""
+    problem = difference(original, port)
+    assert not problem, f"{name}: the PSC port differs from its original\n{problem}"
