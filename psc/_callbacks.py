@@ -48,6 +48,8 @@ def split_callbacks(config: Mapping[str, Any], client_type: ClientType) -> tuple
     found: dict[str, Any] = {}
     problems: list[str] = []
     for key, value in config.items():
+        if _another_clients_callback(key, client_type):
+            continue  # a dict shared by several clients: the other client's callback is not ours
         name = key[len(prefix) :] if isinstance(key, str) and key.startswith(prefix) else key
         if name not in names:
             rest[key] = value
@@ -61,6 +63,16 @@ def split_callbacks(config: Mapping[str, Any], client_type: ClientType) -> tuple
         raise ConfigError(problems)
     native = {name: found[name] for name in NATIVE_CALLBACKS if name in found}
     return rest, ConfigCallbacks(found.get("error_cb"), found.get(_OWN[client_type]), native)
+
+
+def _another_clients_callback(key: object, client_type: ClientType) -> bool:
+    if not isinstance(key, str):
+        return False
+    return any(
+        key.startswith(f"psc.{other}.") and key[len(other) + 5 :] in names
+        for other, names in _NAMES.items()
+        if other != client_type
+    )
 
 
 __all__ = ["NATIVE_CALLBACKS", "ConfigCallbacks", "merge_config", "split_callbacks"]

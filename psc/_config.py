@@ -15,16 +15,21 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, TypeAdapter, ValidationError
 
 from psc._uri import TopicUri
+from psc.common.log import get_logger
 from psc.common.settings import ToolkitSettings, describe_validation_error
 from psc.errors import ConfigError, InvalidUriError
+
+_log = get_logger("psc.config")
 
 __all__ = [
     "CONFIG_KEYS",
@@ -135,9 +140,9 @@ _GENERIC: list[ConfigKey] = [
         str,
         None,
         None,
-        "Required. Names the application in logs, metrics and config records.",
+        "Names the application in logs, metrics and config records.",
         "generic",
-        default_text="*required*",
+        default_text="the program's name",
         attr="project",
     ),
     ConfigKey(
@@ -692,6 +697,12 @@ class PscConfig(ToolkitSettings):
         settings = reader.resolve()
         if reader.problems:
             raise ConfigError(reader.problems)
+        if reader.ignored:
+            _log.warning(
+                "config keys of another client type are ignored",
+                client_type=client_type,
+                keys=sorted(set(reader.ignored)),
+            )
         fields = {k.attr: settings[k.name] for k in reader.in_scope() if k.attr}
         try:
             return cls.model_validate(
@@ -734,6 +745,9 @@ class _Reader:
         self.given: dict[str, object] = {}
         self.sources: dict[str, str] = {}  # PSC key -> the key it was written as, to catch duplicates
         self.passthrough: dict[ClientType, dict[str, str]] = {"producer": {}, "consumer": {}, "admin": {}}
+        # Another client type's keys, checked but not applied: one dict may configure several clients,
+        # as with librdkafka, which ignores a consumer property given to a producer with a warning.
+        self.ignored: list[str] = []
 
     def in_scope(self) -> list[ConfigKey]:
         return [k for k in CONFIG_KEYS if k.client_type in ("generic", self.client_type)]
@@ -741,16 +755,12 @@ class _Reader:
     def read(self, key: object, value: object) -> None:
         if not isinstance(key, str):
             self.problems.append(f"config keys must be strings, got {key!r}")
-        elif key.startswith(("psc.producer.", "psc.consumer.")) and not key.startswith(f"psc.{self.client_type}."):
-            other = "consumer" if self.client_type == "producer" else "producer"
-            self.problems.append(
-                f"{key}: a {other} key given to a {self.client_type}; "
-                f"a {self.client_type} takes psc.{self.client_type}.* and psc.* keys"
-            )
         elif key in _BY_NAME:
             self._read_known(_BY_NAME[key], value, key)
         elif key.startswith(("psc.producer.", "psc.consumer.", "psc.admin.")):
             client: ClientType = next(c for c in CLIENT_TYPES if key.startswith(f"psc.{c}."))
+            if client != self.client_type:
+                self.ignored.append(key)
             native = key[len(f"psc.{client}.") :]
             owner = _OWNED_NATIVE.get(_canonical(native))
             if owner:
@@ -761,6 +771,8 @@ class _Reader:
             self.problems.append(_unknown_key(key, self.client_type))
 
     def _read_known(self, key: ConfigKey, value: object, written: str) -> None:
+        if key.client_type not in ("generic", self.client_type):
+            self.ignored.append(written)
         if key.name in self.sources:
             first = self.sources[key.name]
             self.problems.append(f"{written}: sets the same property as {first}; set it once")
@@ -805,7 +817,7 @@ class _Reader:
             if settings[key.name] is None and key.native is None and key.default is not None:
                 settings[key.name] = key.default  # PSC-side keys have no backend default to fall back on
         if not settings["psc.project"]:
-            self.problems.append("psc.project is required: a non-empty name of the application")
+            settings["psc.project"] = default_project()
         settings["psc.client.id"] = settings["psc.client.id"] or settings["psc.project"]
         initial = settings["psc.auto.resolution.backoff.initial.ms"]
         ceiling = settings["psc.auto.resolution.backoff.max.ms"]
@@ -824,6 +836,17 @@ class _Reader:
                 native[key.native] = _native_text(value) or ""
         native.update(self.passthrough[self.client_type])
         return native
+
+
+def default_project() -> str:
+    """The running program's name (``orders`` for ``python orders.py``), as the project when none is set."""
+    name = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    if name in ("", "-c", "-m", "__main__") or not _PROJECT_NAME.fullmatch(name):
+        return "psc-application"
+    return name
+
+
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _is_empty(value: object) -> bool:
@@ -919,8 +942,9 @@ def render_markdown() -> str:
         "  `queue.buffering.max.messages`. A native key that PSC maps (or a librdkafka alias of it) sets",
         "  the PSC key: `psc.producer.linger.ms` is `psc.producer.batch.duration.ms`; setting both is an",
         "  error. Bootstrap servers and TLS settings come from the topic URI, not from configuration.",
-        "- A client takes `psc.*` keys and its own namespace's; keys of the other client type (`psc.consumer.*`",
-        "  given to a producer) are refused.",
+        "- A client takes `psc.*` keys and its own namespace's. Keys of another client type (`psc.consumer.*`",
+        "  given to a producer) are checked, then ignored with a warning, so one dict can configure several",
+        "  clients, as with librdkafka.",
         "- The callbacks confluent-kafka takes in its configuration (`error_cb`, `stats_cb`, `throttle_cb`,",
         "  `oauth_cb`, `logger`, and `on_delivery` for a producer or `on_commit` for a consumer) are taken under",
         "  their plain names or as `psc.producer.<name>`/`psc.consumer.<name>`; see `docs/psc-api.md`.",

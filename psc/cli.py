@@ -530,7 +530,7 @@ def describe(consumer: Any, target: Target, *, include_internal: bool = False) -
         "endpoint": {"bootstrap": endpoint.bootstrap, **shown_security, "provider": endpoint.provider},
     }
     metadata = consumer.list_topics(str(uri), _METADATA_TIMEOUT_S)
-    report["brokers"] = {str(bid): address for bid, address in sorted(metadata.brokers.items())}
+    report["brokers"] = {str(bid): str(broker) for bid, broker in sorted(metadata.brokers.items())}
     if uri.is_cluster:
         report["topics"] = _topics(metadata, include_internal)
     else:
@@ -543,14 +543,18 @@ def _topics(metadata: Any, include_internal: bool) -> list[dict[str, Any]]:
     for topic_uri, topic in sorted(metadata.topics.items()):
         if not include_internal and TopicUri.parse(topic_uri).topic.startswith("__"):
             continue
-        topics.append({"topic_uri": topic_uri, "partitions": len(topic.partitions), "error": topic.error})
+        topics.append({"topic_uri": topic_uri, "partitions": len(topic.partitions), "error": _error_text(topic.error)})
     return topics
+
+
+def _error_text(error: Any) -> str | None:
+    return None if error is None else str(error.str())
 
 
 def _partitions(consumer: Any, metadata: Any, topic_uri: str) -> list[dict[str, Any]]:
     topic = metadata.topics.get(topic_uri)
     if topic is None or topic.error:
-        reason = topic.error if topic is not None else "not in the cluster metadata"
+        reason = _error_text(topic.error) if topic is not None else "not in the cluster metadata"
         raise _TopicMissing(f"topic {topic_uri!r}: {reason}")
     rows = []
     for pid, part in sorted(topic.partitions.items()):
@@ -564,7 +568,7 @@ def _partitions(consumer: Any, metadata: Any, topic_uri: str) -> list[dict[str, 
                 "low": low,
                 "high": high,
                 "messages": None if low is None or high is None else high - low,
-                "error": part.error,
+                "error": _error_text(part.error),
             }
         )
     return rows

@@ -62,31 +62,54 @@ PartitionsCallback = Callable[[list[BackendPartition]], None]
 
 @dataclass(frozen=True, slots=True)
 class PartitionMetadata:
+    """One partition of :class:`TopicMetadata`, as confluent-kafka's ``PartitionMetadata``."""
+
     id: int
     leader: int
     replicas: tuple[int, ...]
     isrs: tuple[int, ...]
-    error: str | None = None
+    error: NativeError | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TopicMetadata:
-    """One topic of :class:`ClusterMetadata`, named by its topic URI."""
+    """One topic of :class:`ClusterMetadata`, as confluent-kafka's ``TopicMetadata``; ``topic`` is the URI."""
 
-    topic_uri: str
+    topic: str
     partitions: dict[int, PartitionMetadata]
-    error: str | None = None
+    error: NativeError | None = None
+
+    @property
+    def topic_uri(self) -> str:
+        return self.topic
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerMetadata:
+    """One broker of :class:`ClusterMetadata`, as confluent-kafka's ``BrokerMetadata``."""
+
+    id: int
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterMetadata:
-    """What ``list_topics`` returns: the cluster's brokers and topics, topics keyed by topic URI."""
+    """What ``list_topics`` returns: the cluster's brokers and topics, topics keyed by topic URI.
+
+    The fields are confluent-kafka's ``ClusterMetadata``'s, plus ``cluster_uri``.
+    """
 
     cluster_uri: str
     cluster_id: str | None
     controller_id: int
-    brokers: dict[int, str]
+    brokers: dict[int, BrokerMetadata]
     topics: dict[str, TopicMetadata] = field(default_factory=dict)
+    orig_broker_id: int = -1
+    orig_broker_name: str | None = None
 
 
 class BackendProducer(ABC):

@@ -17,6 +17,7 @@ from psc.backends.base import (
     BackendConsumer,
     BackendPartition,
     BackendProducer,
+    BrokerMetadata,
     ClusterMetadata,
     PartitionMetadata,
     PartitionsCallback,
@@ -83,17 +84,21 @@ def _metadata(cluster_uri: str, native: Any) -> ClusterMetadata:
     topics = {}
     for name, topic in native.topics.items():
         parts = {
-            pid: PartitionMetadata(pid, p.leader, tuple(p.replicas), tuple(p.isrs), _err(p.error))
+            pid: PartitionMetadata(pid, p.leader, tuple(p.replicas), tuple(p.isrs), p.error)
             for pid, p in topic.partitions.items()
         }
         uri = cluster_uri + name
-        topics[uri] = TopicMetadata(uri, parts, _err(topic.error))
-    brokers = {bid: f"{b.host}:{b.port}" for bid, b in native.brokers.items()}
-    return ClusterMetadata(cluster_uri, native.cluster_id, native.controller_id, brokers, topics)
-
-
-def _err(error: Any) -> str | None:
-    return None if error is None else str(error.str())
+        topics[uri] = TopicMetadata(uri, parts, topic.error)
+    brokers = {bid: BrokerMetadata(bid, b.host, b.port) for bid, b in native.brokers.items()}
+    return ClusterMetadata(
+        cluster_uri,
+        native.cluster_id,
+        native.controller_id,
+        brokers,
+        topics,
+        native.orig_broker_id,
+        native.orig_broker_name,
+    )
 
 
 def _rebalance(callback: PartitionsCallback | None) -> Any:

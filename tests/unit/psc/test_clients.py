@@ -12,7 +12,14 @@ import psc
 from psc._message import DecodedMessage, Message, MessageId, Source, TopicUriPartition
 from psc._metrics import ClientMetrics
 from psc.backends import register_backend, unregister_backend
-from psc.backends.base import Backend, BackendConsumer, BackendPartition, BackendProducer, ClusterMetadata
+from psc.backends.base import (
+    Backend,
+    BackendConsumer,
+    BackendPartition,
+    BackendProducer,
+    BrokerMetadata,
+    ClusterMetadata,
+)
 from psc.common import MetricsRegistry
 
 A = "plaintext:/rn:fake:env:cloud_region::clusterA:"
@@ -110,7 +117,7 @@ class FakeProducer(BackendProducer):
         return len(self.queue)
 
     def list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata:
-        return ClusterMetadata(self.cluster_uri, "fake", 1, {1: "fake:1"}, {})
+        return ClusterMetadata(self.cluster_uri, "fake", 1, {1: BrokerMetadata(1, "fake", 1)}, {})
 
     def close(self, timeout: float = 0.0) -> None:
         self.closed = True

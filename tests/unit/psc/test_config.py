@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -186,10 +187,15 @@ def test_empty_value_means_backend_default() -> None:
     assert consumer.poll_messages_max == 500
 
 
-def test_project_is_required() -> None:
+def test_project_defaults_to_the_programs_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    # confluent-kafka needs no client.id, so a migrated program with none must still start.
+    monkeypatch.setattr(sys, "argv", ["/opt/app/orders-ingest.py", "--flag"])
     for mapping in ({}, {"psc.project": ""}, {"psc.project": "   "}):
-        error = config_error(mapping)
-        assert error.problems == ["psc.project is required: a non-empty name of the application"]
+        config = PscConfig.from_mapping(mapping)
+        assert (config.project, config.native["client.id"]) == ("orders-ingest", "orders-ingest")
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    assert PscConfig.from_mapping({}).project == "psc-application"
+    assert PscConfig.from_mapping({"psc.project": "ads"}).project == "ads"
 
 
 def test_all_problems_reported_at_once() -> None:
@@ -220,13 +226,11 @@ def test_all_problems_reported_at_once() -> None:
         "psc.producer.bootstrap.servers: bootstrap.servers is set by PSC; use the topic URI "
         "(discovery; psc.discovery.connect to override)",
         "psc.metrics.latency.sample.rate=2: expected float in [0, 1]",
-        "psc.consumer.offset.auto.reset: a consumer key given to a producer; a producer takes psc.producer.* "
-        "and psc.* keys",
+        "psc.consumer.offset.auto.reset='begin': expected one of earliest, latest, error",
         "psc.discovery.connect='a:b': 'a:b' is not host:port (expected host:port[,host:port...])",
         "psc.config.logging.topic.uri='nope': missing '<protocol>:/' before the RN (or a bare 'rn:...')",
-        "psc.project is required: a non-empty name of the application",
     ]
-    assert "(12 problem(s))" in str(error)
+    assert "(11 problem(s))" in str(error)
     for problem in problems:
         assert problem in str(error)
 
@@ -265,15 +269,24 @@ def test_connection_settings_cannot_be_passed_through(key: str) -> None:
         ("psc.consumer.client.id", "producer"),
         ("psc.consumer.group.id", "producer"),
         ("psc.producer.linger.ms", "consumer"),
-        ("psc.producer.error_cb", "consumer"),
+        ("psc.producer.message.timeout.ms", "consumer"),
     ],
 )
-def test_keys_of_the_other_client_type_are_refused(key: str, client_type: str) -> None:
-    other = "consumer" if client_type == "producer" else "producer"
-    (problem,) = config_error({**BASE, key: "1"}, client_type).problems
-    assert problem == (
-        f"{key}: a {other} key given to a {client_type}; a {client_type} takes psc.{client_type}.* and psc.* keys"
-    )
+def test_keys_of_the_other_client_type_are_checked_then_ignored_with_a_warning(
+    key: str, client_type: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One dict may configure a producer and a consumer, as with librdkafka: not applied, but not silent.
+    mine = PscConfig.from_mapping(BASE, client_type)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="psc"):
+        shared = PscConfig.from_mapping({**BASE, key: "1"}, client_type)  # type: ignore[arg-type]
+    assert (shared.native, shared.passthrough) == (mine.native, mine.passthrough)
+    (record,) = [r for r in caplog.records if "another client type" in r.getMessage()]
+    assert record.levelno == logging.WARNING and key in record.getMessage()
+
+
+def test_keys_of_the_other_client_type_are_still_checked() -> None:
+    (problem,) = config_error({**BASE, "psc.consumer.offset.auto.reset": "begin"}).problems
+    assert problem.startswith("psc.consumer.offset.auto.reset='begin'")
 
 
 def test_a_misspelled_pass_through_key_gets_suggestions_from_its_neighbourhood() -> None:
