@@ -3,3 +3,12 @@
 A cost-efficient pub/sub for high-volume, latency-tolerant ingestion, byte-compatible with the reference
 MemQ. The package provides the broker, a producer and a consumer, and registers a PSC backend.
 """
+
+from memq._errors import CorruptObjectError, FormatError, MemqError, StorageError
+
+__all__ = [
+    "CorruptObjectError",
+    "FormatError",
+    "MemqError",
+    "StorageError",
+]
