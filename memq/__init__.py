@@ -5,10 +5,14 @@ MemQ. The package provides the broker, a producer and a consumer, and registers 
 """
 
 from memq._errors import CorruptObjectError, FormatError, MemqError, StorageError
+from memq._format import Compression, Notification, Record
 
 __all__ = [
+    "Compression",
     "CorruptObjectError",
     "FormatError",
     "MemqError",
+    "Notification",
+    "Record",
     "StorageError",
 ]
