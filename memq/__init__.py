@@ -4,7 +4,7 @@ A cost-efficient pub/sub for high-volume, latency-tolerant ingestion, byte-compa
 MemQ. The package provides the broker, a producer and a consumer, and registers a PSC backend.
 """
 
-from memq._errors import CorruptObjectError, FormatError, MemqError, StorageError
+from memq._errors import CorruptObjectError, FormatError, MemqError, ObjectNotFoundError, StorageError
 from memq._format import Compression, Notification, Record
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "FormatError",
     "MemqError",
     "Notification",
+    "ObjectNotFoundError",
     "Record",
     "StorageError",
 ]

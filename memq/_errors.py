@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CorruptObjectError", "FormatError", "MemqError", "StorageError"]
+__all__ = ["CorruptObjectError", "FormatError", "MemqError", "ObjectNotFoundError", "StorageError"]
 
 
 class MemqError(Exception):
@@ -24,6 +24,10 @@ class StorageError(MemqError):
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message if key is None else f"{message}: {key}")
         self.key = key
+
+
+class ObjectNotFoundError(StorageError):
+    """The object does not exist in the storage."""
 
 
 class CorruptObjectError(MemqError):

@@ -160,6 +160,7 @@ class Notification:
         else:
             fields = {"path": self.path, "objectSize": self.object_size, "topic": self.topic}
             fields |= {"headerSize": self.header_size, "numBatchMessages": self.message_count}
+            fields["numAttempts"] = self.attempts
         return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
@@ -197,6 +198,7 @@ class Notification:
             messages_size=object_size - header_size,
             message_count=message_count,
             path=_json_str(fields, "path"),
+            attempts=_json_int(fields, "numAttempts") if "numAttempts" in fields else 0,
         )
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -190,9 +191,14 @@ def test_objects_round_trip(messages: list[list[Record]], compression: Compressi
 def test_notifications_round_trip(
     topic: str, header_size: int, messages_size: int, count: int, attempts: int, s3: bool
 ) -> None:
-    where = {"bucket": "b", "key": "0f/t/1_2_3_0_host", "attempts": attempts} if s3 else {"path": "/data/t/x"}
+    where: dict[str, Any] = {"bucket": "b", "key": "0f/t/1_2_3_0_host"} if s3 else {"path": "/data/t/x"}
     notification = Notification(
-        topic=topic, header_size=header_size, messages_size=messages_size, message_count=count, **where
+        topic=topic,
+        header_size=header_size,
+        messages_size=messages_size,
+        message_count=count,
+        attempts=attempts,
+        **where,
     )
     assert Notification.from_json(notification.to_json()) == notification
 
