@@ -1,0 +1,136 @@
+"""MemQ brokers as real processes for integration tests, and readers of what they stored and announced."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from memq._format import Notification, Record, iter_object_records
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class BrokerProcess:
+    """``python -m memq broker --config FILE`` on a free port in 20000-29999 (the reference client reads ports
+    as signed 16-bit numbers, so they stay below 32768)."""
+
+    config: dict[str, Any]
+    workdir: Path
+    port: int = 0
+    metrics_port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.workdir / f"broker-{uuid.uuid4().hex[:6]}.log"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> BrokerProcess:
+        for _ in range(20):
+            self.port = self.port or random.randint(20000, 29999)
+            self.metrics_port = random.randint(20000, 29999)
+            path = self.workdir / f"broker-{self.port}.json"
+            path.write_text(json.dumps({**self.config, "port": self.port, "metrics_port": self.metrics_port}))
+            log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+            env = {**os.environ, "TOOLKIT_LOG_FORMAT": "json", "TOOLKIT_LOG_LEVEL": "INFO"}
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "memq", "broker", "--config", str(path)],
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
+                env=env,
+            )
+            log.close()
+            if self._wait_started(timeout):
+                return self
+            self.port = 0  # most likely the port was taken: try another
+        raise RuntimeError(f"broker did not start; log:\n{self.log_path.read_text()[-3000:]}")
+
+    def _wait_started(self, timeout: float) -> bool:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "broker_started" in self.log_path.read_text():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        raise RuntimeError(f"broker did not start in {timeout} s; log:\n{self.log_path.read_text()[-3000:]}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def broker_config(storage: Path, topics: list[dict[str, Any]], bootstrap: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "storage": f"file://{storage}",
+        "notification_bootstrap": bootstrap,
+        "topics": topics,
+        **extra,
+    }
+
+
+def read_notifications(bootstrap: str, topic: str, settle_s: float = 2.0) -> list[Notification]:
+    """Every notification on partition 0 of ``topic``, from the beginning to the end."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"memq-it-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
+    )
+    try:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        found: list[Notification] = []
+        deadline = time.monotonic() + 30
+        position = 0
+        while position < high and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            position = (message.offset() or 0) + 1
+            found.append(Notification.from_json(message.value() or b""))
+        assert position >= high, f"read {position} of {high} notifications"
+        return found
+    finally:
+        consumer.close()
+
+
+def stored_records(notifications: list[Notification]) -> Iterator[tuple[Notification, Record]]:
+    """Every record of every announced object, decoded from storage."""
+    for notification in notifications:
+        assert notification.path is not None
+        data = Path(notification.path).read_bytes()
+        assert len(data) == notification.object_size
+        for _message, _index, _header, record in iter_object_records(data):
+            yield notification, record
