@@ -62,7 +62,6 @@ class TopicConfig(_Strict):
     batch_max_messages: int = Field(256, gt=0)
     batch_max_ms: int = Field(2000, gt=0)
     storage: str | None = None  # this topic's own storage URL; default: the broker's
-    storage_prefix: str | None = None  # the path inside storage; default: the topic name
 
 
 class BrokerConfig(_Strict):
@@ -71,8 +70,9 @@ class BrokerConfig(_Strict):
     advertised_host: str | None = None  # the address TOPIC_METADATA gives producers; default: host
     cluster_brokers: list[str] = Field(default_factory=list)  # other brokers serving the same topics
     locality: str = "n/a"
-    storage: str = "file://./memq-data"
-    s3_endpoint_url: str | None = None
+    # file:///dir (the embedded default: ./memq-data) or s3://bucket/prefix; options in the query string
+    storage: str = Field(default_factory=lambda: Path("memq-data").resolve().as_uri())
+    s3_endpoint_url: str | None = None  # for s3:// storage, e.g. a MinIO or moto endpoint
     # Notifications go through psc.Producer to topic URIs under this cluster prefix.
     notification_cluster: str = "plaintext:/rn:kafka:local:local_dev::memq:"
     notification_bootstrap: str | None = "127.0.0.1:9092"  # psc.discovery.connect; None: PSC discovery

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,10 +22,11 @@ from memq._config import BrokerConfig, TopicConfig
 from memq._format import Notification, encode_object_index, parse_object_index
 from memq._wire import ResponseCode
 from memq.broker._metrics import BrokerMetrics
-from memq.broker._storage import ObjectStore
+from memq.storage import StorageHandler
 from psc.common.log import get_logger
 
 _log = get_logger("memq.broker")
+_HOST = socket.gethostname()
 
 Notifier = Callable[[str, Notification], Awaitable[None]]  # (notification topic, notification)
 
@@ -87,7 +89,7 @@ class BatchManager:
     def __init__(
         self,
         config: BrokerConfig,
-        stores: dict[str, ObjectStore],
+        stores: dict[str, StorageHandler],
         notify: Notifier,
         metrics: BrokerMetrics,
     ) -> None:
@@ -169,7 +171,13 @@ class BatchManager:
         key = ""
         stored_attempt = -1
         for attempt in range(self._config.upload_attempts):
-            key = store.object_key(topic.name, batch.first_request_id, server_id, attempt)
+            key = store.object_key(
+                topic.name,
+                client_request_id=batch.first_request_id,
+                server_request_id=server_id,
+                attempt=attempt,
+                host=_HOST,
+            )
             try:
                 await asyncio.wait_for(
                     asyncio.to_thread(store.put, key, [index_bytes, *batch.messages]),
@@ -187,7 +195,14 @@ class BatchManager:
             return Outcome(ResponseCode.REQUEST_FAILED, f"upload failed after {self._config.upload_attempts} attempts")
         self._metrics.upload_seconds.observe(time.monotonic() - started)
         self._metrics.object_bytes.observe(index.object_size)
-        notification = store.notification(topic.name, key, index, stored_attempt)
+        notification = store.notification(
+            key,
+            topic=topic.name,
+            header_size=index.header_size,
+            messages_size=index.messages_size,
+            message_count=len(index.entries),
+            attempts=stored_attempt,
+        )
         started = time.monotonic()
         try:
             await asyncio.wait_for(self._notify(topic.notification_topic, notification), self._config.notify_timeout_s)

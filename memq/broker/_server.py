@@ -35,7 +35,7 @@ from memq._wire import (
 )
 from memq.broker._batches import BatchManager, Outcome
 from memq.broker._metrics import BrokerMetrics
-from memq.broker._storage import ObjectStore, open_store
+from memq.storage import StorageHandler, open_storage
 from psc.common.log import get_logger
 
 _log = get_logger("memq.broker")
@@ -58,10 +58,13 @@ class Broker:
     def __init__(self, config: BrokerConfig, metrics: BrokerMetrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or BrokerMetrics()
-        self._stores: dict[str, ObjectStore] = {
-            t.name: open_store(t.storage or config.storage, t.storage_prefix, config.s3_endpoint_url)
-            for t in config.topics
-        }
+        self._stores: dict[str, StorageHandler] = {}
+        for topic in config.topics:
+            url = topic.storage or config.storage
+            options = (
+                {"endpoint_url": config.s3_endpoint_url} if config.s3_endpoint_url and url.startswith("s3:") else {}
+            )
+            self._stores[topic.name] = open_storage(url, **options)
         self._notifier: Any = None
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -122,6 +125,8 @@ class Broker:
             conn.writer.close()
         if self._notifier is not None:
             await self._notifier.close(5.0)
+        for store in self._stores.values():
+            store.close()
         _log.info("broker_stopped")
 
     async def _drain(self) -> None:
