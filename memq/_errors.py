@@ -36,10 +36,22 @@ class CorruptObjectError(MemqError):
     `offset` is -1 when the object could not be read at all (e.g. it does not exist).
     """
 
-    def __init__(self, key: str, offset: int, reason: str, *, notification_offset: int | None = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        offset: int,
+        reason: str,
+        *,
+        notification_offset: int | None = None,
+        partition: int | None = None,
+        resume_offset: int | None = None,
+    ) -> None:
         where = f"object {key!r} at byte offset {offset}" if offset >= 0 else f"object {key!r}"
         super().__init__(f"{where}: {reason}")
         self.key = key
         self.offset = offset
         self.reason = reason
         self.notification_offset = notification_offset
+        self.partition = partition
+        # The consumer offset just past the unreadable part: seeking there skips it, knowingly.
+        self.resume_offset = resume_offset

@@ -377,10 +377,13 @@ def encode_message(
     return header + payload
 
 
-def parse_message_header(buf: bytes | memoryview, offset: int = 0, *, verify_crc: bool = False) -> MessageHeader:
+def parse_message_header(
+    buf: bytes | memoryview, offset: int = 0, *, verify_crc: bool = False, with_body: bool = True
+) -> MessageHeader:
     """Parse and check the header of the message at `offset`: its lengths must fit the buffer.
 
-    With `verify_crc`, also checks the body's CRC32 (without decompressing it).
+    With `verify_crc`, also checks the body's CRC32 (without decompressing it). Without `with_body`, `buf` may
+    hold the header alone (e.g. the first bytes of a ranged read) and the body's length is not checked.
     """
     end = len(buf)
     if offset < 0 or offset + _MIN_HEADER > end:
@@ -415,7 +418,7 @@ def parse_message_header(buf: bytes | memoryview, offset: int = 0, *, verify_crc
     if body_length < 0:
         raise FormatError(f"body length is negative ({body_length})", pos + 9)
     body_offset = offset + header_length
-    if body_offset + body_length > end:
+    if with_body and body_offset + body_length > end:
         raise FormatError(
             f"body of {body_length} bytes runs past the end of the buffer ({end - body_offset} bytes left)", pos + 9
         )
@@ -431,7 +434,7 @@ def parse_message_header(buf: bytes | memoryview, offset: int = 0, *, verify_crc
         record_count=record_count,
         body_length=body_length,
     )
-    if verify_crc:
+    if verify_crc and with_body:
         _verify_crc(buf, header)
     return header
 
