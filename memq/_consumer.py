@@ -410,7 +410,7 @@ class Consumer:
             self._reader = self._open(message)
 
     def _open(self, message: Any) -> _ObjectReader:
-        uri, partition, offset = message.topic_uri(), message.partition(), message.offset()
+        uri, partition, offset = message.topic(), message.partition(), message.offset()
         raw = message.value()
         raw = raw if isinstance(raw, bytes) else str(raw).encode()
         return _ObjectReader(

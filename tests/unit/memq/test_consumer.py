@@ -23,7 +23,7 @@ class FakeMessage:
     off: int
     raw: bytes
 
-    def topic_uri(self) -> str:
+    def topic(self) -> str:
         return self.uri
 
     def partition(self) -> int:
