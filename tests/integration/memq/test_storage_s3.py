@@ -79,3 +79,21 @@ def test_missing_object_and_missing_bucket(services: Services, bucket: str) -> N
     )
     with pytest.raises(StorageError, match="PUT of"):
         big.put("k", [bytes(6 << 20)])
+
+
+def test_inspect_reads_an_s3_object(services: Services, bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from memq._format import Compression, Record, build_object, encode_message
+    from memq._inspect import main
+
+    message = encode_message(
+        [Record(b"v", key=b"k")], compression=Compression.ZSTD, producer_epoch=1, request_id=1, address=b"\x7f\0\0\1"
+    )
+    _storage(services, bucket).put("ab/pre/t/o", [build_object([message])])
+    assert main(["--json", "--endpoint-url", services.s3_endpoint_url, f"s3://{bucket}/ab/pre/t/o"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (lines[0]["key"], lines[0]["value"]) == ("aw==", "dg==")
+    assert lines[1]["summary"]["records"] == 1
+    assert main(["--endpoint-url", services.s3_endpoint_url, f"s3://{bucket}/ab/pre/t/missing"]) == 2
+    assert "no such object" in capsys.readouterr().err
