@@ -57,6 +57,7 @@ DeliveryCallback = Callable[[Any, Any], None]  # (DeliveryError | None, Delivere
 _WRITE_OVERHEAD = 15 + 1 + 2 + 4 + 4  # request header + v3 write header, without the topic name
 _COMPRESSION = {"none": Compression.NONE, "gzip": Compression.GZIP, "zstd": Compression.ZSTD}
 _RETRY_CODES = {ResponseCode.SERVICE_UNAVAILABLE, ResponseCode.REDIRECT}
+_DOWN_S = 5.0  # how long a broker that failed is passed over while others remain
 
 
 class ProducerError(MemqError):
@@ -222,7 +223,9 @@ class Producer:
         self._reports = queue.SimpleQueue()
         self._closed = False
         self._bootstrap = [_parse_address(b) for b in self.config.brokers]
-        self._brokers: dict[str, list[BrokerAddress]] = {}
+        self._brokers: dict[str, list[BrokerAddress]] = {}  # per topic, from TOPIC_METADATA
+        self._known: set[BrokerAddress] = set()  # every broker metadata ever named
+        self._down: dict[BrokerAddress, float] = {}  # brokers that failed, skipped until this monotonic time
         self._connections: dict[BrokerAddress, _Connection] = {}
         self._turn = itertools.count()
         self._ssl = _client_tls(self.config)
@@ -393,8 +396,7 @@ class Producer:
         attempt = 0
         last = ""
         while True:
-            brokers = await self._topic_brokers(topic)
-            broker = brokers[next(self._turn) % len(brokers)]
+            broker = self._pick(await self._topic_brokers(topic))
             try:
                 conn = await self._connect(broker)
                 response = await conn.call(request)
@@ -403,18 +405,26 @@ class Producer:
                     raise
                 last = f"{broker}: {exc}"
                 _log.info("request_retry", broker=str(broker), error=str(exc), attempt=attempt)
-                self._brokers.pop(topic, None)  # ask again: the broker may be gone for good
+                self._down[broker] = time.monotonic() + _DOWN_S
             else:
                 if response.code == ResponseCode.OK:
                     return None
                 if response.code not in _RETRY_CODES:
                     return DeliveryError(response.code, response.error or ResponseCode(response.code).name)
                 last = f"{broker}: {response.code} {response.error}"
+                self._down[broker] = time.monotonic() + _DOWN_S
             attempt += 1
             backoff = min(self.config.retry_backoff_ms / 1000 * 2 ** min(attempt - 1, 6), 5.0)
             if time.monotonic() + backoff >= deadline:
                 return DeliveryError(CONNECTION_LOST, f"no broker accepted the request; last: {last}", True)
-            await asyncio.sleep(backoff)
+            if attempt > 1:
+                await asyncio.sleep(backoff)  # the first retry goes at once, to another broker
+
+    def _pick(self, brokers: list[BrokerAddress]) -> BrokerAddress:
+        """The next broker in turn, skipping those that failed in the last few seconds while others remain."""
+        now = time.monotonic()
+        alive = [b for b in brokers if self._down.get(b, 0.0) <= now] or brokers
+        return alive[next(self._turn) % len(alive)]
 
     async def _connect(self, broker: BrokerAddress) -> _Connection:
         conn = self._connections.get(broker)
@@ -433,15 +443,19 @@ class Producer:
         known = self._brokers.get(topic)
         if known:
             return known
-        for broker in [*self._bootstrap, *{b for bs in self._brokers.values() for b in bs}]:
+        now = time.monotonic()
+        candidates = [b for b in dict.fromkeys([*self._bootstrap, *self._known]) if self._down.get(b, 0.0) <= now]
+        for broker in candidates or self._bootstrap:
             try:
                 metadata = await self._metadata(broker, (topic,))
-            except (OSError, TimeoutError, FrameError) as exc:
+            except (OSError, TimeoutError, FrameError, ProducerError) as exc:
                 _log.info("metadata_failed", broker=str(broker), error=str(exc))
+                self._down[broker] = time.monotonic() + _DOWN_S
                 continue
             for md in metadata:
                 if md.topic == topic and md.write_brokers:
                     self._brokers[topic] = list(md.write_brokers)
+                    self._known.update(md.write_brokers)
                     return self._brokers[topic]
             return [broker]  # the broker does not know the topic: its WRITE answer will say so
         return list(self._bootstrap)

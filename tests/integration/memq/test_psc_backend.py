@@ -1,0 +1,89 @@
+"""psc.Producer with memq topic URIs: discovery maps the memq cluster prefix to the brokers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import psc
+from tests.integration.memq.brokers import BrokerProcess, broker_config, read_notifications, stored_records
+
+CLUSTER = "plaintext:/rn:memq:local:local_dev::memqit:"
+
+
+@pytest.fixture
+def memq_cluster(
+    tmp_path: Path, kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> Iterator[tuple[list[BrokerProcess], str, Path]]:
+    """Two brokers serving one topic, and a discovery file naming both under the cluster prefix."""
+    notify = new_topic()
+    topics = [{"name": "clicks", "notification_topic": notify, "batch_max_ms": 200}]
+    first = BrokerProcess(broker_config(tmp_path / "objects", topics, kafka_bootstrap), tmp_path).start()
+    config = broker_config(tmp_path / "objects", topics, kafka_bootstrap, cluster_brokers=[first.address])
+    second = BrokerProcess(config, tmp_path).start()
+    discovery = tmp_path / "discovery.json"
+    discovery.write_text(json.dumps({CLUSTER: {"connect": f"{second.address}"}}))
+    try:
+        yield [first, second], notify, discovery
+    finally:
+        second.stop()
+        first.stop()
+
+
+def _producer(discovery: Path, **extra: Any) -> psc.Producer:
+    return psc.Producer({"psc.project": "memq-it", "psc.discovery.file": str(discovery), **extra})
+
+
+def test_psc_producer_writes_memq_records_with_callbacks_and_futures(
+    memq_cluster: tuple[list[BrokerProcess], str, Path], kafka_bootstrap: str
+) -> None:
+    _brokers, notify, discovery = memq_cluster
+    producer = _producer(discovery, **{"psc.producer.linger.ms": "20"})
+    reports: list[tuple[Any, Any]] = []
+    for i in range(50):
+        producer.produce(
+            CLUSTER + "clicks",
+            b"value-%d" % i,
+            key=b"key-%d" % i,
+            headers=[("n", b"%d" % i)],
+            on_delivery=lambda err, msg: reports.append((err, msg)),
+        )
+    future = producer.send(CLUSTER + "clicks", b"by-future", key=b"f")
+    assert producer.flush(30) == 0
+    message_id = future.result(0)
+    assert message_id.topic_uri == CLUSTER + "clicks"
+    assert len(reports) == 50 and all(err is None for err, _ in reports)
+    assert reports[0][1].topic_uri == CLUSTER + "clicks"
+    producer.close()
+    stored = {record.value: record for _n, record in stored_records(read_notifications(kafka_bootstrap, notify))}
+    assert set(stored) == {b"value-%d" % i for i in range(50)} | {b"by-future"}
+    assert stored[b"value-7"].key == b"key-7" and stored[b"value-7"].headers == (("n", b"7"),)
+
+
+def test_psc_producer_fails_over_to_the_other_broker(
+    memq_cluster: tuple[list[BrokerProcess], str, Path], kafka_bootstrap: str
+) -> None:
+    brokers, notify, discovery = memq_cluster
+    producer = _producer(discovery, **{"psc.producer.linger.ms": "0"})
+    before = producer.send(CLUSTER + "clicks", b"before")
+    assert producer.flush(30) == 0
+    assert before.result(0).topic_uri == CLUSTER + "clicks"
+    brokers[1].stop()  # the bootstrap broker goes away; the first one, listed in metadata, remains
+    afters = [producer.send(CLUSTER + "clicks", b"after-%d" % i) for i in range(6)]
+    assert producer.flush(30) == 0
+    assert all(f.result(0).topic_uri == CLUSTER + "clicks" for f in afters)
+    producer.close()
+    values = {record.value for _n, record in stored_records(read_notifications(kafka_bootstrap, notify))}
+    assert {b"before"} | {b"after-%d" % i for i in range(6)} <= values
+
+
+def test_memq_uri_with_a_bad_protocol_is_rejected(memq_cluster: tuple[list[BrokerProcess], str, Path]) -> None:
+    _brokers, _notify, discovery = memq_cluster
+    producer = _producer(discovery)
+    with pytest.raises(psc.InvalidUriError, match="MemQ URIs use protocol"):
+        producer.produce("tls:/rn:memq:local:local_dev::memqit:clicks", b"x")
+    producer.close()
