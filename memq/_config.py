@@ -58,15 +58,15 @@ class TlsConfig(_Strict):
 class TopicConfig(_Strict):
     name: str = Field(min_length=1, max_length=249)
     notification_topic: str = Field(min_length=1)
-    batch_max_bytes: int = Field(16 * MIB, gt=0)
-    batch_max_messages: int = Field(256, gt=0)
-    batch_max_ms: int = Field(2000, gt=0)
+    batch_max_bytes: int = Field(default=16 * MIB, gt=0)
+    batch_max_messages: int = Field(default=256, gt=0)
+    batch_max_ms: int = Field(default=2000, gt=0)
     storage: str | None = None  # this topic's own storage URL; default: the broker's
 
 
 class BrokerConfig(_Strict):
     host: str = "127.0.0.1"
-    port: int = Field(9192, ge=0, lt=65536)
+    port: int = Field(default=9192, ge=0, lt=65536)
     advertised_host: str | None = None  # the address TOPIC_METADATA gives producers; default: host
     cluster_brokers: list[str] = Field(default_factory=list)  # other brokers serving the same topics
     locality: str = "n/a"
@@ -78,17 +78,17 @@ class BrokerConfig(_Strict):
     notification_bootstrap: str | None = "127.0.0.1:9092"  # psc.discovery.connect; None: PSC discovery
     notification_config: dict[str, str] = Field(default_factory=dict)  # extra PSC / librdkafka settings
     topics: list[TopicConfig] = Field(default_factory=list)
-    max_frame_bytes: int = Field(MAX_FRAME_BYTES, gt=64)
-    max_inflight_bytes: int = Field(256 * MIB, gt=0)
-    upload_parallelism: int = Field(4, gt=0)
-    upload_attempts: int = Field(3, gt=0)
-    upload_attempt_timeout_s: float = Field(5.0, gt=0)
-    upload_backoff_s: float = Field(0.2, ge=0)
-    notify_timeout_s: float = Field(5.0, gt=0)
-    producer_request_timeout_s: float = Field(30.0, gt=0)  # what producers of this broker are told to use
+    max_frame_bytes: int = Field(default=MAX_FRAME_BYTES, gt=64)
+    max_inflight_bytes: int = Field(default=256 * MIB, gt=0)
+    upload_parallelism: int = Field(default=4, gt=0)
+    upload_attempts: int = Field(default=3, gt=0)
+    upload_attempt_timeout_s: float = Field(default=5.0, gt=0)
+    upload_backoff_s: float = Field(default=0.2, ge=0)
+    notify_timeout_s: float = Field(default=5.0, gt=0)
+    producer_request_timeout_s: float = Field(default=30.0, gt=0)  # producers' request timeout: acks must come sooner
     tls: TlsConfig | None = None
-    metrics_port: int | None = Field(None, ge=0, lt=65536)
-    shutdown_timeout_s: float = Field(30.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, lt=65536)
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("cluster_brokers", "notification_bootstrap")
@@ -134,15 +134,15 @@ class BrokerConfig(_Strict):
 
 class ProducerConfig(_Strict):
     brokers: list[str] = Field(min_length=1)  # bootstrap brokers; the rest come from TOPIC_METADATA
-    linger_ms: int = Field(10, ge=0)
-    max_request_bytes: int = Field(1 * MIB, ge=1024, le=MAX_FRAME_BYTES - 1024)
+    linger_ms: int = Field(default=10, ge=0)
+    max_request_bytes: int = Field(default=1 * MIB, ge=1024, le=MAX_FRAME_BYTES - 1024)
     compression: Literal["none", "gzip", "zstd"] = "zstd"
-    max_inflight_requests: int = Field(30, gt=0)
-    max_inflight_bytes: int = Field(32 * MIB, gt=0)
-    max_block_ms: int = Field(10_000, ge=0)  # how long produce() waits for room before raising BufferError
-    request_timeout_ms: int = Field(30_000, gt=0)  # from sealing a request to its acknowledgement
-    retry_backoff_ms: int = Field(200, ge=0)
-    connect_timeout_ms: int = Field(2000, gt=0)
+    max_inflight_requests: int = Field(default=30, gt=0)
+    max_inflight_bytes: int = Field(default=32 * MIB, gt=0)
+    max_block_ms: int = Field(default=10_000, ge=0)  # how long produce() waits for room before raising BufferError
+    request_timeout_ms: int = Field(default=30_000, gt=0)  # from sealing a request to its acknowledgement
+    retry_backoff_ms: int = Field(default=200, ge=0)
+    connect_timeout_ms: int = Field(default=2000, gt=0)
     tls: TlsConfig | None = None
 
     @field_validator("brokers")
