@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import psc
 from memq._errors import CorruptObjectError, FormatError, MemqError, ObjectNotFoundError, StorageError
@@ -22,8 +22,9 @@ from memq._format import MessageHeader, Notification, ObjectIndex, decode_messag
 from memq._format import parse_object_index as _parse_index
 from memq.storage import FileStorage, StorageHandler, open_storage
 from psc.common import get_logger
+from psc.common.metrics import MetricsRegistry, default_registry
 
-__all__ = ["RECORD_INDEX_BITS", "Consumer", "ConsumerRecord", "pack_offset", "unpack_offset"]
+__all__ = ["RECORD_INDEX_BITS", "Consumer", "ConsumerMetrics", "ConsumerRecord", "pack_offset", "unpack_offset"]
 
 RECORD_INDEX_BITS = 19
 _RECORD_MASK = (1 << RECORD_INDEX_BITS) - 1
@@ -79,6 +80,7 @@ class NotificationConsumer(Protocol):
     def commit(self, *, offsets: Sequence[psc.TopicUriPartition], asynchronous: bool = True) -> Any: ...
     def committed(self, partitions: Sequence[psc.TopicUriPartition], timeout: float = -1) -> Any: ...
     def seek(self, partition: psc.TopicUriPartition) -> None: ...
+    def assignment(self) -> list[psc.TopicUriPartition]: ...
     def close(self) -> None: ...
 
 
@@ -181,7 +183,10 @@ class _ObjectReader:
         assert self._storage is not None
         for attempt in range(self.settings.read_retries + 1):
             try:
+                began = time.monotonic()
                 data = self._storage.read(self.key, start, length)
+                self.settings.metrics.fetch_seconds.observe(time.monotonic() - began)
+                self.settings.metrics.fetched_bytes.inc(len(data))
                 break
             except ObjectNotFoundError:
                 self._fail(-1, "object not found", next_object=True)
@@ -312,11 +317,34 @@ def _count_or_none(message: memoryview) -> int | None:
         return None
 
 
+class ConsumerMetrics:
+    """Prometheus metrics of MemQ consumers (namespace `memq_consumer`)."""
+
+    _default: ClassVar[ConsumerMetrics | None] = None
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        self.records = registry.counter("records_total", "Records returned by poll")
+        self.objects = registry.counter("objects_total", "Notifications whose objects were opened")
+        self.fetched_bytes = registry.counter("fetched_bytes_total", "Object bytes read by ranged reads")
+        self.fetch_seconds = registry.histogram("fetch_seconds", "Latency of one ranged read of an object")
+        self.corrupt = registry.counter(
+            "corrupt_total", "Missing or corrupt objects and messages, by what was done", ["action"]
+        )
+
+    @classmethod
+    def default(cls) -> ConsumerMetrics:
+        """The metrics of every consumer in the process that is not given its own, in the default registry."""
+        if cls._default is None:
+            cls._default = cls(MetricsRegistry("memq_consumer", default_registry()))
+        return cls._default
+
+
 @dataclass(frozen=True, slots=True)
 class _Settings:
     fetch_bytes: int
     read_retries: int
     max_body_bytes: int
+    metrics: ConsumerMetrics
 
 
 class Consumer:
@@ -340,13 +368,15 @@ class Consumer:
         fetch_bytes: int = 8 << 20,
         read_retries: int = 2,
         max_body_bytes: int = 256 << 20,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         if (config is None) == (notification_consumer is None):
             raise ValueError("pass either config or notification_consumer")
         self._owns_inner = notification_consumer is None
         self._inner: NotificationConsumer = notification_consumer or psc.Consumer(dict(config or {}))
         self._config = dict(config or {})
-        self._settings = _Settings(fetch_bytes, read_retries, max_body_bytes)
+        self.metrics = metrics or ConsumerMetrics.default()
+        self._settings = _Settings(fetch_bytes, read_retries, max_body_bytes, self.metrics)
         self._storage_options = dict(storage_options or {})
         self._storages: dict[str, StorageHandler] = {}
         self._dead_letter_uri = dead_letter_topic_uri
@@ -361,6 +391,10 @@ class Consumer:
     def subscribe(self, notification_topic_uris: Sequence[str]) -> None:
         """Read these notification topic URIs in the group (replacing any earlier subscription)."""
         self._inner.subscribe(list(notification_topic_uris), on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def assignment(self) -> list[tuple[str, int]]:
+        """The (notification topic URI, partition) pairs this member of the group reads now."""
+        return [(tp.topic_uri, tp.partition) for tp in self._inner.assignment()]
 
     def _on_assign(self, _consumer: Any, partitions: Sequence[psc.TopicUriPartition]) -> None:
         for tp in partitions:
@@ -393,6 +427,7 @@ class Consumer:
                         if record.last_in_object
                         else _Position(reader.notification_offset, record.record_index + 1)
                     )
+                    self.metrics.records.inc()
                     return record
                 self._positions[(reader.uri, reader.partition)] = _Position(reader.notification_offset + 1, 0)
                 self._reader = None
@@ -408,6 +443,19 @@ class Consumer:
                     continue
                 raise error
             self._reader = self._open(message)
+            self.metrics.objects.inc()
+
+    def consume(self, num_messages: int = 1, timeout: float | None = None) -> list[ConsumerRecord]:
+        """Up to `num_messages` records, returning early once `timeout` seconds have passed with some read."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out: list[ConsumerRecord] = []
+        while len(out) < num_messages:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            record = self.poll(left)
+            if record is None:
+                break
+            out.append(record)
+        return out
 
     def _open(self, message: Any) -> _ObjectReader:
         uri, partition, offset = message.topic(), message.partition(), message.offset()
@@ -454,6 +502,7 @@ class Consumer:
             reason=error.reason,
             dead_letter=bool(self._dead_letter_uri),
         )
+        self.metrics.corrupt.labels("raised" if self._dead_letter_uri is None else "dead_letter").inc()
         if self._dead_letter_uri is None:
             raise error
         self._send_dead_letter(reader, error)

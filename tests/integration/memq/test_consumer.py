@@ -156,3 +156,36 @@ def test_a_corrupt_byte_is_reported_by_key_and_offset(
         assert headers["memq.object"] == key.encode()
         assert headers["memq.object.offset"] == str(second).encode()
     assert good_key != key
+
+
+def test_notification_partitions_are_the_read_parallelism(
+    base: dict[str, Any], services: Services, new_topic: Callable[..., str], s3_storage: S3Storage
+) -> None:
+    import time
+
+    uri = services.cluster_prefix + new_topic(partitions=2, prefix="memq-notify")
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    members = [_consumer(base, group, services) for _ in range(2)]
+    for member in members:
+        member.subscribe([uri])
+    deadline = time.monotonic() + 60
+    while not all(len(member.assignment()) == 1 for member in members) and time.monotonic() < deadline:
+        for member in members:
+            assert member.poll(0.2) is None
+    assert sorted(p for member in members for _, p in member.assignment()) == [0, 1]
+
+    notes = [_write(s3_storage, f"p{n}", [_records(f"p{n}", 3)])[2] for n in range(4)]
+    with psc.Producer(base) as producer:
+        for n, note in enumerate(notes):
+            producer.produce(uri, note, partition=n % 2)
+        assert producer.flush(30) == 0
+    got: list[list[ConsumerRecord]] = [[], []]
+    while sum(map(len, got)) < 12 and time.monotonic() < deadline:
+        for number, member in enumerate(members):
+            got[number] += member.consume(12, 0.2)
+    for member in members:
+        member.close()
+    for number, member_records in enumerate(got):
+        (partition,) = {r.partition for r in member_records}
+        expected = [f"p{n}-{i}".encode() for n in range(partition, 4, 2) for i in range(3)]
+        assert [r.value[:4] for r in member_records] == expected, f"member {number}"

@@ -79,6 +79,9 @@ class FakeNotifications:
         offset = partition.offset
         self.positions[partition.partition] = {psc.OFFSET_BEGINNING: 0, psc.OFFSET_END: len(notes)}.get(offset, offset)
 
+    def assignment(self) -> list[psc.TopicUriPartition]:
+        return [psc.TopicUriPartition(URI, p) for p in self.partitions] if self.subscribed else []
+
     def close(self) -> None:
         pass
 
@@ -305,3 +308,40 @@ def test_dead_letter_skips_only_the_corrupt_message(tmp_path: Path) -> None:
     records = _drain(_consumer(FakeNotifications({0: [note]}), dead_letter_topic_uri="dlq", dead_letter_producer=dead))
     assert [(r.value, r.record_index) for r in records] == [(b"m0-0", 0), (b"m2-0", 3)]
     assert dict(dead.sent[0][2])["memq.object.offset"] == str(second).encode()
+
+
+def test_metrics_count_records_objects_bytes_and_corruption(tmp_path: Path) -> None:
+    from memq._consumer import ConsumerMetrics
+    from psc.common.metrics import MetricsRegistry
+
+    storage = FileStorage(tmp_path)
+    note, obj = _store(storage, "o", [_records("m", 3)])
+    gone, _ = _store(storage, "gone", [_records("x", 1)])
+    (tmp_path / "00/topic/gone").unlink()
+    registry = MetricsRegistry("memq_consumer")
+    consumer = _consumer(
+        FakeNotifications({0: [note, gone]}),
+        metrics=ConsumerMetrics(registry),
+        dead_letter_topic_uri="dlq",
+        dead_letter_producer=FakeProducer(),
+    )
+    assert consumer.assignment() == [(URI, 0)]
+    assert len(_drain(consumer)) == 3
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.registry.get_sample_value(f"memq_consumer_{name}", labels)
+
+    assert value("records_total") == 3
+    assert value("objects_total") == 2
+    assert value("fetched_bytes_total") == len(obj)
+    assert value("fetch_seconds_count") == 2
+    assert value("corrupt_total", action="dead_letter") == 1
+
+
+def test_consume_returns_a_batch(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    notes = [_store(storage, name, [_records(name, 3)])[0] for name in "ab"]
+    consumer = _consumer(FakeNotifications({0: notes}))
+    assert [r.value for r in consumer.consume(4, 0)] == [b"a-0", b"a-1", b"a-2", b"b-0"]
+    assert [r.value for r in consumer.consume(10, 0)] == [b"b-1", b"b-2"]
+    assert consumer.consume(10, 0) == []
