@@ -75,3 +75,8 @@ def compile_java(source: str, out: Path) -> str:
     if done.returncode != 0:
         pytest.fail(f"javac {source} failed:\n{done.stderr[-3000:]}")
     return f"{cp}:{out}"
+
+
+def java_command(classpath: str, main_class: str, *args: str) -> list[str]:
+    """The command that runs `main_class`; the reference decodes header names with the default charset."""
+    return ["java", "-Dfile.encoding=UTF-8", "-cp", classpath, main_class, *args]

@@ -17,7 +17,7 @@ from memq import Consumer, ConsumerRecord
 from memq._format import iter_object_records
 from memq._producer import Producer
 from tests.integration.memq.brokers import BrokerProcess, broker_config, read_notifications
-from tests.integration.memq.reference_java import compile_java
+from tests.integration.memq.reference_java import compile_java, java_command
 from tests.services import Services
 
 TOPIC = "clicks"
@@ -102,7 +102,7 @@ def test_reference_reader_decodes_what_our_broker_stored(
         note_file = tmp_path / f"notification-{number}.json"
         note_file.write_text(notification.to_json())
         done = subprocess.run(
-            ["java", "-cp", classpath, "ReadObject", notification.path, str(note_file)],
+            java_command(classpath, "ReadObject", notification.path, str(note_file)),
             capture_output=True,
             text=True,
             timeout=120,

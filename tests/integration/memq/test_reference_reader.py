@@ -11,7 +11,7 @@ import pytest
 
 from memq._format import Compression, Record, build_object, encode_message, iter_object_records
 from memq.storage import FileStorage
-from tests.integration.memq.reference_java import compile_java
+from tests.integration.memq.reference_java import compile_java, java_command
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_reference_classes_decode_our_object(reader: str, tmp_path: Path, compre
     note_file.write_text(notification.to_json())
 
     done = subprocess.run(
-        ["java", "-cp", reader, "ReadObject", str(tmp_path / key), str(note_file)],
+        java_command(reader, "ReadObject", str(tmp_path / key), str(note_file)),
         capture_output=True,
         text=True,
         timeout=120,

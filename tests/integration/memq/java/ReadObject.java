@@ -8,6 +8,9 @@ import com.pinterest.memq.commons.BatchHeader;
 import com.pinterest.memq.commons.MemqLogMessage;
 import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Paths;
@@ -29,6 +32,8 @@ public class ReadObject {
   }
 
   public static void main(String[] args) throws Exception {
+    // Header names are decoded with the JVM's default charset (run with -Dfile.encoding=UTF-8); print UTF-8.
+    PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, "UTF-8");
     byte[] object = Files.readAllBytes(Paths.get(args[0]));
     String text = new String(Files.readAllBytes(Paths.get(args[1])), StandardCharsets.UTF_8);
     @SuppressWarnings("deprecation")
@@ -40,7 +45,7 @@ public class ReadObject {
       line.put("entry", entry.getKey());
       line.put("offset", entry.getValue().getOffset());
       line.put("size", entry.getValue().getSize());
-      System.out.println(GSON.toJson(line));
+      out.println(GSON.toJson(line));
     }
 
     MemqLogMessageIterator<byte[], byte[]> records = new MemqLogMessageIterator<>("interop", "interop",
@@ -64,10 +69,10 @@ public class ReadObject {
       // Printed at once: the reader later XORs the ids of a message into its first id's array.
       line.put("message_id", record.getMessageId() == null ? null : b64(record.getMessageId().toByteArray()));
       line.put("end_of_batch", record.isEndOfBatch());
-      System.out.println(GSON.toJson(line));
+      out.println(GSON.toJson(line));
       count++;
     }
     records.close();
-    System.out.println("{\"records\":" + count + "}");
+    out.println("{\"records\":" + count + "}");
   }
 }
