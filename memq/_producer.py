@@ -147,6 +147,7 @@ class _Open:
     reports: list[DeliveryCallback | Future[DeliveredRecord] | None] = field(default_factory=list)
     size: int = 0
     sealed: bool = False
+    due: bool = False  # linger ran out while every in-flight slot was taken: sealed when one frees
 
 
 def _local_ipv4() -> bytes:
@@ -219,6 +220,7 @@ class Producer:
         self._open: dict[str, _Open] = {}
         self._buffered = 0  # bytes of records produced and not yet answered
         self._unanswered = 0  # records produced and not yet answered
+        self._requests = 0  # sealed requests not yet answered
         self._reports: queue.SimpleQueue[tuple[DeliveryCallback, DeliveryError | None, DeliveredRecord]]
         self._reports = queue.SimpleQueue()
         self._closed = False
@@ -330,6 +332,7 @@ class Producer:
         if pending.sealed:
             return None
         pending.sealed = True
+        self._requests += 1
         if self._open.get(pending.topic) is pending:
             del self._open[pending.topic]
         return pending
@@ -339,13 +342,30 @@ class Producer:
 
     def _linger_expired(self, pending: _Open) -> None:
         with self._lock:
+            if self._requests >= self.config.max_inflight_requests:
+                # Acknowledgements are slow (they wait for the broker's batch): let the request grow
+                # instead of queueing many small ones behind the in-flight limit.
+                pending.due = True
+                return
             sealed = self._take(pending)
         if sealed is not None:
             self._loop.run_in_executor(None, self._dispatch, sealed)
 
+    def _seal_due(self) -> None:
+        """Seal requests whose linger ran out while the in-flight slots were taken (lock held)."""
+        for pending in list(self._open.values()):
+            if self._requests >= self.config.max_inflight_requests:
+                return
+            if pending.due and (sealed := self._take(pending)) is not None:
+                self._loop.run_in_executor(None, self._dispatch, sealed)
+
     def _dispatch(self, sealed: _Open) -> None:
         """Encode a sealed request (any thread) and hand it to the network loop."""
-        for part in self._encode(sealed):
+        parts = self._encode(sealed)
+        if len(parts) > 1:
+            with self._lock:
+                self._requests += len(parts) - 1
+        for part in parts:
             asyncio.run_coroutine_threadsafe(self._deliver(part), self._loop)
 
     def _encode(self, sealed: _Open) -> list[tuple[_Open, int, bytes]]:
@@ -481,6 +501,8 @@ class Producer:
         with self._lock:
             self._buffered -= sealed.size
             self._unanswered -= len(sealed.records)
+            self._requests -= 1
+            self._seal_due()
             self._room.notify_all()
 
     # -- serving reports, flushing, closing -----------------------------------------------------------
