@@ -330,6 +330,90 @@ def _read_record(reader: _BodyReader) -> Record:
     return Record(value=value, key=key, headers=headers, timestamp_ms=timestamp_ms, message_id=message_id)
 
 
+_QB = struct.Struct(">qB")
+_new_record = Record.__new__
+_set = object.__setattr__
+
+
+def _parse_records_fast(body: bytes, count: int) -> list[Record] | None:
+    """All `count` records of a well-formed body, or None at the first doubt (then `_read_record` reports it).
+
+    Slices past the end come back short instead of failing, so `pos` is checked against the body's length
+    after every record; every length read is checked for sign.
+    """
+    size = len(body)
+    short, long_, head = _I16.unpack_from, _I32.unpack_from, _QB.unpack_from
+    records: list[Record] = []
+    pos = 0
+    try:
+        for _ in range(count):
+            (internal,) = short(body, pos)
+            pos += 2
+            timestamp_ms, message_id = 0, None
+            headers: tuple[tuple[str, bytes], ...] | None = ()
+            if internal:
+                if internal < 11:
+                    return None
+                end = pos + internal
+                timestamp_ms, id_length = head(body, pos)
+                pos += 9
+                if id_length:
+                    message_id = body[pos : pos + id_length]
+                    pos += id_length
+                (headers_length,) = short(body, pos)
+                pos += 2
+                if headers_length:
+                    if headers_length < 0:
+                        return None
+                    headers = _parse_headers_fast(body, pos, pos + headers_length)
+                    if headers is None:
+                        return None
+                    pos += headers_length
+                if pos != end:
+                    return None
+            (key_length,) = long_(body, pos)
+            pos += 4
+            key = None
+            if key_length:
+                if key_length < 0:
+                    return None
+                key = body[pos : pos + key_length]
+                pos += key_length
+            (value_length,) = long_(body, pos)
+            pos += 4
+            if value_length < 0:
+                return None
+            value = body[pos : pos + value_length]
+            pos += value_length
+            if pos > size:
+                return None
+            record = _new_record(Record)
+            _set(record, "value", value)
+            _set(record, "key", key)
+            _set(record, "headers", headers or ())
+            _set(record, "timestamp_ms", timestamp_ms)
+            _set(record, "message_id", message_id)
+            records.append(record)
+    except struct.error:
+        return None
+    return records if pos == size else None
+
+
+def _parse_headers_fast(body: bytes, pos: int, end: int) -> tuple[tuple[str, bytes], ...] | None:
+    short = _I16.unpack_from
+    headers = []
+    while pos < end:
+        (name_length,) = short(body, pos)
+        name = body[pos + 2 : pos + 2 + name_length]
+        pos += 2 + name_length
+        (value_length,) = short(body, pos)
+        if name_length < 0 or value_length < 0:
+            return None
+        headers.append((name.decode(errors="replace"), body[pos + 2 : pos + 2 + value_length]))
+        pos += 2 + value_length
+    return tuple(headers) if pos == end else None
+
+
 # -- producer messages ---------------------------------------------------------------------------------------
 
 
@@ -463,7 +547,10 @@ def decode_message(
     reader = _BodyReader(body, start, exact=header.compression is Compression.NONE)
     if header.record_count * _MIN_RECORD > len(body):
         raise reader.fail(f"{header.record_count} records cannot fit in {len(body)} bytes")
-    records = []
+    fast = _parse_records_fast(body, header.record_count)
+    if fast is not None:
+        return header, fast
+    records = []  # the careful parse, only to say exactly where and why the body is malformed
     for index in range(header.record_count):
         try:
             records.append(_read_record(reader))

@@ -314,3 +314,30 @@ def test_decompression_is_capped() -> None:
     with pytest.raises(FormatError, match="more than 1000 bytes"):
         decode_message(message, max_body_bytes=1000)
     assert decode_message(message)[1][0].value == b"\x00" * 100_000
+
+
+def _careful(body: bytes, count: int) -> list[Record] | None:
+    from memq._format import _BodyReader, _read_record
+
+    reader = _BodyReader(body, 0, exact=True)
+    try:
+        records = [_read_record(reader) for _ in range(count)]
+    except FormatError:
+        return None
+    return records if not reader.remaining else None
+
+
+@settings(max_examples=300)
+@given(
+    records=st.lists(_records, min_size=1, max_size=4).map(_storable),
+    position=st.integers(0, 10_000),
+    flip=st.integers(0, 255),
+    cut=st.integers(0, 8),
+)
+def test_fast_and_careful_record_parsers_agree(records: list[Record], position: int, flip: int, cut: int) -> None:
+    from memq._format import _parse_records_fast
+
+    body = bytearray(_message(records, Compression.NONE)[HEADER_LENGTH:])
+    body[position % len(body)] ^= flip
+    data = bytes(body[: len(body) - cut])
+    assert _parse_records_fast(data, len(records)) == _careful(data, len(records))
