@@ -53,8 +53,10 @@ __all__ = ["DeliveredRecord", "DeliveryError", "Producer", "ProducerError"]
 
 _log = get_logger("memq.producer")
 
+Buffer = bytes | bytearray | memoryview
 DeliveryCallback = Callable[[Any, Any], None]  # (DeliveryError | None, DeliveredRecord)
 _WRITE_OVERHEAD = 15 + 1 + 2 + 4 + 4  # request header + v3 write header, without the topic name
+_RECORD_FIXED = 2 + 8 + 1 + 2 + 4 + 4  # a record's length fields and timestamp (see encoded_record_size)
 _COMPRESSION = {"none": Compression.NONE, "gzip": Compression.GZIP, "zstd": Compression.ZSTD}
 _RETRY_CODES = {ResponseCode.SERVICE_UNAVAILABLE, ResponseCode.REDIRECT}
 _DOWN_S = 5.0  # how long a broker that failed is passed over while others remain
@@ -221,6 +223,7 @@ class Producer:
         self._buffered = 0  # bytes of records produced and not yet answered
         self._unanswered = 0  # records produced and not yet answered
         self._requests = 0  # sealed requests not yet answered
+        self._capacity: dict[str, int] = {}  # record bytes a request of each topic can carry
         self._reports: queue.SimpleQueue[tuple[DeliveryCallback, DeliveryError | None, DeliveredRecord]]
         self._reports = queue.SimpleQueue()
         self._closed = False
@@ -241,8 +244,8 @@ class Producer:
     def produce(
         self,
         topic: str,
-        value: bytes,
-        key: bytes | None = None,
+        value: Buffer,
+        key: Buffer | None = None,
         headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
         timestamp: int = 0,
         on_delivery: DeliveryCallback | None = None,
@@ -253,8 +256,8 @@ class Producer:
     def send(
         self,
         topic: str,
-        value: bytes,
-        key: bytes | None = None,
+        value: Buffer,
+        key: Buffer | None = None,
         headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
         timestamp: int = 0,
     ) -> Future[DeliveredRecord]:
@@ -266,8 +269,8 @@ class Producer:
     def _append(
         self,
         topic: str,
-        value: bytes,
-        key: bytes | None,
+        value: Buffer,
+        key: Buffer | None,
         headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None,
         timestamp: int,
         report: DeliveryCallback | Future[DeliveredRecord] | None,
@@ -276,23 +279,26 @@ class Producer:
             raise ProducerError("producer is closed", CLOSED)
         if value is None:
             raise ProducerError("MemQ records need a value (it may be empty, not None)")
-        pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-        record = Record(
-            value=bytes(value),
-            key=bytes(key) if key else None,
-            headers=tuple((name, b"" if v is None else bytes(v)) for name, v in pairs),
-            timestamp_ms=timestamp or int(time.time() * 1000),
-        )
-        size = encoded_record_size(record)
-        limit = self._request_capacity(topic)
+        if type(value) is not bytes:
+            value = bytes(value)
+        if key is not None and type(key) is not bytes:
+            key = bytes(key)
+        size = _RECORD_FIXED + len(value) + (len(key) if key else 0)
+        pairs: tuple[tuple[str, bytes], ...] = ()
+        if headers is not None:
+            items = headers.items() if isinstance(headers, Mapping) else headers
+            pairs = tuple((name, b"" if v is None else bytes(v)) for name, v in items)
+            size += sum(4 + len(name.encode()) + len(v) for name, v in pairs)
+        record = Record(value, key or None, pairs, timestamp or int(time.time() * 1000))
+        limit = self._capacity.get(topic) or self._request_capacity(topic)
         if size > limit:
             raise ProducerError(f"record of {size} bytes exceeds the {limit} bytes a request can carry")
-        sealed = None
+        sealed: list[_Open] = []
         with self._lock:
             self._wait_for_room(size)
             pending = self._open.get(topic)
-            if pending is not None and pending.size + size > limit:
-                sealed = self._take(pending)
+            if pending is not None and pending.size + size > limit and (full := self._take(pending)) is not None:
+                sealed.append(full)
                 pending = None
             if pending is None:
                 pending = self._open[topic] = _Open(topic)
@@ -303,15 +309,15 @@ class Producer:
             pending.size += size
             self._buffered += size
             self._unanswered += 1
-            if not self.config.linger_ms:
-                sealed, extra = self._take(pending), sealed
-                if extra is not None:
-                    self._dispatch(extra)
-        if sealed is not None:
-            self._dispatch(sealed)
+            if not self.config.linger_ms and (now := self._take(pending)) is not None:
+                sealed.append(now)
+        for request in sealed:  # encoded outside the lock, on the caller's thread
+            self._dispatch(request)
 
     def _request_capacity(self, topic: str) -> int:
-        return self.config.max_request_bytes - HEADER_LENGTH - _WRITE_OVERHEAD - len(topic.encode())
+        capacity = self.config.max_request_bytes - HEADER_LENGTH - _WRITE_OVERHEAD - len(topic.encode())
+        self._capacity[topic] = capacity
+        return capacity
 
     def _wait_for_room(self, size: int) -> None:
         """Block (lock held, released while waiting) until ``size`` more bytes fit the in-flight budget."""

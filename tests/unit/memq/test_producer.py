@@ -132,3 +132,21 @@ def test_requests_that_compression_grows_past_the_limit_are_split(monkeypatch: p
         assert [r for p, _id, _m in parts for r in p.records] == pending.records
     finally:
         producer.close(0)
+
+
+def test_the_producer_counts_record_sizes_as_the_format_encodes_them(
+    producer_and_network: tuple[Producer, Recorder],
+) -> None:
+    from memq._format import encoded_record_size
+
+    producer, network = producer_and_network
+    network.hold.clear()
+    producer.produce("t", b"value", key=b"key", headers={"name": b"v", "empty": None})
+    producer.produce("t", bytearray(b"v2"))
+    deadline = time.monotonic() + 5
+    while len(network.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (first, _id, _m), (second, _id2, _m2) = network.sent[0], network.sent[1]
+    assert first.size == encoded_record_size(first.records[0])
+    assert second.size == encoded_record_size(second.records[0])
+    network.hold.set()
