@@ -94,9 +94,10 @@ class BrokerProcess:
         return self.log_path.read_text()
 
 
-def broker_config(storage: Path, topics: list[dict[str, Any]], bootstrap: str, **extra: Any) -> dict[str, Any]:
+def broker_config(directory: Path, topics: list[dict[str, Any]], bootstrap: str, **extra: Any) -> dict[str, Any]:
+    """Settings for a broker storing under ``directory`` (``extra`` may name other storage)."""
     return {
-        "storage": f"file://{storage}",
+        "storage": f"file://{directory}",
         "notification_bootstrap": bootstrap,
         "topics": topics,
         **extra,
