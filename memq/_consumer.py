@@ -14,11 +14,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import psc
 from memq._errors import CorruptObjectError, FormatError, MemqError, ObjectNotFoundError, StorageError
-from memq._format import MessageHeader, Notification, ObjectIndex, decode_message, parse_message_header
+from memq._format import (
+    MessageHeader,
+    Notification,
+    ObjectIndex,
+    RecordFields,
+    decode_message_fields,
+    parse_message_header,
+)
 from memq._format import parse_object_index as _parse_index
 from memq.storage import FileStorage, StorageHandler, open_storage
 from psc.common import get_logger
@@ -46,9 +53,8 @@ def unpack_offset(offset: int) -> tuple[int, int]:
     return offset >> RECORD_INDEX_BITS, offset & _RECORD_MASK
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerRecord:
-    """A record read from an object, with where it came from."""
+class ConsumerRecord(NamedTuple):
+    """A record read from an object, with where it came from (a named tuple: one is made per record)."""
 
     topic: str  # the MemQ topic named by the notification
     notification_uri: str  # the notification topic URI it was announced on
@@ -70,6 +76,11 @@ class ConsumerRecord:
     @property
     def record_index(self) -> int:
         return self.offset & _RECORD_MASK
+
+    def next_position(self) -> _Position:
+        if self.last_in_object:
+            return _Position(self.notification_offset + 1, 0)
+        return _Position(self.notification_offset, self.record_index + 1)
 
 
 class NotificationConsumer(Protocol):
@@ -253,12 +264,14 @@ class _ObjectReader:
             self._entry += 1
             self._record_index += len(records)
 
-    def _decode(self, window: bytes, at: int, size: int, number: int) -> tuple[MessageHeader | None, list[Any]]:
+    def _decode(
+        self, window: bytes, at: int, size: int, number: int
+    ) -> tuple[MessageHeader | None, list[RecordFields]]:
         assert self._index is not None
         base = self._index.entries[number].offset
         message = memoryview(window)[at : at + size]
         try:
-            header, records = decode_message(message, max_body_bytes=self.settings.max_body_bytes)
+            header, records = decode_message_fields(message, max_body_bytes=self.settings.max_body_bytes)
             if header.size != size:
                 raise FormatError(f"message of {header.size} bytes where the index has {size}", 0)
         except FormatError as exc:
@@ -267,33 +280,35 @@ class _ObjectReader:
             return None, []
         return header, records
 
-    def _emit(self, number: int, records: list[Any], *, final: bool) -> None:
+    def _emit(self, number: int, records: list[RecordFields], *, final: bool) -> None:
         assert self.notification is not None
         first = self._record_index
         if first + len(records) - 1 > _RECORD_MASK:
             raise MemqError(
                 f"object {self.key!r} holds more than {_RECORD_MASK + 1} records, beyond PSC's packed offsets"
             )
-        for i, record in enumerate(records):
-            index = first + i
-            if index < self._start:
-                continue
-            self.records.append(
-                ConsumerRecord(
-                    topic=self.notification.topic,
-                    notification_uri=self.uri,
-                    partition=self.partition,
-                    offset=pack_offset(self.notification_offset, index),
-                    key=record.key,
-                    value=record.value,
-                    headers=record.headers,
-                    timestamp_ms=record.timestamp_ms,
-                    message_id=record.message_id,
-                    object_location=self.location,
-                    message_index=number,
-                    last_in_object=final and i == len(records) - 1,
-                )
+        topic, uri, partition, location = self.notification.topic, self.uri, self.partition, self.location
+        base = self.notification_offset << RECORD_INDEX_BITS
+        last = len(records) - 1 if final else -1
+        skip = max(0, self._start - first)
+        self.records.extend(
+            ConsumerRecord(
+                topic,
+                uri,
+                partition,
+                base | (first + i),
+                key,
+                value,
+                headers,
+                timestamp_ms,
+                message_id,
+                location,
+                number,
+                i == last,
             )
+            for i, (value, key, headers, timestamp_ms, message_id) in enumerate(records[skip:], start=skip)
+        )
+        self.settings.metrics.records.inc(len(records) - skip)
 
     def _fail(self, offset: int, reason: str, *, next_object: bool = False, skip_records: int | None = None) -> None:
         if next_object or skip_records is None or self._index is None or self._entry + 1 >= len(self._index.entries):
@@ -308,6 +323,10 @@ class _ObjectReader:
             partition=self.partition,
             resume_offset=resume,
         )
+
+
+def _next(place: ConsumerRecord | _Position) -> _Position:
+    return place.next_position() if isinstance(place, ConsumerRecord) else place
 
 
 def _count_or_none(message: memoryview) -> int | None:
@@ -382,7 +401,8 @@ class Consumer:
         self._dead_letter_uri = dead_letter_topic_uri
         self._dead_letter = dead_letter_producer
         self._reader: _ObjectReader | None = None
-        self._positions: dict[tuple[str, int], _Position] = {}  # next record after those returned
+        # Where reading stands per partition: the last record returned, or a position when none was returned.
+        self._positions: dict[tuple[str, int], ConsumerRecord | _Position] = {}
         self._starts: dict[tuple[str, int], _Position] = {}  # from seek(): where to start in a notification
         self._resume_checked: set[tuple[str, int]] = set()
 
@@ -422,12 +442,7 @@ class Consumer:
                     self._on_corrupt(reader, exc)
                     continue
                 if record is not None:
-                    self._positions[(reader.uri, reader.partition)] = (
-                        _Position(reader.notification_offset + 1, 0)
-                        if record.last_in_object
-                        else _Position(reader.notification_offset, record.record_index + 1)
-                    )
-                    self.metrics.records.inc()
+                    self._positions[(reader.uri, reader.partition)] = record
                     return record
                 self._positions[(reader.uri, reader.partition)] = _Position(reader.notification_offset + 1, 0)
                 self._reader = None
@@ -535,14 +550,9 @@ class Consumer:
     def commit(self, record: ConsumerRecord | None = None, *, asynchronous: bool = False) -> None:
         """Commit the position after `record`, or after every record returned so far."""
         if record is not None:
-            last = record.last_in_object
-            after = {
-                (record.notification_uri, record.partition): _Position(record.notification_offset + 1, 0)
-                if last
-                else _Position(record.notification_offset, record.record_index + 1)
-            }
+            after = {(record.notification_uri, record.partition): record.next_position()}
         else:
-            after = dict(self._positions)
+            after = {where: _next(place) for where, place in self._positions.items()}
         if not after:
             return
         offsets = [
@@ -558,7 +568,7 @@ class Consumer:
 
     def position(self) -> dict[tuple[str, int], int]:
         """Packed offset of the next record per (notification topic URI, partition) read so far."""
-        return {where: position.packed() for where, position in self._positions.items()}
+        return {where: _next(place).packed() for where, place in self._positions.items()}
 
     def seek(self, notification_uri: str, partition: int, offset: int) -> None:
         """Read `partition` from a packed offset, or from `psc.OFFSET_BEGINNING` / `psc.OFFSET_END`."""

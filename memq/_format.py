@@ -29,6 +29,7 @@ __all__ = [
     "Record",
     "build_object",
     "decode_message",
+    "decode_message_fields",
     "encode_message",
     "encode_object_index",
     "encoded_record_size",
@@ -334,8 +335,11 @@ _QB = struct.Struct(">qB")
 _new_record = Record.__new__
 _set = object.__setattr__
 
+# A record's fields in Record's order (value, key, headers, timestamp_ms, message_id): cheaper than a Record.
+RecordFields = tuple[bytes, bytes | None, tuple[tuple[str, bytes], ...], int, bytes | None]
 
-def _parse_records_fast(body: bytes, count: int) -> list[Record] | None:
+
+def _parse_records_fast(body: bytes, count: int) -> list[RecordFields] | None:
     """All `count` records of a well-formed body, or None at the first doubt (then `_read_record` reports it).
 
     Slices past the end come back short instead of failing, so `pos` is checked against the body's length
@@ -343,7 +347,7 @@ def _parse_records_fast(body: bytes, count: int) -> list[Record] | None:
     """
     size = len(body)
     short, long_, head = _I16.unpack_from, _I32.unpack_from, _QB.unpack_from
-    records: list[Record] = []
+    records: list[RecordFields] = []
     pos = 0
     try:
         for _ in range(count):
@@ -387,16 +391,20 @@ def _parse_records_fast(body: bytes, count: int) -> list[Record] | None:
             pos += value_length
             if pos > size:
                 return None
-            record = _new_record(Record)
-            _set(record, "value", value)
-            _set(record, "key", key)
-            _set(record, "headers", headers or ())
-            _set(record, "timestamp_ms", timestamp_ms)
-            _set(record, "message_id", message_id)
-            records.append(record)
+            records.append((value, key, headers or (), timestamp_ms, message_id))
     except struct.error:
         return None
     return records if pos == size else None
+
+
+def _as_record(fields: RecordFields) -> Record:
+    record = _new_record(Record)  # what the frozen dataclass's __init__ does, without its per-field overhead
+    _set(record, "value", fields[0])
+    _set(record, "key", fields[1])
+    _set(record, "headers", fields[2])
+    _set(record, "timestamp_ms", fields[3])
+    _set(record, "message_id", fields[4])
+    return record
 
 
 def _parse_headers_fast(body: bytes, pos: int, end: int) -> tuple[tuple[str, bytes], ...] | None:
@@ -537,6 +545,14 @@ def decode_message(
 
     `max_body_bytes` caps the decompressed body so that a hostile message cannot exhaust memory.
     """
+    header, fields = decode_message_fields(buf, offset, max_body_bytes=max_body_bytes)
+    return header, [_as_record(one) for one in fields]
+
+
+def decode_message_fields(
+    buf: bytes | memoryview, offset: int = 0, *, max_body_bytes: int = 256 << 20
+) -> tuple[MessageHeader, list[RecordFields]]:
+    """`decode_message`, with each record as a plain tuple of its fields (for readers that make their own)."""
     header = parse_message_header(buf, offset, verify_crc=True)
     start = header.body_offset
     payload = bytes(memoryview(buf)[start : start + header.body_length])
@@ -550,10 +566,11 @@ def decode_message(
     fast = _parse_records_fast(body, header.record_count)
     if fast is not None:
         return header, fast
-    records = []  # the careful parse, only to say exactly where and why the body is malformed
+    records: list[RecordFields] = []  # the careful parse, only to say exactly where and why the body is malformed
     for index in range(header.record_count):
         try:
-            records.append(_read_record(reader))
+            record = _read_record(reader)
+            records.append((record.value, record.key, record.headers, record.timestamp_ms, record.message_id))
         except FormatError as exc:
             raise FormatError(f"record {index}: {exc.reason}", exc.offset) from None
     if reader.remaining:

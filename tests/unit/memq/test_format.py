@@ -316,7 +316,7 @@ def test_decompression_is_capped() -> None:
     assert decode_message(message)[1][0].value == b"\x00" * 100_000
 
 
-def _careful(body: bytes, count: int) -> list[Record] | None:
+def _careful(body: bytes, count: int) -> list[tuple[Any, ...]] | None:
     from memq._format import _BodyReader, _read_record
 
     reader = _BodyReader(body, 0, exact=True)
@@ -324,7 +324,8 @@ def _careful(body: bytes, count: int) -> list[Record] | None:
         records = [_read_record(reader) for _ in range(count)]
     except FormatError:
         return None
-    return records if not reader.remaining else None
+    fields = [(r.value, r.key, r.headers, r.timestamp_ms, r.message_id) for r in records]
+    return fields if not reader.remaining else None
 
 
 @settings(max_examples=300)
