@@ -189,3 +189,25 @@ def test_notification_partitions_are_the_read_parallelism(
         (partition,) = {r.partition for r in member_records}
         expected = [f"p{n}-{i}".encode() for n in range(partition, 4, 2) for i in range(3)]
         assert [r.value[:4] for r in member_records] == expected, f"member {number}"
+
+
+def test_seek_to_packed_offset_beginning_and_end(
+    base: dict[str, Any], services: Services, new_topic: Callable[..., str], s3_storage: S3Storage
+) -> None:
+    uri = services.cluster_prefix + new_topic(partitions=1, prefix="memq-notify")
+    notes = [_write(s3_storage, f"s{n}", [_records(f"s{n}a", 2), _records(f"s{n}b", 2)])[2] for n in range(3)]
+    _announce(base, uri, notes)
+    consumer = _consumer(base, f"g-{uuid.uuid4().hex[:8]}", services, fetch_bytes=1)  # one message per read
+    consumer.subscribe([uri])
+    assert len(_take(consumer, 12)) == 12
+
+    consumer.seek(uri, 0, pack_offset(1, 3))
+    assert [r.value[:5] for r in _take(consumer, 2)] == [b"s1b-1", b"s2a-0"]
+    consumer.seek_to_beginning(uri, 0)
+    again = _take(consumer, 12)
+    assert [r.offset for r in again] == [pack_offset(n, i) for n in range(3) for i in range(4)]
+    consumer.seek_to_end(uri, 0)
+    assert consumer.poll(2.0) is None
+    _announce(base, uri, [notes[0]])  # announced again: read again, at its new notification offset
+    assert [r.offset for r in _take(consumer, 4)] == [pack_offset(3, i) for i in range(4)]
+    consumer.close()
