@@ -204,7 +204,12 @@ class Broker:
         for name in names:
             topic = self.config.topic(name)
             if topic is not None:
-                props = {"notificationTopic": topic.notification_topic, "storage": topic.storage or self.config.storage}
+                props = {
+                    "notificationTopic": topic.notification_topic,
+                    "notificationCluster": self.config.notification_cluster,
+                    "notificationBootstrap": self.config.notification_bootstrap or "",
+                    "storage": topic.storage or self.config.storage,
+                }
                 found.append(TopicMetadata(name, tuple(brokers), "memq", props, tuple(brokers)))
         return encode_metadata(found, version)
 

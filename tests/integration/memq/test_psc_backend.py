@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +89,53 @@ def test_memq_uri_with_a_bad_protocol_is_rejected(memq_cluster: tuple[list[Broke
     with pytest.raises(psc.InvalidUriError, match="MemQ URIs use protocol"):
         producer.produce("tls:/rn:memq:local:local_dev::memqit:clicks", b"x")
     producer.close()
+
+
+def test_psc_consumer_reads_memq_topics_with_packed_offsets_and_exact_commits(
+    memq_cluster: tuple[list[BrokerProcess], str, Path], kafka_bootstrap: str
+) -> None:
+    _brokers, _notify, discovery = memq_cluster
+    producer = _producer(discovery, **{"psc.producer.linger.ms": "5000"})
+    for i in range(10):
+        producer.produce(CLUSTER + "clicks", b"c-%d" % i, key=b"k-%d" % i, headers=[("i", b"%d" % i)])
+        if i % 5 == 4:
+            assert producer.flush(30) == 0  # one request, so one object, per five records
+    producer.close()
+
+    group = f"memq-it-{uuid.uuid4().hex[:8]}"
+    settings = {
+        "psc.project": "memq-it",
+        "psc.discovery.file": str(discovery),
+        "psc.consumer.group.id": group,
+        "psc.consumer.offset.auto.reset": "earliest",
+    }
+    consumer = psc.Consumer(settings)
+    consumer.subscribe([CLUSTER + "clicks"])
+    first = _read(consumer, 4)
+    assert [m.value() for m in first] == [b"c-%d" % i for i in range(4)]
+    assert first[1].key() == b"k-1" and first[1].headers() == [("i", b"1")]
+    assert first[0].topic() == CLUSTER + "clicks"
+    offsets = [m.offset() or 0 for m in first]
+    assert offsets == [offsets[0] + i for i in range(4)]  # packed: notification offset << 19 | record index
+    assert offsets[0] & 0x7FFFF == 0
+    consumer.commit(first[-1], asynchronous=False)
+    consumer.close()
+
+    again = psc.Consumer(settings)
+    again.subscribe([CLUSTER + "clicks"])
+    rest = _read(again, 6)
+    # Resumed mid-object, right after the committed record, then on to the next object.
+    assert [m.value() for m in rest] == [b"c-%d" % i for i in range(4, 10)]
+    assert (rest[1].offset() or 0) >> 19 > offsets[0] >> 19
+    again.close()
+
+
+def _read(consumer: psc.Consumer, count: int) -> list[psc.Message]:
+    found: list[psc.Message] = []
+    deadline = time.monotonic() + 60
+    while len(found) < count and time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is not None:
+            found.append(message)
+    assert len(found) == count, f"read {len(found)} of {count}"
+    return found
