@@ -325,6 +325,12 @@ class _ObjectReader:
         )
 
 
+def _flag(error: Any, attribute: str) -> Any:
+    """An attribute of a PSC error, or the method of the same name on a confluent-kafka KafkaError."""
+    value = getattr(error, attribute, None)
+    return value() if callable(value) else value
+
+
 def _next(place: ConsumerRecord | _Position) -> _Position:
     return place.next_position() if isinstance(place, ConsumerRecord) else place
 
@@ -454,9 +460,8 @@ class Consumer:
                 continue
             error = message.error()
             if error is not None:
-                if getattr(error, "name", "") == "_PARTITION_EOF":
-                    continue
-                raise error
+                self._on_notification_error(error)
+                continue
             self._reader = self._open(message)
             self.metrics.objects.inc()
 
@@ -472,10 +477,21 @@ class Consumer:
             out.append(record)
         return out
 
+    def _on_notification_error(self, error: Any) -> None:
+        """Fatal errors of the notification consumer are raised; the client recovers from the others itself."""
+        if _flag(error, "name") == "_PARTITION_EOF":
+            return
+        if not _flag(error, "fatal"):
+            _log.warning("notification consumer error", error=str(error))
+            return
+        if isinstance(error, BaseException):
+            raise error
+        raise MemqError(f"notification consumer failed: {error}")
+
     def _open(self, message: Any) -> _ObjectReader:
         uri, partition, offset = message.topic(), message.partition(), message.offset()
         raw = message.value()
-        raw = raw if isinstance(raw, bytes) else str(raw).encode()
+        raw = raw if isinstance(raw, bytes) else b"" if raw is None else str(raw).encode()
         return _ObjectReader(
             (uri, partition, offset), raw, self._resolve, self._start_index(uri, partition, offset), self._settings
         )

@@ -345,3 +345,32 @@ def test_consume_returns_a_batch(tmp_path: Path) -> None:
     assert [r.value for r in consumer.consume(4, 0)] == [b"a-0", b"a-1", b"a-2", b"b-0"]
     assert [r.value for r in consumer.consume(10, 0)] == [b"b-1", b"b-2"]
     assert consumer.consume(10, 0) == []
+
+
+class ErrorMessage(FakeMessage):
+    def __init__(self, error: psc.BackendError) -> None:
+        super().__init__(URI, 0, -1, b"")
+        self.failure = error
+
+    def error(self) -> psc.BackendError:  # type: ignore[override]
+        return self.failure
+
+
+def test_notification_errors_fatal_are_raised_others_passed_over(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    note, _ = _store(storage, "o", [_records("m", 1)])
+    topic = FakeNotifications({0: [note]})
+    consumer = _consumer(topic)
+    queue = [ErrorMessage(psc.BackendError("broker down", name="_TRANSPORT"))]
+    real_poll = topic.poll
+    topic.poll = lambda timeout=None: queue.pop(0) if queue else real_poll(timeout)  # type: ignore[method-assign]
+    assert [r.value for r in _drain(consumer)] == [b"m-0"]
+    queue[:] = [ErrorMessage(psc.BackendError("fenced", name="_FATAL", fatal=True))]
+    with pytest.raises(psc.BackendError, match="fenced"):
+        consumer.poll(0)
+
+
+def test_a_tombstone_notification_is_reported_not_skipped(tmp_path: Path) -> None:
+    topic = FakeNotifications({0: [None]})  # type: ignore[list-item]
+    with pytest.raises(CorruptObjectError, match="unusable notification"):
+        _consumer(topic).poll(0)
