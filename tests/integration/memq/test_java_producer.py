@@ -1,8 +1,9 @@
-"""The reference Java producer (memq-client 0.2.20, wire protocol v3) writes through our broker.
+"""The reference Java client (memq-client 0.2.20, wire protocol v3) against our broker and our objects.
 
 Maven fetches the client and its dependencies into ~/.cache/kstream-toolkit/maven (once; offline after
-that), javac compiles a small program at test time, and every record it wrote is read back from storage
-with its key, value, headers and message id intact.
+that) and javac compiles two small programs at test time. The reference producer writes through our
+broker, and every record it wrote is read back from storage with its key, value, headers and message id
+intact. The reference reader (MemqLogMessageIterator) decodes the objects our broker stored for our producer.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
+from memq._producer import Producer
 from tests.integration.memq.brokers import BrokerProcess, broker_config, read_notifications, stored_records
 
 ARTIFACT = "com.pinterest.memq:memq-client:0.2.20"
@@ -91,6 +94,55 @@ public class ProduceRecords {
 """
 
 
+READER = """
+import com.codahale.metrics.MetricRegistry;
+import com.google.gson.JsonObject;
+import com.pinterest.memq.client.commons.MemqLogMessageIterator;
+import com.pinterest.memq.client.commons.serde.ByteArrayDeserializer;
+import com.pinterest.memq.commons.MemqLogMessage;
+import java.io.ByteArrayInputStream;
+import java.io.DataInputStream;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.Map;
+import java.util.TreeMap;
+
+public class ReadObjects {
+  static String hex(byte[] bytes) {
+    if (bytes == null) return "null";
+    StringBuilder out = new StringBuilder();
+    for (byte b : bytes) out.append(String.format("%02x", b));
+    return out.toString();
+  }
+
+  public static void main(String[] args) throws Exception {
+    for (String path : args) {
+      byte[] data = Files.readAllBytes(Paths.get(path));
+      JsonObject notification = new JsonObject();
+      notification.addProperty("topic", "any");
+      notification.addProperty("objectSize", data.length);
+      notification.addProperty("npi", 0);
+      notification.addProperty("npo", 0L);
+      notification.addProperty("nrts", 0L);
+      MemqLogMessageIterator<byte[], byte[]> records = new MemqLogMessageIterator<>("it", "it",
+          new DataInputStream(new ByteArrayInputStream(data)), notification, new ByteArrayDeserializer(),
+          new ByteArrayDeserializer(), new MetricRegistry(), false, null);
+      while (records.hasNext()) {
+        MemqLogMessage<byte[], byte[]> record = records.next();
+        StringBuilder headers = new StringBuilder();
+        Map<String, byte[]> sorted = new TreeMap<>(record.getHeaders() == null ? Map.of() : record.getHeaders());
+        for (Map.Entry<String, byte[]> e : sorted.entrySet()) {
+          headers.append(e.getKey()).append('=').append(hex(e.getValue())).append(';');
+        }
+        System.out.println("RECORD " + hex(record.getKey()) + " " + hex(record.getValue()) + " "
+            + record.getWriteTimestamp() + " " + headers);
+      }
+    }
+  }
+}
+"""
+
+
 def _classpath(workdir: Path) -> str:
     """The client's runtime classpath, resolved by Maven into the toolkit's cache."""
     mvn = shutil.which("mvn")
@@ -119,12 +171,13 @@ def _classpath(workdir: Path) -> str:
 def java_program(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     workdir = tmp_path_factory.mktemp("java")
     classpath = _classpath(workdir)
-    source = workdir / "ProduceRecords.java"
-    source.write_text(PROGRAM)
+    sources = [workdir / "ProduceRecords.java", workdir / "ReadObjects.java"]
+    sources[0].write_text(PROGRAM)
+    sources[1].write_text(READER)
     javac = shutil.which("javac")
     assert javac is not None, "a JDK (javac) is needed: scripts/install-system-packages installs it"
     result = subprocess.run(
-        [javac, "-cp", classpath, "-d", str(workdir), str(source)], capture_output=True, text=True, timeout=300
+        [javac, "-cp", classpath, "-d", str(workdir), *map(str, sources)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
     return classpath + os.pathsep + str(workdir), workdir
@@ -163,3 +216,49 @@ def test_reference_java_producer_writes_through_our_broker(
         assert dict(record.headers) == {"index": str(i).encode(), "kind": b"java"}
         assert record.message_id == b"id%06d" % i
         assert record.timestamp_ms == 1700000000000 + i
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+def test_reference_reader_decodes_objects_our_broker_stored(
+    compression: Literal["zstd", "gzip", "none"],
+    java_program: tuple[str, Path],
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+) -> None:
+    classpath, _ = java_program
+    notify = new_topic()
+    topics = [{"name": "ours", "notification_topic": notify, "batch_max_ms": 300}]
+    broker = BrokerProcess(broker_config(tmp_path / "objects", topics, kafka_bootstrap), tmp_path).start()
+    expected = []
+    try:
+        with Producer(brokers=[broker.address], linger_ms=20, compression=compression) as producer:
+            futures = []
+            for i in range(200):
+                key = None if i % 7 == 0 else b"key-%d" % i
+                headers = {"n": b"%d" % i, "bin": bytes([i % 256, 0, 255])} if i % 3 else None
+                value = b"v" * (i % 40) + bytes([i % 256])
+                futures.append(producer.send("ours", value, key=key, headers=headers, timestamp=1700000000000 + i))
+                expected.append((key, value, 1700000000000 + i, sorted((headers or {}).items())))
+            for future in futures:
+                future.result(30)
+    finally:
+        broker.stop()
+    paths = [n.path for n in read_notifications(kafka_bootstrap, notify)]
+    assert paths and all(paths)
+    result = subprocess.run(
+        ["java", "-cp", classpath, "ReadObjects", *map(str, paths)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    decoded = []
+    for line in result.stdout.splitlines():
+        if not line.startswith("RECORD "):
+            continue
+        _tag, key_hex, value_hex, timestamp, *rest = line.split(" ")
+        header_text = rest[0] if rest else ""
+        headers = sorted(
+            (name, bytes.fromhex(value)) for name, value in (h.split("=") for h in header_text.split(";") if h)
+        )
+        key = None if key_hex == "null" else bytes.fromhex(key_hex)
+        decoded.append((key, bytes.fromhex(value_hex), int(timestamp), headers))
+    assert sorted(decoded, key=lambda r: r[2]) == expected
