@@ -189,8 +189,9 @@ class _ObjectReader:
             return
         self._read_window()
 
-    def _read(self, start: int, length: int) -> bytes | None:
-        """Bytes of the object, retried on transient errors; None (and a failure) if they are not all there."""
+    def _read(self, start: int, length: int, *, partial: bool = False) -> bytes | None:
+        """Bytes of the object, retried on transient errors; None (and a failure) if they are not all there,
+        unless `partial` allows fewer where the object ends."""
         assert self._storage is not None
         for attempt in range(self.settings.read_retries + 1):
             try:
@@ -206,7 +207,7 @@ class _ObjectReader:
                 if attempt == self.settings.read_retries:
                     raise
                 time.sleep(min(0.1 * 2**attempt, 2.0))
-        if len(data) < length:
+        if len(data) < length and not partial:
             self._fail(start + len(data), f"object ends early: wanted bytes {start}..{start + length - 1}")
             return None
         return data
@@ -252,11 +253,15 @@ class _ObjectReader:
         ):
             last += 1
         base = entries[self._entry].offset
-        window = self._read(base, entries[last].offset + entries[last].size - base)
+        window = self._read(base, entries[last].offset + entries[last].size - base, partial=True)
         if window is None:
             return
         for number in range(self._entry, last + 1):
             entry = entries[number]
+            if entry.offset + entry.size > base + len(window):  # the messages before it are still delivered
+                end = entry.offset + entry.size - 1
+                self._fail(base + len(window), f"object ends early: wanted bytes {entry.offset}..{end}")
+                return
             header, records = self._decode(window, entry.offset - base, entry.size, number)
             if header is None:
                 return
