@@ -230,7 +230,7 @@ def test_reference_reader_decodes_objects_our_broker_stored(
     notify = new_topic()
     topics = [{"name": "ours", "notification_topic": notify, "batch_max_ms": 300}]
     broker = BrokerProcess(broker_config(tmp_path / "objects", topics, kafka_bootstrap), tmp_path).start()
-    expected = []
+    expected: list[tuple[bytes | None, bytes, int, list[tuple[str, bytes]]]] = []
     try:
         with Producer(brokers=[broker.address], linger_ms=20, compression=compression) as producer:
             futures = []
@@ -250,15 +250,15 @@ def test_reference_reader_decodes_objects_our_broker_stored(
         ["java", "-cp", classpath, "ReadObjects", *map(str, paths)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    decoded = []
+    decoded: list[tuple[bytes | None, bytes, int, list[tuple[str, bytes]]]] = []
     for line in result.stdout.splitlines():
         if not line.startswith("RECORD "):
             continue
         _tag, key_hex, value_hex, timestamp, *rest = line.split(" ")
         header_text = rest[0] if rest else ""
-        headers = sorted(
+        pairs = sorted(
             (name, bytes.fromhex(value)) for name, value in (h.split("=") for h in header_text.split(";") if h)
         )
         key = None if key_hex == "null" else bytes.fromhex(key_hex)
-        decoded.append((key, bytes.fromhex(value_hex), int(timestamp), headers))
+        decoded.append((key, bytes.fromhex(value_hex), int(timestamp), pairs))
     assert sorted(decoded, key=lambda r: r[2]) == expected
