@@ -411,6 +411,7 @@ class Consumer:
         self._storages: dict[str, StorageHandler] = {}
         self._dead_letter_uri = dead_letter_topic_uri
         self._dead_letter = dead_letter_producer
+        self._owns_dead_letter = False
         self._reader: _ObjectReader | None = None
         # Where reading stands per partition: the last record returned, or a position when none was returned.
         self._positions: dict[tuple[str, int], ConsumerRecord | _Position] = {}
@@ -552,6 +553,7 @@ class Consumer:
         if self._dead_letter is None:
             generic = {k: v for k, v in self._config.items() if not k.startswith("psc.consumer.")}
             self._dead_letter = psc.Producer(generic)
+            self._owns_dead_letter = True
         failures: list[Any] = []
         headers = [
             ("memq.error", error.reason.encode()),
@@ -621,6 +623,8 @@ class Consumer:
         self._storages.clear()
         if self._dead_letter is not None:
             self._dead_letter.flush(30.0)
+            if self._owns_dead_letter:
+                self._dead_letter.close()
         if self._owns_inner:
             self._inner.close()
 
