@@ -330,6 +330,17 @@ class _ObjectReader:
         )
 
 
+def _committed_index(metadata: str | None) -> int:
+    """The record index a commit's metadata names (0 when it names none)."""
+    if not metadata or not metadata.startswith(_METADATA_PREFIX):
+        return 0
+    try:
+        return min(max(int(metadata[len(_METADATA_PREFIX) :]), 0), _RECORD_MASK)
+    except ValueError:
+        _log.warning("ignoring unreadable commit metadata", metadata=metadata)
+        return 0
+
+
 def _flag(error: Any, attribute: str) -> Any:
     """An attribute of a PSC error, or the method of the same name on a confluent-kafka KafkaError."""
     value = getattr(error, attribute, None)
@@ -513,12 +524,8 @@ class Consumer:
             return 0
         self._resume_checked.add(where)
         for tp in self._inner.committed([psc.TopicUriPartition(uri, partition)], 10.0) or []:
-            metadata = tp.metadata or ""
-            if tp.offset == offset and metadata.startswith(_METADATA_PREFIX):
-                try:
-                    return int(metadata[len(_METADATA_PREFIX) :])
-                except ValueError:
-                    _log.warning("ignoring unreadable commit metadata", uri=uri, partition=partition, metadata=metadata)
+            if tp.offset == offset:
+                return _committed_index(tp.metadata)
         return 0
 
     def _resolve(self, notification: Notification) -> tuple[StorageHandler, str]:
@@ -570,15 +577,26 @@ class Consumer:
 
     # -- positions ---------------------------------------------------------------------------------------
 
-    def commit(self, record: ConsumerRecord | None = None, *, asynchronous: bool = False) -> None:
-        """Commit the position after `record`, or after every record returned so far."""
+    def commit(
+        self,
+        record: ConsumerRecord | None = None,
+        *,
+        offsets: Mapping[tuple[str, int], int] | None = None,
+        asynchronous: bool = False,
+    ) -> None:
+        """Commit the position after `record`, explicit packed `offsets` (the next record to read per
+        (notification topic URI, partition)), or the position after every record returned so far."""
+        if record is not None and offsets is not None:
+            raise ValueError("commit() takes either a record or offsets, not both")
         if record is not None:
             after = {(record.notification_uri, record.partition): record.next_position()}
+        elif offsets is not None:
+            after = {where: _Position(*unpack_offset(offset)) for where, offset in offsets.items()}
         else:
             after = {where: _next(place) for where, place in self._positions.items()}
         if not after:
             return
-        offsets = [
+        native = [
             psc.TopicUriPartition(
                 uri,
                 partition,
@@ -587,7 +605,18 @@ class Consumer:
             )
             for (uri, partition), position in after.items()
         ]
-        self._inner.commit(offsets=offsets, asynchronous=asynchronous)
+        self._inner.commit(offsets=native, asynchronous=asynchronous)
+
+    def committed(self, partitions: Sequence[tuple[str, int]], timeout: float = 10.0) -> dict[tuple[str, int], int]:
+        """The group's committed packed offset per (notification topic URI, partition); Kafka's logical offsets
+        (e.g. `psc.OFFSET_INVALID` when nothing is committed) pass through as they are."""
+        asked = [psc.TopicUriPartition(uri, partition) for uri, partition in partitions]
+        found = {}
+        for tp in self._inner.committed(asked, timeout) or []:
+            found[(tp.topic_uri, tp.partition)] = (
+                pack_offset(tp.offset, _committed_index(tp.metadata)) if tp.offset >= 0 else tp.offset
+            )
+        return found
 
     def position(self) -> dict[tuple[str, int], int]:
         """Packed offset of the next record per (notification topic URI, partition) read so far."""

@@ -375,3 +375,17 @@ def test_a_tombstone_notification_is_reported_not_skipped(tmp_path: Path) -> Non
     topic = FakeNotifications({0: [None]})  # type: ignore[list-item]
     with pytest.raises(CorruptObjectError, match="unusable notification"):
         _consumer(topic).poll(0)
+
+
+def test_commit_explicit_packed_offsets_and_read_them_back(tmp_path: Path) -> None:
+    topic = FakeNotifications({0: [], 1: []})
+    consumer = _consumer(topic)
+    assert consumer.committed([(URI, 0)]) == {(URI, 0): psc.OFFSET_INVALID}
+    consumer.commit(offsets={(URI, 0): pack_offset(7, 3), (URI, 1): pack_offset(2, 0)})
+    assert (topic.committed_offsets[0].offset, topic.committed_offsets[0].metadata) == (7, "memq:3")
+    assert (topic.committed_offsets[1].offset, topic.committed_offsets[1].metadata) == (2, None)
+    assert consumer.committed([(URI, 0), (URI, 1)]) == {(URI, 0): pack_offset(7, 3), (URI, 1): pack_offset(2, 0)}
+    topic.committed_offsets[0].metadata = "memq:garbage"
+    assert consumer.committed([(URI, 0)]) == {(URI, 0): pack_offset(7, 0)}
+    with pytest.raises(ValueError, match="either"):
+        consumer.commit(ConsumerRecord("t", URI, 0, 0, None, b"", (), 0, None, "x", 0, True), offsets={})
