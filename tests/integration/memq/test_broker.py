@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import struct
@@ -221,3 +222,42 @@ def test_sigkill_loses_nothing_that_was_acknowledged(
     assert acked and failed, (len(acked), len(failed))
     announced = set(_values(read_notifications(kafka_bootstrap, notify)))
     assert acked <= announced, f"{len(acked - announced)} acknowledged records are not stored and announced"
+
+
+def test_fuzzed_frames_never_hurt_other_producers(
+    start_broker: BrokerFactory, new_topic: Callable[..., str], kafka_bootstrap: str
+) -> None:
+    import random
+    import subprocess
+    import sys
+
+    notify = new_topic()
+    broker = start_broker([{"name": "fuzzed", "notification_topic": notify, "batch_max_ms": 100}])
+    rng = random.Random(1234)
+    valid = encode_request(Request(3, 9, WriteRequest("fuzzed", _message(b"seed"))))
+    with Producer(brokers=[broker.address], linger_ms=0) as producer:
+        for round_ in range(300):
+            if round_ % 2:
+                garbage = bytearray(valid)  # a valid frame with a few bytes flipped
+                for _ in range(rng.randint(1, 4)):
+                    garbage[rng.randrange(len(garbage))] = rng.randrange(256)
+                payload = bytes(garbage)
+            else:
+                payload = rng.randbytes(rng.randint(0, 64))
+            with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw:
+                raw.sendall(payload)
+                raw.shutdown(socket.SHUT_WR)
+                raw.settimeout(5)
+                with contextlib.suppress(OSError):
+                    while raw.recv(65536):
+                        pass
+            if round_ % 50 == 0:
+                assert producer.send("fuzzed", b"alive-%d" % round_).result(30).error() is None
+    assert broker.proc is not None and broker.proc.poll() is None
+    values = set(_values(read_notifications(kafka_bootstrap, notify)))
+    assert {b"alive-%d" % r for r in range(0, 300, 50)} <= values
+    listed = subprocess.run(
+        [sys.executable, "-m", "memq", "topics", "--broker", broker.address], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert '"topic": "fuzzed"' in listed.stdout and broker.address in listed.stdout
