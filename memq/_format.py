@@ -236,25 +236,39 @@ def encoded_record_size(record: Record) -> int:
     return _RECORD_FIXED + len(record.message_id or b"") + headers + len(record.key or b"") + len(record.value)
 
 
-def _encode_record(record: Record, out: bytearray) -> None:
-    message_id = record.message_id or b""
-    if len(message_id) > 0xFF:
-        raise ValueError(f"message id of {len(message_id)} bytes; at most 255")
-    headers = _encode_headers(record.headers)
-    internal = 8 + 1 + len(message_id) + 2 + len(headers)
-    if internal > _MAX_SHORT:
-        raise ValueError(f"message id and headers take {internal} bytes; at most {_MAX_SHORT}")
-    key = record.key or b""
-    if len(key) > _MAX_INT or len(record.value) > _MAX_INT:
-        raise ValueError("key and value are limited to 2 GiB each")
-    out += _RECORD_HEAD.pack(internal, record.timestamp_ms, len(message_id))
-    out += message_id
-    out += _I16.pack(len(headers))
-    out += headers
-    out += _I32.pack(len(key))
-    out += key
-    out += _I32.pack(len(record.value))
-    out += record.value
+_PLAIN_HEAD = struct.Struct(">hqBhi")  # internalFieldsLength 11, timestamp, no id, no headers, key length
+
+
+def _encode_records(records: Sequence[Record]) -> bytes:
+    """The uncompressed body: every record's fields, length-prefixed, in one join."""
+    parts: list[bytes] = []
+    append = parts.append
+    plain, head, short, long_ = _PLAIN_HEAD.pack, _RECORD_HEAD.pack, _I16.pack, _I32.pack
+    for record in records:
+        key = record.key or b""
+        value = record.value
+        if len(key) > _MAX_INT or len(value) > _MAX_INT:
+            raise ValueError("key and value are limited to 2 GiB each")
+        message_id = record.message_id
+        if not message_id and not record.headers:  # the common case: one pack for the fixed fields
+            append(plain(11, record.timestamp_ms, 0, 0, len(key)))
+        else:
+            message_id = message_id or b""
+            if len(message_id) > 0xFF:
+                raise ValueError(f"message id of {len(message_id)} bytes; at most 255")
+            headers = _encode_headers(record.headers) if record.headers else b""
+            internal = 11 + len(message_id) + len(headers)
+            if internal > _MAX_SHORT:
+                raise ValueError(f"message id and headers take {internal} bytes; at most {_MAX_SHORT}")
+            append(head(internal, record.timestamp_ms, len(message_id)))
+            append(message_id)
+            append(short(len(headers)))
+            append(headers)
+            append(long_(len(key)))
+        append(key)
+        append(long_(len(value)))
+        append(value)
+    return b"".join(parts)
 
 
 class _BodyReader:
@@ -457,10 +471,7 @@ def encode_message(
     if len(address) != 4:
         raise ValueError(f"producer address must be 4 bytes (IPv4), not {len(address)}")
     _check_message_ids(records)
-    body = bytearray()
-    for record in records:
-        _encode_record(record, body)
-    payload = compress(Compression(compression), bytes(body))
+    payload = compress(Compression(compression), _encode_records(records))
     if len(payload) > _MAX_INT - HEADER_LENGTH:
         raise ValueError(f"compressed body of {len(payload)} bytes does not fit a message")
     header = _PREFIX.pack(HEADER_LENGTH, MESSAGE_VERSION, _EXTRA_LENGTH)
