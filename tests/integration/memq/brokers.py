@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -92,6 +96,61 @@ class BrokerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+
+class S3Proxy:
+    """A TCP proxy in front of the S3 endpoint: stalls (``flowing`` cleared) or answers 503 to new connections."""
+
+    def __init__(self, target: str) -> None:
+        parsed = urllib.parse.urlsplit(target)
+        self.target = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.closed = False
+        self.fail_next = 0  # connections still to answer with 503 Slow Down
+        self.failed = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                self.failed += 1
+                threading.Thread(target=self._refuse, args=(client,), daemon=True).start()
+                continue
+            upstream = socket.create_connection(self.target)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _refuse(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError), client:
+            received = b""
+            while b"\r\n\r\n" not in received and (chunk := client.recv(65536)):
+                received += chunk
+            client.sendall(b"HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                self.flowing.wait()
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.closed = True
+        self.flowing.set()
+        self.listener.close()
 
 
 def broker_config(directory: Path, topics: list[dict[str, Any]], bootstrap: str, **extra: Any) -> dict[str, Any]:

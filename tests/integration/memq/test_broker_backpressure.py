@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
 import time
 import urllib.parse
@@ -18,55 +16,14 @@ import boto3
 import pytest
 
 from memq._producer import DeliveredRecord, Producer
-from tests.integration.memq.brokers import BrokerProcess, broker_config, read_notifications
+from tests.integration.memq.brokers import BrokerProcess, S3Proxy, broker_config, read_notifications
 from tests.services import Services
 
 MIB = 1024 * 1024
 
 
-class StallingProxy:
-    """A TCP proxy in front of the S3 endpoint that stops forwarding bytes while stalled."""
-
-    def __init__(self, target: str) -> None:
-        parsed = urllib.parse.urlsplit(target)
-        self.target = (parsed.hostname or "127.0.0.1", parsed.port or 80)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                self.flowing.wait()
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.closed = True
-        self.flowing.set()
-        self.listener.close()
-
-
 @pytest.fixture
-def stalling_s3(services: Services) -> Iterator[tuple[StallingProxy, str]]:
+def stalling_s3(services: Services) -> Iterator[tuple[S3Proxy, str]]:
     s3 = boto3.client(
         "s3",
         endpoint_url=services.s3_endpoint_url,
@@ -76,7 +33,7 @@ def stalling_s3(services: Services) -> Iterator[tuple[StallingProxy, str]]:
     )
     bucket = f"memq-flood-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
-    proxy = StallingProxy(services.s3_endpoint_url)
+    proxy = S3Proxy(services.s3_endpoint_url)
     yield proxy, bucket
     proxy.close()
     for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
@@ -97,7 +54,7 @@ def _metric(broker: BrokerProcess, name: str) -> float:
 
 
 def test_flood_with_s3_stalled_keeps_memory_bounded_and_loses_nothing(
-    stalling_s3: tuple[StallingProxy, str],
+    stalling_s3: tuple[S3Proxy, str],
     tmp_path: Path,
     kafka_bootstrap: str,
     new_topic: Callable[..., str],

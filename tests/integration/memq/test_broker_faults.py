@@ -21,7 +21,7 @@ from memq._config import TlsConfig
 from memq._format import iter_object_records
 from memq._producer import Producer, ProducerError
 from memq._wire import ResponseCode
-from tests.integration.memq.brokers import BrokerProcess, broker_config, read_notifications
+from tests.integration.memq.brokers import BrokerProcess, S3Proxy, broker_config, read_notifications
 from tests.services import Services
 
 
@@ -172,3 +172,34 @@ def test_tls_broker_serves_tls_producers_only(
     ):
         plain.send("secret", b"in the clear").result(30)
     assert len(read_notifications(kafka_bootstrap, notify)) == 1
+
+
+def test_s3_5xx_responses_are_retried_with_new_keys_until_one_upload_lands(
+    start_broker: Callable[..., BrokerProcess],
+    bucket: tuple[Any, str],
+    services: Services,
+    new_topic: Callable[..., str],
+    kafka_bootstrap: str,
+) -> None:
+    s3, name = bucket
+    proxy = S3Proxy(services.s3_endpoint_url)
+    proxy.fail_next = 2  # the first two PUTs get 503 Slow Down
+    notify = new_topic()
+    try:
+        broker = start_broker(
+            [{"name": "flaky", "notification_topic": notify, "batch_max_ms": 100}],
+            storage=f"s3://{name}/flaky?max_attempts=1",  # no retries inside boto: the broker's own count
+            s3_endpoint_url=proxy.url,
+            upload_backoff_s=0.1,
+        )
+        with Producer(brokers=[broker.address], linger_ms=0) as producer:
+            assert producer.send("flaky", b"eventually").result(30).error() is None
+        ((notification),) = read_notifications(kafka_bootstrap, notify)
+        # Each broker attempt failed on a 503 (the HTTP client may spend both on one attempt); the winner is named.
+        assert proxy.failed == 2 and notification.attempts >= 1 and notification.key is not None
+        assert f"_{notification.attempts}_" in notification.key  # every attempt writes its own key
+        data = s3.get_object(Bucket=name, Key=notification.key)["Body"].read()
+        assert [r.value for *_, r in iter_object_records(data)] == [b"eventually"]
+        assert broker.log().count("upload_failed") == notification.attempts
+    finally:
+        proxy.close()
