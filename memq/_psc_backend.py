@@ -231,6 +231,7 @@ class MemqBackendConsumer(BackendConsumer):
         if missing:
             raise psc.ConsumerError(f"MemQ brokers {self._brokers.brokers} do not serve topics {missing}")
         bootstrap = {md.properties.get("notificationBootstrap", "") for md in found.values()} - {""}
+        endpoints = {md.properties.get("s3EndpointUrl", "") for md in found.values()} - {""}
         if len(bootstrap) > 1:
             raise psc.ConsumerError(f"topics {list(topics)} announce on different Kafka clusters: {bootstrap}")
         for topic, md in found.items():
@@ -241,7 +242,9 @@ class MemqBackendConsumer(BackendConsumer):
             config.update({f"psc.consumer.{k}": v for k, v in self._native.items() if k != "client.id"})
             if bootstrap:
                 config["psc.discovery.connect"] = bootstrap.pop()
-            self._consumer = Consumer(config)
+            # Objects on an S3-compatible endpoint are read where the brokers wrote them.
+            storage = {"endpoint_url": endpoints.pop()} if len(endpoints) == 1 else None
+            self._consumer = Consumer(config, storage_options=storage)
         self._consumer.subscribe([self._uris[t] for t in topics])
 
     def _inner(self) -> Consumer:

@@ -12,6 +12,10 @@ the first produce to the acknowledgement of the last record; MemQ's acknowledgem
 announced on Kafka, so the broker's batch time (250 ms here, as WarpStream's default; the broker's own
 default is 2 s) is part of every run's tail.
 
+``e2e-p50``/``e2e-p99``: records produced at a fixed rate (1000/s for 5 s) through psc.Producer and read by
+psc.Consumer in a fresh group; latency is from just before ``produce`` to the record's arrival at the
+consumer. MemQ's goal is p99 <= batch time + 1 s (here 0.25 + 1 s).
+
 ``s3-puts`` writes to a topic whose batches seal on size (2 MiB, with a 5 s batch time that traffic never
 reaches) and reports PUTs per GiB stored by the S3 broker (objects stored / GiB of objects) next to the
 expected figure, GiB divided by the batch size.
@@ -23,7 +27,9 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -46,6 +52,9 @@ BATCH_MAX_MS = 250
 PUTS_TOPIC = "bench-puts"
 PUTS_BATCH_BYTES = 2 * 1024 * 1024
 PAYLOADS = 4096
+LATENCY_TOPIC = "bench-latency"
+LATENCY_RATE = 1000  # records per second
+LATENCY_SECONDS = 5.0
 LINGER_MS = 10
 DEADLINE_S = 180.0
 BASELINE = "kafka"
@@ -103,11 +112,12 @@ class _Stack:
                 "batch_max_bytes": PUTS_BATCH_BYTES,
                 "batch_max_ms": 5000,
             }
+            latency = {**topic, "name": LATENCY_TOPIC}
             config = {
                 "storage": storage,
                 "s3_endpoint_url": env.services.s3_endpoint_url,
                 "notification_bootstrap": env.bootstrap,
-                "topics": [topic, puts],
+                "topics": [topic, puts, latency],
                 "log_level": "WARNING",
             }
             self.brokers[name] = BrokerProcess(config, self.workdir).start()
@@ -195,6 +205,81 @@ def _puts_per_gib(stack: _Stack, count: int, data: list[bytes]) -> float:
     return stored / (stored_bytes / 2**30)
 
 
+def _latencies(stack: _Stack, uri: str) -> list[float]:
+    """Produce-to-consume latencies (ms) of records sent at LATENCY_RATE for LATENCY_SECONDS to ``uri``."""
+    run = uuid.uuid4().hex[:8].encode()
+    count = int(LATENCY_RATE * LATENCY_SECONDS)
+    group = {
+        "psc.consumer.group.id": f"memq-bench-{run.decode()}",
+        "psc.consumer.offset.auto.reset": "latest",
+    }
+    consumer = psc.Consumer({**stack.config(), **group})
+    consumer.subscribe([uri])
+    ready = threading.Event()
+    found: list[float] = []
+
+    def consume() -> None:
+        deadline = time.monotonic() + LATENCY_SECONDS + 90
+        while len(found) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if not ready.is_set() and consumer.assignment():
+                ready.set()
+            if message is None:
+                continue
+            value = message.value() or b""
+            if value.startswith(run):
+                found.append((time.time() - float(value[9:27])) * 1000)
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    if not ready.wait(60):
+        raise RuntimeError(f"{uri}: the consumer got no assignment")
+    time.sleep(1.0)  # let the group's first fetch settle before the clock matters
+    producer = psc.Producer(stack.config())
+    try:
+        started = time.monotonic()
+        for i in range(count):
+            pause = started + i / LATENCY_RATE - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            producer.produce(uri, run + b" %18.6f " % time.time() + b"x" * 100)
+            producer.poll(0)
+        producer.flush(60)
+    finally:
+        producer.close(0)
+    reader.join(LATENCY_SECONDS + 90)
+    consumer.close()
+    if len(found) < count:
+        raise RuntimeError(f"{uri}: read {len(found)} of {count} records")
+    return found
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    return statistics.quantiles(values, n=100)[int(fraction * 100) - 1]
+
+
+def _latency_scenarios(stack: _Stack) -> list[Scenario]:
+    def kafka() -> list[float]:
+        topic = stack.env.create_topic("memq-latency", 3)
+        try:
+            return _latencies(stack, stack.env.services.cluster_prefix + topic)
+        finally:
+            stack.env.delete_topics([topic])
+
+    def memq(name: str) -> list[float]:
+        return _latencies(stack, stack.cluster(name) + LATENCY_TOPIC)
+
+    scenarios = []
+    for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+        systems: dict[str, RunFn] = {
+            "kafka": lambda f=fraction: _percentile(kafka(), f),  # type: ignore[misc]
+            "memq-tmpfs": lambda f=fraction: _percentile(memq("tmpfs"), f),  # type: ignore[misc]
+            "memq-s3": lambda f=fraction: _percentile(memq("s3"), f),  # type: ignore[misc]
+        }
+        scenarios.append(Scenario(f"e2e-{label}", "latency", "ms", BASELINE, systems, higher_is_better=False))
+    return scenarios
+
+
 def _ingest_scenario(stack: _Stack, size: str, count: int) -> Scenario:
     data = payloads(SIZES[size])
     systems: dict[str, RunFn] = {
@@ -225,6 +310,7 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
         yield [
             *(_ingest_scenario(stack, size, scaled(COUNTS[size])) for size in SIZES),
             _puts_scenario(stack, scaled(COUNTS["1KiB"]) * 2),
+            *_latency_scenarios(stack),
         ]
     finally:
         stack.close()

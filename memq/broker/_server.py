@@ -210,6 +210,8 @@ class Broker:
                     "notificationBootstrap": self.config.notification_bootstrap or "",
                     "storage": topic.storage or self.config.storage,
                 }
+                if self.config.s3_endpoint_url:
+                    props["s3EndpointUrl"] = self.config.s3_endpoint_url
                 found.append(TopicMetadata(name, tuple(brokers), "memq", props, tuple(brokers)))
         return encode_metadata(found, version)
 
