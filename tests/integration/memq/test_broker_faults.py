@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,16 +10,18 @@ from typing import Any
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from memq._config import TlsConfig
 from memq._format import iter_object_records
 from memq._producer import Producer, ProducerError
 from memq._wire import ResponseCode
-from tests.integration.memq.brokers import BrokerProcess, S3Proxy, broker_config, read_notifications
+from tests.integration.memq.brokers import (
+    BrokerProcess,
+    S3Proxy,
+    broker_config,
+    read_notifications,
+    self_signed_certificate,
+)
 from tests.services import Services
 
 
@@ -128,37 +128,13 @@ def test_kafka_down_while_announcing_means_no_ack(start_broker: Callable[..., Br
     assert [p for p in (tmp_path / "objects").rglob("*") if p.is_file()]
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "broker.pem", directory / "broker.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
 def test_tls_broker_serves_tls_producers_only(
     start_broker: Callable[..., BrokerProcess],
     tmp_path: Path,
     new_topic: Callable[..., str],
     kafka_bootstrap: str,
 ) -> None:
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     notify = new_topic()
     broker = start_broker(
         [{"name": "secret", "notification_topic": notify, "batch_max_ms": 100}],

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 import psc
-from tests.integration.memq.brokers import BrokerProcess, broker_config, read_notifications, stored_records
+from tests.integration.memq.brokers import (
+    BrokerProcess,
+    broker_config,
+    read_notifications,
+    self_signed_certificate,
+    stored_records,
+)
 
 CLUSTER = "plaintext:/rn:memq:local:local_dev::memqit:"
 
@@ -139,3 +145,23 @@ def _read(consumer: psc.Consumer, count: int) -> list[psc.Message]:
             found.append(message)
     assert len(found) == count, f"read {len(found)} of {count}"
     return found
+
+
+def test_secure_uri_gets_tls(tmp_path: Path, kafka_bootstrap: str, new_topic: Callable[..., str]) -> None:
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    notify = new_topic()
+    topics = [{"name": "sealed", "notification_topic": notify, "batch_max_ms": 100}]
+    tls = {"cert_file": str(cert_file), "key_file": str(key_file)}
+    broker = BrokerProcess(broker_config(tmp_path / "objects", topics, kafka_bootstrap, tls=tls), tmp_path).start()
+    secure = "secure:/rn:memq:local:local_dev::memqtls:"
+    discovery = tmp_path / "secure.json"
+    discovery.write_text(json.dumps({secure: {"connect": broker.address, "ssl.ca.location": str(cert_file)}}))
+    try:
+        producer = _producer(discovery)
+        future = producer.send(secure + "sealed", b"private")
+        assert producer.flush(30) == 0
+        assert future.result(0).topic_uri == secure + "sealed"
+        producer.close()
+    finally:
+        broker.stop()
+    assert [r.value for _n, r in stored_records(read_notifications(kafka_bootstrap, notify))] == [b"private"]
