@@ -47,7 +47,7 @@ from memq._wire import (
     encode_request,
     read_frame,
 )
-from psc.common.log import get_logger
+from psc.common.log import LogThrottle, get_logger
 
 __all__ = ["DeliveredRecord", "DeliveryError", "Producer", "ProducerError"]
 
@@ -234,6 +234,7 @@ class Producer:
         self._connections: dict[BrokerAddress, _Connection] = {}
         self._turn = itertools.count()
         self._ssl = _client_tls(self.config)
+        self._repeats = LogThrottle(_log)  # a broker that is down fails every request: one line per interval
         self._loop = asyncio.new_event_loop()
         self._inflight = asyncio.Semaphore(self.config.max_inflight_requests)
         self._thread = threading.Thread(target=self._loop.run_forever, name="memq-producer", daemon=True)
@@ -430,7 +431,7 @@ class Producer:
                 if isinstance(exc, TimeoutError) and time.monotonic() >= deadline:
                     raise
                 last = f"{broker}: {exc}"
-                _log.info("request_retry", broker=str(broker), error=str(exc), attempt=attempt)
+                self._repeats.log("info", ("retry", broker), "request_retry", broker=str(broker), error=str(exc))
                 self._down[broker] = time.monotonic() + _DOWN_S
             else:
                 if response.code == ResponseCode.OK:
@@ -475,7 +476,7 @@ class Producer:
             try:
                 metadata = await self._metadata(broker, (topic,))
             except (OSError, TimeoutError, FrameError, ProducerError) as exc:
-                _log.info("metadata_failed", broker=str(broker), error=str(exc))
+                self._repeats.log("info", ("metadata", broker), "metadata_failed", broker=str(broker), error=str(exc))
                 self._down[broker] = time.monotonic() + _DOWN_S
                 continue
             for md in metadata:
@@ -587,6 +588,7 @@ class Producer:
             asyncio.run_coroutine_threadsafe(shut(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._repeats.flush()
         self.poll(0)
 
     def __enter__(self) -> Producer:
