@@ -89,8 +89,9 @@ def test_psc_producer_fails_over_to_the_other_broker(
     assert {b"before"} | {b"after-%d" % i for i in range(6)} <= values
 
 
-def test_memq_uri_with_a_bad_protocol_is_rejected(memq_cluster: tuple[list[BrokerProcess], str, Path]) -> None:
-    _brokers, _notify, discovery = memq_cluster
+def test_memq_uri_with_a_bad_protocol_is_rejected(tmp_path: Path) -> None:
+    discovery = tmp_path / "discovery.json"
+    discovery.write_text(json.dumps({CLUSTER: {"connect": "127.0.0.1:20000"}}))
     producer = _producer(discovery)
     with pytest.raises(psc.InvalidUriError, match="MemQ URIs use protocol"):
         producer.produce("tls:/rn:memq:local:local_dev::memqit:clicks", b"x")
