@@ -89,6 +89,7 @@ class BrokerConfig(_Strict):
     tls: TlsConfig | None = None
     metrics_port: int | None = Field(default=None, ge=0, lt=65536)
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    idle_timeout_s: float = Field(default=900.0, gt=0)  # a connection that sends nothing for this long is closed
     log_level: str = "INFO"
 
     @field_validator("cluster_brokers", "notification_bootstrap")

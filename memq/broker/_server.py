@@ -161,7 +161,9 @@ class Broker:
         try:
             while not self._stopping.is_set():
                 await self._batches.budget.wait_for_room()
-                frame = await read_frame(reader, self.config.max_frame_bytes)
+                frame = await asyncio.wait_for(
+                    read_frame(reader, self.config.max_frame_bytes), self.config.idle_timeout_s
+                )
                 if frame is None:
                     break
                 self._handle(conn, decode_request(frame))
@@ -169,6 +171,8 @@ class Broker:
         except FrameError as exc:
             self.metrics.bad_frames.inc()
             _log.warning("bad_frame", peer=str(conn.peer), error=str(exc))
+        except TimeoutError:
+            _log.info("connection_idle", peer=str(conn.peer), idle_timeout_s=self.config.idle_timeout_s)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
             _log.info("connection_lost", peer=str(conn.peer), error=repr(exc))
         finally:

@@ -153,7 +153,7 @@ def test_bad_requests_get_errors_and_other_producers_keep_being_served(
     start_broker: BrokerFactory, new_topic: Callable[..., str], kafka_bootstrap: str
 ) -> None:
     notify = new_topic()
-    broker = start_broker([{"name": "guarded", "notification_topic": notify, "batch_max_ms": 100}])
+    broker = start_broker([{"name": "guarded", "notification_topic": notify, "batch_max_ms": 100}], idle_timeout_s=2.0)
     message = _message(b"payload")
     bad_crc = encode_request(Request(3, 1, WriteRequest("guarded", message, crc=12345)))
     assert asyncio.run(_exchange(broker.address, bad_crc)) == (400, "request CRC32 does not match its data")
@@ -171,6 +171,8 @@ def test_bad_requests_get_errors_and_other_producers_keep_being_served(
         raw.sendall(struct.pack(">i", 1000) + b"half a frame")
         with Producer(brokers=[broker.address], linger_ms=0) as producer:
             assert producer.send("guarded", b"still served").result(30).error() is None
+        raw.settimeout(30)
+        assert raw.recv(10) == b""  # the stalled half frame is dropped after the idle timeout
     assert _values(read_notifications(kafka_bootstrap, notify)) == [b"still served"]
 
 
