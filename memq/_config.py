@@ -144,6 +144,7 @@ class ProducerConfig(_Strict):
     request_timeout_ms: int = Field(default=30_000, gt=0)  # from sealing a request to its acknowledgement
     retry_backoff_ms: int = Field(default=200, ge=0)
     connect_timeout_ms: int = Field(default=2000, gt=0)
+    delivery_report_only_error: bool = False  # delivery callbacks run for failed records only (futures: always)
     tls: TlsConfig | None = None
 
     @field_validator("brokers")

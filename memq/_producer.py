@@ -496,14 +496,17 @@ class Producer:
         return decode_metadata(response.payload, response.version)
 
     def _complete(self, sealed: _Open, error: DeliveryError | None) -> None:
+        quiet = error is None and self.config.delivery_report_only_error
         for record, report in zip(sealed.records, sealed.reports, strict=True):
+            if report is None or (quiet and not isinstance(report, Future)):
+                continue  # nobody listens, or only to failures
             delivered = DeliveredRecord(sealed.topic, record, error)
             if isinstance(report, Future):
                 if error is None:
                     report.set_result(delivered)
                 else:
                     report.set_exception(ProducerError(str(error), error.code(), error.retriable()))
-            elif report is not None:
+            else:
                 self._reports.put((report, error, delivered))
         with self._lock:
             self._buffered -= sealed.size

@@ -8,7 +8,8 @@ PSC hands the backend librdkafka-named settings; the ones that mean something fo
 - ``compression.type``/``compression.codec``: none, gzip and zstd as such; Kafka's lz4 and snappy, which
   MemQ lacks, become zstd (MemQ's default);
 - ``delivery.timeout.ms``/``message.timeout.ms`` -> ``request_timeout_ms`` (it covers the acknowledgement);
-- ``queue.buffering.max.kbytes`` -> ``max_inflight_bytes``; ``max.in.flight`` -> ``max_inflight_requests``.
+- ``queue.buffering.max.kbytes`` -> ``max_inflight_bytes``; ``max.in.flight`` -> ``max_inflight_requests``;
+- ``delivery.report.only.error`` -> ``delivery_report_only_error``.
 
 Everything else (acks, idempotence, client id, ...) is Kafka's and ignored: a MemQ acknowledgement is always
 durable. Produced records report partition 0 and no offset (MemQ assigns offsets when objects are announced).
@@ -67,6 +68,8 @@ def producer_config(endpoint: ServiceEndpoint, native: Mapping[str, Any]) -> Pro
         settings["request_timeout_ms"] = int(timeout)
     if "queue.buffering.max.kbytes" in native:
         settings["max_inflight_bytes"] = int(native["queue.buffering.max.kbytes"]) * 1024
+    if str(native.get("delivery.report.only.error", "")).lower() == "true":
+        settings["delivery_report_only_error"] = True
     if "max.in.flight" in native:
         settings["max_inflight_requests"] = int(native["max.in.flight"])
     security = endpoint.security

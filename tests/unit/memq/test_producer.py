@@ -150,3 +150,25 @@ def test_the_producer_counts_record_sizes_as_the_format_encodes_them(
     assert first.size == encoded_record_size(first.records[0])
     assert second.size == encoded_record_size(second.records[0])
     network.hold.set()
+
+
+def test_only_failures_reach_callbacks_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    producer = Producer(brokers=["127.0.0.1:9"], linger_ms=0, delivery_report_only_error=True)
+    recorder = Recorder(producer)
+
+    async def deliver(self: Producer, item: Any) -> None:
+        await recorder.deliver(item)
+
+    monkeypatch.setattr(Producer, "_deliver", deliver)
+    try:
+        reports: list[Any] = []
+        producer.produce("t", b"ok", on_delivery=lambda e, m: reports.append(e))
+        future = producer.send("t", b"ok too")
+        assert producer.flush(5) == 0
+        assert reports == [] and future.result(0).value() == b"ok too"  # futures always resolve
+        recorder.answer = DeliveryError(502, "upload failed")
+        producer.produce("t", b"lost", on_delivery=lambda e, m: reports.append(e))
+        producer.flush(5)
+        assert [e.code() for e in reports] == [502]
+    finally:
+        producer.close(5)
