@@ -1,0 +1,316 @@
+"""MemQ vs Kafka ingest through psc.Producer: MB/s of the same payloads with the same compression, and S3 PUTs.
+
+Systems, side by side in each scenario:
+
+- ``kafka``: psc.Producer to a fresh 3-partition Kafka topic, acks=all (the baseline);
+- ``memq-tmpfs``: psc.Producer with a ``memq`` URI into one broker process storing on tmpfs (/dev/shm);
+- ``memq-s3``: the same into a broker storing in the S3 endpoint (moto).
+
+Every system gets the same payloads (4096 distinct ones, each half random, half repeated, so compression
+has work to do), zstd, a 10 ms linger, and PSC's delivery reports for failures only. A run is timed from
+the first produce to the acknowledgement of the last record; MemQ's acknowledgement means stored and
+announced on Kafka, so the broker's batch time (250 ms here, as WarpStream's default; the broker's own
+default is 2 s) is part of every run's tail.
+
+``e2e-p50``/``e2e-p99``: records produced at a fixed rate (1000/s for 5 s) through psc.Producer and read by
+psc.Consumer in a fresh group; latency is from just before ``produce`` to the record's arrival at the
+consumer. MemQ's goal is p99 <= batch time + 1 s (here 0.25 + 1 s).
+
+``s3-puts`` writes to a topic whose batches seal on size (2 MiB, with a 5 s batch time that traffic never
+reaches) and reports PUTs per GiB stored by the S3 broker (objects stored / GiB of objects) next to the
+expected figure, GiB divided by the batch size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+
+import psc
+from benchmarks._env import BenchEnv
+from benchmarks._harness import RunFn, Scenario
+from tests.integration.memq.brokers import BrokerProcess
+
+DESCRIPTION = "MemQ (tmpfs, S3) vs Kafka ingest through psc.Producer, MB/s, and S3 PUTs per GiB"
+
+SIZES = {"100B": 100, "1KiB": 1024}
+COUNTS = {"100B": 300_000, "1KiB": 150_000}  # per run at scale 1.0
+BATCH_MAX_BYTES = 8 * 1024 * 1024
+BATCH_MAX_MS = 250
+PUTS_TOPIC = "bench-puts"
+PUTS_BATCH_BYTES = 2 * 1024 * 1024
+PAYLOADS = 4096
+LATENCY_TOPIC = "bench-latency"
+LATENCY_RATE = 1000  # records per second
+LATENCY_SECONDS = 5.0
+LINGER_MS = 10
+DEADLINE_S = 180.0
+BASELINE = "kafka"
+MEMQ_TOPIC = "bench"
+
+
+def payloads(size: int) -> list[bytes]:
+    """Distinct payloads, each half random bytes (as hex) and half repeated: compressible about 2:1."""
+    return [(os.urandom(size // 4).hex().encode() + b"m" * size)[:size] for _ in range(PAYLOADS)]
+
+
+def produce_all(producer: psc.Producer, uri: str, count: int, data: list[bytes]) -> None:
+    """Produce ``count`` records cycling through ``data``, polling for room when the producer is full."""
+    produce, poll = producer.produce, producer.poll
+    for i in range(count):
+        while True:
+            try:
+                produce(uri, data[i % PAYLOADS])
+                break
+            except BufferError:
+                poll(0.005)
+
+
+class _Stack:
+    """Two brokers (tmpfs and S3), a discovery file naming them and Kafka, and the topics runs write to."""
+
+    def __init__(self, env: BenchEnv) -> None:
+        self.env = env
+        self.workdir = Path(tempfile.mkdtemp(prefix="memq-bench-"))
+        shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else self.workdir
+        self.tmpfs = shm / f"memq-bench-{uuid.uuid4().hex[:8]}"
+        self.bucket = f"memq-bench-{uuid.uuid4().hex[:8]}"
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=env.services.s3_endpoint_url,
+            aws_access_key_id="memq",
+            aws_secret_access_key="memq",
+            region_name="us-east-1",
+        )
+        self.s3.create_bucket(Bucket=self.bucket)
+        self.topics: list[str] = []
+        self.brokers: dict[str, BrokerProcess] = {}
+        for name, storage in (("tmpfs", f"file://{self.tmpfs}"), ("s3", f"s3://{self.bucket}/objects")):
+            notify = env.create_topic(f"memq-notify-{name}", 1)
+            self.topics.append(notify)
+            topic = {
+                "name": MEMQ_TOPIC,
+                "notification_topic": notify,
+                "batch_max_bytes": BATCH_MAX_BYTES,
+                "batch_max_ms": BATCH_MAX_MS,
+            }
+            puts = {
+                "name": PUTS_TOPIC,
+                "notification_topic": notify,
+                "batch_max_bytes": PUTS_BATCH_BYTES,
+                "batch_max_ms": 5000,
+            }
+            latency = {**topic, "name": LATENCY_TOPIC}
+            config = {
+                "storage": storage,
+                "s3_endpoint_url": env.services.s3_endpoint_url,
+                "notification_bootstrap": env.bootstrap,
+                "topics": [topic, puts, latency],
+                "log_level": "WARNING",
+            }
+            self.brokers[name] = BrokerProcess(config, self.workdir).start()
+        entries = json.loads(Path(env.services.psc_discovery_file).read_text())
+        for name, broker in self.brokers.items():
+            entries[self.cluster(name)] = {"connect": broker.address}
+        self.discovery = self.workdir / "discovery.json"
+        self.discovery.write_text(json.dumps(entries))
+
+    @staticmethod
+    def cluster(name: str) -> str:
+        return f"plaintext:/rn:memq:local:local_dev::bench{name}:"
+
+    def config(self) -> dict[str, str]:
+        return {
+            "psc.project": "memq-bench",
+            "psc.discovery.file": str(self.discovery),
+            "psc.producer.acks": "all",
+            "psc.producer.batch.duration.ms": str(LINGER_MS),
+            "psc.producer.compression.type": "zstd",
+            "psc.producer.delivery.report.only.error": "true",
+        }
+
+    def metric(self, name: str, series: str) -> float:
+        broker = self.brokers[name]
+        url = f"http://127.0.0.1:{broker.metrics_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def close(self) -> None:
+        for broker in self.brokers.values():
+            broker.stop()
+        self.env.delete_topics(self.topics)
+        shutil.rmtree(self.tmpfs, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    self.s3.delete_object(Bucket=self.bucket, Key=item["Key"])
+            self.s3.delete_bucket(Bucket=self.bucket)
+
+
+def _ingest(stack: _Stack, uri: str, count: int, data: list[bytes]) -> float:
+    """MB/s of ``count`` records of ``data`` to ``uri``, from the first produce to the last acknowledgement."""
+    producer = psc.Producer(stack.config())
+    try:
+        producer.list_topics(uri, timeout=10)  # resolve and connect before timing
+        started = time.perf_counter()
+        produce_all(producer, uri, count, data)
+        remaining = producer.flush(DEADLINE_S)
+        elapsed = time.perf_counter() - started
+    finally:
+        producer.close(0)
+    if remaining:
+        raise RuntimeError(f"{uri}: {remaining} records unacknowledged")
+    return count * len(data[0]) / elapsed / 1e6
+
+
+def _kafka(stack: _Stack, count: int, data: list[bytes]) -> float:
+    topic = stack.env.create_topic("memq-vs-kafka", 3)
+    try:
+        return _ingest(stack, stack.env.services.cluster_prefix + topic, count, data)
+    finally:
+        stack.env.delete_topics([topic])
+
+
+def _memq(stack: _Stack, name: str, count: int, data: list[bytes], topic: str = MEMQ_TOPIC) -> float:
+    rate = _ingest(stack, stack.cluster(name) + topic, count, data)
+    if name == "tmpfs":  # keep tmpfs (memory) from filling up over the runs
+        for child in stack.tmpfs.iterdir():
+            shutil.rmtree(child, ignore_errors=True)
+    return rate
+
+
+def _puts_per_gib(stack: _Stack, count: int, data: list[bytes]) -> float:
+    objects = 'memq_broker_objects_total{outcome="stored"}'
+    before = stack.metric("s3", objects), stack.metric("s3", "memq_broker_object_bytes_sum")
+    _memq(stack, "s3", count, data, PUTS_TOPIC)
+    stored = stack.metric("s3", objects) - before[0]
+    stored_bytes = stack.metric("s3", "memq_broker_object_bytes_sum") - before[1]
+    return stored / (stored_bytes / 2**30)
+
+
+def _latencies(stack: _Stack, uri: str) -> list[float]:
+    """Produce-to-consume latencies (ms) of records sent at LATENCY_RATE for LATENCY_SECONDS to ``uri``."""
+    run = uuid.uuid4().hex[:8].encode()
+    count = int(LATENCY_RATE * LATENCY_SECONDS)
+    group = {
+        "psc.consumer.group.id": f"memq-bench-{run.decode()}",
+        "psc.consumer.offset.auto.reset": "latest",
+    }
+    consumer = psc.Consumer({**stack.config(), **group})
+    consumer.subscribe([uri])
+    ready = threading.Event()
+    found: list[float] = []
+
+    def consume() -> None:
+        deadline = time.monotonic() + LATENCY_SECONDS + 90
+        while len(found) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if not ready.is_set() and consumer.assignment():
+                ready.set()
+            if message is None:
+                continue
+            value = message.value() or b""
+            if value.startswith(run):
+                found.append((time.time() - float(value[9:27])) * 1000)
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    if not ready.wait(60):
+        raise RuntimeError(f"{uri}: the consumer got no assignment")
+    time.sleep(1.0)  # let the group's first fetch settle before the clock matters
+    producer = psc.Producer(stack.config())
+    try:
+        started = time.monotonic()
+        for i in range(count):
+            pause = started + i / LATENCY_RATE - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            producer.produce(uri, run + b" %18.6f " % time.time() + b"x" * 100)
+            producer.poll(0)
+        producer.flush(60)
+    finally:
+        producer.close(0)
+    reader.join(LATENCY_SECONDS + 90)
+    consumer.close()
+    if len(found) < count:
+        raise RuntimeError(f"{uri}: read {len(found)} of {count} records")
+    return found
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    return statistics.quantiles(values, n=100)[int(fraction * 100) - 1]
+
+
+def _latency_scenarios(stack: _Stack) -> list[Scenario]:
+    def kafka() -> list[float]:
+        topic = stack.env.create_topic("memq-latency", 3)
+        try:
+            return _latencies(stack, stack.env.services.cluster_prefix + topic)
+        finally:
+            stack.env.delete_topics([topic])
+
+    def memq(name: str) -> list[float]:
+        return _latencies(stack, stack.cluster(name) + LATENCY_TOPIC)
+
+    scenarios = []
+    for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+        systems: dict[str, RunFn] = {
+            "kafka": lambda f=fraction: _percentile(kafka(), f),  # type: ignore[misc]
+            "memq-tmpfs": lambda f=fraction: _percentile(memq("tmpfs"), f),  # type: ignore[misc]
+            "memq-s3": lambda f=fraction: _percentile(memq("s3"), f),  # type: ignore[misc]
+        }
+        scenarios.append(Scenario(f"e2e-{label}", "latency", "ms", BASELINE, systems, higher_is_better=False))
+    return scenarios
+
+
+def _ingest_scenario(stack: _Stack, size: str, count: int) -> Scenario:
+    data = payloads(SIZES[size])
+    systems: dict[str, RunFn] = {
+        "kafka": lambda: _kafka(stack, count, data),
+        "memq-tmpfs": lambda: _memq(stack, "tmpfs", count, data),
+        "memq-s3": lambda: _memq(stack, "s3", count, data),
+    }
+    return Scenario(f"ingest-{size}", "throughput", "MB/s", BASELINE, systems)
+
+
+def _puts_scenario(stack: _Stack, count: int) -> Scenario:
+    data = payloads(SIZES["1KiB"])
+    systems: dict[str, RunFn] = {
+        "expected": lambda: 2**30 / PUTS_BATCH_BYTES,
+        "memq-s3": lambda: _puts_per_gib(stack, count, data),
+    }
+    return Scenario("s3-puts-1KiB", "PUTs per GiB stored", "PUT/GiB", "expected", systems, higher_is_better=False)
+
+
+@contextlib.contextmanager
+def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
+    stack = _Stack(env)
+
+    def scaled(base: int) -> int:
+        return max(1000, int(base * scale))
+
+    try:
+        yield [
+            *(_ingest_scenario(stack, size, scaled(COUNTS[size])) for size in SIZES),
+            _puts_scenario(stack, scaled(COUNTS["1KiB"]) * 2),
+            *_latency_scenarios(stack),
+        ]
+    finally:
+        stack.close()

@@ -1,0 +1,619 @@
+"""The MemQ producer: records become compressed producer messages, sent to brokers over the wire protocol.
+
+``produce`` appends a record to its topic's open request and returns; a request is sealed when it would
+exceed ``max_request_bytes`` or ``linger_ms`` after its first record. Sealed requests go out from one
+background thread running an asyncio loop, at most ``max_inflight_requests`` at a time, to the topic's
+brokers in turn. A lost connection sends the request to the next broker until ``request_timeout_ms`` (which
+covers the broker's acknowledgement) runs out; any answer but OK fails the request's records.
+
+Records waiting for their acknowledgement hold their bytes against ``max_inflight_bytes``: ``produce`` blocks
+up to ``max_block_ms`` for room, then raises ``BufferError``. Delivery callbacks ``on_delivery(err, record)``
+run in ``poll``/``flush`` on the caller's thread (confluent-kafka's shape); futures from ``send`` resolve as
+soon as the answer arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import itertools
+import queue
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from memq._compression import Compression
+from memq._config import ProducerConfig
+from memq._errors import MemqError
+from memq._format import HEADER_LENGTH, Record, encode_message, encoded_record_size
+from memq._wire import (
+    CLIENT_VERSION,
+    BrokerAddress,
+    FrameError,
+    MetadataRequest,
+    Request,
+    Response,
+    ResponseCode,
+    TopicMetadata,
+    WriteRequest,
+    decode_metadata,
+    decode_response,
+    encode_request,
+    read_frame,
+)
+from psc.common.log import LogThrottle, get_logger
+
+__all__ = ["DeliveredRecord", "DeliveryError", "Producer", "ProducerError"]
+
+_log = get_logger("memq.producer")
+
+Buffer = bytes | bytearray | memoryview
+DeliveryCallback = Callable[[Any, Any], None]  # (DeliveryError | None, DeliveredRecord)
+_WRITE_OVERHEAD = 15 + 1 + 2 + 4 + 4  # request header + v3 write header, without the topic name
+_RECORD_FIXED = 2 + 8 + 1 + 2 + 4 + 4  # a record's length fields and timestamp (see encoded_record_size)
+_COMPRESSION = {"none": Compression.NONE, "gzip": Compression.GZIP, "zstd": Compression.ZSTD}
+_RETRY_CODES = {ResponseCode.SERVICE_UNAVAILABLE, ResponseCode.REDIRECT}
+_DOWN_S = 5.0  # how long a broker that failed is passed over while others remain
+
+
+class ProducerError(MemqError):
+    """A record or request the producer refuses or could not deliver; ``code`` is the broker's or ours."""
+
+    def __init__(self, message: str, code: int = -1, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.is_retriable = retriable
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryError:
+    """Why a record was not delivered, shaped like confluent-kafka's ``KafkaError``."""
+
+    error_code: int
+    message: str
+    is_retriable: bool = False
+
+    def code(self) -> int:
+        return self.error_code
+
+    def name(self) -> str:
+        try:
+            return ResponseCode(self.error_code).name
+        except ValueError:
+            return {-1: "TIMED_OUT", -2: "CONNECTION_LOST", -3: "CLOSED"}.get(self.error_code, "UNKNOWN")
+
+    def str(self) -> str:
+        return self.message
+
+    def retriable(self) -> bool:
+        return self.is_retriable
+
+    def fatal(self) -> bool:
+        return False
+
+    def __str__(self) -> builtins.str:
+        return f"{self.name()}: {self.message}"
+
+
+TIMED_OUT, CONNECTION_LOST, CLOSED = -1, -2, -3
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredRecord:
+    """A produced record as its delivery report sees it, shaped like confluent-kafka's ``Message``.
+
+    MemQ gives records no offset until a consumer reads their notification, so ``offset()`` is -1001.
+    """
+
+    topic_name: str
+    record: Record
+    err: DeliveryError | None = None
+
+    def topic(self) -> str:
+        return self.topic_name
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return -1001
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self.record.timestamp_ms)
+
+    def key(self) -> bytes | None:
+        return self.record.key
+
+    def value(self) -> bytes:
+        return self.record.value
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return list(self.record.headers) or None
+
+    def error(self) -> DeliveryError | None:
+        return self.err
+
+
+@dataclass(eq=False)
+class _Open:
+    """A request being filled: its records, their callbacks or futures, and their uncompressed size."""
+
+    topic: str
+    records: list[Record] = field(default_factory=list)
+    reports: list[DeliveryCallback | Future[DeliveredRecord] | None] = field(default_factory=list)
+    size: int = 0
+    sealed: bool = False
+    due: bool = False  # linger ran out while every in-flight slot was taken: sealed when one frees
+
+
+def _local_ipv4() -> bytes:
+    try:
+        return socket.inet_aton(socket.gethostbyname(socket.gethostname()))
+    except OSError:
+        return socket.inet_aton("127.0.0.1")
+
+
+class _Connection:
+    """One broker connection; a reader task resolves answers by client request id, in any order."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.waiting: dict[int, asyncio.Future[Response]] = {}
+        self.closed = False
+        self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        error: BaseException = ConnectionError("connection closed by the broker")
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame is None:
+                    break
+                response = decode_response(frame)
+                waiter = self.waiting.pop(response.request_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(response)
+        except (OSError, FrameError, ssl.SSLError) as exc:
+            error = ConnectionError(f"connection failed: {exc}")
+        finally:
+            self.close(error)
+
+    async def call(self, request: Request) -> Response:
+        if self.closed:
+            raise ConnectionError("connection is closed")
+        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.waiting[request.request_id] = waiter
+        self.writer.write(encode_request(request))
+        try:
+            await self.writer.drain()
+            return await waiter
+        finally:
+            self.waiting.pop(request.request_id, None)
+
+    def close(self, error: BaseException) -> None:
+        self.closed = True
+        for waiter in self.waiting.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+        self.waiting.clear()
+        self.writer.close()
+
+
+class Producer:
+    """A MemQ producer: ``Producer(brokers=["host:port"])`` or ``Producer(ProducerConfig(...))``."""
+
+    def __init__(self, config: ProducerConfig | Mapping[str, Any] | None = None, **settings: Any) -> None:
+        if isinstance(config, ProducerConfig):
+            self.config = config.model_copy(update=settings) if settings else config
+        else:
+            self.config = ProducerConfig.model_validate({**(config or {}), **settings})
+        self._compression = _COMPRESSION[self.config.compression]
+        self._epoch = int(time.time() * 1000)
+        self._address = _local_ipv4()
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._open: dict[str, _Open] = {}
+        self._buffered = 0  # bytes of records produced and not yet answered
+        self._unanswered = 0  # records produced and not yet answered
+        self._requests = 0  # sealed requests not yet answered
+        self._capacity: dict[str, int] = {}  # record bytes a request of each topic can carry
+        self._reports: queue.SimpleQueue[tuple[DeliveryCallback, DeliveryError | None, DeliveredRecord]]
+        self._reports = queue.SimpleQueue()
+        self._closed = False
+        self._bootstrap = [_parse_address(b) for b in self.config.brokers]
+        self._brokers: dict[str, list[BrokerAddress]] = {}  # per topic, from TOPIC_METADATA
+        self._known: set[BrokerAddress] = set()  # every broker metadata ever named
+        self._down: dict[BrokerAddress, float] = {}  # brokers that failed, skipped until this monotonic time
+        self._connections: dict[BrokerAddress, _Connection] = {}
+        self._turn = itertools.count()
+        self._ssl = _client_tls(self.config)
+        self._repeats = LogThrottle(_log)  # a broker that is down fails every request: one line per interval
+        self._loop = asyncio.new_event_loop()
+        self._inflight = asyncio.Semaphore(self.config.max_inflight_requests)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="memq-producer", daemon=True)
+        self._thread.start()
+
+    # -- producing ------------------------------------------------------------------------------------
+
+    def produce(
+        self,
+        topic: str,
+        value: Buffer,
+        key: Buffer | None = None,
+        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
+        timestamp: int = 0,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        """Queue a record; ``on_delivery(err, record)`` runs in a later ``poll`` or ``flush``."""
+        self._append(topic, value, key, headers, timestamp, on_delivery)
+
+    def send(
+        self,
+        topic: str,
+        value: Buffer,
+        key: Buffer | None = None,
+        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
+        timestamp: int = 0,
+    ) -> Future[DeliveredRecord]:
+        """Queue a record; the future resolves to its :class:`DeliveredRecord` or fails with ProducerError."""
+        future: Future[DeliveredRecord] = Future()
+        self._append(topic, value, key, headers, timestamp, future)
+        return future
+
+    def _append(
+        self,
+        topic: str,
+        value: Buffer,
+        key: Buffer | None,
+        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None,
+        timestamp: int,
+        report: DeliveryCallback | Future[DeliveredRecord] | None,
+    ) -> None:
+        if self._closed:
+            raise ProducerError("producer is closed", CLOSED)
+        if value is None:
+            raise ProducerError("MemQ records need a value (it may be empty, not None)")
+        if type(value) is not bytes:
+            value = bytes(value)
+        if key is not None and type(key) is not bytes:
+            key = bytes(key)
+        size = _RECORD_FIXED + len(value) + (len(key) if key else 0)
+        pairs: tuple[tuple[str, bytes], ...] = ()
+        if headers is not None:
+            items = headers.items() if isinstance(headers, Mapping) else headers
+            pairs = tuple((name, b"" if v is None else bytes(v)) for name, v in items)
+            size += sum(4 + len(name.encode()) + len(v) for name, v in pairs)
+        record = Record(value, key or None, pairs, timestamp or int(time.time() * 1000))
+        limit = self._capacity.get(topic) or self._request_capacity(topic)
+        if size > limit:
+            raise ProducerError(f"record of {size} bytes exceeds the {limit} bytes a request can carry")
+        sealed: list[_Open] = []
+        with self._lock:
+            self._wait_for_room(size)
+            pending = self._open.get(topic)
+            if pending is not None and pending.size + size > limit and (full := self._take(pending)) is not None:
+                sealed.append(full)
+                pending = None
+            if pending is None:
+                pending = self._open[topic] = _Open(topic)
+                if self.config.linger_ms:
+                    self._loop.call_soon_threadsafe(self._schedule_linger, pending)
+            pending.records.append(record)
+            pending.reports.append(report)
+            pending.size += size
+            self._buffered += size
+            self._unanswered += 1
+            if not self.config.linger_ms and (now := self._take(pending)) is not None:
+                sealed.append(now)
+        for request in sealed:  # encoded outside the lock, on the caller's thread
+            self._dispatch(request)
+
+    def _request_capacity(self, topic: str) -> int:
+        capacity = self.config.max_request_bytes - HEADER_LENGTH - _WRITE_OVERHEAD - len(topic.encode())
+        self._capacity[topic] = capacity
+        return capacity
+
+    def _wait_for_room(self, size: int) -> None:
+        """Block (lock held, released while waiting) until ``size`` more bytes fit the in-flight budget."""
+        if self._buffered + size <= self.config.max_inflight_bytes or self._buffered == 0:
+            return
+        deadline = time.monotonic() + self.config.max_block_ms / 1000
+        while self._buffered + size > self.config.max_inflight_bytes and self._buffered:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._closed:
+                raise BufferError(
+                    f"{self._buffered} bytes await acknowledgement (max_inflight_bytes="
+                    f"{self.config.max_inflight_bytes}); no room after {self.config.max_block_ms} ms"
+                )
+            self._room.wait(left)
+
+    def _take(self, pending: _Open) -> _Open | None:
+        """Seal ``pending`` (lock held); None if it was sealed already."""
+        if pending.sealed:
+            return None
+        pending.sealed = True
+        self._requests += 1
+        if self._open.get(pending.topic) is pending:
+            del self._open[pending.topic]
+        return pending
+
+    def _schedule_linger(self, pending: _Open) -> None:
+        self._loop.call_later(self.config.linger_ms / 1000, self._linger_expired, pending)
+
+    def _linger_expired(self, pending: _Open) -> None:
+        with self._lock:
+            if self._requests >= self.config.max_inflight_requests:
+                # Acknowledgements are slow (they wait for the broker's batch): let the request grow
+                # instead of queueing many small ones behind the in-flight limit.
+                pending.due = True
+                return
+            sealed = self._take(pending)
+        if sealed is not None:
+            self._loop.run_in_executor(None, self._dispatch, sealed)
+
+    def _seal_due(self) -> None:
+        """Seal requests whose linger ran out while the in-flight slots were taken (lock held)."""
+        for pending in list(self._open.values()):
+            if self._requests >= self.config.max_inflight_requests:
+                return
+            if pending.due and (sealed := self._take(pending)) is not None:
+                self._loop.run_in_executor(None, self._dispatch, sealed)
+
+    def _dispatch(self, sealed: _Open) -> None:
+        """Encode a sealed request (any thread) and hand it to the network loop."""
+        parts = self._encode(sealed)
+        if len(parts) > 1:
+            with self._lock:
+                self._requests += len(parts) - 1
+        for part in parts:
+            asyncio.run_coroutine_threadsafe(self._deliver(part), self._loop)
+
+    def _encode(self, sealed: _Open) -> list[tuple[_Open, int, bytes]]:
+        request_id = next(self._ids)
+        message = encode_message(
+            sealed.records,
+            compression=self._compression,
+            producer_epoch=self._epoch,
+            request_id=request_id,
+            address=self._address,
+        )
+        if len(message) + _WRITE_OVERHEAD + len(sealed.topic.encode()) <= self.config.max_request_bytes:
+            return [(sealed, request_id, message)]
+        # Compression grew incompressible records past the limit: send them as two requests.
+        half = len(sealed.records) // 2
+        parts = []
+        for records, reports in (
+            (sealed.records[:half], sealed.reports[:half]),
+            (sealed.records[half:], sealed.reports[half:]),
+        ):
+            part = _Open(sealed.topic, records, reports, sum(map(encoded_record_size, records)), True)
+            parts.extend(self._encode(part))
+        return parts
+
+    # -- network (the loop thread) --------------------------------------------------------------------
+
+    async def _deliver(self, item: tuple[_Open, int, bytes]) -> None:
+        sealed, request_id, message = item
+        deadline = time.monotonic() + self.config.request_timeout_ms / 1000
+        request = Request(CLIENT_VERSION, request_id, WriteRequest(sealed.topic, message))
+        error: DeliveryError | None
+        try:
+            async with asyncio.timeout_at(self._loop.time() + self.config.request_timeout_ms / 1000):
+                async with self._inflight:
+                    error = await self._send_with_retries(request, deadline)
+        except TimeoutError:
+            error = DeliveryError(TIMED_OUT, f"no answer within request_timeout_ms={self.config.request_timeout_ms}")
+        except asyncio.CancelledError:
+            self._complete(sealed, DeliveryError(CLOSED, "producer closed before the answer arrived"))
+            raise
+        except Exception as exc:  # a bug must still report every record
+            _log.exception("deliver_failed")
+            error = DeliveryError(ResponseCode.INTERNAL_SERVER_ERROR, f"producer error: {exc!r}")
+        self._complete(sealed, error)
+
+    async def _send_with_retries(self, request: Request, deadline: float) -> DeliveryError | None:
+        topic = request.body.topic  # type: ignore[union-attr]
+        attempt = 0
+        last = ""
+        while True:
+            broker = self._pick(await self._topic_brokers(topic))
+            try:
+                conn = await self._connect(broker)
+                response = await conn.call(request)
+            except (OSError, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError) and time.monotonic() >= deadline:
+                    raise
+                last = f"{broker}: {exc}"
+                self._repeats.log("info", ("retry", broker), "request_retry", broker=str(broker), error=str(exc))
+                self._down[broker] = time.monotonic() + _DOWN_S
+            else:
+                if response.code == ResponseCode.OK:
+                    return None
+                if response.code not in _RETRY_CODES:
+                    return DeliveryError(response.code, response.error or ResponseCode(response.code).name)
+                last = f"{broker}: {response.code} {response.error}"
+                self._down[broker] = time.monotonic() + _DOWN_S
+            attempt += 1
+            backoff = min(self.config.retry_backoff_ms / 1000 * 2 ** min(attempt - 1, 6), 5.0)
+            if time.monotonic() + backoff >= deadline:
+                return DeliveryError(CONNECTION_LOST, f"no broker accepted the request; last: {last}", True)
+            if attempt > 1:
+                await asyncio.sleep(backoff)  # the first retry goes at once, to another broker
+
+    def _pick(self, brokers: list[BrokerAddress]) -> BrokerAddress:
+        """The next broker in turn, skipping those that failed in the last few seconds while others remain."""
+        now = time.monotonic()
+        alive = [b for b in brokers if self._down.get(b, 0.0) <= now] or brokers
+        return alive[next(self._turn) % len(alive)]
+
+    async def _connect(self, broker: BrokerAddress) -> _Connection:
+        conn = self._connections.get(broker)
+        if conn is not None and not conn.closed:
+            return conn
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                broker.host, broker.port, ssl=self._ssl, server_hostname=broker.host if self._ssl else None
+            ),
+            self.config.connect_timeout_ms / 1000,
+        )
+        conn = self._connections[broker] = _Connection(reader, writer)
+        return conn
+
+    async def _topic_brokers(self, topic: str) -> list[BrokerAddress]:
+        known = self._brokers.get(topic)
+        if known:
+            return known
+        now = time.monotonic()
+        candidates = [b for b in dict.fromkeys([*self._bootstrap, *self._known]) if self._down.get(b, 0.0) <= now]
+        for broker in candidates or self._bootstrap:
+            try:
+                metadata = await self._metadata(broker, (topic,))
+            except (OSError, TimeoutError, FrameError, ProducerError) as exc:
+                self._repeats.log("info", ("metadata", broker), "metadata_failed", broker=str(broker), error=str(exc))
+                self._down[broker] = time.monotonic() + _DOWN_S
+                continue
+            for md in metadata:
+                if md.topic == topic and md.write_brokers:
+                    self._brokers[topic] = list(md.write_brokers)
+                    self._known.update(md.write_brokers)
+                    return self._brokers[topic]
+            return [broker]  # the broker does not know the topic: its WRITE answer will say so
+        return list(self._bootstrap)
+
+    async def _metadata(self, broker: BrokerAddress, topics: tuple[str, ...]) -> list[TopicMetadata]:
+        conn = await self._connect(broker)
+        request = Request(CLIENT_VERSION, next(self._ids), MetadataRequest(topics))
+        response = await asyncio.wait_for(conn.call(request), self.config.request_timeout_ms / 1000)
+        if response.code != ResponseCode.OK:
+            raise ProducerError(f"TOPIC_METADATA failed on {broker}: {response.code} {response.error}", response.code)
+        return decode_metadata(response.payload, response.version)
+
+    def _complete(self, sealed: _Open, error: DeliveryError | None) -> None:
+        quiet = error is None and self.config.delivery_report_only_error
+        for record, report in zip(sealed.records, sealed.reports, strict=True):
+            if report is None or (quiet and not isinstance(report, Future)):
+                continue  # nobody listens, or only to failures
+            delivered = DeliveredRecord(sealed.topic, record, error)
+            if isinstance(report, Future):
+                if error is None:
+                    report.set_result(delivered)
+                else:
+                    report.set_exception(ProducerError(str(error), error.code(), error.retriable()))
+            else:
+                self._reports.put((report, error, delivered))
+        with self._lock:
+            self._buffered -= sealed.size
+            self._unanswered -= len(sealed.records)
+            self._requests -= 1
+            self._seal_due()
+            self._room.notify_all()
+
+    # -- serving reports, flushing, closing -----------------------------------------------------------
+
+    def poll(self, timeout: float = 0.0) -> int:
+        """Run delivery callbacks that are ready, waiting up to ``timeout`` s for the first; returns how many."""
+        served = 0
+        try:
+            item = self._reports.get(timeout=timeout) if timeout > 0 else self._reports.get_nowait()
+        except queue.Empty:
+            return 0
+        while True:
+            callback, error, delivered = item
+            callback(error, delivered)
+            served += 1
+            try:
+                item = self._reports.get_nowait()
+            except queue.Empty:
+                return served
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Send every open request and wait for all answers; returns how many records are still unanswered."""
+        with self._lock:
+            sealed = [self._take(p) for p in list(self._open.values())]
+        for item in sealed:
+            if item is not None:
+                self._dispatch(item)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.poll(0)
+            with self._lock:
+                if not self._unanswered:
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._room.wait(0.05 if left is None else min(left, 0.05))
+        self.poll(0)
+        return self._unanswered
+
+    def __len__(self) -> int:
+        return self._unanswered
+
+    def list_topics(self, topic: str | None = None, timeout: float = 10.0) -> list[TopicMetadata]:
+        """TOPIC_METADATA from the first bootstrap broker that answers."""
+
+        async def ask() -> list[TopicMetadata]:
+            errors = []
+            for broker in self._bootstrap:
+                try:
+                    return await self._metadata(broker, (topic,) if topic else ())
+                except (OSError, TimeoutError, FrameError) as exc:
+                    errors.append(f"{broker}: {exc}")
+            raise ProducerError(f"no broker answered TOPIC_METADATA: {'; '.join(errors)}")
+
+        return asyncio.run_coroutine_threadsafe(ask(), self._loop).result(timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush for up to ``timeout`` s, fail what is left, and stop the network thread."""
+        if self._closed:
+            return
+        left = self.flush(timeout)
+        self._closed = True
+        if left:
+            _log.warning("closed_with_unanswered_records", records=left)
+
+        async def shut() -> None:
+            for conn in list(self._connections.values()):
+                conn.close(ConnectionError("producer closed"))
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(shut(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._repeats.flush()
+        self.poll(0)
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse_address(value: str) -> BrokerAddress:
+    host, _, port = value.rpartition(":")
+    return BrokerAddress(host, int(port))
+
+
+def _client_tls(config: ProducerConfig) -> ssl.SSLContext | None:
+    tls = config.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file and tls.key_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if not tls.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -1,0 +1,174 @@
+"""The producer without brokers: sealing, splitting, in-flight limits, and where reports are delivered."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from memq._format import Compression, decode_message
+from memq._producer import DeliveryError, Producer, ProducerError, _Open
+
+
+class Recorder:
+    """Replaces the network: keeps every sealed request, answers when told to."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.sent: list[tuple[_Open, int, bytes]] = []
+        self.answer: DeliveryError | None = None
+        self.hold = threading.Event()
+        self.hold.set()
+
+    async def deliver(self, item: tuple[_Open, int, bytes]) -> None:
+        self.sent.append(item)
+        while not self.hold.is_set():
+            import asyncio
+
+            await asyncio.sleep(0.01)
+        self.producer._complete(item[0], self.answer)
+
+
+@pytest.fixture
+def producer_and_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Producer, Recorder]]:
+    holder: list[Recorder] = []
+
+    async def deliver(self: Producer, item: Any) -> None:
+        await holder[0].deliver(item)
+
+    monkeypatch.setattr(Producer, "_deliver", deliver)
+    producer = Producer(brokers=["127.0.0.1:9"], linger_ms=0, max_block_ms=200, max_inflight_bytes=4096)
+    holder.append(Recorder(producer))
+    yield producer, holder[0]
+    holder[0].hold.set()
+    producer.close(5)
+
+
+def test_callbacks_run_in_poll_and_futures_resolve(producer_and_network: tuple[Producer, Recorder]) -> None:
+    producer, network = producer_and_network
+    reports: list[tuple[Any, Any, str]] = []
+    producer.produce(
+        "t",
+        b"v",
+        key=b"k",
+        headers={"h": b"1"},
+        on_delivery=lambda e, m: reports.append((e, m, threading.current_thread().name)),
+    )
+    future = producer.send("t", b"w")
+    assert producer.flush(5) == 0
+    assert future.result(0).value() == b"w"
+    ((error, delivered, thread),) = reports
+    assert error is None and thread == threading.current_thread().name
+    assert (delivered.topic(), delivered.key(), delivered.value(), delivered.headers()) == (
+        "t",
+        b"k",
+        b"v",
+        [("h", b"1")],
+    )
+    _header, records = decode_message(network.sent[0][2])
+    assert records[0].value == b"v"
+
+
+def test_failures_reach_callbacks_and_futures(producer_and_network: tuple[Producer, Recorder]) -> None:
+    producer, network = producer_and_network
+    network.answer = DeliveryError(502, "upload failed")
+    errors: list[Any] = []
+    producer.produce("t", b"v", on_delivery=lambda e, m: errors.append(e))
+    future = producer.send("t", b"w")
+    producer.flush(5)
+    assert errors[0].code() == 502 and errors[0].name() == "REQUEST_FAILED"
+    with pytest.raises(ProducerError, match="upload failed"):
+        future.result(0)
+
+
+def test_a_full_inflight_budget_blocks_then_raises_buffererror(producer_and_network: tuple[Producer, Recorder]) -> None:
+    producer, network = producer_and_network
+    network.hold.clear()
+    producer.produce("t", b"x" * 3000)
+    started = time.monotonic()
+    with pytest.raises(BufferError, match="max_inflight_bytes=4096"):
+        producer.produce("t", b"y" * 3000)
+    assert time.monotonic() - started >= 0.15  # it waited for room before giving up
+    network.hold.set()
+    assert producer.flush(5) == 0
+    producer.produce("t", b"y" * 3000)  # room again once the first was answered
+
+
+def test_a_record_larger_than_a_request_is_refused(producer_and_network: tuple[Producer, Recorder]) -> None:
+    producer, _ = producer_and_network
+    with pytest.raises(ProducerError, match="exceeds"):
+        producer.produce("t", b"x" * (2 * 1024 * 1024))
+    with pytest.raises(ProducerError, match="need a value"):
+        producer.produce("t", None)  # type: ignore[arg-type]
+
+
+def test_requests_that_compression_grows_past_the_limit_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    import memq._producer as module
+    from memq._format import Record, encode_message, encoded_record_size
+
+    def growing(records: Any, **kwargs: Any) -> bytes:
+        # Incompressible input: the compressed body is larger than the records were.
+        kwargs["compression"] = Compression.NONE
+        message = encode_message(records, **kwargs)
+        return message + bytes(64) if len(records) > 1 else message
+
+    monkeypatch.setattr(module, "encode_message", growing)
+    producer = Producer(brokers=["127.0.0.1:9"], max_request_bytes=8192)
+    try:
+        pending = _Open("t")
+        capacity = producer._request_capacity("t")
+        while pending.size < capacity:  # fill a request to its very limit
+            record = Record(os.urandom(min(500, capacity - pending.size - 21)))
+            pending.records.append(record)
+            pending.reports.append(None)
+            pending.size += encoded_record_size(record)
+        parts = producer._encode(pending)
+        assert len(parts) == 2
+        assert all(len(message) + 30 <= 8192 for _p, _id, message in parts)
+        assert [r for p, _id, _m in parts for r in p.records] == pending.records
+    finally:
+        producer.close(0)
+
+
+def test_the_producer_counts_record_sizes_as_the_format_encodes_them(
+    producer_and_network: tuple[Producer, Recorder],
+) -> None:
+    from memq._format import encoded_record_size
+
+    producer, network = producer_and_network
+    network.hold.clear()
+    producer.produce("t", b"value", key=b"key", headers={"name": b"v", "empty": None})
+    producer.produce("t", bytearray(b"v2"))
+    deadline = time.monotonic() + 5
+    while len(network.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (first, _id, _m), (second, _id2, _m2) = network.sent[0], network.sent[1]
+    assert first.size == encoded_record_size(first.records[0])
+    assert second.size == encoded_record_size(second.records[0])
+    network.hold.set()
+
+
+def test_only_failures_reach_callbacks_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    producer = Producer(brokers=["127.0.0.1:9"], linger_ms=0, delivery_report_only_error=True)
+    recorder = Recorder(producer)
+
+    async def deliver(self: Producer, item: Any) -> None:
+        await recorder.deliver(item)
+
+    monkeypatch.setattr(Producer, "_deliver", deliver)
+    try:
+        reports: list[Any] = []
+        producer.produce("t", b"ok", on_delivery=lambda e, m: reports.append(e))
+        future = producer.send("t", b"ok too")
+        assert producer.flush(5) == 0
+        assert reports == [] and future.result(0).value() == b"ok too"  # futures always resolve
+        recorder.answer = DeliveryError(502, "upload failed")
+        producer.produce("t", b"lost", on_delivery=lambda e, m: reports.append(e))
+        producer.flush(5)
+        assert [e.code() for e in reports] == [502]
+    finally:
+        producer.close(5)
