@@ -36,6 +36,7 @@ from psc.backends.base import (
     BackendConsumer,
     BackendPartition,
     BackendProducer,
+    BrokerMetadata,
     ClusterMetadata,
     PartitionMetadata,
     PartitionsCallback,
@@ -153,16 +154,16 @@ def _seconds(timeout: float | None) -> float:
 
 
 def _cluster_metadata(cluster_uri: str, found: list[WireTopicMetadata]) -> ClusterMetadata:
-    brokers: dict[int, str] = {}
+    ids: dict[str, int] = {}  # broker address -> the id it is listed under
+    brokers: dict[int, BrokerMetadata] = {}
     topics: dict[str, TopicMetadata] = {}
     for md in found:
-        ids = []
         for broker in md.write_brokers:
-            address = str(broker)
-            if address not in brokers.values():
-                brokers[len(brokers)] = address
-            ids.append(next(i for i, a in brokers.items() if a == address))
-        partition = PartitionMetadata(0, ids[0] if ids else -1, tuple(ids), tuple(ids))
+            if str(broker) not in ids:
+                ids[str(broker)] = len(ids)
+                brokers[ids[str(broker)]] = BrokerMetadata(ids[str(broker)], broker.host, broker.port)
+        replicas = tuple(ids[str(broker)] for broker in md.write_brokers)
+        partition = PartitionMetadata(0, replicas[0] if replicas else -1, replicas, replicas)
         uri = cluster_uri + md.topic
         topics[uri] = TopicMetadata(uri, {0: partition})
     return ClusterMetadata(cluster_uri, None, -1, brokers, topics)

@@ -22,7 +22,6 @@ from confluent_kafka import (
     libversion,
 )
 
-from psc._asyncio import AsyncConsumer, AsyncProducer
 from psc._config import PscConfig
 from psc._consumer import Consumer
 from psc._deserializing_consumer import DeserializingConsumer
@@ -71,8 +70,6 @@ __all__ = [
     "TIMESTAMP_LOG_APPEND_TIME",
     "TIMESTAMP_NOT_AVAILABLE",
     "AdminClient",
-    "AsyncConsumer",
-    "AsyncProducer",
     "BackendError",
     "ClientClosedError",
     "ClusterMetadata",

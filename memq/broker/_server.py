@@ -74,7 +74,7 @@ class Broker:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> BrokerAddress:
-        from psc import AsyncProducer
+        from psc.aio import AIOProducer
 
         settings: dict[str, Any] = {
             "psc.project": "memq-broker",
@@ -84,7 +84,8 @@ class Broker:
         }
         if self.config.notification_bootstrap:
             settings["psc.discovery.connect"] = self.config.notification_bootstrap
-        self._notifier = AsyncProducer(settings)
+        # batch_size=1: a notification goes to librdkafka at once, not after the buffer's timeout.
+        self._notifier = AIOProducer(settings, batch_size=1)
         self._batches = BatchManager(self.config, self._stores, self._notify, self.metrics)
         self._server = await asyncio.start_server(
             self._serve_connection,
@@ -150,7 +151,10 @@ class Broker:
         return context
 
     async def _notify(self, topic: str, notification: Notification) -> None:
-        await self._notifier.produce(self.config.notification_cluster + topic, notification.to_json().encode())
+        delivered = await self._notifier.produce(
+            self.config.notification_cluster + topic, notification.to_json().encode()
+        )
+        await delivered  # the ack waits for Kafka's acks=all: a failed delivery raises here
 
     # -- connections ----------------------------------------------------------------------------------
 

@@ -216,19 +216,6 @@ def test_a_closed_consumer_refuses_calls(backend: Backend) -> None:
     run(scenario())
 
 
-def test_the_earlier_names_are_deprecated_aliases(backend: Backend) -> None:
-    async def scenario() -> None:
-        with pytest.warns(DeprecationWarning, match="psc.aio.AIOProducer"):
-            producer = psc.AsyncProducer(CONFIG)
-        assert isinstance(producer, AIOProducer)
-        await producer.close()
-        with pytest.warns(DeprecationWarning, match="psc.aio.AIOConsumer"):
-            consumer = psc.AsyncConsumer(GROUP)
-        await consumer.close()
-
-    run(scenario())
-
-
 def test_the_producer_refuses_success_reports_switched_off(backend: Backend) -> None:
     async def scenario() -> None:
         with pytest.raises(psc.ProducerError, match=r"delivery\.report\.only\.error"):
