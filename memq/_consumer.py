@@ -414,7 +414,10 @@ class Consumer:
         if (config is None) == (notification_consumer is None):
             raise ValueError("pass either config or notification_consumer")
         self._owns_inner = notification_consumer is None
-        self._inner: NotificationConsumer = notification_consumer or psc.Consumer(dict(config or {}))
+        # Positions are (notification, record index) pairs that this class commits itself: the inner
+        # consumer's own automatic commits would mark whole objects read before their records were returned.
+        inner_config = {**(config or {}), "psc.consumer.commit.auto.enabled": False}
+        self._inner: NotificationConsumer = notification_consumer or psc.Consumer(inner_config)
         self._config = dict(config or {})
         self.metrics = metrics or ConsumerMetrics.default()
         self._settings = _Settings(fetch_bytes, read_retries, max_body_bytes, self.metrics)
