@@ -351,6 +351,7 @@ class StreamTail:
             target = next((f for f in files if (f.device, f.inode) == (watermark.device, watermark.inode)), None)
         for f in files:
             if f is not target:
+                self._finished.pop(f.identity, None)  # read again: everything after the watermark
                 f.close()
                 self.stats.files_closed += 1
         self.previous, self.current = [], None

@@ -18,6 +18,11 @@ from singer._thrift import ThriftReader
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="singer", description="Ships log files to topic URIs through PSC.")
     sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the agent until SIGTERM or SIGINT")
+    run.add_argument("--config", type=Path, required=True, help="directory with singer.toml and conf.d/*.toml")
+    status = sub.add_parser("status", help="streams, files, watermarks and lag in bytes")
+    status.add_argument("--config", type=Path, required=True, help="the agent's configuration directory")
+    status.add_argument("--json", action="store_true", help="one JSON object per stream")
     dump = sub.add_parser("dump", help="print the records of a log file")
     dump.add_argument("--format", choices=("text", "thrift"), default="text")
     dump.add_argument("--from", dest="offset", type=int, default=0, metavar="OFFSET", help="start at this byte")
@@ -27,7 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "dump":
         return dump_file(args.file, args.format, args.offset, args.json, args.max_message_bytes)
-    raise AssertionError(args.command)
+    if args.command == "status":
+        from singer._status import print_status
+
+        return print_status(args.config, as_json=args.json)
+    from singer._agent import run_agent
+
+    return run_agent(args.config)
 
 
 def dump_file(path: Path, fmt: str, offset: int, as_json: bool, max_message_bytes: int) -> int:
