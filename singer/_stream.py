@@ -297,6 +297,8 @@ class Stream:
             "inflight_batches": len(self.inflight),
             "stuck": self.stuck,
             "error": self.last_error,
+            "copytruncate": self.tail.stats.copytruncate,
+            "bytes_unrecoverable": self.tail.stats.bytes_unrecoverable,
         }
 
     def close(self) -> None:
