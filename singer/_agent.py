@@ -138,8 +138,11 @@ class Agent:
             )
             if look:
                 self._last_look[key] = now
+            # Read only where something may have been written: inotify said so, the last read was full, or
+            # it is time to look anyway.
+            may_read = look or stream.hungry or isinstance(changes, Everything) or stream.directory in changes
             before = stream.inflight_bytes
-            worked |= stream.step(now, look, room)
+            worked |= stream.step(now, look, room if may_read else 0)
             room -= stream.inflight_bytes - before
         for writer in self.writers.values():
             writer.poll(0)

@@ -59,6 +59,7 @@ class Stream:
             directory, re.compile(settings.pattern), self._reader, self.watermark, settings.rotation_grace_s
         )
         self.lag_bytes = 0
+        self.hungry = True  # the last read may have left data behind: read again without waiting
         self.stuck = False
         self.last_error: str | None = None
         self._last_progress = time.monotonic()
@@ -130,10 +131,13 @@ class Stream:
         try:
             current, records = self.tail.read(look_around)
         except OSError as exc:
-            self._repeats.log("error", ("read", self.key), "read failed", stream=self.key, error=str(exc))
-            self.last_error = str(exc)
-            return False
+            self.tail.last_error = str(exc)
+            current, records = None, []
+        if self.tail.last_error != self.last_error and self.tail.last_error is not None:
+            self._repeats.log("error", ("read", self.key), "stream cannot read on", stream=self.key,
+                              error=self.tail.last_error)  # fmt: skip
         self.last_error = self.tail.last_error
+        self.hungry = bool(records) or (current is not None and not current.reader.eof)
         if current is None:
             return False
         end = current.reader.position

@@ -110,25 +110,27 @@ class Writer:
         produce = self.producer.produce
         choose = partitioner.partition
         deliver = batch.on_delivery
-        read_ns = time.time_ns()
-        for index, record in enumerate(records):
-            ots = record.timestamp_ns if record.timestamp_ns is not None else read_ns
-            headers = [("_mid", MID.pack(inode, record.next_offset)), ("_ots", OTS.pack(ots)), ("host", host)]
-            try:
+        pack_mid = MID.pack
+        host_header = ("host", host)
+        read_ots = ("_ots", OTS.pack(time.time_ns()))  # text records have no timestamp: the read time
+        index = 0
+        try:
+            for index, record in enumerate(records):  # noqa: B007 - index names the first record not queued
+                ts = record.timestamp_ns
+                headers = [
+                    ("_mid", pack_mid(inode, record.next_offset)),
+                    read_ots if ts is None else ("_ots", OTS.pack(ts)),
+                    host_header,
+                ]
+                key = record.key
                 produce(
-                    topic_uri,
-                    record.value,
-                    record.key,
-                    partition=choose(record.key, parts),
-                    headers=headers,
-                    on_delivery=deliver,
+                    topic_uri, record.value, key, partition=choose(key, parts), headers=headers, on_delivery=deliver
                 )
-            except (BufferError, psc.PscError, ValueError) as exc:
-                # Whatever was not queued fails the batch: it is read again from the watermark.
-                for rest in records[index:]:
-                    batch.pending -= 1
-                    batch.failures.append((f"not queued: {exc}", rest.next_offset))
-                return
+        except (BufferError, psc.PscError, ValueError) as exc:
+            # Whatever was not queued fails the batch: it is read again from the watermark.
+            for rest in records[index:]:
+                batch.pending -= 1
+                batch.failures.append((f"not queued: {exc}", rest.next_offset))
 
     def dead_letter(
         self, topic_uri: str, record: Record, inode: int, host: bytes, reason: str, done: Callable[[bool], None]
