@@ -64,6 +64,8 @@ class Stream:
         self.last_error: str | None = None
         self._last_progress = time.monotonic()
         self._retry_at = 0.0
+        self._unsaved: Watermark | None = None  # acknowledged, not yet written
+        self._saved_at = 0.0
         self._backoff = settings.retry_backoff_s
         self._strikes: dict[tuple[int, int], int] = {}
         self._poison: set[tuple[int, int]] = set()
@@ -197,12 +199,12 @@ class Stream:
 
     def settle(self, now: float) -> None:
         """Advance the watermark over acknowledged batches; rewind on the first failed or timed-out one."""
-        advanced = None
+        advanced = False
         while self.inflight:
             batch = self.inflight[0]
             if batch.ok:
                 self.inflight.popleft()
-                advanced = batch.watermark
+                self._unsaved, advanced = batch.watermark, True
                 self.metrics.records_sent.labels(self.key).inc(batch.count)
                 self.metrics.bytes_sent.labels(self.key).inc(batch.bytes)
             elif batch.done or now > batch.deadline:
@@ -210,17 +212,23 @@ class Stream:
                 break
             else:
                 break
-        if advanced is not None:
-            self._save(advanced)
+        if advanced:
             self._backoff = self.settings.retry_backoff_s
             self._last_progress = now
+        if self._unsaved is not None and now - self._saved_at >= self.settings.watermark_interval_s:
+            self.save(now)
 
-    def _save(self, mark: Watermark) -> None:
+    def save(self, now: float) -> None:
+        """Write the watermark of everything acknowledged so far, if it moved."""
+        mark = self._unsaved
+        if mark is None:
+            return
         try:
             self.store.save(self.key, mark)
         except OSError as exc:
             self._repeats.log("error", ("save", self.key), "watermark not saved", stream=self.key, error=str(exc))
             return
+        self._unsaved, self._saved_at = None, now
         self.watermark = mark
         self.tail.release(mark)
         self.tail.refresh_fingerprint()
@@ -249,6 +257,7 @@ class Stream:
         )  # fmt: skip
         self.inflight.clear()
         self._queued_to = None
+        self.save(now)  # what was acknowledged before the failure is kept
         self.tail.rewind(self.watermark)
         self._retry_at = now + self._backoff
         self._backoff = min(self._backoff * 2, self.settings.retry_backoff_max_s)
@@ -306,6 +315,7 @@ class Stream:
         }
 
     def close(self) -> None:
+        self.save(time.monotonic())
         self.tail.close()
         self.inflight.clear()
 
