@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from psc import ClusterMetadata, PartitionMetadata, TopicMetadata
 from psc.common.settings import SettingsError
@@ -242,3 +243,71 @@ def test_config_reports_every_problem_at_once(tmp_path: Path) -> None:
     (tmp_path / "singer.toml").write_text("max_inflight_bytes = 1\nbogus = 1\n")
     with pytest.raises(SettingsError, match="bogus"):
         load_agent(tmp_path)
+
+
+def test_migrates_the_reference_watermark_and_resumes_after_it(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"sent-by-reference\nnew\n")
+    inode = (logs / "app.log").stat().st_ino
+    (logs / ".app.app.log").write_text(f'{{"1":{{"rec":{{"1":{{"i64":{inode}}}}}}},"2":{{"i64":18}}}}')
+    write_stream(config, "app", logs, reference_watermark=".app.app.log")
+    agent = make_agent(config)
+    turns(agent)
+    assert [d[1] for d in FakeProducer.instances[0].delivered] == [b"new\n"]
+    assert list(offsets(agent).values()) == [22]
+
+
+def test_thrift_stream_moves_the_watermark_over_dropped_records(setup: tuple[Path, Path]) -> None:
+    from singer._thrift import LogMessage, frame
+
+    config, logs = setup
+    write_stream(config, "app", logs, format="thrift", max_message_bytes=16)
+    data = frame(LogMessage(b"k" * 100)) + frame(LogMessage(b"ok", key=b"key", timestamp_ns=42))
+    (logs / "app.log").write_bytes(data)
+    agent = make_agent(config)
+    turns(agent)
+    delivered = FakeProducer.instances[0].delivered
+    assert [d[1] for d in delivered] == [b"ok"]
+    assert dict(delivered[0][3])["_ots"] == struct.pack(">q", 42)
+    assert list(offsets(agent).values()) == [len(data)]
+    key = next(iter(agent.streams))
+    agent.run_once(1000.0)  # a refresh turn publishes the reader's counters
+    assert agent.metrics.skipped.labels(key)._value.get() == 1
+
+
+def test_heartbeat_status_and_metrics(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    config, logs = setup
+    with (config / "singer.toml").open("a") as f:
+        f.write(f'[heartbeat]\ntopic_uri = "{URI}-hb"\ninterval_s = 1\n')
+    (logs / "app.log").write_bytes(b"a\nb\n")
+    agent = make_agent(config)
+    turns(agent)
+    beats = [d for p in FakeProducer.instances for d in p.delivered if d[0].endswith("-hb")]
+    assert beats and json.loads(beats[0][1])["host"] == agent.settings.host
+    text = generate_latest(agent.metrics.registry).decode()
+    for name in ("singer_lag_bytes", "singer_records_sent_total", "singer_heartbeats_total", "singer_stuck_streams"):
+        assert name in text
+    from singer.cli import main
+
+    capsys.readouterr()
+    assert main(["status", "--config", str(config), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["lag_bytes"] == 0 and row["watermark"]["offset"] == 4
+    (logs / "app.log").write_bytes(b"a\nb\nmore\n")
+    assert main(["status", "--config", str(config)]) == 0
+    assert "lag 5 B" in capsys.readouterr().out
+
+
+def test_drain_waits_for_batches_in_flight_and_saves_their_watermark(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"a\nb\n")
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.hold = True
+    turns(agent, 3)
+    assert offsets(agent) == {}
+    producer.hold = False
+    assert agent.drain() == 0
+    store = WatermarkStore(agent.settings.state_dir or Path())
+    assert [m.offset for m in (store.load(k) for k in agent.streams) if m] == [4]
