@@ -31,10 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psc.common.log import get_logger
 from singer._records import Reader, Record
 from singer._watermark import Watermark
 
+_log = get_logger("singer.files")
+
 FINGERPRINT_BYTES = 1024
+CONTENT_ID_BYTES = 64
 
 ReaderFactory = Callable[[int, int], Reader]
 
@@ -97,6 +101,7 @@ class OpenFile:
     reader: Reader
     last_growth: float = field(default_factory=time.monotonic)
     last_size: int = 0
+    _content_id: bytes | None = None
 
     @property
     def identity(self) -> tuple[int, int]:
@@ -104,6 +109,19 @@ class OpenFile:
 
     def watermark(self, offset: int) -> Watermark:
         return Watermark(self.device, self.inode, offset, self.fingerprint, self.fingerprint_bytes, str(self.path))
+
+    def content_id(self, upto: int) -> bytes:
+        """8 bytes naming this generation of the file: a digest of its first ``CONTENT_ID_BYTES`` bytes, or of
+        its first ``upto`` if that is fewer. Bytes before a record never change while it can be re-sent, so a
+        record always gets the same id; with ``_mid`` it tells records apart across copytruncate and a
+        reused inode, where the offsets start again."""
+        n = min(upto, CONTENT_ID_BYTES)
+        if n == CONTENT_ID_BYTES and self._content_id is not None:
+            return self._content_id
+        digest = hashlib.sha256(os.pread(self.fd, n, 0)).digest()[:8]
+        if n == CONTENT_ID_BYTES:
+            self._content_id = digest
+        return digest
 
     def same_content(self, fd: int) -> bool:
         """Whether ``fd`` starts with the bytes this file's fingerprint was taken of."""
@@ -159,7 +177,7 @@ class StreamTail:
             return None, []
         current = self.current
         assert current is not None
-        if current.reader.eof and self._rewritten(current):  # checked before new bytes are taken as ours
+        if self._rewritten(current):  # checked before new bytes are taken as ours
             self._truncated(current)
             if self.current is None:
                 return None, []
@@ -206,12 +224,26 @@ class StreamTail:
         return time.monotonic() - current.last_growth >= self.rotation_grace_s
 
     def _after(self, current: OpenFile, files: list[LogFile]) -> LogFile | None:
-        """The file that follows ``current`` in the stream, if any."""
+        """The file that follows ``current`` in the stream, if any. A copy of ``current`` (copytruncate at
+        work: same first bytes, another inode) is not a successor, whatever its modification time."""
         ids = [f.identity for f in files]
         if current.identity in ids:
-            index = ids.index(current.identity)
-            return files[index + 1] if index + 1 < len(files) else None
-        return next((f for f in files if not self._is_finished(f)), None)
+            candidates = files[ids.index(current.identity) + 1 :]
+        else:
+            candidates = [f for f in files if not self._is_finished(f)]
+        return next((f for f in candidates if not self._is_copy_of(current, f)), None)
+
+    def _is_copy_of(self, current: OpenFile, f: LogFile) -> bool:
+        if current.fingerprint_bytes == 0 or f.size < current.fingerprint_bytes:
+            return False
+        try:
+            fd = os.open(f.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            return current.same_content(fd)
+        finally:
+            os.close(fd)
 
     def _is_finished(self, f: LogFile) -> bool:
         known = self._finished.get(f.identity)
@@ -243,6 +275,10 @@ class StreamTail:
         self.stats.copytruncate += 1
         position = current.reader.position
         copy = self._find_copy(current, position)
+        _log.warning(
+            "file truncated while read (copytruncate)", path=str(current.path), read_to=position,
+            size_seen=current.last_size, copy=str(copy.path) if copy else None,
+        )  # fmt: skip
         self._finish(current)
         if copy is not None:
             self._open(copy, position)
@@ -276,9 +312,15 @@ class StreamTail:
         start, self._start = self._start, None
         if start is not None:
             for index, f in enumerate(files):
-                if f.identity == (start.device, start.inode) and self._open(f, start.offset, start):
-                    self._mark_finished(files[:index])
-                    return True
+                if f.identity == (start.device, start.inode):
+                    if self._open(f, start.offset, start):
+                        self._mark_finished(files[:index])
+                        return True
+                    self.stats.copytruncate += 1  # shorter than the watermark, or other first bytes
+                    _log.warning(
+                        "file truncated or replaced since its watermark (copytruncate)", path=str(f.path),
+                        read_to=start.offset, size=f.size,
+                    )  # fmt: skip
             for index, f in enumerate(files):  # moved or copied: found by content
                 if f.size >= start.offset and self._open(f, start.offset, start):
                     self._mark_finished(files[:index])

@@ -173,7 +173,10 @@ class Stream:
         self._queued_to = (current.device, current.inode, end)
         if records:
             try:
-                self.writer.send(self.settings.topic_uri, records, batch, self.partitioner, current.inode, self.host)
+                self.writer.send(
+                    self.settings.topic_uri, records, batch, self.partitioner, current.inode, self.host,
+                    current.content_id,
+                )  # fmt: skip
             except Exception as exc:  # metadata unavailable: the batch fails and is retried
                 batch.failures.append((str(exc), None))
                 batch.pending = 0
@@ -191,7 +194,10 @@ class Stream:
                 self.metrics.skipped.labels(self.key).inc()
                 _log.error("undeliverable record skipped", stream=self.key, next_offset=record.next_offset)
             else:
-                self.writer.dead_letter(dlq, record, current.inode, self.host, "undeliverable", self._dead_lettered)
+                file_id = current.content_id(record.next_offset)
+                self.writer.dead_letter(
+                    dlq, record, current.inode, self.host, file_id, "undeliverable", self._dead_lettered
+                )
         return keep
 
     def _dead_lettered(self, ok: bool) -> None:
@@ -292,12 +298,6 @@ class Stream:
             if delta > 0:
                 counter.labels(self.key).inc(delta)
                 self._reported[name] = value
-        if tail.copytruncate > self._reported.get("logged_copytruncate", 0):
-            self._reported["logged_copytruncate"] = tail.copytruncate
-            _log.warning(
-                "file truncated while read (copytruncate)", stream=self.key,
-                bytes_unrecoverable=tail.bytes_unrecoverable,
-            )  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         mark = self.watermark

@@ -6,7 +6,8 @@ if every report was a success.
 
 Each record carries the headers consumers deduplicate with: ``_mid`` (16 bytes: the file's inode, then the
 offset after the record, both big-endian, as the reference agent writes it), ``_ots`` (the record's
-timestamp in ns, or the read time) and ``host``.
+timestamp in ns, or the read time), ``host`` and ``_fid`` (8 bytes naming the file's content generation, so
+``_mid`` stays unique across copytruncate and reused inodes, where offsets start again).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import psc
 from psc.common.log import get_logger
+from singer._files import CONTENT_ID_BYTES
 from singer._partitioners import Partitioner, Partitions
 from singer._records import Record
 from singer._watermark import Watermark
@@ -103,9 +105,10 @@ class Writer:
         partitioner: Partitioner,
         inode: int,
         host: bytes,
+        content_id: Callable[[int], bytes],
     ) -> None:
         """Queue ``records``; every one is reported to ``batch``. A record the producer refuses is reported
-        failed at once, so the batch still completes."""
+        failed at once, so the batch still completes. ``content_id(next_offset)`` gives the ``_fid`` header."""
         parts = self.partitions(topic_uri)
         produce = self.producer.produce
         choose = partitioner.partition
@@ -113,14 +116,16 @@ class Writer:
         pack_mid = MID.pack
         host_header = ("host", host)
         read_ots = ("_ots", OTS.pack(time.time_ns()))  # text records have no timestamp: the read time
+        file_id = ("_fid", content_id(CONTENT_ID_BYTES))
         index = 0
         try:
             for index, record in enumerate(records):  # noqa: B007 - index names the first record not queued
-                ts = record.timestamp_ns
+                ts, end = record.timestamp_ns, record.next_offset
                 headers = [
-                    ("_mid", pack_mid(inode, record.next_offset)),
+                    ("_mid", pack_mid(inode, end)),
                     read_ots if ts is None else ("_ots", OTS.pack(ts)),
                     host_header,
+                    file_id if end >= CONTENT_ID_BYTES else ("_fid", content_id(end)),
                 ]
                 key = record.key
                 produce(
@@ -133,12 +138,20 @@ class Writer:
                 batch.failures.append((f"not queued: {exc}", rest.next_offset))
 
     def dead_letter(
-        self, topic_uri: str, record: Record, inode: int, host: bytes, reason: str, done: Callable[[bool], None]
+        self,
+        topic_uri: str,
+        record: Record,
+        inode: int,
+        host: bytes,
+        file_id: bytes,
+        reason: str,
+        done: Callable[[bool], None],
     ) -> None:
         """Send an undeliverable record to the dead-letter topic; ``done(True)`` once it is there."""
         headers = [
             ("_mid", MID.pack(inode, record.next_offset)),
             ("host", host),
+            ("_fid", file_id),
             ("_error", reason.encode()[:1000]),
         ]
 

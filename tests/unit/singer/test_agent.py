@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from collections.abc import Callable, Mapping
@@ -111,6 +112,8 @@ def test_ships_lines_with_headers_and_saves_the_watermark(setup: tuple[Path, Pat
     headers = dict(producer.delivered[1][3])
     assert headers["_mid"] == struct.pack(">QQ", inode, 4) and headers["host"] == agent.settings.host.encode()
     assert len(headers["_ots"]) == 8
+    assert headers["_fid"] == hashlib.sha256(b"a\nb\n").digest()[:8]  # the file's first bytes up to the record
+    assert dict(producer.delivered[2][3])["_fid"] == hashlib.sha256(b"a\nb\nc\n").digest()[:8]
     assert set(d[2] for d in producer.delivered) <= {0, 1, 2}
     assert list(offsets(agent).values()) == [6]
     assert producer.config["psc.producer.compression.type"] == "lz4"

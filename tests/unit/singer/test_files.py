@@ -177,3 +177,17 @@ def test_inotify_reports_the_changed_directory(tmp_path: Path) -> None:
     assert watcher.changes() == {b}
     watcher.close()
     assert Watcher(enabled=False).changes() is EVERYTHING
+
+
+def test_a_copy_newer_than_the_live_file_is_not_taken_for_its_successor(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"a" * 1500 + b"\nb\n", 10**18)
+    tail = tail_of(logdir)
+    assert len(drain(tail, 40)) == 2
+    shutil.copyfile(live, logdir / "app.log.1")  # copytruncate's copy, newer than the live file
+    os.utime(logdir / "app.log.1", ns=(2 * 10**18, 2 * 10**18))
+    assert drain(tail, 5) == []  # not read again as if it were the next file
+    os.truncate(live, 0)
+    write(live, b"after\n", 3 * 10**18)
+    assert drain(tail) == [b"after\n"]
+    assert tail.stats.copytruncate == 1
