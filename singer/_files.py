@@ -82,6 +82,15 @@ def list_stream(directory: Path, pattern: re.Pattern[str]) -> list[LogFile]:
     return files
 
 
+def bytes_after(files: list[LogFile], mark: Watermark | None) -> int:
+    """Lag: the bytes of the stream's files after the watermark (all of them without one, or if its file is gone)."""
+    ids = [f.identity for f in files]
+    if mark is None or (mark.device, mark.inode) not in ids:
+        return sum(f.size for f in files)
+    index = ids.index((mark.device, mark.inode))
+    return max(files[index].size - mark.offset, 0) + sum(f.size for f in files[index + 1 :])
+
+
 def fingerprint(fd: int, nbytes: int = FINGERPRINT_BYTES) -> tuple[str, int]:
     """Digest of the first ``nbytes`` bytes (fewer if the file is shorter) and how many were hashed."""
     data = os.pread(fd, nbytes, 0)

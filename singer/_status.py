@@ -11,7 +11,7 @@ from typing import Any
 
 from psc.common.settings import SettingsError
 from singer._config import load_agent, load_streams
-from singer._files import list_stream, stream_directories
+from singer._files import bytes_after, list_stream, stream_directories
 from singer._stream import stream_key
 from singer._watermark import WatermarkStore
 
@@ -27,12 +27,7 @@ def collect(config_dir: Path) -> tuple[list[dict[str, Any]], dict[str, list[str]
             key = stream_key(name, directory)
             files = list_stream(directory, re.compile(settings.pattern))
             mark = store.load(key)
-            ids = [f.identity for f in files]
-            if mark is not None and (mark.device, mark.inode) in ids:
-                index = ids.index((mark.device, mark.inode))
-                lag = max(files[index].size - mark.offset, 0) + sum(f.size for f in files[index + 1 :])
-            else:
-                lag = sum(f.size for f in files)
+            lag = bytes_after(files, mark)
             rows.append(
                 {
                     "stream": key,

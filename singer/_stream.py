@@ -19,7 +19,7 @@ from typing import Any
 
 from psc.common.log import LogThrottle, get_logger
 from singer._config import StreamSettings
-from singer._files import FINGERPRINT_BYTES, OpenFile, StreamTail, fingerprint, list_stream
+from singer._files import FINGERPRINT_BYTES, OpenFile, StreamTail, bytes_after, fingerprint, list_stream
 from singer._metrics import SingerMetrics
 from singer._partitioners import Partitioner, create
 from singer._records import Reader, ReadStats, Record
@@ -272,14 +272,7 @@ class Stream:
 
     def refresh(self, now: float, stuck_after_s: float) -> None:
         """Lag, stuck state and counters for the metrics; called every few seconds."""
-        files = list_stream(self.directory, re.compile(self.settings.pattern))
-        mark = self.watermark
-        ids = [f.identity for f in files]
-        if mark is not None and (mark.device, mark.inode) in ids:
-            index = ids.index((mark.device, mark.inode))
-            lag = max(files[index].size - mark.offset, 0) + sum(f.size for f in files[index + 1 :])
-        else:
-            lag = sum(f.size for f in files)
+        lag = bytes_after(list_stream(self.directory, self.tail.pattern), self.watermark)
         self.lag_bytes = lag
         if lag == 0:
             self._last_progress = now
