@@ -89,7 +89,7 @@ class Writer:
         if cached is not None and now - cached[0] < PARTITIONS_TTL_S:
             return cached[1]
         metadata = self.producer.list_topics(topic_uri, 10.0)
-        topic = metadata.topics.get(topic_uri)
+        topic = metadata.topics.get(topic_uri) or metadata.topics.get(psc.parse_topic_uri(topic_uri).topic)
         if topic is None or topic.error is not None or not topic.partitions:
             problem = "not in the metadata" if topic is None else (topic.error or "no partitions")
             raise RuntimeError(f"topic {topic_uri}: {problem}")
@@ -168,4 +168,5 @@ class Writer:
         self.producer.poll(timeout)
 
     def close(self, timeout: float) -> None:
-        self.producer.close(timeout)
+        self.producer.flush(timeout)
+        self.producer.close()

@@ -63,8 +63,12 @@ class FakeProducer:
         parts = {i: PartitionMetadata(i, 1, (1,), (1,)) for i in range(3)}
         return ClusterMetadata("c", None, 1, {1: "b"}, {uri: TopicMetadata(uri, parts)})
 
-    def close(self, timeout: float | None = None) -> None:
+    def flush(self, timeout: float | None = None) -> int:
         self.poll()
+        return len(self.queued)
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
 
 
 @pytest.fixture
