@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import struct
+import time
 from pathlib import Path
 
 from psc.common.log import get_logger
@@ -79,9 +80,11 @@ class Watcher:
             self._rm(self._fd, wd)
 
     def wait(self, timeout: float) -> None:
-        """Block until an event is pending or ``timeout`` passes."""
+        """Block until an event is pending or ``timeout`` passes (without inotify: sleep ``timeout``)."""
         if self.available:
             select.select([self._fd], [], [], timeout)
+        else:
+            time.sleep(timeout)
 
     def changes(self) -> set[Path] | Everything:
         """Directories with events since the last call (without blocking)."""
