@@ -63,7 +63,7 @@ class SingerProcess:
             f'topic_uri = "{self.services.cluster_prefix}{topic}"',
             "rotation_grace_s = 0.5",
             "batch_records = 500",
-            *(f"{k} = {json.dumps(v)}" for k, v in extra.items()),
+            *(f"{k} = {_toml(v)}" for k, v in extra.items()),
         ]
         (self.config / "conf.d" / f"{name}.toml").write_text("\n".join(lines) + "\n")
 
@@ -97,6 +97,13 @@ class SingerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def _toml(value: object) -> str:
+    """A TOML value: JSON's scalars and strings are TOML's; a dict becomes an inline table."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 class LineWriter(threading.Thread):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import signal
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.singer_faults import LineWriter as Writer
 from benchmarks.singer_faults import SingerProcess, distinct_lines, line, read_topic, rotate, run_mode
+from singer._thrift import LogMessage, frame
 from tests.services import Services
 
 
@@ -133,3 +136,34 @@ def test_short_fault_schedule(services: Services, tmp_path: Path, mode: str) -> 
     else:
         assert outcome.copytruncate_events > 0
         assert outcome.lost <= 2_000  # only lines written between a copy and its truncation can go
+
+
+def test_thrift_log_with_a_torn_frame_ships_every_record_with_key_and_timestamp(
+    singer: SingerProcess, tmp_path: Path, kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    topic = new_topic()
+    singer.stream("thrift", logs, topic, format="thrift", partitioner={"type": "murmur3"})
+    frames = [frame(LogMessage(b"msg %d" % i, key=b"k%d" % (i % 7), timestamp_ns=1_000 + i)) for i in range(200)]
+    data = b"".join(frames)
+    cut = len(data) - len(frames[-1]) // 2
+    path = logs / "app.log"
+    path.write_bytes(data[:cut])  # the last frame torn in half
+    singer.start()
+    first = read_topic(kafka_bootstrap, topic, lambda r: len(r) >= 199, limit_s=30)
+    assert len(first) == 199
+    with path.open("ab") as f:
+        f.write(data[cut:])  # the frame completes
+    records = read_topic(kafka_bootstrap, topic, lambda r: len(r) >= 200, limit_s=30)
+    assert sorted(v for v, _ in records) == sorted(b"msg %d" % i for i in range(200))
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "g-" + topic, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    msg = None
+    while msg is None or msg.error():
+        msg = consumer.poll(10)
+    consumer.close()
+    key, value = msg.key(), msg.value()
+    assert key is not None and key.startswith(b"k") and value is not None
+    index = int(value.split()[1])
+    assert dict(msg.headers() or [])["_ots"] == struct.pack(">q", 1_000 + index)
