@@ -24,6 +24,7 @@ from psc.common.settings import SettingsError
 from singer._config import AgentSettings, ConfigSnapshot, StreamSettings, load_agent, load_streams
 from singer._files import stream_directories
 from singer._metrics import SingerMetrics
+from singer._partitioners import Partitioner, create
 from singer._stream import Stream, stream_key
 from singer._watch import Everything, Watcher
 from singer._watermark import WatermarkStore
@@ -51,6 +52,7 @@ class Agent:
         self.watcher = Watcher(agent.use_inotify)
         self.streams: dict[str, Stream] = {}
         self.writers: dict[tuple[tuple[str, str], ...], Writer] = {}
+        self.partitioners: dict[tuple[str, str, str], Partitioner] = {}
         self.snapshot: ConfigSnapshot | None = None
         self._reported_errors: dict[str, list[str]] = {}
         self._stop_requested = False
@@ -90,7 +92,10 @@ class Agent:
     def _start_stream(self, key: str, directory: Path, settings: StreamSettings) -> None:
         try:
             writer = self._writer(settings.producer_config(self.settings))
-            self.streams[key] = Stream(key, directory, settings, writer, self.store, self.metrics, self.settings.host)
+            partitioner = self._partitioner(settings)
+            self.streams[key] = Stream(
+                key, directory, settings, writer, partitioner, self.store, self.metrics, self.settings.host
+            )
         except Exception as exc:  # one stream's bad producer settings or state must not stop the others
             _log.error("stream not started", stream=key, error=str(exc))
             self._reported_errors[key] = [str(exc)]
@@ -106,6 +111,16 @@ class Agent:
         if not any(s.directory == stream.directory for s in self.streams.values()):
             self.watcher.unwatch(stream.directory)
         _log.info("stream stopped", stream=key, reason=why)
+
+    def _partitioner(self, settings: StreamSettings) -> Partitioner:
+        """One partitioner per topic and partitioner settings for the process's life: "single" means one
+        partition per topic per host, however many streams write to it and however often they reload."""
+        params = settings.partitioner.params()
+        key = (settings.topic_uri, settings.partitioner.type, json.dumps(params, sort_keys=True, default=str))
+        partitioner = self.partitioners.get(key)
+        if partitioner is None:
+            partitioner = self.partitioners[key] = create(settings.partitioner.type, params)
+        return partitioner
 
     def _writer(self, config: dict[str, str]) -> Writer:
         key = tuple(sorted(config.items()))

@@ -21,7 +21,7 @@ from psc.common.log import LogThrottle, get_logger
 from singer._config import StreamSettings
 from singer._files import FINGERPRINT_BYTES, OpenFile, StreamTail, bytes_after, fingerprint, list_stream
 from singer._metrics import SingerMetrics
-from singer._partitioners import Partitioner, create
+from singer._partitioners import Partitioner
 from singer._records import Reader, ReadStats, Record
 from singer._text import TextReader
 from singer._thrift import ThriftReader
@@ -40,6 +40,7 @@ class Stream:
         directory: Path,
         settings: StreamSettings,
         writer: Writer,
+        partitioner: Partitioner,
         store: WatermarkStore,
         metrics: SingerMetrics,
         host: str,
@@ -51,7 +52,7 @@ class Stream:
         self.store = store
         self.metrics = metrics
         self.host = host.encode()
-        self.partitioner: Partitioner = create(settings.partitioner.type, settings.partitioner.params())
+        self.partitioner = partitioner
         self.read_stats = ReadStats()
         self.inflight: deque[Batch] = deque()
         self.watermark = store.load(key) or self._migrated()

@@ -84,7 +84,11 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
 
 def write_stream(config: Path, name: str, logs: Path, **extra: Any) -> None:
     lines = [f'dir = "{logs}"', "pattern = 'app\\.log(\\.\\d+)?'", f'topic_uri = "{URI}"']
-    lines += [f"{k} = {json.dumps(v)}" for k, v in {"batch_records": 2, **extra}.items()]
+    for key, value in {"batch_records": 2, **extra}.items():
+        if isinstance(value, dict):  # a TOML inline table
+            lines.append(f"{key} = {{{', '.join(f'{k} = {json.dumps(v)}' for k, v in value.items())}}}")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
     (config / "conf.d" / f"{name}.toml").write_text("\n".join(lines) + "\n")
 
 
@@ -318,3 +322,16 @@ def test_drain_waits_for_batches_in_flight_and_saves_their_watermark(setup: tupl
     assert agent.drain() == 0
     store = WatermarkStore(agent.settings.state_dir or Path())
     assert [m.offset for m in (store.load(k) for k in agent.streams) if m] == [4]
+
+
+def test_single_partitioner_is_one_partition_per_topic_across_streams(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    for name in ("a", "b", "c"):
+        (logs / name).mkdir()
+        (logs / name / "app.log").write_bytes(b"x\n" * 20)
+    write_stream(config, "app", logs / "*", partitioner={"type": "single"})
+    agent = make_agent(config)
+    turns(agent)
+    assert len(agent.streams) == 3
+    assert len({d[2] for d in FakeProducer.instances[0].delivered}) == 1
+    assert len(FakeProducer.instances[0].delivered) == 60
