@@ -135,7 +135,7 @@ def run(bootstrap: str, kind: str, params: dict[str, Any], args: Any) -> Result:
 
 def svg(results: list[Result]) -> str:
     """Two bar charts, compression ratio relative to round-robin and skew, one bar per partitioner."""
-    width, height, bar = 760, 300, 40
+    width, height, bar = 760, 340, 40
     base = results[0].compression_ratio or 1.0
     series = [("compression vs round-robin", [r.compression_ratio / base for r in results], 0),
               ("skew (max/mean bytes per partition)", [r.skew for r in results], 380)]  # fmt: skip
