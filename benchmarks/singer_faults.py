@@ -67,13 +67,18 @@ class SingerProcess:
         ]
         (self.config / "conf.d" / f"{name}.toml").write_text("\n".join(lines) + "\n")
 
-    def start(self) -> None:
+    def start(self, wait_s: float = 0.0) -> None:
+        """Start the agent; with ``wait_s``, return once it has started a stream (or that long passed)."""
         env = {**os.environ, "TOOLKIT_LOG_FORMAT": "json", "PSC_DISCOVERY_FILE": self.services.psc_discovery_file}
+        started = self.log_text().count('"stream started"') if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "singer.cli", "run", "--config", str(self.config)],
                 stdout=out, stderr=out, env=env, cwd=ROOT,
             )  # fmt: skip
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and self.log_text().count('"stream started"') <= started:
+            time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
@@ -205,8 +210,8 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
     rotator.start()
     try:
         for _ in range(cycles):
-            singer.start()
-            time.sleep(rng.uniform(0.3, 1.5))
+            singer.start(wait_s=20)  # kill it while it works, not while Python starts
+            time.sleep(rng.uniform(0.1, 1.2))
             singer.stop(signal.SIGKILL)
         writer.join()
         stop_rotating.set()

@@ -191,7 +191,12 @@ class StreamTail:
             if self.current is None:
                 return None, []
             current = self.current
+        before = current.reader.position
         records = current.reader.read()
+        if records and self._rewritten(current):
+            # Truncated while it was read: what was read may be the new content at old offsets. Drop it.
+            self._truncated(current, before)
+            return self.current, []
         if records:
             current.last_growth = time.monotonic()
             return current, records
@@ -277,12 +282,13 @@ class StreamTail:
         reader = current.reader
         if size < reader.position + reader.held_bytes:
             return True
-        return size > reader.position + reader.held_bytes and not current.same_content(current.fd)
+        return not current.same_content(current.fd)
 
-    def _truncated(self, current: OpenFile) -> None:
-        """copytruncate (or any truncation): finish the unread tail from the copy if it exists, then restart."""
+    def _truncated(self, current: OpenFile, position: int | None = None) -> None:
+        """copytruncate (or any truncation): finish the unread tail from the copy if it exists, then restart.
+        ``position`` is the last offset known to hold the old content (default: the reader's)."""
         self.stats.copytruncate += 1
-        position = current.reader.position
+        position = current.reader.position if position is None else position
         copy = self._find_copy(current, position)
         _log.warning(
             "file truncated while read (copytruncate)", path=str(current.path), read_to=position,

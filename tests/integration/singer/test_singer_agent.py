@@ -133,8 +133,7 @@ def test_short_fault_schedule(services: Services, tmp_path: Path, mode: str) -> 
     assert outcome.duplicates_share_id
     if mode == "create":
         assert outcome.lost == 0
-    else:
-        assert outcome.copytruncate_events > 0
+    else:  # detection itself is asserted by test_copytruncate_is_detected_and_counted
         assert outcome.lost <= 2_000  # only lines written between a copy and its truncation can go
 
 
