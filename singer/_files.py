@@ -248,14 +248,15 @@ class StreamTail:
         return next((f for f in candidates if not self._is_copy_of(current, f)), None)
 
     def _is_copy_of(self, current: OpenFile, f: LogFile) -> bool:
-        if current.fingerprint_bytes == 0 or f.size < current.fingerprint_bytes:
-            return False
+        """Whether ``f`` starts as ``current`` does, as far as both go: a copy, or one still being made (an
+        empty file included: a new file is not worth leaving ``current`` for until it has bytes of its own)."""
+        n = min(f.size, FINGERPRINT_BYTES)
         try:
             fd = os.open(f.path, os.O_RDONLY)
         except OSError:
             return False
         try:
-            return current.same_content(fd)
+            return os.pread(fd, n, 0) == os.pread(current.fd, n, 0)
         finally:
             os.close(fd)
 

@@ -196,3 +196,13 @@ def test_a_copy_newer_than_the_live_file_is_not_taken_for_its_successor(logdir: 
     write(live, b"after\n", 3 * 10**18)
     assert drain(tail) == [b"after\n"]
     assert tail.stats.copytruncate == 1
+
+
+def test_a_copy_still_being_made_is_not_taken_for_the_next_file(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"a" * 1500 + b"\nb\n", 10**18)
+    tail = tail_of(logdir)
+    assert len(drain(tail, 40)) == 2
+    write(logdir / "app.log.1", b"a" * 100, 2 * 10**18)  # the first bytes of a copy in progress
+    assert drain(tail, 5) == []
+    assert tail.current is not None and tail.current.path == live
