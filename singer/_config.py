@@ -134,6 +134,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 def load_agent(config_dir: Path) -> AgentSettings:
     """The agent settings; raises :class:`SettingsError` listing every problem in ``singer.toml``."""
+    if not config_dir.is_dir():
+        raise SettingsError(str(config_dir), ["not a directory (expected singer.toml and conf.d/*.toml in it)"])
     path = config_dir / AGENT_FILE
     try:
         values = _load_toml(path) if path.exists() else {}

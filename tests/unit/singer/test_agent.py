@@ -335,3 +335,13 @@ def test_single_partitioner_is_one_partition_per_topic_across_streams(setup: tup
     assert len(agent.streams) == 3
     assert len({d[2] for d in FakeProducer.instances[0].delivered}) == 1
     assert len(FakeProducer.instances[0].delivered) == 60
+
+
+def test_a_missing_config_directory_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from singer.cli import main
+
+    assert main(["status", "--config", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "nope").exists()
+    with pytest.raises(SettingsError, match="not a directory"):
+        load_agent(tmp_path / "nope")  # what singer run reports before anything starts
+    assert not (tmp_path / "nope").exists()
