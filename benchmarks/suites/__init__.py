@@ -13,12 +13,14 @@ SUITES = {
     "kafka-producers": "raw confluent-kafka producer vs aiokafka producer, 100-byte messages",
     "psc-throughput": "PSC vs confluent-kafka vs aiokafka, produce and consume, 100 B and 1 KiB messages",
     "memq": "MemQ (tmpfs, S3) vs Kafka ingest through psc.Producer, MB/s, and S3 PUTs per GiB",
+    "singer": "Singer vs kcat -P -l: a pre-written file to Kafka, 100 B and 1 KiB lines",
 }
 
 MODULES = {
     "kafka-producers": "benchmarks.suites.kafka_producers",
     "psc-throughput": "benchmarks.suites.psc_throughput",
     "memq": "benchmarks.suites.memq",
+    "singer": "benchmarks.suites.singer",
 }
 
 

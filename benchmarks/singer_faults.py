@@ -1,0 +1,274 @@
+"""Singer under SIGKILL while logrotate rotates the file it ships: what is lost, what is sent twice.
+
+``python -m benchmarks.singer_faults [--cycles 20] [--mode create|copytruncate|both] [--lines N] [--json FILE]``
+
+A writer appends numbered lines (reopening the file for each burst, as an application does after a HUP);
+the real ``logrotate`` rotates it every 0.3 s in ``create`` or ``copytruncate`` mode; ``singer run`` is
+started and killed with SIGKILL at random moments, ``--cycles`` times, then left to finish. Every record of
+the topic is then read back. The report gives, per mode: lines written, lost, duplicated, whether every
+duplicate carries the id (``_mid`` and ``_fid``) of its original, and the copytruncate events and
+unrecoverable bytes Singer counted. Expected: ``create`` loses nothing; ``copytruncate`` loses at most what
+was written between a copy and its truncation, and counts the events.
+
+The helpers (a Singer process, the writer, rotation, reading back) are shared with the integration tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from tests.services import Services
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
+
+
+class SingerProcess:
+    """``singer run`` in a subprocess with its own configuration directory under ``base``."""
+
+    def __init__(self, base: Path, services: Services) -> None:
+        self.config = base / "conf"
+        (self.config / "conf.d").mkdir(parents=True)
+        self.services = services
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = base / "singer.log"
+        (self.config / "singer.toml").write_text(
+            "poll_interval_s = 0.2\nreload_interval_s = 0.5\nstuck_after_s = 30\n"
+            f'[producer]\n"psc.discovery.file" = "{services.psc_discovery_file}"\n'
+            '"psc.producer.batch.duration.ms" = "20"\n'
+        )
+
+    def stream(self, name: str, logs: Path, topic: str, **extra: object) -> None:
+        lines = [
+            f'dir = "{logs}"',
+            "pattern = 'app\\.log(\\.\\d+)?'",
+            f'topic_uri = "{self.services.cluster_prefix}{topic}"',
+            "rotation_grace_s = 0.5",
+            "batch_records = 500",
+            *(f"{k} = {_toml(v)}" for k, v in extra.items()),
+        ]
+        (self.config / "conf.d" / f"{name}.toml").write_text("\n".join(lines) + "\n")
+
+    def start(self, wait_s: float = 0.0) -> None:
+        """Start the agent; with ``wait_s``, return once it has started a stream (or that long passed)."""
+        env = {**os.environ, "TOOLKIT_LOG_FORMAT": "json", "PSC_DISCOVERY_FILE": self.services.psc_discovery_file}
+        started = self.log_text().count('"stream started"') if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "singer.cli", "run", "--config", str(self.config)],
+                stdout=out, stderr=out, env=env, cwd=ROOT,
+            )  # fmt: skip
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and self.log_text().count('"stream started"') <= started:
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(30)
+        self.proc = None
+        return code
+
+    def kill_if_running(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        path = self.config / "state" / "status.json"
+        try:
+            return {s["stream"]: s for s in json.loads(path.read_text())["streams"]}
+        except (OSError, ValueError):
+            return {}
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _toml(value: object) -> str:
+    """A TOML value: JSON's scalars and strings are TOML's; a dict becomes an inline table."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+class LineWriter(threading.Thread):
+    """Appends numbered lines, reopening the file for each burst as an application after SIGHUP would."""
+
+    def __init__(self, path: Path, count: int, per_burst: int = 50, pause_s: float = 0.005) -> None:
+        super().__init__(daemon=True)
+        self.path, self.count, self.per_burst, self.pause_s = path, count, per_burst, pause_s
+        self.written = 0
+
+    def run(self) -> None:
+        while self.written < self.count:
+            n = min(self.per_burst, self.count - self.written)
+            with self.path.open("ab") as f:
+                f.write(b"".join(line(self.written + i) for i in range(n)))
+            self.written += n
+            time.sleep(self.pause_s)
+
+
+def line(i: int) -> bytes:
+    return b"line %08d %s\n" % (i, b"x" * (i % 50))
+
+
+def rotate(logs: Path, mode: str, state: Path) -> None:
+    """One forced rotation of ``logs/app.log`` by the real logrotate, in ``create`` or ``copytruncate`` mode."""
+    conf = logs.parent / f"logrotate-{mode}.conf"
+    conf.write_text(f"{logs}/app.log {{\n  rotate 10000\n  {mode}\n  missingok\n  nocompress\n}}\n")
+    subprocess.run([LOGROTATE, "-f", "-s", str(state), str(conf)], check=True, capture_output=True)
+
+
+Records = list[tuple[bytes, bytes]]
+
+
+def read_topic(
+    bootstrap: str, topic: str, until: Callable[[Records], bool], limit_s: float = 60.0, idle_s: float | None = None
+) -> Records:
+    """(value, _mid + _fid: the record's id) of every record from the start, until ``until(records)``, the
+    time limit, or (with ``idle_s``) that long without a new record."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False})  # fmt: skip
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    out: Records = []
+    deadline = time.monotonic() + limit_s
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline and not until(out):
+            if idle_s is not None and time.monotonic() - last_new > idle_s:
+                break
+            for msg in consumer.consume(1000, 0.5):
+                last_new = time.monotonic()
+                if msg.error():
+                    continue
+                headers = dict(msg.headers() or [])
+                value, mid, fid = msg.value(), headers["_mid"], headers["_fid"]
+                assert isinstance(value, bytes) and isinstance(mid, bytes) and isinstance(fid, bytes)
+                out.append((value, mid + fid))
+    finally:
+        consumer.close()
+    return out
+
+
+def distinct_lines(expected: int) -> Callable[[Records], bool]:
+    return lambda records: len({v for v, _ in records}) >= expected
+
+
+@dataclass
+class Outcome:
+    mode: str
+    cycles: int
+    written: int
+    received: int
+    lost: int
+    duplicated: int
+    duplicates_share_id: bool
+    copytruncate_events: int
+    bytes_unrecoverable: int  # counted by the last run only
+
+
+def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int, seed: int = 1) -> Outcome:
+    """The fault schedule for one rotation mode; returns what arrived."""
+    rng = random.Random(seed)
+    logs = base / "logs"
+    logs.mkdir(parents=True)
+    topic = f"singer-faults-{mode}-{uuid.uuid4().hex[:8]}"
+    _create_topic(services.kafka_bootstrap_servers, topic, 3)
+    singer = SingerProcess(base, services)
+    singer.stream("app", logs, topic)
+    # Spread the writing over the kill cycles (about 0.9 s each), so rotations and kills fall inside it.
+    writer = LineWriter(logs / "app.log", lines, per_burst=100, pause_s=cycles * 0.9 / (lines / 100))
+    stop_rotating = threading.Event()
+
+    def rotating() -> None:
+        while not stop_rotating.wait(0.3):
+            rotate(logs, mode, base / "logrotate.state")
+
+    rotator = threading.Thread(target=rotating, daemon=True)
+    writer.start()
+    rotator.start()
+    try:
+        for _ in range(cycles):
+            singer.start(wait_s=20)  # kill it while it works, not while Python starts
+            time.sleep(rng.uniform(0.1, 1.2))
+            singer.stop(signal.SIGKILL)
+        writer.join()
+        stop_rotating.set()
+        rotator.join()
+        singer.start()
+        records = read_topic(services.kafka_bootstrap_servers, topic, distinct_lines(lines), limit_s=120, idle_s=8)
+        time.sleep(2.5)  # one more status refresh, for the counters
+        status = next(iter(singer.status().values()), {})
+    finally:
+        singer.kill_if_running()
+    by_id: dict[bytes, set[bytes]] = defaultdict(set)
+    for value, record_id in records:
+        by_id[record_id].add(value)
+    received = {v for v, _ in records}
+    return Outcome(
+        mode=mode,
+        cycles=cycles,
+        written=lines,
+        received=len(records),
+        lost=sum(1 for i in range(lines) if line(i) not in received),
+        duplicated=len(records) - len(received),
+        duplicates_share_id=all(len(values) == 1 for values in by_id.values()),
+        # Counters restart with the process; the log keeps every event of every run.
+        copytruncate_events=singer.log_text().count("(copytruncate)"),
+        bytes_unrecoverable=int(status.get("bytes_unrecoverable", 0)),
+    )
+
+
+def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tests.services import resolve_services
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.singer_faults", description=__doc__.split("\n")[0])
+    parser.add_argument("--cycles", type=int, default=20, help="SIGKILLs per mode")
+    parser.add_argument("--mode", choices=("create", "copytruncate", "both"), default="both")
+    parser.add_argument("--lines", type=int, default=200_000, help="lines written per mode")
+    parser.add_argument("--json", type=Path, help="also write the outcomes to this file")
+    args = parser.parse_args(argv)
+    modes = ["create", "copytruncate"] if args.mode == "both" else [args.mode]
+    outcomes = []
+    with resolve_services() as services:
+        for mode in modes:
+            with tempfile.TemporaryDirectory(prefix=f"singer-faults-{mode}-") as tmp:
+                outcome = run_mode(services, Path(tmp), mode, args.cycles, args.lines)
+            outcomes.append(outcome)
+            print(json.dumps(asdict(outcome)))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")
+    create_ok = all(o.lost == 0 for o in outcomes if o.mode == "create")
+    return 0 if create_ok and all(o.duplicates_share_id for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Singer vs ``kcat -P -l``: shipping a pre-written log file to Kafka, 100 B and 1 KiB lines.
+
+Both get the same file, broker, 3-partition topic and producer settings: acks=all, lz4, idempotence on,
+linger 5 ms. Each run starts the program and stops the clock when every line is acknowledged: kcat's exit
+(it waits for its delivery reports), Singer's watermark reaching the end of the file (it is written only
+once every record before it is acknowledged). Both times include the program's start, as a user sees it.
+The figure is lines per second; MB/s is that times the line size (100 or 1024 bytes, newline included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from benchmarks._env import BenchEnv
+from benchmarks._harness import RunFn, Scenario
+
+DESCRIPTION = "Singer vs kcat -P -l: a pre-written file to Kafka, 100 B and 1 KiB lines"
+
+SIZES = {"100B": 100, "1KiB": 1024}
+LINES = {"100B": 300_000, "1KiB": 100_000}  # at scale 1.0, a few seconds per Singer run on 2 cores
+PARTITIONS = 3
+DEADLINE_S = 180.0
+BASELINE = "kcat"
+KCAT = shutil.which("kcat") or "kcat"
+
+
+def write_file(path: Path, size: str, count: int) -> None:
+    line = b"x" * (SIZES[size] - 1) + b"\n"
+    with path.open("wb") as f:
+        for start in range(0, count, 1000):
+            f.write(line * min(1000, count - start))
+
+
+def kcat_ship(env: BenchEnv, topic: str, path: Path, lines: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [KCAT, "-P", "-l", "-b", env.bootstrap, "-t", topic, "-X", "acks=all", "-X", "compression.codec=lz4",
+         "-X", "enable.idempotence=true", "-X", "linger.ms=5", str(path)],
+        check=True, timeout=DEADLINE_S, capture_output=True,
+    )  # fmt: skip
+    return lines / (time.perf_counter() - started)
+
+
+def singer_ship(env: BenchEnv, topic: str, path: Path, lines: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="singer-bench-") as tmp:
+        config = Path(tmp)
+        (config / "conf.d").mkdir()
+        (config / "singer.toml").write_text(
+            f'[producer]\n"psc.discovery.file" = "{env.services.psc_discovery_file}"\n'
+            '"psc.producer.batch.duration.ms" = "5"\n'
+        )
+        (config / "conf.d" / "bench.toml").write_text(
+            f'dir = "{path.parent}"\npattern = "{path.name}"\n'
+            f'topic_uri = "{env.services.cluster_prefix}{topic}"\ncompression = "lz4"\nacks = "all"\n'
+        )
+        size = path.stat().st_size
+        state = config / "state"
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "singer.cli", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while _offset(state) < size:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+                    raise RuntimeError(f"singer did not ship {path}: {err}")
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - started
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    return lines / elapsed
+
+
+def _offset(state: Path) -> int:
+    for mark in state.glob("*.json") if state.is_dir() else ():
+        if mark.name != "status.json":
+            with contextlib.suppress(ValueError, OSError, KeyError):
+                return int(json.loads(mark.read_text())["offset"])
+    return 0
+
+
+class _Files:
+    """One pre-written file per line size, shared by every run; fresh topics deleted after each run."""
+
+    def __init__(self, env: BenchEnv) -> None:
+        self.env = env
+        self.dir = Path(tempfile.mkdtemp(prefix="singer-bench-logs-"))
+        self.paths: dict[str, Path] = {}
+
+    def path(self, size: str, lines: int) -> Path:
+        if size not in self.paths:
+            directory = self.dir / size
+            directory.mkdir()
+            self.paths[size] = directory / "app.log"
+            write_file(self.paths[size], size, lines)
+        return self.paths[size]
+
+    def run(self, prefix: str, ship: Callable[[BenchEnv, str, Path, int], float], size: str, lines: int) -> float:
+        topic = self.env.create_topic(prefix, PARTITIONS)
+        try:
+            return ship(self.env, topic, self.path(size, lines), lines)
+        finally:
+            self.env.delete_topics([topic])
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _scenario(files: _Files, size: str, lines: int) -> Scenario:
+    systems: dict[str, RunFn] = {
+        "kcat": lambda: files.run("kcat", kcat_ship, size, lines),
+        "singer": lambda: files.run("singer", singer_ship, size, lines),
+    }
+    return Scenario(f"ship-{size}", "throughput", "lines/s", BASELINE, systems)
+
+
+@contextlib.contextmanager
+def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
+    files = _Files(env)
+    try:
+        yield [_scenario(files, size, max(1000, int(LINES[size] * scale))) for size in SIZES]
+    finally:
+        files.close()

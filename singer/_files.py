@@ -1,0 +1,432 @@
+"""Files of a stream: discovery, identity, and following them through rotation.
+
+A stream is the files of one directory whose names fully match a regex; rotated siblings are ordered oldest
+first (modification time, then the longer name, then the name that sorts last: ``app.log.2`` before
+``app.log.1`` before ``app.log``). A file is identified by (device, inode) plus a fingerprint of its first
+bytes, so a reused inode is not mistaken for the file it replaced.
+
+Rotation:
+
+- **rename** (logrotate ``create``): the open descriptor keeps reading the renamed file to its end, and only
+  then does the stream move to the next file. Nothing is lost. An unterminated last line or a partial frame
+  of a rotated file is given ``rotation_grace_s`` to complete before it is emitted (text) or dropped (thrift).
+- **copytruncate**: detected when the file shrinks below what was read, or its first bytes change. If the
+  copy (a sibling with the same fingerprint, long enough) is found, the unread tail is read from the copy,
+  then the live file from its start. What copytruncate can lose by its nature: lines written between the
+  copy and the truncation are in neither file; and if the copy is not found (compressed at once, moved
+  elsewhere) everything after the last read position up to the truncation. Both are counted
+  (``copytruncate`` events, ``bytes_unrecoverable``); prefer ``create`` rotation.
+- **deleted** files are read to their end and then closed, so no descriptor is leaked.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psc.common.log import get_logger
+from singer._records import Reader, Record
+from singer._watermark import Watermark
+
+_log = get_logger("singer.files")
+
+FINGERPRINT_BYTES = 1024
+CONTENT_ID_BYTES = 64
+
+ReaderFactory = Callable[[int, int], Reader]
+
+
+@dataclass(frozen=True)
+class LogFile:
+    path: Path
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return (self.device, self.inode)
+
+
+def stream_directories(dir_glob: str) -> list[Path]:
+    """Directories matching the glob, sorted."""
+    return sorted(Path(p) for p in glob.glob(dir_glob) if os.path.isdir(p))
+
+
+def list_stream(directory: Path, pattern: re.Pattern[str]) -> list[LogFile]:
+    """The stream's files in ``directory``, oldest first; dot-files (our own or the reference's state) excluded."""
+    files = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.name.startswith(".") or not pattern.fullmatch(entry.name):
+            continue
+        try:
+            st = entry.stat()
+        except OSError:  # deleted between listing and stat
+            continue
+        if stat.S_ISREG(st.st_mode):
+            files.append(LogFile(Path(entry.path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    files.sort(key=lambda f: f.path.name, reverse=True)
+    files.sort(key=lambda f: (f.mtime_ns, -len(f.path.name)))
+    return files
+
+
+def bytes_after(files: list[LogFile], mark: Watermark | None) -> int:
+    """Lag: the bytes of the stream's files after the watermark (all of them without one, or if its file is gone)."""
+    ids = [f.identity for f in files]
+    if mark is None or (mark.device, mark.inode) not in ids:
+        return sum(f.size for f in files)
+    index = ids.index((mark.device, mark.inode))
+    return max(files[index].size - mark.offset, 0) + sum(f.size for f in files[index + 1 :])
+
+
+def fingerprint(fd: int, nbytes: int = FINGERPRINT_BYTES) -> tuple[str, int]:
+    """Digest of the first ``nbytes`` bytes (fewer if the file is shorter) and how many were hashed."""
+    data = os.pread(fd, nbytes, 0)
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+@dataclass
+class OpenFile:
+    """A file of the stream held open: its identity, fingerprint and reader."""
+
+    path: Path
+    fd: int
+    device: int
+    inode: int
+    fingerprint: str
+    fingerprint_bytes: int
+    reader: Reader
+    last_growth: float = field(default_factory=time.monotonic)
+    last_size: int = 0
+    _content_id: bytes | None = None
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return (self.device, self.inode)
+
+    def watermark(self, offset: int) -> Watermark:
+        return Watermark(self.device, self.inode, offset, self.fingerprint, self.fingerprint_bytes, str(self.path))
+
+    def content_id(self, upto: int) -> bytes:
+        """8 bytes naming this generation of the file: a digest of its first ``CONTENT_ID_BYTES`` bytes, or of
+        its first ``upto`` if that is fewer. Bytes before a record never change while it can be re-sent, so a
+        record always gets the same id; with ``_mid`` it tells records apart across copytruncate and a
+        reused inode, where the offsets start again."""
+        n = min(upto, CONTENT_ID_BYTES)
+        if n == CONTENT_ID_BYTES and self._content_id is not None:
+            return self._content_id
+        digest = hashlib.sha256(os.pread(self.fd, n, 0)).digest()[:8]
+        if n == CONTENT_ID_BYTES:
+            self._content_id = digest
+        return digest
+
+    def same_content(self, fd: int) -> bool:
+        """Whether ``fd`` starts with the bytes this file's fingerprint was taken of."""
+        return fingerprint(fd, self.fingerprint_bytes)[0] == self.fingerprint
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@dataclass
+class TailStats:
+    copytruncate: int = 0  # truncations detected
+    bytes_unrecoverable: int = 0  # unread bytes of a truncated file whose copy was not found
+    skipped_bytes: int = 0  # unreadable tails of rotated files (a corrupt or torn frame)
+    files_opened: int = 0
+    files_closed: int = 0
+    open_errors: int = 0
+
+
+class StreamTail:
+    """Follows one stream's files from a watermark; ``read`` returns records of one file at a time.
+
+    Files whose records may still be in flight stay open (``release`` closes them once a watermark has
+    moved past them), so a rewind after a failed delivery can always go back, even to a deleted file.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        pattern: re.Pattern[str],
+        make_reader: ReaderFactory,
+        start: Watermark | None,
+        rotation_grace_s: float = 2.0,
+    ) -> None:
+        self.directory = directory
+        self.pattern = pattern
+        self.make_reader = make_reader
+        self.rotation_grace_s = rotation_grace_s
+        self.stats = TailStats()
+        self.current: OpenFile | None = None
+        self.previous: list[OpenFile] = []  # finished files, oldest first, kept open until released
+        self.last_error: str | None = None
+        self._start = start
+        # Files read to their end, by identity, with their fingerprint (a reused inode is a new file).
+        self._finished: dict[tuple[int, int], tuple[str, int]] = {}
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def read(self, look_around: bool = True) -> tuple[OpenFile | None, list[Record]]:
+        """The next records and the file they come from. ``look_around`` allows a directory scan (rotation,
+        truncation, new files), which the caller rate-limits when nothing tells it the directory changed."""
+        if self.current is None and (not look_around or not self._open_first()):
+            return None, []
+        current = self.current
+        assert current is not None
+        if self._rewritten(current):  # checked before new bytes are taken as ours
+            self._truncated(current)
+            if self.current is None:
+                return None, []
+            current = self.current
+        before = current.reader.position
+        records = current.reader.read()
+        if records and self._rewritten(current):
+            # Truncated while it was read: what was read may be the new content at old offsets. Drop it.
+            self._truncated(current, before)
+            return self.current, []
+        if records:
+            current.last_growth = time.monotonic()
+            return current, records
+        if current.reader.error is not None:
+            self.last_error = f"{current.path}: {current.reader.error}"
+        if look_around and (current.reader.eof or current.reader.error is not None):
+            return current, self._check_file(current)
+        return current, []
+
+    def _check_file(self, current: OpenFile) -> list[Record]:
+        """At the end of the current file: truncated? rotated? deleted? Returns records a rotation releases."""
+        try:
+            st = os.fstat(current.fd)
+        except OSError:
+            return []
+        if st.st_size > current.last_size:
+            current.last_size = st.st_size
+            current.last_growth = time.monotonic()
+        reader = current.reader
+        if self._rewritten(current, st.st_size) or not current.same_content(current.fd):
+            self._truncated(current)
+            return []
+        files = list_stream(self.directory, self.pattern)
+        newer = self._after(current, files)
+        if newer is None:
+            if st.st_nlink == 0 and not reader.held_bytes and self._idle(current):
+                self._finish(current)  # deleted and read to its end: release the descriptor
+            return []
+        if reader.error is None and reader.held_bytes and not self._idle(current):
+            return []  # a rotated file's last line or frame may still be completing
+        records = reader.finish()
+        if reader.error is not None or reader.held_bytes:
+            self.stats.skipped_bytes += max(st.st_size - reader.position, 0)
+        self._finish(current)
+        self._open(newer, 0)
+        return records
+
+    def _idle(self, current: OpenFile) -> bool:
+        return time.monotonic() - current.last_growth >= self.rotation_grace_s
+
+    def _after(self, current: OpenFile, files: list[LogFile]) -> LogFile | None:
+        """The file that follows ``current`` in the stream, if any. A copy of ``current`` (copytruncate at
+        work: same first bytes, another inode) is not a successor, whatever its modification time."""
+        ids = [f.identity for f in files]
+        if current.identity in ids:
+            candidates = files[ids.index(current.identity) + 1 :]
+        else:
+            candidates = [f for f in files if not self._is_finished(f)]
+        return next((f for f in candidates if not self._is_copy_of(current, f)), None)
+
+    def _is_copy_of(self, current: OpenFile, f: LogFile) -> bool:
+        """Whether ``f`` starts as ``current`` does, as far as both go: a copy, or one still being made (an
+        empty file included: a new file is not worth leaving ``current`` for until it has bytes of its own)."""
+        n = min(f.size, FINGERPRINT_BYTES)
+        try:
+            fd = os.open(f.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            return os.pread(fd, n, 0) == os.pread(current.fd, n, 0)
+        finally:
+            os.close(fd)
+
+    def _is_finished(self, f: LogFile) -> bool:
+        known = self._finished.get(f.identity)
+        if known is None:
+            return False
+        try:
+            fd = os.open(f.path, os.O_RDONLY)
+        except OSError:
+            return True
+        try:
+            return fingerprint(fd, known[1]) == known
+        finally:
+            os.close(fd)
+
+    def _rewritten(self, current: OpenFile, size: int | None = None) -> bool:
+        """Whether the file shrank below what was read, or its first bytes changed (copytruncate)."""
+        if size is None:
+            try:
+                size = os.fstat(current.fd).st_size
+            except OSError:
+                return False
+        reader = current.reader
+        if size < reader.position + reader.held_bytes:
+            return True
+        return not current.same_content(current.fd)
+
+    def _truncated(self, current: OpenFile, position: int | None = None) -> None:
+        """copytruncate (or any truncation): finish the unread tail from the copy if it exists, then restart.
+        ``position`` is the last offset known to hold the old content (default: the reader's)."""
+        self.stats.copytruncate += 1
+        position = current.reader.position if position is None else position
+        copy = self._find_copy(current, position)
+        _log.warning(
+            "file truncated while read (copytruncate)", path=str(current.path), read_to=position,
+            size_seen=current.last_size, copy=str(copy.path) if copy else None,
+        )  # fmt: skip
+        self._finish(current)
+        if copy is not None:
+            self._open(copy, position)
+        else:
+            self.stats.bytes_unrecoverable += max(current.last_size - position, 0)
+            live = next((f for f in list_stream(self.directory, self.pattern) if f.identity == current.identity), None)
+            if live is not None:
+                self._open(live, 0)
+
+    def _find_copy(self, current: OpenFile, position: int) -> LogFile | None:
+        for candidate in list_stream(self.directory, self.pattern):
+            if candidate.identity == current.identity or candidate.size < position:
+                continue
+            try:
+                fd = os.open(candidate.path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                if current.same_content(fd):
+                    return candidate
+            finally:
+                os.close(fd)
+        return None
+
+    # --- opening and closing ---------------------------------------------------------------------
+
+    def _open_first(self) -> bool:
+        files = list_stream(self.directory, self.pattern)
+        if not files:
+            return False
+        start, self._start = self._start, None
+        if start is not None:
+            for index, f in enumerate(files):
+                if f.identity == (start.device, start.inode):
+                    if self._open(f, start.offset, start):
+                        self._mark_finished(files[:index])
+                        return True
+                    self.stats.copytruncate += 1  # shorter than the watermark, or other first bytes
+                    _log.warning(
+                        "file truncated or replaced since its watermark (copytruncate)", path=str(f.path),
+                        read_to=start.offset, size=f.size,
+                    )  # fmt: skip
+            for index, f in enumerate(files):  # moved or copied: found by content
+                if f.size >= start.offset and self._open(f, start.offset, start):
+                    self._mark_finished(files[:index])
+                    return True
+        # No usable watermark: every file not yet read, oldest first, from its start.
+        unread = next((f for f in files if not self._is_finished(f)), None)
+        return unread is not None and self._open(unread, 0)
+
+    def _mark_finished(self, files: list[LogFile]) -> None:
+        for f in files:
+            try:
+                fd = os.open(f.path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                self._finished[f.identity] = fingerprint(fd)
+            finally:
+                os.close(fd)
+
+    def _open(self, f: LogFile, offset: int, expect: Watermark | None = None) -> bool:
+        """Open ``f`` at ``offset``; with ``expect``, only if its first bytes match the watermark's."""
+        try:
+            fd = os.open(f.path, os.O_RDONLY)
+        except OSError as exc:
+            self.stats.open_errors += 1
+            self.last_error = f"{f.path}: cannot open: {exc.strerror}"
+            return False
+        st = os.fstat(fd)
+        if expect is not None:
+            digest, _ = fingerprint(fd, expect.fingerprint_bytes)
+            if digest != expect.fingerprint or st.st_size < offset:
+                os.close(fd)
+                return False
+        digest, nbytes = fingerprint(fd)
+        self.current = OpenFile(
+            f.path, fd, st.st_dev, st.st_ino, digest, nbytes, self.make_reader(fd, offset), last_size=st.st_size
+        )
+        self.stats.files_opened += 1
+        self.last_error = None
+        return True
+
+    def _finish(self, current: OpenFile) -> None:
+        self.previous.append(current)
+        self.current = None
+        self._finished[current.identity] = (current.fingerprint, current.fingerprint_bytes)
+        if len(self._finished) > 1024:  # forget the oldest: long rotated away
+            del self._finished[next(iter(self._finished))]
+
+    def refresh_fingerprint(self) -> None:
+        """Extend a short fingerprint once the file has grown, so it covers ``FINGERPRINT_BYTES``."""
+        current = self.current
+        if current is not None and current.fingerprint_bytes < FINGERPRINT_BYTES and current.same_content(current.fd):
+            current.fingerprint, current.fingerprint_bytes = fingerprint(current.fd)
+
+    def release(self, watermark: Watermark) -> None:
+        """Close finished files that the watermark has moved past."""
+        ids = [f.identity for f in self.previous]
+        mark = (watermark.device, watermark.inode)
+        index = ids.index(mark) if mark in ids else len(ids)
+        for f in self.previous[:index]:
+            f.close()
+            self.stats.files_closed += 1
+        self.previous = self.previous[index:]
+
+    def rewind(self, watermark: Watermark | None) -> None:
+        """Go back to ``watermark`` after a failed delivery: everything after it will be read again."""
+        files = [*self.previous, *([self.current] if self.current else [])]
+        target = None
+        if watermark is not None:
+            target = next((f for f in files if (f.device, f.inode) == (watermark.device, watermark.inode)), None)
+        for f in files:
+            if f is not target:
+                self._finished.pop(f.identity, None)  # read again: everything after the watermark
+                f.close()
+                self.stats.files_closed += 1
+        self.previous, self.current = [], None
+        if target is None:
+            self._start = watermark  # resolved by the next read, as at start-up
+            return
+        assert watermark is not None
+        target.reader = self.make_reader(target.fd, watermark.offset)
+        target.last_growth = time.monotonic()
+        self.current = target
+
+    def close(self) -> None:
+        for f in [*self.previous, *([self.current] if self.current else [])]:
+            f.close()
+            self.stats.files_closed += 1
+        self.previous, self.current = [], None
+
+    @property
+    def open_files(self) -> int:
+        return len(self.previous) + (1 if self.current else 0)

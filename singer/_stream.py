@@ -1,0 +1,322 @@
+"""One stream's pipeline: tail its files, send batches, and advance the watermark as batches are acknowledged.
+
+Several batches may be in flight; they are settled in order, and the watermark moves to the end of a batch
+only when it and every batch before it were fully acknowledged. A failed or timed-out batch rewinds the
+stream to the watermark and everything after it is read and sent again after a backoff (at-least-once;
+consumers deduplicate by ``_mid``). A record that keeps failing while its batch-mates succeed, or that the
+broker calls too large, is poison: the next time it is read it goes to the dead-letter topic (or is
+skipped), counted either way, so it cannot block its stream forever.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from psc.common.log import LogThrottle, get_logger
+from singer._config import StreamSettings
+from singer._files import FINGERPRINT_BYTES, OpenFile, StreamTail, bytes_after, fingerprint, list_stream
+from singer._metrics import SingerMetrics
+from singer._partitioners import Partitioner
+from singer._records import Reader, ReadStats, Record
+from singer._text import TextReader
+from singer._thrift import ThriftReader
+from singer._watermark import ReferenceWatermarkError, Watermark, WatermarkStore, read_reference_watermark
+from singer._writer import Batch, Writer
+
+_log = get_logger("singer.stream")
+_TOO_LARGE = ("too large", "msg_size_too_large", "record_too_large")
+POISON_STRIKES = 2
+
+
+class Stream:
+    def __init__(
+        self,
+        key: str,
+        directory: Path,
+        settings: StreamSettings,
+        writer: Writer,
+        partitioner: Partitioner,
+        store: WatermarkStore,
+        metrics: SingerMetrics,
+        host: str,
+    ) -> None:
+        self.key = key
+        self.directory = directory
+        self.settings = settings
+        self.writer = writer
+        self.store = store
+        self.metrics = metrics
+        self.host = host.encode()
+        self.partitioner = partitioner
+        self.read_stats = ReadStats()
+        self.inflight: deque[Batch] = deque()
+        self.watermark = store.load(key) or self._migrated()
+        self.tail = StreamTail(
+            directory, re.compile(settings.pattern), self._reader, self.watermark, settings.rotation_grace_s
+        )
+        self.lag_bytes = 0
+        self.hungry = True  # the last read may have left data behind: read again without waiting
+        self.stuck = False
+        self.last_error: str | None = None
+        self._last_progress = time.monotonic()
+        self._retry_at = 0.0
+        self._unsaved: Watermark | None = None  # acknowledged, not yet written
+        self._saved_at = 0.0
+        self._backoff = settings.retry_backoff_s
+        self._strikes: dict[tuple[int, int], int] = {}
+        self._poison: set[tuple[int, int]] = set()
+        self._queued_to: tuple[int, int, int] | None = None  # (device, inode, offset) of the last batch queued
+        self._reported: dict[str, int] = {}
+        self._repeats = LogThrottle(_log)
+        self._labels = metrics.lag_bytes.labels(key)  # created so every stream shows up at 0
+
+    # --- set-up ----------------------------------------------------------------------------------
+
+    def _reader(self, fd: int, offset: int) -> Reader:
+        s = self.settings
+        reader: Reader
+        if s.format == "thrift":
+            reader = ThriftReader(fd, offset, max_message_bytes=s.max_message_bytes)
+        else:
+            reader = TextReader(
+                fd,
+                offset,
+                max_message_bytes=s.max_message_bytes,
+                keep_newline=s.keep_newline,
+                start_regex=s.start_regex,
+            )
+        reader.stats = self.read_stats
+        return reader
+
+    def _migrated(self) -> Watermark | None:
+        """The reference agent's position for this stream, if configured and its file is still here."""
+        ref = self.settings.reference_watermark
+        if ref is None:
+            return None
+        path = ref if ref.is_absolute() else self.directory / ref
+        try:
+            inode, offset = read_reference_watermark(path)
+        except FileNotFoundError:
+            return None
+        except ReferenceWatermarkError as exc:
+            _log.error("reference watermark unusable, starting from the oldest file", stream=self.key, error=str(exc))
+            return None
+        for f in list_stream(self.directory, re.compile(self.settings.pattern)):
+            if f.inode == inode:
+                fd = os.open(f.path, os.O_RDONLY)
+                try:
+                    digest, nbytes = fingerprint(fd, FINGERPRINT_BYTES)
+                finally:
+                    os.close(fd)
+                mark = Watermark(f.device, f.inode, offset, digest, nbytes, str(f.path))
+                self.store.save(self.key, mark)
+                _log.info("migrated the reference watermark", stream=self.key, path=str(f.path), offset=offset)
+                return mark
+        _log.warning("reference watermark names no current file", stream=self.key, inode=inode)
+        return None
+
+    # --- the data path ---------------------------------------------------------------------------
+
+    @property
+    def inflight_bytes(self) -> int:
+        return sum(b.bytes for b in self.inflight)
+
+    def step(self, now: float, look_around: bool, room_bytes: int) -> bool:
+        """Settle finished batches, then read and send one chunk if allowed. True if records were sent."""
+        self.settle(now)
+        if now < self._retry_at or room_bytes <= 0:
+            return False
+        try:
+            current, records = self.tail.read(look_around)
+        except OSError as exc:
+            self.tail.last_error = str(exc)
+            current, records = None, []
+        if self.tail.last_error != self.last_error and self.tail.last_error is not None:
+            self._repeats.log("error", ("read", self.key), "stream cannot read on", stream=self.key,
+                              error=self.tail.last_error)  # fmt: skip
+        self.last_error = self.tail.last_error
+        self.hungry = bool(records) or (current is not None and not current.reader.eof)
+        if current is None:
+            return False
+        end = current.reader.position
+        if not records:
+            if self._queued_to != (current.device, current.inode, end) and end > 0:
+                self._queue(current, [], end, now)  # records dropped by the reader still move the watermark
+            return False
+        limit_n, limit_b = self.settings.batch_records, self.settings.batch_bytes
+        start = 0
+        while start < len(records):
+            size, stop = 0, start
+            while stop < len(records) and stop - start < limit_n and (size < limit_b or stop == start):
+                size += len(records[stop].value)
+                stop += 1
+            self._queue(
+                current, records[start:stop], end if stop == len(records) else records[stop - 1].next_offset, now
+            )
+            start = stop
+        return True
+
+    def _queue(self, current: OpenFile, records: list[Record], end: int, now: float) -> None:
+        if self._poison:
+            records = self._divert_poison(current, records)
+        batch = Batch(
+            current.watermark(end),
+            len(records),
+            sum(len(r.value) for r in records),
+            now + self.settings.batch_timeout_s,
+        )
+        self.inflight.append(batch)
+        self._queued_to = (current.device, current.inode, end)
+        if records:
+            try:
+                self.writer.send(
+                    self.settings.topic_uri, records, batch, self.partitioner, current.inode, self.host,
+                    current.content_id,
+                )  # fmt: skip
+            except Exception as exc:  # metadata unavailable: the batch fails and is retried
+                batch.failures.append((str(exc), None))
+                batch.pending = 0
+
+    def _divert_poison(self, current: OpenFile, records: list[Record]) -> list[Record]:
+        keep = []
+        for record in records:
+            mark = (current.inode, record.next_offset)
+            if mark not in self._poison:
+                keep.append(record)
+                continue
+            self._poison.discard(mark)
+            dlq = self.settings.dead_letter_topic_uri
+            if dlq is None:
+                self.metrics.skipped.labels(self.key).inc()
+                _log.error("undeliverable record skipped", stream=self.key, next_offset=record.next_offset)
+            else:
+                file_id = current.content_id(record.next_offset)
+                self.writer.dead_letter(
+                    dlq, record, current.inode, self.host, file_id, "undeliverable", self._dead_lettered
+                )
+        return keep
+
+    def _dead_lettered(self, ok: bool) -> None:
+        (self.metrics.dead_lettered if ok else self.metrics.skipped).labels(self.key).inc()
+
+    def settle(self, now: float) -> None:
+        """Advance the watermark over acknowledged batches; rewind on the first failed or timed-out one."""
+        advanced = False
+        while self.inflight:
+            batch = self.inflight[0]
+            if batch.ok:
+                self.inflight.popleft()
+                self._unsaved, advanced = batch.watermark, True
+                self.metrics.records_sent.labels(self.key).inc(batch.count)
+                self.metrics.bytes_sent.labels(self.key).inc(batch.bytes)
+            elif batch.done or now > batch.deadline:
+                self._rewind(batch, now)
+                break
+            else:
+                break
+        if advanced:
+            self._backoff = self.settings.retry_backoff_s
+            self._last_progress = now
+        if self._unsaved is not None and now - self._saved_at >= self.settings.watermark_interval_s:
+            self.save(now)
+
+    def save(self, now: float) -> None:
+        """Write the watermark of everything acknowledged so far, if it moved."""
+        mark = self._unsaved
+        if mark is None:
+            return
+        try:
+            self.store.save(self.key, mark)
+        except OSError as exc:
+            self._repeats.log("error", ("save", self.key), "watermark not saved", stream=self.key, error=str(exc))
+            return
+        self._unsaved, self._saved_at = None, now
+        self.watermark = mark
+        self.tail.release(mark)
+        self.tail.refresh_fingerprint()
+
+    def _rewind(self, batch: Batch, now: float) -> None:
+        if batch.failures:
+            reason = batch.failures[0][0]
+        else:
+            reason = f"timed out after {self.settings.batch_timeout_s}s with {batch.pending} records unacknowledged"
+        self.metrics.delivery_errors.labels(self.key).inc(max(len(batch.failures), 1))
+        self.metrics.batch_retries.labels(self.key).inc()
+        inode = batch.watermark.inode
+        for error, offset in batch.failures:
+            if offset is None:
+                continue
+            too_large = any(word in error.lower() for word in _TOO_LARGE)
+            if too_large or batch.acked:  # its batch-mates got through: this record is the problem
+                mark = (inode, offset)
+                self._strikes[mark] = self._strikes.get(mark, 0) + 1
+                if too_large or self._strikes[mark] >= POISON_STRIKES:
+                    self._poison.add(mark)
+                    self._strikes.pop(mark, None)
+        self._repeats.log(
+            "warning", ("rewind", self.key), "batch failed, rewinding to the watermark", stream=self.key,
+            error=reason, retry_in_s=round(self._backoff, 2),
+        )  # fmt: skip
+        self.inflight.clear()
+        self._queued_to = None
+        self.save(now)  # what was acknowledged before the failure is kept
+        self.tail.rewind(self.watermark)
+        self._retry_at = now + self._backoff
+        self._backoff = min(self._backoff * 2, self.settings.retry_backoff_max_s)
+
+    # --- housekeeping ----------------------------------------------------------------------------
+
+    def refresh(self, now: float, stuck_after_s: float) -> None:
+        """Lag, stuck state and counters for the metrics; called every few seconds."""
+        lag = bytes_after(list_stream(self.directory, self.tail.pattern), self.watermark)
+        self.lag_bytes = lag
+        if lag == 0:
+            self._last_progress = now
+        self.stuck = lag > 0 and now - self._last_progress > stuck_after_s
+        self._labels.set(lag)
+        self.metrics.stuck.labels(self.key).set(1 if self.stuck else 0)
+        tail = self.tail.stats
+        for name, value, counter in (
+            ("truncated", self.read_stats.truncated, self.metrics.truncated),
+            ("dropped", self.read_stats.dropped, self.metrics.skipped),
+            ("copytruncate", tail.copytruncate, self.metrics.copytruncate),
+            ("lost", tail.bytes_unrecoverable, self.metrics.bytes_lost),
+            ("skipped_bytes", tail.skipped_bytes, self.metrics.skipped_bytes),
+        ):
+            delta = value - self._reported.get(name, 0)
+            if delta > 0:
+                counter.labels(self.key).inc(delta)
+                self._reported[name] = value
+
+    def status(self) -> dict[str, Any]:
+        mark = self.watermark
+        current = self.tail.current
+        return {
+            "stream": self.key,
+            "file": str(current.path) if current else None,
+            "watermark": None if mark is None else {"path": mark.path, "inode": mark.inode, "offset": mark.offset},
+            "lag_bytes": self.lag_bytes,
+            "inflight_batches": len(self.inflight),
+            "stuck": self.stuck,
+            "error": self.last_error,
+            "copytruncate": self.tail.stats.copytruncate,
+            "bytes_unrecoverable": self.tail.stats.bytes_unrecoverable,
+        }
+
+    def close(self) -> None:
+        self.save(time.monotonic())
+        self.tail.close()
+        self.inflight.clear()
+
+    @property
+    def idle(self) -> bool:
+        return not self.inflight
+
+
+def stream_key(name: str, directory: Path) -> str:
+    return f"{name}@{directory}"

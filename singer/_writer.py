@@ -1,0 +1,172 @@
+"""Sending batches through one shared ``psc.Producer`` per producer configuration.
+
+Nothing here blocks: records are queued with a delivery callback bound to their batch, and the agent's loop
+serves callbacks with ``poll(0)``. A batch is done when every record has been reported; it succeeded only
+if every report was a success.
+
+Each record carries the headers consumers deduplicate with: ``_mid`` (16 bytes: the file's inode, then the
+offset after the record, both big-endian, as the reference agent writes it), ``_ots`` (the record's
+timestamp in ns, or the read time), ``host`` and ``_fid`` (8 bytes naming the file's content generation, so
+``_mid`` stays unique across copytruncate and reused inodes, where offsets start again).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psc
+from psc.common.log import get_logger
+from singer._files import CONTENT_ID_BYTES
+from singer._partitioners import Partitioner, Partitions
+from singer._records import Record
+from singer._watermark import Watermark
+
+_log = get_logger("singer.writer")
+
+MID = struct.Struct(">QQ")
+OTS = struct.Struct(">q")
+PARTITIONS_TTL_S = 30.0
+
+
+class Batch:
+    """Records read together from one file, acknowledged as a whole."""
+
+    __slots__ = ("acked", "bytes", "count", "deadline", "failures", "pending", "watermark")
+
+    def __init__(self, watermark: Watermark, count: int, nbytes: int, deadline: float) -> None:
+        self.watermark = watermark  # where the stream resumes once this batch and all before it are delivered
+        self.count = count
+        self.bytes = nbytes
+        self.pending = count
+        self.acked = 0
+        self.failures: list[tuple[str, int | None]] = []  # (error, offset after the failed record)
+        self.deadline = deadline
+
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        self.pending -= 1
+        if err is None:
+            self.acked += 1
+        else:
+            self.failures.append((str(err), _next_offset_of(msg)))
+
+    @property
+    def done(self) -> bool:
+        return self.pending <= 0
+
+    @property
+    def ok(self) -> bool:
+        return self.pending <= 0 and not self.failures
+
+
+def _next_offset_of(msg: Any) -> int | None:
+    try:
+        for name, value in msg.headers() or ():
+            if name == "_mid":
+                return int(MID.unpack(value)[1])
+    except Exception:  # a report without headers: the record is not identified
+        return None
+    return None
+
+
+ProducerFactory = Callable[[Mapping[str, str]], Any]
+
+
+class Writer:
+    """One producer for every stream with the same producer configuration."""
+
+    def __init__(self, config: Mapping[str, str], factory: ProducerFactory = psc.Producer) -> None:
+        self.config = dict(config)
+        self.producer = factory(self.config)
+        self._partitions: dict[str, tuple[float, Partitions]] = {}
+
+    def partitions(self, topic_uri: str) -> Partitions:
+        """The topic's partitions, from metadata at most ``PARTITIONS_TTL_S`` old; raises if it has none."""
+        now = time.monotonic()
+        cached = self._partitions.get(topic_uri)
+        if cached is not None and now - cached[0] < PARTITIONS_TTL_S:
+            return cached[1]
+        metadata = self.producer.list_topics(topic_uri, 10.0)
+        topic = metadata.topics.get(topic_uri) or metadata.topics.get(psc.parse_topic_uri(topic_uri).topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            problem = "not in the metadata" if topic is None else (topic.error or "no partitions")
+            raise RuntimeError(f"topic {topic_uri}: {problem}")
+        parts = Partitions(tuple(sorted(topic.partitions)))
+        self._partitions[topic_uri] = (now, parts)
+        return parts
+
+    def send(
+        self,
+        topic_uri: str,
+        records: Sequence[Record],
+        batch: Batch,
+        partitioner: Partitioner,
+        inode: int,
+        host: bytes,
+        content_id: Callable[[int], bytes],
+    ) -> None:
+        """Queue ``records``; every one is reported to ``batch``. A record the producer refuses is reported
+        failed at once, so the batch still completes. ``content_id(next_offset)`` gives the ``_fid`` header."""
+        parts = self.partitions(topic_uri)
+        produce = self.producer.produce
+        choose = partitioner.partition
+        deliver = batch.on_delivery
+        pack_mid = MID.pack
+        host_header = ("host", host)
+        read_ots = ("_ots", OTS.pack(time.time_ns()))  # text records have no timestamp: the read time
+        file_id = ("_fid", content_id(CONTENT_ID_BYTES))
+        index = 0
+        try:
+            for index, record in enumerate(records):  # noqa: B007 - index names the first record not queued
+                ts, end = record.timestamp_ns, record.next_offset
+                headers = [
+                    ("_mid", pack_mid(inode, end)),
+                    read_ots if ts is None else ("_ots", OTS.pack(ts)),
+                    host_header,
+                    file_id if end >= CONTENT_ID_BYTES else ("_fid", content_id(end)),
+                ]
+                key = record.key
+                produce(
+                    topic_uri, record.value, key, partition=choose(key, parts), headers=headers, on_delivery=deliver
+                )
+        except (BufferError, psc.PscError, ValueError) as exc:
+            # Whatever was not queued fails the batch: it is read again from the watermark.
+            for rest in records[index:]:
+                batch.pending -= 1
+                batch.failures.append((f"not queued: {exc}", rest.next_offset))
+
+    def dead_letter(
+        self,
+        topic_uri: str,
+        record: Record,
+        inode: int,
+        host: bytes,
+        file_id: bytes,
+        reason: str,
+        done: Callable[[bool], None],
+    ) -> None:
+        """Send an undeliverable record to the dead-letter topic; ``done(True)`` once it is there."""
+        headers = [
+            ("_mid", MID.pack(inode, record.next_offset)),
+            ("host", host),
+            ("_fid", file_id),
+            ("_error", reason.encode()[:1000]),
+        ]
+
+        def report(err: Any, msg: Any) -> None:
+            done(err is None)
+
+        try:
+            self.producer.produce(topic_uri, record.value, record.key, headers=headers, on_delivery=report)
+        except (BufferError, psc.PscError, ValueError) as exc:
+            _log.error("dead letter refused", topic_uri=topic_uri, error=str(exc))
+            done(False)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        self.producer.poll(timeout)
+
+    def close(self, timeout: float) -> None:
+        self.producer.flush(timeout)
+        self.producer.close()

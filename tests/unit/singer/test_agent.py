@@ -1,0 +1,347 @@
+"""The agent's data path against a fake producer: batches, watermarks, rewinds, poison records, reload."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from psc import ClusterMetadata, PartitionMetadata, TopicMetadata
+from psc.common.settings import SettingsError
+from singer._agent import Agent
+from singer._config import load_agent, load_stream
+from singer._metrics import SingerMetrics
+from singer._watermark import WatermarkStore
+
+URI = "plaintext:/rn:kafka:local:local_dev::cluster01:logs"
+DLQ = "plaintext:/rn:kafka:local:local_dev::cluster01:dead"
+
+
+class FakeMessage:
+    def __init__(self, headers: list[tuple[str, bytes]]) -> None:
+        self._headers = headers
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self._headers
+
+
+class FakeProducer:
+    """Acknowledges on poll; ``fail`` decides which records fail (by value)."""
+
+    instances: list[FakeProducer] = []
+
+    def __init__(self, config: Mapping[str, str]) -> None:
+        self.config = dict(config)
+        self.queued: list[tuple[str, bytes, Any, Callable[..., None]]] = []
+        self.delivered: list[tuple[str, bytes, int, list[tuple[str, bytes]]]] = []
+        self.fail: Callable[[str, bytes], str | None] = lambda topic, value: None
+        self.hold = False  # keep records queued (a broker that does not answer)
+        FakeProducer.instances.append(self)
+
+    def produce(self, topic: str, value: bytes, key: Any = None, partition: int = -1, headers: Any = None,
+                on_delivery: Callable[..., None] | None = None) -> None:  # fmt: skip
+        self.queued.append((topic, value, (partition, headers), on_delivery or (lambda e, m: None)))
+
+    def poll(self, timeout: float = 0) -> int:
+        if self.hold:
+            return 0
+        queued, self.queued = self.queued, []
+        for topic, value, (partition, headers), callback in queued:
+            error = self.fail(topic, value)
+            if error is None:
+                self.delivered.append((topic, value, partition, headers or []))
+            callback(error, FakeMessage(headers or []))
+        return len(queued)
+
+    def list_topics(self, uri: str, timeout: float) -> ClusterMetadata:
+        parts = {i: PartitionMetadata(i, 1, (1,), (1,)) for i in range(3)}
+        return ClusterMetadata("c", None, 1, {1: "b"}, {uri: TopicMetadata(uri, parts)})
+
+    def flush(self, timeout: float | None = None) -> int:
+        self.poll()
+        return len(self.queued)
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path]:
+    FakeProducer.instances = []
+    config, logs = tmp_path / "conf", tmp_path / "logs"
+    (config / "conf.d").mkdir(parents=True)
+    logs.mkdir()
+    (config / "singer.toml").write_text("poll_interval_s = 0.01\nreload_interval_s = 0.01\nuse_inotify = false\n")
+    write_stream(config, "app", logs)
+    return config, logs
+
+
+def write_stream(config: Path, name: str, logs: Path, **extra: Any) -> None:
+    lines = [f'dir = "{logs}"', "pattern = 'app\\.log(\\.\\d+)?'", f'topic_uri = "{URI}"']
+    for key, value in {"batch_records": 2, **extra}.items():
+        if isinstance(value, dict):  # a TOML inline table
+            lines.append(f"{key} = {{{', '.join(f'{k} = {json.dumps(v)}' for k, v in value.items())}}}")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    (config / "conf.d" / f"{name}.toml").write_text("\n".join(lines) + "\n")
+
+
+def make_agent(config: Path) -> Agent:
+    return Agent(config, load_agent(config), producer_factory=FakeProducer, metrics=SingerMetrics())
+
+
+def turns(agent: Agent, n: int = 20, start: float = 100.0, step: float = 0.05) -> float:
+    now = start
+    for _ in range(n):
+        agent.run_once(now)
+        now += step
+    return now
+
+
+def offsets(agent: Agent) -> dict[str, int]:
+    store = WatermarkStore(agent.settings.state_dir or Path())
+    return {k: m.offset for k in agent.streams if (m := store.load(k)) is not None}
+
+
+def test_ships_lines_with_headers_and_saves_the_watermark(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"a\nb\nc\n")
+    agent = make_agent(config)
+    turns(agent)
+    producer = FakeProducer.instances[0]
+    assert [d[1] for d in producer.delivered] == [b"a\n", b"b\n", b"c\n"]
+    inode = (logs / "app.log").stat().st_ino
+    headers = dict(producer.delivered[1][3])
+    assert headers["_mid"] == struct.pack(">QQ", inode, 4) and headers["host"] == agent.settings.host.encode()
+    assert len(headers["_ots"]) == 8
+    assert headers["_fid"] == hashlib.sha256(b"a\nb\n").digest()[:8]  # the file's first bytes up to the record
+    assert dict(producer.delivered[2][3])["_fid"] == hashlib.sha256(b"a\nb\nc\n").digest()[:8]
+    assert set(d[2] for d in producer.delivered) <= {0, 1, 2}
+    assert list(offsets(agent).values()) == [6]
+    assert producer.config["psc.producer.compression.type"] == "lz4"
+
+
+def test_watermark_waits_for_every_record_of_the_batch(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"a\nb\n")
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.hold = True
+    turns(agent, 5)
+    assert offsets(agent) == {} and len(producer.queued) == 2
+    producer.hold = False
+    turns(agent, 3)
+    assert list(offsets(agent).values()) == [4]
+
+
+def test_failed_batch_rewinds_and_is_sent_again(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"a\nb\nc\nd\n")
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.fail = lambda topic, value: "_TRANSPORT: broker down"
+    turns(agent, 5)
+    assert offsets(agent) == {}
+    producer.fail = lambda topic, value: None
+    turns(agent, 200)  # past the backoff
+    values = [d[1] for d in producer.delivered]
+    assert set(values) == {b"a\n", b"b\n", b"c\n", b"d\n"} and list(offsets(agent).values()) == [8]
+
+
+def test_batch_times_out_as_a_whole(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    write_stream(config, "app", logs, batch_timeout_s=1.0)
+    (logs / "app.log").write_bytes(b"a\n")
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.hold = True
+    turns(agent, 30, step=0.1)
+    assert agent.metrics.batch_retries.labels(next(iter(agent.streams)))._value.get() >= 1
+    assert offsets(agent) == {}
+
+
+def test_poison_record_goes_to_the_dead_letter_topic(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    write_stream(config, "app", logs, dead_letter_topic_uri=DLQ, retry_backoff_s=0.01)
+    (logs / "app.log").write_bytes(b"ok1\nBAD\nok2\nok3\n")
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.fail = lambda topic, value: "MSG_SIZE_TOO_LARGE" if value == b"BAD\n" and topic == URI else None
+    turns(agent, 60)
+    key = next(iter(agent.streams))
+    assert (DLQ, b"BAD\n") in [(d[0], d[1]) for d in producer.delivered]
+    assert {d[1] for d in producer.delivered if d[0] == URI} == {b"ok1\n", b"ok2\n", b"ok3\n"}
+    assert agent.metrics.dead_lettered.labels(key)._value.get() == 1
+    assert list(offsets(agent).values()) == [16]
+
+
+def test_poison_record_without_dead_letters_is_skipped_and_counted(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    write_stream(config, "app", logs, retry_backoff_s=0.01)
+    (logs / "app.log").write_bytes(b"ok1\nBAD\n")
+    agent = make_agent(config)
+    agent.reload()
+    FakeProducer.instances[0].fail = lambda topic, value: "rejected" if value == b"BAD\n" else None
+    turns(agent, 80)
+    assert agent.metrics.skipped.labels(next(iter(agent.streams)))._value.get() == 1
+    assert list(offsets(agent).values()) == [8]
+
+
+def test_inflight_bytes_are_capped(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (config / "singer.toml").write_text("max_inflight_bytes = 1024\nuse_inotify = false\npoll_interval_s = 0.01\n")
+    (logs / "app.log").write_bytes(b"x" * 99 + b"\n" * 1 + (b"y" * 99 + b"\n") * 5000)
+    write_stream(config, "app", logs, batch_records=5)
+    agent = make_agent(config)
+    agent.reload()
+    FakeProducer.instances[0].hold = True
+    for stream in agent.streams.values():
+        stream.tail.make_reader = _small_chunks(stream.tail.make_reader)
+    turns(agent, 50)
+    assert sum(s.inflight_bytes for s in agent.streams.values()) <= 1024 + 4096
+
+
+def _small_chunks(make: Callable[[int, int], Any]) -> Callable[[int, int], Any]:
+    def factory(fd: int, offset: int) -> Any:
+        reader = make(fd, offset)
+        reader.chunk_bytes = 4096
+        return reader
+
+    return factory
+
+
+def test_reload_adds_changes_and_removes_streams_and_reports_broken_files(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    other = logs.parent / "other"
+    other.mkdir()
+    (other / "app.log").write_bytes(b"o\n")
+    (logs / "app.log").write_bytes(b"a\n")
+    agent = make_agent(config)
+    now = turns(agent, 5)
+    write_stream(config, "other", other)
+    (config / "conf.d" / "broken.toml").write_text('dir = 5\npattern = "("\n')
+    now = turns(agent, 5, now)
+    assert len(agent.streams) == 2 and agent.metrics.config_errors._value.get() == 1
+    sent = [d[1] for d in FakeProducer.instances[0].delivered]
+    assert b"o\n" in sent and b"a\n" in sent
+    (config / "conf.d" / "app.toml").unlink()
+    turns(agent, 5, now)
+    assert [k.split("@")[0] for k in agent.streams] == ["other"]
+
+
+def test_config_reports_every_problem_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('dir = 5\npattern = "("\ntopic_uri = "nonsense"\nformat = "xml"\nmax_message_bytes = 1\n')
+    with pytest.raises(SettingsError) as info:
+        load_stream(path)
+    text = str(info.value)
+    assert str(path) in text
+    for key in ("dir", "pattern", "topic_uri", "format", "max_message_bytes"):
+        assert f"\n  - {key}:" in text
+    path.write_text(f'dir = "/x"\npattern = "a"\ntopic_uri = "{URI}"\n[partitioner]\ntype = "fixed"\ncount = 0\n')
+    with pytest.raises(SettingsError, match="at least 1"):
+        load_stream(path)
+    (tmp_path / "singer.toml").write_text("max_inflight_bytes = 1\nbogus = 1\n")
+    with pytest.raises(SettingsError, match="bogus"):
+        load_agent(tmp_path)
+
+
+def test_migrates_the_reference_watermark_and_resumes_after_it(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"sent-by-reference\nnew\n")
+    inode = (logs / "app.log").stat().st_ino
+    (logs / ".app.app.log").write_text(f'{{"1":{{"rec":{{"1":{{"i64":{inode}}}}}}},"2":{{"i64":18}}}}')
+    write_stream(config, "app", logs, reference_watermark=".app.app.log")
+    agent = make_agent(config)
+    turns(agent)
+    assert [d[1] for d in FakeProducer.instances[0].delivered] == [b"new\n"]
+    assert list(offsets(agent).values()) == [22]
+
+
+def test_thrift_stream_moves_the_watermark_over_dropped_records(setup: tuple[Path, Path]) -> None:
+    from singer._thrift import LogMessage, frame
+
+    config, logs = setup
+    write_stream(config, "app", logs, format="thrift", max_message_bytes=16)
+    data = frame(LogMessage(b"k" * 100)) + frame(LogMessage(b"ok", key=b"key", timestamp_ns=42))
+    (logs / "app.log").write_bytes(data)
+    agent = make_agent(config)
+    turns(agent)
+    delivered = FakeProducer.instances[0].delivered
+    assert [d[1] for d in delivered] == [b"ok"]
+    assert dict(delivered[0][3])["_ots"] == struct.pack(">q", 42)
+    assert list(offsets(agent).values()) == [len(data)]
+    key = next(iter(agent.streams))
+    agent.run_once(1000.0)  # a refresh turn publishes the reader's counters
+    assert agent.metrics.skipped.labels(key)._value.get() == 1
+
+
+def test_heartbeat_status_and_metrics(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    config, logs = setup
+    with (config / "singer.toml").open("a") as f:
+        f.write(f'[heartbeat]\ntopic_uri = "{URI}-hb"\ninterval_s = 1\n')
+    (logs / "app.log").write_bytes(b"a\nb\n")
+    agent = make_agent(config)
+    turns(agent)
+    beats = [d for p in FakeProducer.instances for d in p.delivered if d[0].endswith("-hb")]
+    assert beats and json.loads(beats[0][1])["host"] == agent.settings.host
+    text = generate_latest(agent.metrics.registry).decode()
+    for name in ("singer_lag_bytes", "singer_records_sent_total", "singer_heartbeats_total", "singer_stuck_streams"):
+        assert name in text
+    from singer.cli import main
+
+    capsys.readouterr()
+    assert main(["status", "--config", str(config), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["lag_bytes"] == 0 and row["watermark"]["offset"] == 4
+    (logs / "app.log").write_bytes(b"a\nb\nmore\n")
+    assert main(["status", "--config", str(config)]) == 0
+    assert "lag 5 B" in capsys.readouterr().out
+
+
+def test_drain_waits_for_batches_in_flight_and_saves_their_watermark(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"a\nb\n")
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.hold = True
+    turns(agent, 3)
+    assert offsets(agent) == {}
+    producer.hold = False
+    assert agent.drain() == 0
+    store = WatermarkStore(agent.settings.state_dir or Path())
+    assert [m.offset for m in (store.load(k) for k in agent.streams) if m] == [4]
+
+
+def test_single_partitioner_is_one_partition_per_topic_across_streams(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    for name in ("a", "b", "c"):
+        (logs / name).mkdir()
+        (logs / name / "app.log").write_bytes(b"x\n" * 20)
+    write_stream(config, "app", logs / "*", partitioner={"type": "single"})
+    agent = make_agent(config)
+    turns(agent)
+    assert len(agent.streams) == 3
+    assert len({d[2] for d in FakeProducer.instances[0].delivered}) == 1
+    assert len(FakeProducer.instances[0].delivered) == 60
+
+
+def test_a_missing_config_directory_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from singer.cli import main
+
+    assert main(["status", "--config", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "nope").exists()
+    with pytest.raises(SettingsError, match="not a directory"):
+        load_agent(tmp_path / "nope")  # what singer run reports before anything starts
+    assert not (tmp_path / "nope").exists()

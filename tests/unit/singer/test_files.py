@@ -1,0 +1,208 @@
+"""Following a stream's files: ordering, rename rotation, copytruncate, deletion, identity, rewind."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from singer._files import StreamTail, fingerprint, list_stream
+from singer._records import Record
+from singer._text import TextReader
+from singer._watch import EVERYTHING, Watcher
+
+PATTERN = re.compile(r"app\.log(\.\d+)?")
+
+
+def tail_of(directory: Path, grace: float = 0.0) -> StreamTail:
+    return StreamTail(directory, PATTERN, lambda fd, off: TextReader(fd, off, chunk_bytes=64), None, grace)
+
+
+def drain(tail: StreamTail, rounds: int = 50) -> list[bytes]:
+    out: list[bytes] = []
+    for _ in range(rounds):
+        _, records = tail.read()
+        out += [r.value for r in records]
+    return out
+
+
+def write(path: Path, data: bytes, mtime_ns: int | None = None) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+@pytest.fixture
+def logdir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+
+
+def test_files_are_ordered_oldest_first_and_the_regex_is_a_real_regex(logdir: Path) -> None:
+    for name, t in [("app.log", 3), ("app.log.1", 2), ("app.log.2", 2), ("appXlog", 1), (".app.log.w", 1)]:
+        write(logdir / name, b"x\n", t * 10**9)
+    names = [f.path.name for f in list_stream(logdir, PATTERN)]
+    assert names == ["app.log.2", "app.log.1", "app.log"]
+
+
+def test_rename_rotation_loses_nothing(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"1\n2\n")
+    tail = tail_of(logdir)
+    assert drain(tail, 3) == [b"1\n", b"2\n"]
+    write(live, b"3\npartial")  # written just before rotation, not yet read
+    live.rename(logdir / "app.log.1")
+    write(live, b"4\n")
+    os.utime(live, ns=(2**62, 2**62))
+    assert drain(tail) == [b"3\n", b"partial", b"4\n"]
+    assert tail.stats.copytruncate == 0
+
+
+def test_copytruncate_is_detected_and_the_tail_read_from_the_copy(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"a" * 1500 + b"\nb\n")
+    tail = tail_of(logdir)
+    assert len(drain(tail, 40)) == 2
+    write(live, b"unread\n")
+    shutil.copyfile(live, logdir / "app.log.1")
+    os.truncate(live, 0)
+    write(live, b"after\n")
+    os.utime(live, ns=(2**62, 2**62))
+    assert drain(tail) == [b"unread\n", b"after\n"]
+    assert tail.stats.copytruncate == 1 and tail.stats.bytes_unrecoverable == 0
+
+
+def test_copytruncate_without_the_copy_restarts_and_counts_the_loss(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"one\n")
+    tail = tail_of(logdir)
+    assert drain(tail, 3) == [b"one\n"]
+    write(live, b"lost!\n")
+    tail.read()  # sees the size
+    os.truncate(live, 0)
+    write(live, b"new\n")
+    assert drain(tail) == [b"new\n"]
+    assert tail.stats.copytruncate == 1
+
+
+def test_same_size_rewrite_is_caught_by_the_fingerprint(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"first\n")
+    tail = tail_of(logdir)
+    assert drain(tail, 3) == [b"first\n"]
+    with live.open("r+b") as f:
+        f.write(b"other\nmore\n")
+    assert drain(tail) == [b"other\n", b"more\n"]
+    assert tail.stats.copytruncate == 1
+
+
+def test_deleted_file_is_read_to_its_end_and_released(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"x\n")
+    tail = tail_of(logdir)
+    drain(tail, 2)
+    write(live, b"y\n")
+    live.unlink()
+    assert drain(tail, 5) == [b"y\n"]
+    assert tail.current is None
+    tail.release(tail.previous[-1].watermark(4))
+    tail.rewind(None)
+    assert tail.open_files == 0
+    fds = os.listdir("/proc/self/fd")
+    write(live, b"z\n")
+    assert drain(tail, 3) == [b"z\n"]
+    tail.close()
+    assert len(os.listdir("/proc/self/fd")) <= len(fds)
+
+
+def test_resumes_from_a_watermark_and_skips_files_before_it(logdir: Path) -> None:
+    write(logdir / "app.log.1", b"old\n", 10**9)
+    write(logdir / "app.log", b"done\nnext\n", 2 * 10**9)
+    fd = os.open(logdir / "app.log", os.O_RDONLY)
+    tail = tail_of(logdir)
+    tail.read()  # opens the oldest file
+    assert tail.current is not None
+    st = os.fstat(fd)
+    digest, nbytes = fingerprint(fd)
+    os.close(fd)
+    from singer._watermark import Watermark
+
+    resumed = StreamTail(
+        logdir,
+        PATTERN,
+        lambda fd, off: TextReader(fd, off),
+        Watermark(st.st_dev, st.st_ino, 5, digest, nbytes, "app.log"),
+    )
+    assert drain(resumed, 3) == [b"next\n"]
+    tail.close()
+    resumed.close()
+
+
+def test_watermark_of_a_reused_inode_is_not_trusted(logdir: Path) -> None:
+    from singer._watermark import Watermark
+
+    write(logdir / "app.log", b"brand new content\n")
+    st = (logdir / "app.log").stat()
+    stale = Watermark(st.st_dev, st.st_ino, 10, "0" * 64, 1024, "app.log")
+    tail = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), stale)
+    assert drain(tail, 3) == [b"brand new content\n"]
+    tail.close()
+
+
+def test_rewind_reads_again_from_the_watermark(logdir: Path) -> None:
+    write(logdir / "app.log", b"a\nb\nc\n")
+    tail = tail_of(logdir)
+    current, records = tail.read()
+    assert current is not None and [r.next_offset for r in records] == [2, 4, 6]
+    tail.rewind(current.watermark(2))
+    assert tail.read()[1] == [Record(b"b\n", 4), Record(b"c\n", 6)]
+    tail.close()
+
+
+def test_inotify_reports_the_changed_directory(tmp_path: Path) -> None:
+    watcher = Watcher()
+    assert watcher.available
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    watcher.watch(a)
+    watcher.watch(b)
+    assert watcher.changes() == set()
+    write(b / "app.log", b"x\n")
+    watcher.wait(1.0)
+    assert watcher.changes() == {b}
+    watcher.close()
+    polling = Watcher(enabled=False)
+    assert polling.changes() is EVERYTHING
+    started = time.monotonic()
+    polling.wait(0.2)  # without inotify the loop sleeps instead of spinning
+    assert time.monotonic() - started >= 0.19
+
+
+def test_a_copy_newer_than_the_live_file_is_not_taken_for_its_successor(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"a" * 1500 + b"\nb\n", 10**18)
+    tail = tail_of(logdir)
+    assert len(drain(tail, 40)) == 2
+    shutil.copyfile(live, logdir / "app.log.1")  # copytruncate's copy, newer than the live file
+    os.utime(logdir / "app.log.1", ns=(2 * 10**18, 2 * 10**18))
+    assert drain(tail, 5) == []  # not read again as if it were the next file
+    os.truncate(live, 0)
+    write(live, b"after\n", 3 * 10**18)
+    assert drain(tail) == [b"after\n"]
+    assert tail.stats.copytruncate == 1
+
+
+def test_a_copy_still_being_made_is_not_taken_for_the_next_file(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"a" * 1500 + b"\nb\n", 10**18)
+    tail = tail_of(logdir)
+    assert len(drain(tail, 40)) == 2
+    write(logdir / "app.log.1", b"a" * 100, 2 * 10**18)  # the first bytes of a copy in progress
+    assert drain(tail, 5) == []
+    assert tail.current is not None and tail.current.path == live
