@@ -408,12 +408,15 @@ def draw(outcomes: Sequence[Outcome], path: Path) -> None:
     skew_axis.set_ylabel("skew (max / mean bytes per partition)", color="#dd8452")
     top.set_title(
         f"Singer partitioners: {base.hosts} producers, {base.partitions}-partition topic, "
-        f"{base.raw_bytes / 1e6:.0f} MB of access log each"
+        f"{base.raw_bytes / 1e6:.0f} MB of access log in all"
     )
     bottom.plot(
-        x, [o.connections_seed_layout for o in outcomes], marker="s", label="connections (120 partitions on 30 brokers)"
+        x,
+        [o.connections_seed_layout for o in outcomes],
+        marker="s",
+        label=f"connections, modeled: partition p led by broker p mod {SEED_BROKERS}",
     )
-    bottom.plot(x, [o.produce_requests for o in outcomes], marker="^", label="produce requests (1 broker, measured)")
+    bottom.plot(x, [o.produce_requests for o in outcomes], marker="^", label="produce requests, measured")
     bottom.set_yscale("log")
     bottom.set_xticks(list(x), labels)
     bottom.set_ylabel("count (log scale)")
@@ -437,7 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="partitioner label (repeatable), e.g. single")
     parser.add_argument("--json", type=Path, help="write the outcomes to this file")
     parser.add_argument("--png", type=Path, nargs="?", const=FIGURE, help=f"draw the figure (default {FIGURE})")
+    parser.add_argument("--from-json", type=Path, help="report a saved run (from --json) instead of running")
     args = parser.parse_args(argv)
+    if args.from_json:
+        outcomes = [Outcome(**row) for row in json.loads(args.from_json.read_text())]
+        return report(outcomes, None, args.png)
     chosen = [p for p in PARTITIONERS if not args.only or p[0] in args.only]
     with resolve_services() as services:
         setup = Setup(
@@ -451,11 +458,15 @@ def main(argv: list[str] | None = None) -> int:
             compression=args.compression,
         )
         outcomes = [run_partitioner(setup, label, kind, params) for label, kind, params in chosen]
+    return report(outcomes, args.json, args.png)
+
+
+def report(outcomes: Sequence[Outcome], json_path: Path | None, png_path: Path | None) -> int:
     print(table(outcomes))
-    if args.json:
-        args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")
-    if args.png:
-        draw(outcomes, args.png)
+    if json_path:
+        json_path.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")
+    if png_path:
+        draw(outcomes, png_path)
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import struct
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from benchmarks.singer_partitioners import (
     Recording,
     connections,
     draw,
+    main,
     parse_log_dirs,
     produce_requests,
     seed_connections,
@@ -117,3 +120,11 @@ def test_draw_writes_a_png(tmp_path: Path) -> None:
     path = tmp_path / "figure.png"
     draw([_outcome("round-robin", 2.0, 1.0), _outcome("single", 2.5, 8.0)], path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_saved_run_is_reported_again_without_a_broker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps([asdict(_outcome("round-robin", 2.0, 1.0)), asdict(_outcome("single", 3.0, 8.0))]))
+    assert main(["--from-json", str(saved), "--png", str(tmp_path / "f.png")]) == 0
+    assert "single" in capsys.readouterr().out.splitlines()[2]
+    assert (tmp_path / "f.png").exists()
