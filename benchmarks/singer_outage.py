@@ -125,14 +125,20 @@ class Sampler:
     rss: dict[str, int] = field(default_factory=dict)  # phase -> largest RSS
     lag: dict[str, int] = field(default_factory=dict)  # phase -> largest lag in bytes
     inflight: dict[str, int] = field(default_factory=dict)  # phase -> most batches in flight
+    series: list[tuple[float, str, float]] = field(default_factory=list)  # every 5 s: (s, phase, RSS in MB)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
+        started = next_point = time.monotonic()
         while not self._stop.wait(self.interval_s):
             proc = self.singer.proc
             if proc is None:
                 continue
-            self.rss[self.phase] = max(self.rss.get(self.phase, 0), rss_bytes(proc.pid))
+            rss = rss_bytes(proc.pid)
+            self.rss[self.phase] = max(self.rss.get(self.phase, 0), rss)
+            if time.monotonic() >= next_point:
+                self.series.append((round(next_point - started, 1), self.phase, round(rss / 1e6, 1)))
+                next_point += 5.0
             for stream in self.singer.status().values():
                 self.lag[self.phase] = max(self.lag.get(self.phase, 0), int(stream.get("lag_bytes") or 0))
                 self.inflight[self.phase] = max(self.inflight.get(self.phase, 0), int(stream["inflight_batches"]))
@@ -154,6 +160,7 @@ class Outcome:
     lag_bytes: dict[str, int]  # largest lag per phase
     inflight_batches: dict[str, int]
     catch_up_s: float  # from the broker answering again to every line read back
+    rss_series: list[tuple[float, str, float]]  # (seconds since start, phase, RSS in MB) every 5 s
 
 
 def run_outage(
@@ -207,6 +214,7 @@ def run_outage(
         lag_bytes=dict(sampler.lag),
         inflight_batches=dict(sampler.inflight),
         catch_up_s=round(catch_up_s, 1),
+        rss_series=sampler.series,
     )
 
 
