@@ -184,6 +184,7 @@ def run_outage(
         singer.start()
         try:
             writer.start()
+            _wait_until_shipping(singer)  # so "before" measures a running agent, not one still starting
             sampling.start()
             time.sleep(before_s)
             sampler.phase = "outage"
@@ -216,6 +217,14 @@ def run_outage(
         catch_up_s=round(catch_up_s, 1),
         rss_series=sampler.series,
     )
+
+
+def _wait_until_shipping(singer: SingerProcess, limit_s: float = 60.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not any(s.get("watermark") for s in singer.status().values()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"singer shipped nothing within {limit_s:.0f} s:\n{singer.log_text()[-2000:]}")
+        time.sleep(0.1)
 
 
 def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
