@@ -2,17 +2,18 @@
 
 ``python -m benchmarks.singer_partitioners [--hosts 30] [--partitions 120] [--scale 1.0] [--json FILE]``
 
-The seed article's experiment: many hosts ship the same kind of log to one topic of 120 partitions, each
-host through its own producer, and the partitioner decides how far each host's records are spread. For every
-partitioner (round-robin, single, fixed-N for N in 1, 2, 4, 8, 16) a fresh topic is created and every
-simulated host sends a deterministic web access log through Singer's own writer (``singer._writer.Writer``:
-a ``psc.Producer`` configured as the agent configures it, the agent's headers, its default compression) with
-the agent's partitioner class. Measured per partitioner:
+The partitioner experiment of Pinterest's article "Optimizing Pinterest's Data Ingestion Stack": many hosts
+ship the same kind of log to one topic of 120 partitions, each host through its own producer, and the
+partitioner decides how far each host's records are spread. For every partitioner (round-robin, single,
+fixed-N for N in 1, 2, 4, 8, 16) a fresh topic is created and every simulated host sends a deterministic web
+access log through Singer's own writer (``singer._writer.Writer``: a ``psc.Producer`` configured as the agent
+configures it, the agent's headers, its default compression) with the agent's partitioner class. Measured per
+partitioner:
 
 - compression ratio: raw line bytes against the bytes the broker stores (DescribeLogDirs, per partition);
 - produce requests, from librdkafka's statistics of every producer (it sends one partition's batch per request);
 - broker connections: brokers in state UP, summed over producers; and, because the stack runs one broker,
-  the connections the same choice of partitions would need on the seed's 30 brokers (partition p led by
+  the connections the same choice of partitions would need on the article's 30 brokers (partition p led by
   broker p mod 30);
 - skew: the largest partition's stored bytes over the mean of all partitions.
 
@@ -45,10 +46,10 @@ from singer._writer import Batch, Writer
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = ROOT / "docs" / "singer-partitioners.png"
-SEED_BROKERS = 30  # the seed article's cluster: 120 partitions on 30 brokers
+ARTICLE_BROKERS = 30  # the article's cluster: 120 partitions on 30 brokers
 STATS_INTERVAL_MS = 100
 
-# (label, partitioner type, its arguments), in the order of the seed's figure: most spread first.
+# (label, partitioner type, its arguments), in the order of the article's figure: most spread first.
 PARTITIONERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("round-robin", "round_robin", {}),
     ("fixed-16", "fixed", {"count": 16}),
@@ -138,7 +139,7 @@ def connections(stats: Mapping[str, Any]) -> int:
     return sum(1 for b in stats.get("brokers", {}).values() if b.get("state") == "UP")
 
 
-def seed_connections(partitions_per_host: Sequence[set[int]], brokers: int = SEED_BROKERS) -> int:
+def layout_connections(partitions_per_host: Sequence[set[int]], brokers: int = ARTICLE_BROKERS) -> int:
     """Connections the hosts would hold if partition p were led by broker p mod ``brokers``."""
     return sum(len({p % brokers for p in parts}) for parts in partitions_per_host)
 
@@ -254,7 +255,7 @@ class Outcome:
     compression_ratio: float  # raw / stored
     produce_requests: int
     connections: int  # measured: brokers UP, summed over producers (one broker here)
-    connections_seed_layout: int  # on 30 brokers, partition p led by broker p mod 30
+    connections_30_brokers: int  # on 30 brokers, partition p led by broker p mod 30
     partitions_written: int
     skew: float
     seconds: float
@@ -348,7 +349,7 @@ def _produce(setup: Setup, topic: str, label: str, kind: str, params: Mapping[st
         compression_ratio=raw / stored,
         produce_requests=sum(map(produce_requests, stats)),
         connections=sum(map(connections, stats)),
-        connections_seed_layout=seed_connections([p.chosen for _, _, p in hosts]),
+        connections_30_brokers=layout_connections([p.chosen for _, _, p in hosts]),
         partitions_written=sum(1 for size in per_partition if size),
         skew=skew(per_partition),
         seconds=seconds,
@@ -382,7 +383,7 @@ def table(outcomes: Sequence[Outcome]) -> str:
     )
     rows = [
         f"{o.partitioner:<12} {o.compression_ratio:>6.2f} {o.compression_ratio / base:>6.2f} {o.produce_requests:>8} "
-        f"{o.connections:>5} {o.connections_seed_layout:>8} {o.partitions_written:>5} "
+        f"{o.connections:>5} {o.connections_30_brokers:>8} {o.partitions_written:>5} "
         f"{o.skew:>6.2f} {o.raw_bytes / 1e6:>7.1f} {o.seconds:>5.1f}"
         for o in outcomes
     ]
@@ -412,9 +413,9 @@ def draw(outcomes: Sequence[Outcome], path: Path) -> None:
     )
     bottom.plot(
         x,
-        [o.connections_seed_layout for o in outcomes],
+        [o.connections_30_brokers for o in outcomes],
         marker="s",
-        label=f"connections, modeled: partition p led by broker p mod {SEED_BROKERS}",
+        label=f"connections, modeled: partition p led by broker p mod {ARTICLE_BROKERS}",
     )
     bottom.plot(x, [o.produce_requests for o in outcomes], marker="^", label="produce requests, measured")
     bottom.set_yscale("log")

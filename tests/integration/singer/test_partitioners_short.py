@@ -31,4 +31,4 @@ def test_single_partition_compresses_better_and_skews_more_than_round_robin(serv
     assert single.compression_ratio > spread.compression_ratio
     assert single.produce_requests < fixed.produce_requests < spread.produce_requests
     assert spread.skew < single.skew
-    assert single.connections_seed_layout == 8 < spread.connections_seed_layout
+    assert single.connections_30_brokers == 8 < spread.connections_30_brokers

@@ -15,10 +15,10 @@ from benchmarks.singer_partitioners import (
     Recording,
     connections,
     draw,
+    layout_connections,
     main,
     parse_log_dirs,
     produce_requests,
-    seed_connections,
     skew,
     table,
 )
@@ -53,10 +53,10 @@ def test_connections_count_brokers_that_are_up() -> None:
     assert connections(STATS) == 2
 
 
-def test_seed_layout_connections_are_distinct_leaders_per_host() -> None:
+def test_layout_connections_are_distinct_leaders_per_host() -> None:
     # Partitions 0 and 30 share broker 0 on 30 brokers; 31 is on broker 1.
-    assert seed_connections([{0, 30, 31}, {5}]) == 3
-    assert seed_connections([set(range(120))]) == 30
+    assert layout_connections([{0, 30, 31}, {5}]) == 3
+    assert layout_connections([set(range(120))]) == 30
 
 
 def _log_dirs_body(entries: list[tuple[str, int, int, bool]]) -> bytes:
