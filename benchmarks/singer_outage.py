@@ -164,8 +164,15 @@ class Outcome:
 
 
 def run_outage(
-    base: Path, outage_s: float, before_s: float, after_s: float, rate: int, max_inflight_bytes: int = 8 << 20
+    base: Path,
+    outage_s: float,
+    before_s: float,
+    after_s: float,
+    rate: int,
+    max_inflight_bytes: int = 8 << 20,
+    producer: dict[str, str] | None = None,
 ) -> Outcome:
+    """One outage; ``producer`` adds PSC keys to the stream's producer (e.g. a shorter delivery timeout)."""
     logs = base / "logs"
     logs.mkdir(parents=True)
     with private_kafka(base) as kafka:
@@ -176,6 +183,11 @@ def run_outage(
         toml = singer.config / "singer.toml"
         toml.write_text(f"max_inflight_bytes = {max_inflight_bytes}\n" + toml.read_text())
         singer.stream("app", logs, topic, batch_timeout_s=10, retry_backoff_max_s=5)
+        if producer:
+            with (singer.config / "conf.d" / "app.toml").open("a") as conf:
+                conf.write(
+                    "[producer]\n" + "".join(f"{json.dumps(k)} = {json.dumps(v)}\n" for k, v in producer.items())
+                )
         lines = int(rate * (before_s + outage_s + after_s))
         per_burst = max(1, rate // 20)
         writer = LineWriter(logs / "app.log", lines, per_burst=per_burst, pause_s=per_burst / rate)
@@ -241,13 +253,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after-s", type=float, default=5.0, help="writing after the broker is back")
     parser.add_argument("--rate", type=int, default=2000, help="lines written per second")
     parser.add_argument("--max-inflight-mib", type=int, default=8, help="the agent's max_inflight_bytes, in MiB")
+    parser.add_argument(
+        "--producer", action="append", default=[], metavar="KEY=VALUE", help="a PSC key for the stream's producer"
+    )
     parser.add_argument("--json", type=Path, help="also write the outcome to this file")
     args = parser.parse_args(argv)
+    bad = [item for item in args.producer if "=" not in item]
+    if bad:
+        parser.error(f"--producer wants KEY=VALUE, got {bad[0]!r}")
     if shutil.which("java") is None:
         parser.error("java is needed to start a private Kafka broker")
     with tempfile.TemporaryDirectory(prefix="singer-outage-") as tmp:
         outcome = run_outage(
-            Path(tmp), args.outage_s, args.before_s, args.after_s, args.rate, args.max_inflight_mib << 20
+            Path(tmp),
+            args.outage_s,
+            args.before_s,
+            args.after_s,
+            args.rate,
+            args.max_inflight_mib << 20,
+            dict(item.split("=", 1) for item in args.producer),
         )
     print(json.dumps(asdict(outcome)))
     if args.json:
