@@ -45,6 +45,7 @@ class PartitionOwner:
         self._lock = threading.Lock()
         self._bucket = TokenBucket(None)
         self.config = config
+        self.on_low: Callable[[], None] | None = None  # called when a dequeue leaves the buffer low
 
     @property
     def config(self) -> QueueConfig:
@@ -101,6 +102,9 @@ class PartitionOwner:
                 self._bucket.give_back(granted)
                 raise
             self._bucket.give_back(granted - len(leased))
+            low = len(self._buffer) <= self.low_watermark
+        if low and self.on_low is not None:
+            self.on_low()
         expires = from_us(now + lease_us)
         assert expires is not None
         return [
