@@ -12,7 +12,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } .sub { color: #5b6475; margin-bottom: 2
 section { background: #fff; border: 1px solid #dde1e8; border-radius: 8px; padding: 16px; margin-bottom: 16px; }
 h2 { font-size: 17px; margin: 0 0 10px; } table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: right; padding: 6px 10px; border-bottom: 1px solid #eceef2; }
-th:first-child, td:first-child, td.owner { text-align: left; } th { color: #5b6475; font-weight: 600; }
+th:first-child, td:first-child, .owner { text-align: left; } th { color: #5b6475; font-weight: 600; }
 tr.total td { font-weight: 600; } .paused { color: #b54708; } .meta { color: #5b6475; font-size: 13px; }
 """
 
@@ -49,7 +49,7 @@ def _queue_section(queue: dict[str, Any]) -> str:
     return (
         f"<section data-queue='{escape(queue['name'])}'><h2>{escape(queue['name'])}</h2>"
         f"<div class='meta'>rate limit: {limit} · lease {queue['lease_s']:g} s</div>"
-        "<table><tr><th>partition</th><th>shard</th><th>owner</th><th>epoch</th>"
+        "<table><tr><th>partition</th><th>shard</th><th class='owner'>owner</th><th>epoch</th>"
         f"{header}<th>finished/s (1 min)</th><th>oldest pending</th></tr>"
         + "".join(rows)
         + f"<tr class='total'><td>all</td><td></td><td></td><td></td>{total}<td></td><td></td></tr></table></section>"
