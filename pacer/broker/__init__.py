@@ -49,6 +49,7 @@ def run_broker(
         | {
             "psc.consumer.group.id": config.group_id,
             "psc.consumer.session.timeout.ms": str(config.session_timeout_ms),
+            "psc.consumer.poll.interval.max.ms": str(config.rebalance_timeout_ms),
             "psc.consumer.offset.auto.reset": "latest",
             "psc.client.id": f"pacer-broker-{uuid.uuid4().hex[:6]}",
         },

@@ -20,6 +20,8 @@ class BrokerConfig:
     ``control_topic``: a PSC topic URI; its partition count must equal ``control_partitions``: queue
     partition ``p`` of queue ``q`` belongs to control partition ``(crc32(q) + p) % control_partitions``.
     ``advertised_url``: how clients and other brokers reach this one (default ``http://host:port``).
+    ``rebalance_timeout_ms``: how long a rebalance waits for a member that stopped answering mid-way (a paused
+    broker) before going on without it; the membership thread polls every half second, far below it.
     """
 
     storage: list[str]
@@ -36,6 +38,7 @@ class BrokerConfig:
     expire_interval_s: float = 1.0
     gc_interval_s: float = 60.0
     session_timeout_ms: int = 10000
+    rebalance_timeout_ms: int = 20000
     psc: dict[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
 

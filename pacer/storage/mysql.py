@@ -7,9 +7,11 @@ CLIENT_FOUND_ROWS (row counts are rows matched), so ``SKIP LOCKED`` claims take 
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,19 +72,30 @@ class ShardUrl:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _pyformat(sql: str) -> str:
+    """``:name`` placeholders in PyMySQL's ``%(name)s`` form."""
+    return _NAMED.sub(r"%(\1)s", sql)
+
+
 class _MysqlTx:
     def __init__(self, cursor: pymysql.cursors.Cursor) -> None:
         self._cursor = cursor
+        self.statements = 0
+
+    def _execute(self, sql: str, params: dict[str, Any] | None) -> int:
+        self.statements += 1
+        return int(self._cursor.execute(_pyformat(sql), params or None))
 
     def run(self, sql: str, params: dict[str, Any] | None = None) -> int:
-        return int(self._cursor.execute(_NAMED.sub(r"%(\1)s", sql), params or None))
+        return self._execute(sql, params)
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        self._cursor.execute(_NAMED.sub(r"%(\1)s", sql), params or None)
+        self._execute(sql, params)
         return list(self._cursor.fetchall())
 
     def insert(self, sql: str, params: dict[str, Any], count: int) -> list[int]:
-        self._cursor.execute(_NAMED.sub(r"%(\1)s", sql), params)
+        self._execute(sql, params)
         # A multi-row insert is a "simple insert": InnoDB gives it one consecutive block of ids.
         first = int(self._cursor.lastrowid)
         step = int(self._cursor.connection.pacer_increment)
@@ -90,11 +103,17 @@ class _MysqlTx:
 
 
 class _Pool:
-    """Idle connections of one shard; a broken connection is dropped, so a restarted server is reconnected."""
+    """Idle connections of one shard; a broken connection is dropped, so a restarted server is reconnected.
 
-    def __init__(self, url: ShardUrl, size: int) -> None:
+    Sessions get a short ``wait_timeout``: a process paused in the middle of a transaction (SIGSTOP, a long
+    GC pause) has its connection closed by the server and its locks released, so it cannot block a
+    takeover for longer. Connections idle nearly that long are therefore not reused.
+    """
+
+    def __init__(self, url: ShardUrl, size: int, idle_timeout_s: int) -> None:
         self.url = url
-        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue(maxsize=size)
+        self.idle_timeout_s = idle_timeout_s
+        self._idle: queue.LifoQueue[tuple[Connection, float]] = queue.LifoQueue(maxsize=size)
 
     def connect(self, database: bool = True) -> Connection:
         conn = pymysql.connect(
@@ -111,26 +130,31 @@ class _Pool:
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
         with conn.cursor() as cursor:
+            cursor.execute(f"SET SESSION wait_timeout = {int(self.idle_timeout_s)}")
             cursor.execute("SELECT @@auto_increment_increment")
             conn.pacer_increment = int(cursor.fetchone()[0])
         return conn
 
     def take(self) -> Connection:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return self.connect()
+        while True:
+            try:
+                conn, since = self._idle.get_nowait()
+            except queue.Empty:
+                return self.connect()
+            if time.monotonic() - since < self.idle_timeout_s * 0.8:
+                return conn
+            conn.close()  # the server may be closing it right now
 
     def give_back(self, conn: Connection) -> None:
         try:
-            self._idle.put_nowait(conn)
+            self._idle.put_nowait((conn, time.monotonic()))
         except queue.Full:
             conn.close()
 
     def close(self) -> None:
         while True:
             try:
-                self._idle.get_nowait().close()
+                self._idle.get_nowait()[0].close()
             except queue.Empty:
                 return
 
@@ -141,11 +165,12 @@ class MysqlStore(Store):
     share_lock = " LOCK IN SHARE MODE"  # MariaDB 10.11 has no FOR SHARE; MySQL 8 accepts both
     insert_ignore = "INSERT IGNORE"
 
-    def __init__(self, shard_urls: Sequence[str], pool_size: int = 16) -> None:
+    def __init__(self, shard_urls: Sequence[str], pool_size: int = 16, idle_timeout_s: int = 10) -> None:
         if not shard_urls:
             raise InvalidArgument("MySQL storage needs at least one shard URL")
-        self._pools = [_Pool(ShardUrl.parse(url), pool_size) for url in shard_urls]
+        self._pools = [_Pool(ShardUrl.parse(url), pool_size, idle_timeout_s) for url in shard_urls]
         self._lock = threading.Lock()
+        self.statements = 0  # SQL statements run so far, BEGIN and COMMIT not counted (for benchmarks)
 
     @property
     def shard_count(self) -> int:
@@ -163,9 +188,14 @@ class MysqlStore(Store):
         pool = self._pools[shard]
         conn = pool.take()
         try:
-            conn.begin()
+            # autocommit is off: the first statement opens the transaction (no BEGIN round trip)
             with conn.cursor() as cursor:
-                yield _MysqlTx(cursor)
+                tx = _MysqlTx(cursor)
+                try:
+                    yield tx
+                finally:
+                    with self._lock:
+                        self.statements += tx.statements
             conn.commit()
         except pymysql.err.ProgrammingError as exc:
             _rollback(conn)

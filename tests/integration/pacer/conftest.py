@@ -60,6 +60,7 @@ def start_broker(
             "group_id": group,
             "admin_token": ADMIN_TOKEN,
             "session_timeout_ms": 6000,
+            "rebalance_timeout_ms": 8000,
             "refill_interval_s": 0.5,
             "expire_interval_s": 0.5,
             "psc": {"psc.discovery.file": services.psc_discovery_file},
