@@ -45,6 +45,7 @@ PARTITIONS = 4
 LATENCY_SAMPLES = 2000
 THROUGHPUT_JOBS = 20_000
 BATCH = 10
+DEADLINE_S = 180
 
 
 def _shard_url(env: BenchEnv) -> str:
@@ -107,7 +108,8 @@ class _PinLater:
                 table = self.tables[(start + i) % len(self.tables)]
                 now = time.time_ns() // 1000
                 statements += 1
-                changed = cursor.execute(
+                changed = _retrying(
+                    cursor,
                     f"UPDATE {table} SET state = 1, claim_token = %s, updated_at = %s, lease_expires_at = %s "
                     "WHERE state = 0 AND run_after <= %s LIMIT %s",
                     (claim, now, now + 600_000_000, now, limit - len(out)),
@@ -126,9 +128,21 @@ class _PinLater:
         now = time.time_ns() // 1000
         with conn.cursor() as cursor:
             for table, local_id in jobs:  # one statement per job, no claim check (PinLater's success ack)
-                cursor.execute(f"UPDATE {table} SET state = 2, finished_at = %s WHERE local_id = %s", (now, local_id))
+                _retrying(
+                    cursor, f"UPDATE {table} SET state = 2, finished_at = %s WHERE local_id = %s", (now, local_id)
+                )
         with self._lock:
             self.statements += len(jobs)
+
+
+def _retrying(cursor: Any, sql: str, params: tuple[Any, ...]) -> int:
+    """Execute, retrying deadlocks and lock wait timeouts as PinLater does ("expected" under contention)."""
+    while True:
+        try:
+            return int(cursor.execute(sql, params))
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] not in (1205, 1213):
+                raise
 
 
 # --- scenarios ---------------------------------------------------------------------------------------
@@ -241,8 +255,9 @@ def _throughput(
             before = store.statements
             pacer.enqueue("tput", [Job(b"x" * 64) for _ in range(min(100, count - start))])
             enqueued_statements += store.statements - before
-        if not finished.wait(600):
-            raise RuntimeError(f"only {done[0]} of {count} jobs done in 600 s")
+        if not finished.wait(DEADLINE_S):
+            finished.set()
+            raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
         elapsed = time.perf_counter() - started
         for thread in threads:
             thread.join()
@@ -252,8 +267,12 @@ def _throughput(
 def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
     def loop() -> int:
         leases = pacer.dequeue("tput", BATCH)
-        if leases:
-            pacer.ack("tput", succeeded=leases)
+        while leases:
+            try:
+                pacer.ack("tput", succeeded=leases)  # a replayed success ack is accepted
+                break
+            except pymysql.err.OperationalError:
+                continue
         return len(leases)
 
     return loop

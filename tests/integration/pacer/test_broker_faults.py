@@ -78,3 +78,17 @@ def test_a_paused_owner_is_fenced_after_a_takeover(start_broker: Callable[..., B
     # The worker's lease is still good at the new owner.
     result = client.ack("split", succeeded=[wire.lease_from_json(held)])
     assert result.accepted and not result.rejected
+
+
+def test_enqueue_succeeds_through_a_broker_that_cannot_reach_kafka(start_broker: Callable[..., BrokerProcess]) -> None:
+    owner = start_broker()
+    cut_off = start_broker(psc={"psc.discovery.connect": "127.0.0.1:1"})  # no Kafka: no doorbells, no ownership
+    admin = Client(owner.url, admin_token=ADMIN_TOKEN)
+    admin.create_queue("bells", partitions=2)
+    wait_for_owners(admin, "bells", {owner.url})
+
+    descriptors = Client(cut_off.url).enqueue("bells", [b"a", b"b", b"c"])
+    assert len(descriptors) == 3
+    # The owner heard no doorbell; its periodic refill finds the jobs.
+    leases = drain(admin, "bells", 3)
+    assert sorted(lease.descriptor for lease in leases) == sorted(descriptors)
