@@ -170,6 +170,10 @@ def test_idempotency_key_gives_one_job(pacer: Pacer) -> None:
     again = pacer.enqueue("keyed", [Job(b"a2", key="order-1")])
     assert again[0] == first[0]
     assert pacer.count("keyed", JobState.PENDING) == 2
+    # keyed and keyless jobs together in one partition: each stored once
+    mixed = pacer.enqueue("keyed", [Job(f"m{i}".encode(), key=f"k{i}" if i % 2 else None) for i in range(40)])
+    assert len(set(mixed)) == 40
+    assert pacer.count("keyed", JobState.PENDING) == 42
 
 
 def test_count_scan_with_cursor_and_regex(pacer: Pacer) -> None:
@@ -247,3 +251,13 @@ def test_a_new_owner_fences_the_old_one(pacer: Pacer, queue: str) -> None:
     (moved,) = new.dequeue(5)
     assert moved.body == b"b"
     assert new.ack([AckItem(lease.descriptor.local_id, lease.claim, True)]) == [None]
+
+
+def test_a_batch_of_acks_is_judged_job_by_job(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [b"a", b"b", b"c"])
+    first, second, third = pacer.dequeue(queue, limit=3)
+    forged = Ack(second.descriptor, "99.9")
+    result = pacer.ack(queue, succeeded=[first, forged, third])
+    assert result.accepted == [first.descriptor, third.descriptor]
+    assert result.rejected == {second.descriptor: "stale_claim"}
+    assert pacer.count(queue, JobState.SUCCEEDED) == 2 and pacer.count(queue, JobState.IN_PROGRESS) == 1

@@ -49,6 +49,9 @@ class Broker(Pacer):
         self.ring: Callable[[str, int], None] = lambda queue, partition: None
         self._wake = threading.Event()
         self._bells: set[tuple[str, int]] = set()
+        # Lost to a newer epoch: not taken back before the group's next assignment, or a broker that was
+        # paused would steal its partitions back from the new owner while it still holds a stale assignment.
+        self._fenced_out: set[tuple[str, int]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._maintain, name="pacer-maintenance", daemon=True)
         self._throttle = LogThrottle(log, interval_s=30)
@@ -102,6 +105,9 @@ class Broker(Pacer):
         self._wake.set()
 
     def ownership_changed(self) -> None:
+        """The group's assignment changed: partitions lost to the fence may be taken again if assigned."""
+        with self._lock:
+            self._fenced_out.clear()
         self._wake.set()
 
     # -- the maintenance loop -------------------------------------------------------------------------
@@ -167,6 +173,8 @@ class Broker(Pacer):
             if control_partition(name, partition, self.control_partitions) in control
         }
         with self._lock:
+            self._fenced_out |= {key for key, owner in self._owners.items() if owner.lost}
+            wanted -= self._fenced_out
             current = {key for key, owner in self._owners.items() if not owner.lost}
             gone = [self._owners.pop(key) for key in list(self._owners) if key not in wanted or self._owners[key].lost]
         for owner in gone:

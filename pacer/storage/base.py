@@ -310,6 +310,28 @@ class Store:
         return out
 
     def _insert(self, tx: Tx, table: str, jobs: Sequence[Job], now: int) -> list[tuple[int, int]]:
+        """Keyless jobs in one multi-row INSERT; keyed ones with INSERT IGNORE, their ids read back by key."""
+        out: dict[int, tuple[int, int]] = {}
+        keyless = [i for i, job in enumerate(jobs) if job.key is None]
+        keyed = [i for i, job in enumerate(jobs) if job.key is not None]
+        if keyless:
+            sql, params = self._values(table, [jobs[i] for i in keyless], now)
+            ids = tx.insert(f"INSERT INTO {sql}", params, len(keyless))
+            out |= {index: (local_id, jobs[index].priority) for index, local_id in zip(keyless, ids, strict=True)}
+        if keyed:
+            sql, params = self._values(table, [jobs[i] for i in keyed], now)
+            tx.run(f"{self.insert_ignore} INTO {sql}", params)
+            for index in keyed:
+                key = jobs[index].key
+                assert key is not None
+                sql = f"SELECT local_id, priority FROM {table} WHERE idempotency_key = :k"
+                found = tx.rows(sql, {"k": key.encode()})
+                out[index] = (int(found[0][0]), int(found[0][1]))
+        return [out[index] for index in range(len(jobs))]
+
+    @staticmethod
+    def _values(table: str, jobs: Sequence[Job], now: int) -> tuple[str, dict[str, Any]]:
+        """``table (columns) VALUES (...), ...`` and its parameters."""
         values: list[str] = []
         params: dict[str, Any] = {"now": now}
         for i, job in enumerate(jobs):
@@ -326,27 +348,7 @@ class Store:
             "state, priority, run_after, created_at, updated_at, attempts_allowed, attempts_remaining, "
             "idempotency_key, custom_status, body"
         )
-        if all(job.key is None for job in jobs):
-            ids = tx.insert(f"INSERT INTO {table} ({columns}) VALUES {', '.join(values)}", params, len(jobs))
-            return [(local_id, job.priority) for local_id, job in zip(ids, jobs, strict=True)]
-        tx.run(f"{self.insert_ignore} INTO {table} ({columns}) VALUES {', '.join(values)}", params)
-        out = []
-        for job in jobs:
-            if job.key is None:  # a keyless job in a keyed batch: its own insert, its own id
-                ids = tx.insert(
-                    f"INSERT INTO {table} ({columns}) "
-                    "VALUES (0, :pr0, :ra0, :now, :now, :at0, :at0, NULL, :cs0, :body0)",
-                    {"now": now, "pr0": job.priority, "ra0": job.run_after_us(now), "at0": job.attempts}
-                    | {"cs0": job.custom_status, "body0": job.body},
-                    1,
-                )
-                out.append((ids[0], job.priority))
-                continue
-            found = tx.rows(
-                f"SELECT local_id, priority FROM {table} WHERE idempotency_key = :k", {"k": job.key.encode()}
-            )
-            out.append((int(found[0][0]), int(found[0][1])))
-        return out
+        return f"{table} ({columns}) VALUES {', '.join(values)}", params
 
     # -- ownership (the fence) --------------------------------------------------------------------------
 
@@ -454,10 +456,11 @@ class Store:
         """Apply acks of leased jobs; per item None (applied) or ``stale_claim`` / ``not_found``."""
         table = partition_table(name, partition)
         status = f"SUBSTR({self.concat('custom_status', ':append')}, 1, {MAX_CUSTOM_STATUS})"
-        succeeded = (
+        succeed = (
             f"UPDATE {table} SET state = 2, custom_status = {status}, finished_at = :now, updated_at = :now, "
-            "lease_expires_at = NULL WHERE local_id = :id AND state = 1 AND claim_token = :claim"
+            "lease_expires_at = NULL WHERE state = 1 AND "
         )
+        succeeded = succeed + "local_id = :id AND claim_token = :claim"
         # attempts_remaining last: MySQL assigns left to right, SQLite from the old row; both read the old value.
         failed = (
             f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
@@ -468,17 +471,33 @@ class Store:
             "attempts_remaining = attempts_remaining - 1 "
             "WHERE local_id = :id AND state = 1 AND claim_token = :claim"
         )
-        out: list[str | None] = []
+        out: dict[int, str | None] = {}
         with self._partition_tx(name, partition) as tx:
             self._fence(tx, name, partition, epoch)
-            for item in items:
+            # Successes with the same status appended are one statement: the common case, a plain batch.
+            batches: dict[str, list[int]] = {}
+            unique = len({item.local_id for item in items}) == len(items)  # else matched rows are ambiguous
+            for index, item in enumerate(items):
+                if item.succeeded and unique:
+                    batches.setdefault(item.append_status, []).append(index)
+            for append, indexes in batches.items():
+                pairs = ", ".join(f"(:id{i}, :claim{i})" for i in range(len(indexes)))
+                params = {"append": append, "now": now}
+                for i, index in enumerate(indexes):
+                    params |= {f"id{i}": items[index].local_id, f"claim{i}": items[index].claim}
+                matched = tx.run(f"{succeed}(local_id, claim_token) IN ({pairs})", params)
+                for index in indexes:
+                    out[index] = None if matched == len(indexes) else self._why_not(tx, table, items[index])
+            for index, item in enumerate(items):
+                if index in out:
+                    continue
                 params = {"id": item.local_id, "claim": item.claim, "append": item.append_status, "now": now}
                 if item.succeeded:
                     matched = tx.run(succeeded, params)
                 else:
                     matched = tx.run(failed, params | {"retry_at": now + item.retry_delay_us})
-                out.append(None if matched else self._why_not(tx, table, item))
-        return out
+                out[index] = None if matched else self._why_not(tx, table, item)
+        return [out[index] for index in range(len(items))]
 
     def _why_not(self, tx: Tx, table: str, item: AckItem) -> str | None:
         found = tx.rows(f"SELECT state, claim_token FROM {table} WHERE local_id = :id", {"id": item.local_id})

@@ -84,13 +84,13 @@ def test_handler_chosen_delay_and_backoff_until_failed(pacer: Pacer) -> None:
 
 
 def test_long_jobs_keep_their_lease(pacer: Pacer) -> None:
-    pacer.create_queue("q", lease=timedelta(milliseconds=300))
+    pacer.create_queue("q", lease=timedelta(seconds=1))
     (descriptor,) = pacer.enqueue("q", [Job(b"slow", attempts=1)])
     runs = []
 
     def handler(job: Lease) -> None:
         runs.append(job.claim)
-        time.sleep(1.2)  # four leases long
+        time.sleep(2.5)  # two and a half leases long
 
     worker = Worker(pacer, "q", handler, poll_interval=0.02)
     run(worker, lambda: pacer.count("q", JobState.SUCCEEDED) == 1, maintain=pacer)
