@@ -31,11 +31,14 @@ from pacer._models import (
     ScanPage,
 )
 from pacer._service import MaintenanceReport, Pacer
+from pacer.client import Client
+from pacer.worker import Retry, Worker, exponential
 
 __all__ = [
     "Ack",
     "AckResult",
     "Checkpoint",
+    "Client",
     "Descriptor",
     "Fenced",
     "InvalidArgument",
@@ -54,6 +57,9 @@ __all__ = [
     "QueueExists",
     "QueueNameInvalid",
     "QueueNotFound",
+    "Retry",
     "ScanPage",
     "Unauthorized",
+    "Worker",
+    "exponential",
 ]
