@@ -14,6 +14,7 @@ SUITES = {
     "psc-throughput": "PSC vs confluent-kafka vs aiokafka, produce and consume, 100 B and 1 KiB messages",
     "memq": "MemQ (tmpfs, S3) vs Kafka ingest through psc.Producer, MB/s, and S3 PUTs per GiB",
     "singer": "Singer vs kcat -P -l: a pre-written file to Kafka, 100 B and 1 KiB lines",
+    "pacer": "Pacer's buffered dequeue vs PinLater-style UPDATE…LIMIT: latency, throughput, SQL per job",
 }
 
 MODULES = {
@@ -21,6 +22,7 @@ MODULES = {
     "psc-throughput": "benchmarks.suites.psc_throughput",
     "memq": "benchmarks.suites.memq",
     "singer": "benchmarks.suites.singer",
+    "pacer": "benchmarks.suites.pacer",
 }
 
 

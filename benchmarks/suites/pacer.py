@@ -1,0 +1,339 @@
+"""Pacer vs a PinLater-style baseline on MariaDB: dequeue latency, throughput and SQL statements per job.
+
+- ``pacer-owner``: the broker's dequeue path in process (pacer's PartitionOwner), serving a partition
+  from its in-memory buffer. Each dequeue writes the lease (state, claim token, expiry) in one UPDATE
+  under the epoch fence, so its latency includes one commit. Measured server side, per call.
+- ``pacer-http``: a broker process; the client's round trip for one job over HTTP/JSON.
+- ``pinlater-update-limit`` (baseline): no broker; each dequeue claims straight from MySQL with
+  ``UPDATE … SET state, claim … WHERE state = 0 AND run_after <= now LIMIT n`` then selects the rows by
+  claim (PinLater's algorithm, with an index on the claim), and each ack is one UPDATE per job.
+
+Throughput: enqueue (batches of 100, one thread) → dequeue (batches of 10) → ack, 8 worker threads with a
+no-op handler, on a queue of 4 partitions; timed from the first enqueue until every job is acked.
+Statements per job: SQL statements the store ran for the dequeues and acks of a drained queue, divided
+by the jobs (BEGIN/COMMIT not counted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pymysql
+
+from benchmarks._env import BenchEnv
+from benchmarks._harness import RunFn, Scenario
+from pacer import Job, Pacer
+from pacer._names import partition_table
+from pacer._owner import PartitionOwner
+from pacer.client import Client
+from pacer.storage.mysql import MysqlStore
+
+DESCRIPTION = "Pacer (buffered owner, HTTP broker) vs PinLater-style UPDATE…LIMIT: latency, throughput, SQL/job"
+BASELINE = "pinlater-update-limit"
+WORKERS = 8
+PARTITIONS = 4
+LATENCY_SAMPLES = 2000
+THROUGHPUT_JOBS = 20_000
+BATCH = 10
+DEADLINE_S = 180
+
+
+def _shard_url(env: BenchEnv) -> str:
+    parts = urlsplit(env.services.mysql_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/bench_pacer_{uuid.uuid4().hex[:8]}", "", ""))
+
+
+@contextlib.contextmanager
+def _pacer(env: BenchEnv, queue: str, partitions: int) -> Iterator[Pacer]:
+    url = _shard_url(env)
+    pacer = Pacer.open([url])
+    pacer.create_queue(queue, partitions=partitions, lease=timedelta(minutes=10))
+    try:
+        yield pacer
+    finally:
+        pacer.close()
+        MysqlStore([url]).drop_databases()
+
+
+def _enqueue_all(pacer: Pacer, queue: str, count: int) -> None:
+    for start in range(0, count, 100):
+        pacer.enqueue(queue, [Job(b"x" * 64) for _ in range(min(100, count - start))])
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1] * 1e6
+
+
+# --- the PinLater-style baseline ---------------------------------------------------------------------
+
+
+class _PinLater:
+    """PinLater's MySQL dequeue and ack, over the same table layout."""
+
+    def __init__(self, pacer: Pacer, queue: str, partitions: int) -> None:
+        pool = pacer.store._pools[0]  # type: ignore[attr-defined]  # the bench's own database
+        self.connect: Callable[[], Any] = lambda: pymysql.connect(
+            host=pool.url.host, port=pool.url.port, user=pool.url.user, password=pool.url.password,
+            database=pool.url.database, autocommit=True,
+        )  # fmt: skip
+        self.tables = [partition_table(queue, p) for p in range(partitions)]
+        conn = self.connect()
+        with conn.cursor() as cursor:
+            for table in self.tables:
+                cursor.execute(f"ALTER TABLE {table} ADD INDEX ix_claim (claim_token)")
+        conn.close()
+        self.statements = 0
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def worker(self, conn: Any, limit: int) -> list[tuple[str, int]]:
+        """One dequeue: claim on the shards (tables) in turn until ``limit`` jobs are found."""
+        with self._lock:
+            self._next += 1
+            claim, start = f"w{threading.get_ident()}:{self._next}", self._next
+        out: list[tuple[str, int]] = []
+        statements = 0
+        with conn.cursor() as cursor:
+            for i in range(len(self.tables)):
+                table = self.tables[(start + i) % len(self.tables)]
+                now = time.time_ns() // 1000
+                statements += 1
+                changed = _retrying(
+                    cursor,
+                    f"UPDATE {table} SET state = 1, claim_token = %s, updated_at = %s, lease_expires_at = %s "
+                    "WHERE state = 0 AND run_after <= %s LIMIT %s",
+                    (claim, now, now + 600_000_000, now, limit - len(out)),
+                )
+                if changed:
+                    statements += 1
+                    cursor.execute(f"SELECT local_id, body FROM {table} WHERE claim_token = %s", (claim,))
+                    out += [(table, int(row[0])) for row in cursor.fetchall()]
+                if len(out) >= limit:
+                    break
+        with self._lock:
+            self.statements += statements
+        return out
+
+    def ack(self, conn: Any, jobs: list[tuple[str, int]]) -> None:
+        now = time.time_ns() // 1000
+        with conn.cursor() as cursor:
+            for table, local_id in jobs:  # one statement per job, no claim check (PinLater's success ack)
+                _retrying(
+                    cursor, f"UPDATE {table} SET state = 2, finished_at = %s WHERE local_id = %s", (now, local_id)
+                )
+        with self._lock:
+            self.statements += len(jobs)
+
+
+def _retrying(cursor: Any, sql: str, params: tuple[Any, ...]) -> int:
+    """Execute, retrying deadlocks and lock wait timeouts as PinLater does ("expected" under contention)."""
+    while True:
+        try:
+            return int(cursor.execute(sql, params))
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] not in (1205, 1213):
+                raise
+
+
+# --- scenarios ---------------------------------------------------------------------------------------
+
+
+def _latency_pacer_owner(env: BenchEnv, q: float, samples: int) -> float:
+    with _pacer(env, "lat", 1) as pacer:
+        _enqueue_all(pacer, "lat", samples + 100)
+        owner = PartitionOwner(pacer.store, pacer.queue_config("lat"), 0, "bench", capacity=samples + 100)
+        owner.acquire()
+        owner.refill(force=True)
+        times = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            owner.dequeue(1)
+            times.append(time.perf_counter() - started)
+        return _percentile(times, q)
+
+
+def _latency_pinlater(env: BenchEnv, q: float, samples: int) -> float:
+    with _pacer(env, "lat", 1) as pacer:
+        _enqueue_all(pacer, "lat", samples + 100)
+        baseline = _PinLater(pacer, "lat", 1)
+        conn = baseline.connect()
+        times = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            baseline.worker(conn, 1)
+            times.append(time.perf_counter() - started)
+        conn.close()
+        return _percentile(times, q)
+
+
+@contextlib.contextmanager
+def _broker(env: BenchEnv, storage: str) -> Iterator[str]:
+    from tests.integration.pacer.brokers import BrokerProcess
+
+    topic = env.create_topic("pacer-control", 4)
+    with TemporaryDirectory() as workdir:
+        config = {
+            "storage": [storage],
+            "control_topic": env.services.cluster_prefix + topic,
+            "control_partitions": 4,
+            "group_id": f"bench-pacer-{uuid.uuid4().hex[:6]}",
+            "buffer_capacity": 5000,
+            "low_watermark": 1000,
+            "psc": {"psc.discovery.file": env.services.psc_discovery_file},
+        }
+        broker = BrokerProcess(config, Path(workdir), "broker")
+        try:
+            yield broker.url
+        finally:
+            broker.stop()
+            env.delete_topics([topic])
+
+
+def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
+    url = _shard_url(env)
+    pacer = Pacer.open([url])
+    pacer.create_queue("lat", lease=timedelta(minutes=10))
+    _enqueue_all(pacer, "lat", samples + 100)
+    pacer.close()
+    try:
+        with _broker(env, url) as broker:
+            client = Client(broker)
+            while not client.dequeue("lat", 1):  # ownership settled and the buffer filled
+                time.sleep(0.2)
+            times = []
+            for _ in range(samples):
+                started = time.perf_counter()
+                client.dequeue("lat", 1)
+                times.append(time.perf_counter() - started)
+            return _percentile(times, q)
+    finally:
+        MysqlStore([url]).drop_databases()
+
+
+def _throughput(
+    env: BenchEnv, count: int, worker: Callable[[Pacer, Callable[[], bool]], Callable[[], int]]
+) -> tuple[float, float]:
+    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and SQL statements per job."""
+    with _pacer(env, "tput", PARTITIONS) as pacer:
+        store = pacer.store
+        assert isinstance(store, MysqlStore)
+        done = [0]
+        lock = threading.Lock()
+        finished = threading.Event()
+
+        def all_done() -> bool:
+            return finished.is_set()
+
+        loops = [worker(pacer, all_done) for _ in range(WORKERS)]
+
+        def run(loop: Callable[[], int]) -> None:
+            while not finished.is_set():
+                acked = loop()
+                with lock:
+                    done[0] += acked
+                    if done[0] >= count:
+                        finished.set()
+                if not acked:
+                    time.sleep(0.001)
+
+        threads = [threading.Thread(target=run, args=(loop,)) for loop in loops]
+        enqueued_statements = 0
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for start in range(0, count, 100):
+            before = store.statements
+            pacer.enqueue("tput", [Job(b"x" * 64) for _ in range(min(100, count - start))])
+            enqueued_statements += store.statements - before
+        if not finished.wait(DEADLINE_S):
+            finished.set()
+            raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
+        elapsed = time.perf_counter() - started
+        for thread in threads:
+            thread.join()
+        return count / elapsed, (store.statements - enqueued_statements) / count
+
+
+def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
+    def loop() -> int:
+        leases = pacer.dequeue("tput", BATCH)
+        while leases:
+            try:
+                pacer.ack("tput", succeeded=leases)  # a replayed success ack is accepted
+                break
+            except pymysql.err.OperationalError:
+                continue
+        return len(leases)
+
+    return loop
+
+
+def _pacer_run(env: BenchEnv, count: int) -> tuple[float, float]:
+    return _throughput(env, count, _pacer_worker)
+
+
+def _pinlater_run(env: BenchEnv, count: int) -> tuple[float, float]:
+    holder: dict[str, _PinLater] = {}
+
+    def worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
+        if "b" not in holder:
+            holder["b"] = _PinLater(pacer, "tput", PARTITIONS)
+        baseline = holder["b"]
+        conn = baseline.connect()
+
+        def loop() -> int:
+            jobs = baseline.worker(conn, BATCH)
+            baseline.ack(conn, jobs)
+            return len(jobs)
+
+        return loop
+
+    rate, _ = _throughput(env, count, worker)
+    return rate, holder["b"].statements / count
+
+
+@contextlib.contextmanager
+def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
+    samples = max(200, int(LATENCY_SAMPLES * scale))
+    jobs = max(1000, int(THROUGHPUT_JOBS * scale))
+
+    def latency(q: float) -> Scenario:
+        systems: dict[str, RunFn] = {
+            BASELINE: lambda: _latency_pinlater(env, q, samples),
+            "pacer-owner": lambda: _latency_pacer_owner(env, q, samples),
+            "pacer-http": lambda: _latency_http(env, q, samples),
+        }
+        return Scenario(f"dequeue-latency-p{q:g}", "latency", "us", BASELINE, systems, higher_is_better=False)
+
+    throughput = Scenario(
+        "enqueue-dequeue-ack-8-workers",
+        "throughput",
+        "jobs/s",
+        BASELINE,
+        {
+            BASELINE: lambda: _pinlater_run(env, jobs)[0],
+            "pacer-embedded": lambda: _throughput(env, jobs, _pacer_worker)[0],
+        },
+    )
+    statements = Scenario(
+        "sql-statements-per-job",
+        "dequeue+ack statements",
+        "stmt/job",
+        BASELINE,
+        {
+            BASELINE: lambda: _pinlater_run(env, jobs)[1],
+            "pacer-embedded": lambda: _throughput(env, jobs, _pacer_worker)[1],
+        },
+        higher_is_better=False,
+    )
+    yield [latency(50), latency(99), throughput, statements]

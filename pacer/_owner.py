@@ -1,0 +1,151 @@
+"""The owner of one queue partition: its epoch, its bounded buffer of reserved jobs, leases and expiry.
+
+Used by brokers (one per owned partition) and by the embedded service (one per partition). Every write
+goes through the store's fence, so an owner that lost its partition gets :class:`Fenced` and stops.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TypeVar
+
+from pacer._errors import Fenced
+from pacer._models import Descriptor, Lease, QueueConfig, from_us, now_us
+from pacer._ratelimit import TokenBucket
+from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_token
+
+T = TypeVar("T")
+
+
+class PartitionOwner:
+    def __init__(
+        self,
+        store: Store,
+        config: QueueConfig,
+        partition: int,
+        owner_id: str,
+        *,
+        capacity: int = 1000,
+        low_watermark: int | None = None,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self.store = store
+        self.queue = config.name
+        self.partition = partition
+        self.owner_id = owner_id
+        self.capacity = capacity
+        self.low_watermark = capacity // 4 if low_watermark is None else low_watermark
+        self.epoch = 0
+        self.lost = False
+        self._clock = clock
+        self._buffer: collections.deque[Reserved] = collections.deque()
+        self._lock = threading.Lock()
+        self._bucket = TokenBucket(None)
+        self.config = config
+        self.on_low: Callable[[], None] | None = None  # called when a dequeue leaves the buffer low
+
+    @property
+    def config(self) -> QueueConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: QueueConfig) -> None:
+        self._config = config
+        rate = config.max_jobs_per_second
+        self._bucket.set_rate(None if rate is None else rate / config.partitions)
+
+    def acquire(self) -> int:
+        """Take the partition over (a higher epoch); the last owner's buffered jobs become PENDING again."""
+        with self._lock:
+            self.epoch = self.store.acquire(self.queue, self.partition, self.owner_id, self._clock())
+            self._buffer.clear()
+            self.lost = False
+            return self.epoch
+
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def refill(self, *, force: bool = False) -> int:
+        """Reserve jobs into the buffer when it is below its low watermark (or ``force``); how many."""
+        with self._lock:
+            return self._refill(force)
+
+    def _refill(self, force: bool) -> int:
+        room = self.capacity - len(self._buffer)
+        if room <= 0 or (not force and len(self._buffer) > self.low_watermark):
+            return 0
+        found = self._fenced(lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock()))
+        self._buffer.extend(found)
+        return len(found)
+
+    def dequeue(self, limit: int) -> list[Lease]:
+        """Up to ``limit`` jobs from the buffer, leased; refills first when it holds fewer than ``limit``."""
+        with self._lock:
+            if len(self._buffer) < limit:
+                self._refill(force=True)
+            granted = self._bucket.take(min(limit, len(self._buffer)))
+            if granted == 0:
+                return []
+            taken = [self._buffer.popleft() for _ in range(granted)]
+            now = self._clock()
+            lease_us = int(self.config.lease.total_seconds() * 1_000_000)
+            try:
+                leased = self._fenced(
+                    lambda: self.store.grant(self.queue, self.partition, self.epoch, taken, lease_us, now)
+                )
+            except Exception:
+                if not self.lost:  # not fenced: keep the jobs for the next dequeue
+                    self._buffer.extendleft(reversed(taken))
+                self._bucket.give_back(granted)
+                raise
+            self._bucket.give_back(granted - len(leased))
+            low = len(self._buffer) <= self.low_watermark
+        if low and self.on_low is not None:
+            self.on_low()
+        expires = from_us(now + lease_us)
+        assert expires is not None
+        return [
+            Lease(
+                Descriptor(self.queue, self.partition, job.priority, job.local_id),
+                job.body,
+                claim_token(self.epoch, job),
+                job.attempts_allowed,
+                job.attempts_remaining,
+                expires,
+            )
+            for job in leased
+        ]
+
+    def ack(self, items: Sequence[AckItem]) -> list[str | None]:
+        return self._fenced(lambda: self.store.ack(self.queue, self.partition, self.epoch, items, self._clock()))
+
+    def checkpoint(self, items: Sequence[CheckpointItem]) -> list[bool]:
+        return self._fenced(lambda: self.store.checkpoint(self.queue, self.partition, self.epoch, items, self._clock()))
+
+    def expire(self) -> int:
+        return self._fenced(lambda: self.store.expire(self.queue, self.partition, self.epoch, self._clock()))
+
+    def gc(self) -> int:
+        return self.store.gc(self.queue, self.partition, self.config, self._clock())
+
+    def release(self) -> None:
+        """Give the buffer back before leaving the partition (a clean shutdown or a revoke)."""
+        with self._lock:
+            held = [job.local_id for job in self._buffer]
+            self._buffer.clear()
+            if held and not self.lost:
+                self.store.release(self.queue, self.partition, self.epoch, held)
+
+    def lease_length(self, extend: timedelta | None) -> int:
+        return int((extend or self.config.lease).total_seconds() * 1_000_000)
+
+    def _fenced(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except Fenced:
+            self.lost = True
+            self._buffer.clear()
+            raise

@@ -1,0 +1,402 @@
+"""The job service with PinLater's semantics: queues, enqueue, dequeue, ack, checkpoint, lookup, admin.
+
+:class:`Pacer` runs embedded (``Pacer.open("sqlite:///jobs.db")``): it owns every partition itself. A
+broker uses the same class and overrides which partitions it owns and what happens after an enqueue.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pacer._errors import InvalidArgument, InvalidDescriptor
+from pacer._models import (
+    Ack,
+    AckResult,
+    Checkpoint,
+    Descriptor,
+    Job,
+    JobInfo,
+    JobState,
+    Lease,
+    PartitionInfo,
+    QueueConfig,
+    ScanPage,
+    check_priority,
+    check_rate,
+    from_us,
+    now_us,
+    to_us,
+)
+from pacer._names import queue_name
+from pacer._owner import PartitionOwner
+from pacer.storage import Store, open_store
+from pacer.storage.base import AckItem, CheckpointItem, Filter, JobRow, stored_states
+
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    expired: int
+    gc_deleted: int
+
+
+class Pacer:
+    """Pacer's API over a store. Thread-safe."""
+
+    def __init__(self, store: Store, *, owner_id: str = "embedded", buffer_capacity: int = 1000) -> None:
+        self.store = store
+        self.owner_id = owner_id
+        self.buffer_capacity = buffer_capacity
+        self._owners: dict[tuple[str, int], PartitionOwner] = {}
+        self._configs: dict[str, QueueConfig] = {}
+        self._lock = threading.RLock()
+        self._next = 0
+
+    @classmethod
+    def open(cls, storage: str | Sequence[str], **kwargs: object) -> Pacer:
+        """Open the store at ``storage`` (create or upgrade its schema) and serve it embedded."""
+        store = open_store(storage)
+        store.create_schema()
+        return cls(store, **kwargs)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Hand buffered jobs back and release the store."""
+        with self._lock:
+            owners = list(self._owners.values())
+            self._owners.clear()
+        for owner in owners:
+            owner.release()
+        self.store.close()
+
+    # -- queues ---------------------------------------------------------------------------------------
+
+    def create_queue(
+        self,
+        name: str,
+        *,
+        partitions: int = 1,
+        lease: timedelta = timedelta(minutes=5),
+        max_jobs_per_second: float | None = None,
+        succeeded_ttl: timedelta = timedelta(hours=24),
+        failed_ttl: timedelta = timedelta(days=7),
+    ) -> None:
+        """Create a queue; re-running it repairs a half-created one. One partition keeps FIFO order."""
+        config = QueueConfig(queue_name(name), partitions, lease, max_jobs_per_second, succeeded_ttl, failed_ttl)
+        self.store.create_queue(config)
+
+    def delete_queue(self, name: str) -> None:
+        queue_name(name)
+        with self._lock:
+            for key in [key for key in self._owners if key[0] == name]:
+                del self._owners[key]
+            self._configs.pop(name, None)
+        self.store.delete_queue(name)
+
+    def queue_names(self) -> list[str]:
+        return self.store.queue_names()
+
+    def queue_config(self, name: str) -> QueueConfig:
+        config = self.store.queue_config(queue_name(name))
+        assert config is not None
+        return config
+
+    def set_rate_limit(self, name: str, jobs_per_second: float | None) -> None:
+        """Jobs handed out per second across the queue: ``None`` unlimited, ``0`` paused."""
+        self.store.set_rate_limit(queue_name(name), check_rate(jobs_per_second))
+        self.refresh_config(name)
+
+    def partitions(self, name: str) -> list[PartitionInfo]:
+        return self.store.partitions(queue_name(name))
+
+    def refresh_config(self, name: str) -> QueueConfig:
+        config = self.queue_config(name)
+        with self._lock:
+            self._configs[name] = config
+            for (queue, _), owner in self._owners.items():
+                if queue == name:
+                    owner.config = config
+        return config
+
+    def _config(self, name: str) -> QueueConfig:
+        config = self._configs.get(queue_name(name))
+        return config if config is not None else self.refresh_config(name)
+
+    # -- enqueue --------------------------------------------------------------------------------------
+
+    def enqueue(self, queue: str, jobs: Iterable[Job | bytes]) -> list[Descriptor]:
+        """Store the jobs; their descriptors in order. Jobs with a key go to the key's partition."""
+        config = self._config(queue)
+        batch = [job if isinstance(job, Job) else Job(job) for job in jobs]
+        if not 0 < len(batch) <= MAX_BATCH:
+            raise InvalidArgument(f"enqueue takes 1..{MAX_BATCH} jobs, got {len(batch)}")
+        spread = random.randrange(config.partitions)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for index, job in enumerate(batch):
+            if job.key is not None:
+                partition = zlib.crc32(job.key.encode()) % config.partitions
+            else:
+                partition = (spread + index) % config.partitions
+            groups[partition].append(index)
+        out: list[Descriptor | None] = [None] * len(batch)
+        now = now_us()
+        for partition, indexes in groups.items():
+            stored = self.store.enqueue(queue, partition, [batch[i] for i in indexes], now)
+            for index, (local_id, priority) in zip(indexes, stored, strict=True):
+                out[index] = Descriptor(queue, partition, priority, local_id)
+        self._enqueued(queue, sorted(groups))
+        return [d for d in out if d is not None]
+
+    def _enqueued(self, queue: str, partitions: list[int]) -> None:
+        """After jobs are stored: a broker rings the owners' doorbells here."""
+
+    # -- owner operations -----------------------------------------------------------------------------
+
+    def owner(self, queue: str, partition: int) -> PartitionOwner:
+        """The owner of a partition in this process; embedded, it is acquired on first use."""
+        key = (queue, partition)
+        with self._lock:
+            owner = self._owners.get(key)
+            if owner is None or owner.lost:
+                config = self._config(queue)
+                if not 0 <= partition < config.partitions:
+                    raise InvalidDescriptor(f"queue {queue!r} has no partition {partition}")
+                owner = PartitionOwner(self.store, config, partition, self.owner_id, capacity=self.buffer_capacity)
+                owner.acquire()
+                self._owners[key] = owner
+            return owner
+
+    def dequeue_partitions(self, queue: str) -> list[int]:
+        """The partitions this process dequeues from, in the order to visit them."""
+        count = self._config(queue).partitions
+        with self._lock:
+            self._next += 1
+            start = self._next % count
+        return [(start + i) % count for i in range(count)]
+
+    def dequeue(self, queue: str, limit: int = 1) -> list[Lease]:
+        """Up to ``limit`` leased jobs, priority 1 first, oldest first within a partition."""
+        queue_name(queue)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
+            raise InvalidArgument(f"dequeue limit {limit!r} must be an integer in 1..{MAX_BATCH}")
+        out: list[Lease] = []
+        for partition in self.dequeue_partitions(queue):
+            out += self.owner(queue, partition).dequeue(limit - len(out))
+            if len(out) >= limit:
+                break
+        return out
+
+    def ack(
+        self, queue: str, *, succeeded: Iterable[Ack | Lease] = (), failed: Iterable[Ack | Lease] = ()
+    ) -> AckResult:
+        """Finish leased jobs. A failed job with attempts left runs again after its ``retry_delay``."""
+        items = [(Ack.of(a), True) for a in succeeded] + [(Ack.of(a), False) for a in failed]
+        groups: dict[int, list[tuple[Ack, bool]]] = defaultdict(list)
+        for ack, ok in items:
+            descriptor = Descriptor.parse(ack.descriptor, queue_name(queue))
+            groups[descriptor.partition].append((ack, ok))
+        result = AckResult()
+        for partition, group in sorted(groups.items()):
+            reasons = self.owner(queue, partition).ack(
+                [
+                    AckItem(
+                        a.descriptor.local_id,
+                        a.claim,
+                        ok,
+                        a.append_status,
+                        int(a.retry_delay.total_seconds() * 1_000_000),
+                    )
+                    for a, ok in group
+                ]
+            )
+            for (ack, _), reason in zip(group, reasons, strict=True):
+                if reason is None:
+                    result.accepted.append(ack.descriptor)
+                else:
+                    result.rejected[ack.descriptor] = reason
+        return result
+
+    def checkpoint(self, queue: str, items: Iterable[Checkpoint]) -> list[bool]:
+        """Apply checkpoints to leased jobs; True where applied (the claim still held the job)."""
+        batch = list(items)
+        for item in batch:
+            Descriptor.parse(item.descriptor, queue_name(queue))
+            if item.attempts_allowed is not None and not 1 <= item.attempts_allowed <= 1000:
+                raise InvalidArgument(f"attempts_allowed {item.attempts_allowed!r} must be in 1..1000")
+        out: dict[int, bool] = {}
+        by_partition: dict[int, list[int]] = defaultdict(list)
+        for index, item in enumerate(batch):
+            by_partition[item.descriptor.partition].append(index)
+        for partition, indexes in sorted(by_partition.items()):
+            owner = self.owner(queue, partition)
+            applied = owner.checkpoint([_checkpoint_item(batch[i], owner) for i in indexes])
+            out |= dict(zip(indexes, applied, strict=True))
+        return [out[i] for i in range(len(batch))]
+
+    def run_maintenance(self, queue: str) -> MaintenanceReport:
+        """Expire leases and delete finished jobs past retention, on the partitions this process owns."""
+        expired = deleted = 0
+        for partition in self.dequeue_partitions(queue):
+            owner = self.owner(queue, partition)
+            expired += owner.expire()
+            deleted += owner.gc()
+        return MaintenanceReport(expired, deleted)
+
+    # -- reads and admin ------------------------------------------------------------------------------
+
+    def lookup(
+        self, descriptors: Iterable[Descriptor | str], *, include_body: bool = False
+    ) -> dict[Descriptor, JobInfo]:
+        """What is known of each job; unknown jobs are left out."""
+        groups: dict[tuple[str, int], list[Descriptor]] = defaultdict(list)
+        for text in descriptors:
+            descriptor = Descriptor.parse(text)
+            groups[(descriptor.queue, descriptor.partition)].append(descriptor)
+        out: dict[Descriptor, JobInfo] = {}
+        for (queue, partition), wanted in groups.items():
+            rows = self.store.lookup(queue, partition, [d.local_id for d in wanted], include_body)
+            for row in rows:
+                info = _job_info(queue, partition, row)
+                out[info.descriptor] = info
+        return out
+
+    def count(
+        self,
+        queue: str,
+        state: JobState | str,
+        *,
+        priority: int | None = None,
+        future: bool | None = None,
+        body_regex: str | None = None,
+    ) -> int:
+        """Jobs in ``state``; ``future`` True: runnable later, False: runnable now, None: either."""
+        where = self._filter(state, priority, future, body_regex)
+        now = now_us()
+        return sum(self.store.count(queue, p, where, now) for p in range(self._config(queue).partitions))
+
+    def scan(
+        self,
+        queue: str,
+        state: JobState | str,
+        *,
+        priority: int | None = None,
+        future: bool | None = None,
+        body_regex: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ScanPage:
+        """A page of jobs in ``state``, partition by partition, newest first; pass ``cursor`` for the next."""
+        where = self._filter(state, priority, future, body_regex)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
+            raise InvalidArgument(f"scan limit {limit!r} must be an integer in 1..{MAX_BATCH}")
+        partitions = self._config(queue).partitions
+        partition, before = _parse_cursor(cursor, partitions)
+        jobs: list[JobInfo] = []
+        now = now_us()
+        while partition < partitions and len(jobs) < limit:
+            rows = self.store.scan(queue, partition, where, limit - len(jobs), before, now)
+            jobs += [_job_info(queue, partition, row) for row in rows]
+            if len(jobs) >= limit and rows:
+                return ScanPage(jobs, f"{partition}.{rows[-1].local_id}")
+            partition, before = partition + 1, None
+        return ScanPage(jobs, None)
+
+    def retry_failed(
+        self,
+        queue: str,
+        *,
+        priority: int | None = None,
+        attempts: int = 1,
+        run_after: datetime | None = None,
+        limit: int = 1000,
+    ) -> int:
+        """Give FAILED jobs ``attempts`` more tries; how many."""
+        if priority is not None:
+            check_priority(priority)
+        if not isinstance(attempts, int) or not 1 <= attempts <= 1000:
+            raise InvalidArgument(f"attempts {attempts!r} must be an integer in 1..1000")
+        now = now_us()
+        at = now if run_after is None else to_us(run_after)
+        done = 0
+        for partition in range(self._config(queue).partitions):
+            if done >= limit:
+                break
+            done += self.store.retry_failed(queue, partition, priority, attempts, at, limit - done, now)
+        return done
+
+    def delete_jobs(
+        self,
+        queue: str,
+        state: JobState | str,
+        *,
+        priority: int | None = None,
+        body_regex: str | None = None,
+        limit: int = 1000,
+    ) -> int:
+        """Delete jobs in ``state`` (matching ``body_regex``, a bound parameter); how many."""
+        where = self._filter(state, priority, None, body_regex)
+        now = now_us()
+        done = 0
+        for partition in range(self._config(queue).partitions):
+            if done >= limit:
+                break
+            done += self.store.delete_jobs(queue, partition, where, limit - done, now)
+        return done
+
+    def _filter(self, state: JobState | str, priority: int | None, future: bool | None, regex: str | None) -> Filter:
+        if priority is not None:
+            check_priority(priority)
+        if regex is not None and (not isinstance(regex, str) or len(regex) > 1000):
+            raise InvalidArgument("body_regex must be a string of at most 1000 characters")
+        return Filter(stored_states(JobState.parse(state)), priority, future, regex)
+
+
+def _checkpoint_item(item: Checkpoint, owner: PartitionOwner) -> CheckpointItem:
+    return CheckpointItem(
+        item.descriptor.local_id,
+        item.claim,
+        owner.lease_length(item.extend_lease),
+        item.new_body,
+        item.move_to_pending,
+        None if item.run_after is None else to_us(item.run_after),
+        item.attempts_allowed,
+        item.prepend_status,
+    )
+
+
+def _job_info(queue: str, partition: int, row: JobRow) -> JobInfo:
+    state = JobState(0 if row.state == 4 else row.state)
+    created, run_after, updated = from_us(row.created_at), from_us(row.run_after), from_us(row.updated_at)
+    assert created is not None and run_after is not None and updated is not None
+    return JobInfo(
+        Descriptor(queue, partition, row.priority, row.local_id),
+        state,
+        row.attempts_allowed,
+        row.attempts_remaining,
+        row.custom_status,
+        created,
+        run_after,
+        updated,
+        from_us(row.finished_at),
+        row.claim,
+        row.body,
+    )
+
+
+def _parse_cursor(cursor: str | None, partitions: int) -> tuple[int, int | None]:
+    if cursor is None:
+        return 0, None
+    try:
+        partition_text, before_text = cursor.split(".")
+        partition, before = int(partition_text), int(before_text)
+    except (ValueError, AttributeError):
+        raise InvalidArgument(f"malformed scan cursor {cursor!r}; pass the cursor a scan returned") from None
+    if not 0 <= partition < partitions or before < 0:
+        raise InvalidArgument(f"scan cursor {cursor!r} is out of range for this queue")
+    return partition, before

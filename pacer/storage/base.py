@@ -1,0 +1,729 @@
+"""The storage contract, and its SQL shared by the SQLite and MySQL backends.
+
+Every statement is a constant with bound parameters (``:name``); table names come only from validated
+queue names and integer partitions (:func:`pacer._names.partition_table`). Times are integer microseconds
+since the epoch (UTC). Every owner write (reserve, lease, ack, checkpoint, expiry) first reads the
+partition's fence row under a lock and checks the owner's epoch, in the same transaction as the job rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from pacer._errors import Fenced, QueueExists, QueueNotFound
+from pacer._models import (
+    MAX_CUSTOM_STATUS,
+    RESERVED,
+    Job,
+    JobState,
+    PartitionInfo,
+    QueueConfig,
+)
+from pacer._names import partition_table, queue_name
+
+SCHEMA_VERSION = 1
+BATCH = 500
+
+
+class Tx(Protocol):
+    """One open transaction on one shard."""
+
+    def run(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        """Execute; the number of rows matched."""
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Execute a query; its rows."""
+
+    def insert(self, sql: str, params: dict[str, Any], count: int) -> list[int]:
+        """Execute an INSERT of ``count`` rows; their generated ids in order."""
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A job held in its owner's buffer (stored state RESERVED)."""
+
+    local_id: int
+    priority: int
+    run_after: int
+    attempts_allowed: int
+    attempts_remaining: int
+    dispatches: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class AckItem:
+    local_id: int
+    claim: str
+    succeeded: bool
+    append_status: str = ""
+    retry_delay_us: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointItem:
+    local_id: int
+    claim: str
+    lease_us: int
+    new_body: bytes | None = None
+    move_to_pending: bool = False
+    run_after_us: int | None = None
+    attempts_allowed: int | None = None
+    prepend_status: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRow:
+    local_id: int
+    state: int
+    priority: int
+    run_after: int
+    created_at: int
+    updated_at: int
+    finished_at: int | None
+    attempts_allowed: int
+    attempts_remaining: int
+    claim: str | None
+    custom_status: str
+    body: bytes | None
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which jobs count, scan and delete look at. ``future``: None all, True later than now, False ready."""
+
+    states: tuple[int, ...]
+    priority: int | None = None
+    future: bool | None = None
+    body_regex: str | None = None
+
+
+def stored_states(state: JobState) -> tuple[int, ...]:
+    """Stored states behind an API state: a buffered job is still PENDING."""
+    return (int(state), RESERVED) if state is JobState.PENDING else (int(state),)
+
+
+def in_list(name: str, values: Sequence[object]) -> tuple[str, dict[str, Any]]:
+    """``(:name0, :name1, ...)`` and its parameters."""
+    params = {f"{name}{i}": value for i, value in enumerate(values)}
+    return "(" + ", ".join(f":{key}" for key in params) + ")", params
+
+
+_JOB_COLUMNS = (
+    "local_id, state, priority, run_after, created_at, updated_at, finished_at, attempts_allowed, "
+    "attempts_remaining, claim_token, custom_status"
+)
+_META_QUEUE = "num_partitions, lease_ms, max_jobs_per_second, succeeded_ttl_s, failed_ttl_s"
+
+
+class Store:
+    """Jobs and queue metadata on one or more shards. Backends supply connections and dialect fragments."""
+
+    # Dialect: appended to SELECTs that claim rows, that lock rows, and to the fence read.
+    skip_locked = ""
+    for_update = ""
+    share_lock = ""
+    insert_ignore = "INSERT OR IGNORE"
+
+    @property
+    def shard_count(self) -> int:
+        raise NotImplementedError
+
+    def transaction(self, shard: int) -> contextlib.AbstractContextManager[Tx]:
+        raise NotImplementedError
+
+    def concat(self, *parts: str) -> str:
+        return "(" + " || ".join(parts) + ")"
+
+    def regexp(self) -> str:
+        return "body REGEXP :body_regex"
+
+    def job_table_ddl(self, table: str) -> list[str]:
+        raise NotImplementedError
+
+    def meta_ddl(self) -> list[str]:
+        raise NotImplementedError
+
+    def owner_ddl(self) -> list[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- schema -----------------------------------------------------------------------------------------
+
+    def create_schema(self) -> int:
+        """Create or upgrade the metadata tables on every shard; the schema version now in place."""
+        with self.transaction(0) as tx:
+            for statement in self.meta_ddl():
+                tx.run(statement)
+            found = tx.rows("SELECT version FROM pacer_schema")
+            if not found:
+                tx.run("INSERT INTO pacer_schema (version) VALUES (:v)", {"v": SCHEMA_VERSION})
+            elif found[0][0] < SCHEMA_VERSION:  # later versions add their migrations here, in order
+                tx.run("UPDATE pacer_schema SET version = :v", {"v": SCHEMA_VERSION})
+        for shard in range(self.shard_count):
+            with self.transaction(shard) as tx:
+                for statement in self.owner_ddl():
+                    tx.run(statement)
+        return SCHEMA_VERSION
+
+    def schema_version(self) -> int | None:
+        try:
+            with self.transaction(0) as tx:
+                found = tx.rows("SELECT version FROM pacer_schema")
+        except QueueNotFound:
+            return None
+        return int(found[0][0]) if found else None
+
+    # -- queues -----------------------------------------------------------------------------------------
+
+    def create_queue(self, config: QueueConfig) -> None:
+        """Create the queue, or repair a half-created one; idempotent for the same settings."""
+        existing = self.queue_config(config.name, missing_ok=True)
+        if existing is not None and existing.partitions != config.partitions:
+            raise QueueExists(f"queue {config.name!r} exists with {existing.partitions} partitions")
+        first = zlib.crc32(config.name.encode()) % self.shard_count
+        shards = [(first + p) % self.shard_count for p in range(config.partitions)]
+        with self.transaction(0) as tx:
+            if existing is None:
+                tx.run(
+                    f"{self.insert_ignore} INTO pacer_queue (queue_name, {_META_QUEUE}) "
+                    "VALUES (:q, :n, :lease, :rate, :sttl, :fttl)",
+                    _config_params(config),
+                )
+            for partition, shard in enumerate(shards):
+                tx.run(
+                    f"{self.insert_ignore} INTO pacer_partition (queue_name, partition_id, shard_id) "
+                    "VALUES (:q, :p, :s)",
+                    {"q": config.name, "p": partition, "s": shard},
+                )
+        placed = self._placement(config.name)
+        for partition in range(config.partitions):
+            with self.transaction(placed[partition]) as tx:
+                for statement in self.job_table_ddl(partition_table(config.name, partition)):
+                    tx.run(statement)
+                tx.run(
+                    f"{self.insert_ignore} INTO pacer_owner (queue_name, partition_id, epoch) VALUES (:q, :p, 0)",
+                    {"q": config.name, "p": partition},
+                )
+
+    def delete_queue(self, name: str) -> None:
+        """Drop the queue and its jobs; idempotent."""
+        self.__dict__.setdefault("_placements", {}).pop(name, None)
+        placed = self._placement(queue_name(name), missing_ok=True)
+        for partition, shard in enumerate(placed):
+            with self.transaction(shard) as tx:
+                tx.run(f"DROP TABLE IF EXISTS {partition_table(name, partition)}")
+                tx.run("DELETE FROM pacer_owner WHERE queue_name = :q", {"q": name})
+        with self.transaction(0) as tx:
+            tx.run("DELETE FROM pacer_partition WHERE queue_name = :q", {"q": name})
+            tx.run("DELETE FROM pacer_queue WHERE queue_name = :q", {"q": name})
+
+    def queue_names(self) -> list[str]:
+        with self.transaction(0) as tx:
+            return [row[0] for row in tx.rows("SELECT queue_name FROM pacer_queue ORDER BY queue_name")]
+
+    def queue_config(self, name: str, *, missing_ok: bool = False) -> QueueConfig | None:
+        with self.transaction(0) as tx:
+            found = tx.rows(f"SELECT {_META_QUEUE} FROM pacer_queue WHERE queue_name = :q", {"q": queue_name(name)})
+        if not found:
+            if missing_ok:
+                return None
+            raise QueueNotFound(f"queue {name!r} does not exist")
+        partitions, lease_ms, rate, sttl, fttl = found[0]
+        return QueueConfig(
+            name,
+            int(partitions),
+            timedelta(milliseconds=int(lease_ms)),
+            None if rate is None else float(rate),
+            timedelta(seconds=int(sttl)),
+            timedelta(seconds=int(fttl)),
+        )
+
+    def set_rate_limit(self, name: str, jobs_per_second: float | None) -> None:
+        with self.transaction(0) as tx:
+            matched = tx.run(
+                "UPDATE pacer_queue SET max_jobs_per_second = :rate WHERE queue_name = :q",
+                {"rate": jobs_per_second, "q": queue_name(name)},
+            )
+        if not matched:
+            raise QueueNotFound(f"queue {name!r} does not exist")
+
+    def partitions(self, name: str) -> list[PartitionInfo]:
+        """Every partition of the queue with its shard, epoch and owner."""
+        placed = self._placement(queue_name(name))
+        out = []
+        for partition, shard in enumerate(placed):
+            with self.transaction(shard) as tx:
+                found = tx.rows(
+                    "SELECT epoch, owner_id FROM pacer_owner WHERE queue_name = :q AND partition_id = :p",
+                    {"q": name, "p": partition},
+                )
+            epoch, owner = found[0] if found else (0, None)
+            out.append(PartitionInfo(name, partition, shard, int(epoch), owner))
+        return out
+
+    def _placement(self, name: str, *, missing_ok: bool = False) -> list[int]:
+        """The shard of each partition of the queue (the shard map)."""
+        with self.transaction(0) as tx:
+            found = tx.rows(
+                "SELECT shard_id FROM pacer_partition WHERE queue_name = :q ORDER BY partition_id", {"q": name}
+            )
+        if not found and not missing_ok:
+            raise QueueNotFound(f"queue {name!r} does not exist")
+        return [int(row[0]) for row in found]
+
+    def shard_of(self, name: str, partition: int) -> int:
+        """The partition's shard; the shard map is cached (a queue's placement never changes)."""
+        cache: dict[str, list[int]] = self.__dict__.setdefault("_placements", {})
+        placed = cache.get(name)
+        if placed is None:
+            placed = cache[name] = self._placement(name)
+        if not 0 <= partition < len(placed):
+            raise QueueNotFound(f"queue {name!r} has no partition {partition}")
+        return placed[partition]
+
+    @contextlib.contextmanager
+    def _partition_tx(self, name: str, partition: int) -> Iterator[Tx]:
+        try:
+            with self.transaction(self.shard_of(name, partition)) as tx:
+                yield tx
+        except QueueNotFound:
+            self.__dict__.setdefault("_placements", {}).pop(name, None)  # deleted, maybe re-created elsewhere
+            raise
+
+    # -- enqueue (any node, no fence) -------------------------------------------------------------------
+
+    def enqueue(self, name: str, partition: int, jobs: Sequence[Job], now: int) -> list[tuple[int, int]]:
+        """Insert the jobs into one partition; ``(local_id, priority)`` of each, in order."""
+        table = partition_table(name, partition)
+        out: list[tuple[int, int]] = []
+        with self._partition_tx(name, partition) as tx:
+            for start in range(0, len(jobs), BATCH):
+                out += self._insert(tx, table, jobs[start : start + BATCH], now)
+        return out
+
+    def _insert(self, tx: Tx, table: str, jobs: Sequence[Job], now: int) -> list[tuple[int, int]]:
+        """Keyless jobs in one multi-row INSERT; keyed ones with INSERT IGNORE, their ids read back by key."""
+        out: dict[int, tuple[int, int]] = {}
+        keyless = [i for i, job in enumerate(jobs) if job.key is None]
+        keyed = [i for i, job in enumerate(jobs) if job.key is not None]
+        if keyless:
+            sql, params = self._values(table, [jobs[i] for i in keyless], now)
+            ids = tx.insert(f"INSERT INTO {sql}", params, len(keyless))
+            out |= {index: (local_id, jobs[index].priority) for index, local_id in zip(keyless, ids, strict=True)}
+        if keyed:
+            sql, params = self._values(table, [jobs[i] for i in keyed], now)
+            tx.run(f"{self.insert_ignore} INTO {sql}", params)
+            for index in keyed:
+                key = jobs[index].key
+                assert key is not None
+                sql = f"SELECT local_id, priority FROM {table} WHERE idempotency_key = :k"
+                found = tx.rows(sql, {"k": key.encode()})
+                out[index] = (int(found[0][0]), int(found[0][1]))
+        return [out[index] for index in range(len(jobs))]
+
+    @staticmethod
+    def _values(table: str, jobs: Sequence[Job], now: int) -> tuple[str, dict[str, Any]]:
+        """``table (columns) VALUES (...), ...`` and its parameters."""
+        values: list[str] = []
+        params: dict[str, Any] = {"now": now}
+        for i, job in enumerate(jobs):
+            values.append(f"(0, :pr{i}, :ra{i}, :now, :now, :at{i}, :at{i}, :key{i}, :cs{i}, :body{i})")
+            params |= {
+                f"pr{i}": job.priority,
+                f"ra{i}": job.run_after_us(now),
+                f"at{i}": job.attempts,
+                f"key{i}": None if job.key is None else job.key.encode(),
+                f"cs{i}": job.custom_status,
+                f"body{i}": job.body,
+            }
+        columns = (
+            "state, priority, run_after, created_at, updated_at, attempts_allowed, attempts_remaining, "
+            "idempotency_key, custom_status, body"
+        )
+        return f"{table} ({columns}) VALUES {', '.join(values)}", params
+
+    # -- ownership (the fence) --------------------------------------------------------------------------
+
+    def acquire(self, name: str, partition: int, owner: str, now: int) -> int:
+        """Take the partition over: bump its epoch, hand the last owner's buffer back; the new epoch."""
+        with self._partition_tx(name, partition) as tx:
+            found = tx.rows(
+                f"SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p{self.for_update}",
+                {"q": name, "p": partition},
+            )
+            if not found:
+                raise QueueNotFound(f"queue {name!r} has no partition {partition}")
+            epoch = int(found[0][0]) + 1
+            tx.run(
+                "UPDATE pacer_owner SET epoch = :e, owner_id = :me, acquired_at = :now "
+                "WHERE queue_name = :q AND partition_id = :p AND epoch = :e0",
+                {"e": epoch, "e0": epoch - 1, "me": owner, "now": now, "q": name, "p": partition},
+            )
+            tx.run(f"UPDATE {partition_table(name, partition)} SET state = 0 WHERE state = {RESERVED}")
+        return epoch
+
+    def _fence(self, tx: Tx, name: str, partition: int, epoch: int) -> None:
+        found = tx.rows(
+            f"SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p{self.share_lock}",
+            {"q": name, "p": partition},
+        )
+        current = int(found[0][0]) if found else None
+        if current != epoch:
+            raise Fenced(f"{name} partition {partition}: epoch {epoch} is stale, the partition is at {current}")
+
+    # -- owner operations -------------------------------------------------------------------------------
+
+    def reserve(self, name: str, partition: int, epoch: int, limit: int, now: int) -> list[Reserved]:
+        """Move up to ``limit`` ready jobs into the owner's buffer, priority 1 first, oldest first."""
+        table = partition_table(name, partition)
+        out: list[Reserved] = []
+        with self._partition_tx(name, partition) as tx:
+            self._fence(tx, name, partition, epoch)
+            for priority in (1, 2, 3):
+                if len(out) >= limit:
+                    break
+                found = tx.rows(
+                    "SELECT local_id, priority, run_after, attempts_allowed, attempts_remaining, dispatches, body "
+                    f"FROM {table} WHERE state = 0 AND priority = :pr AND run_after <= :now "
+                    f"ORDER BY run_after, local_id LIMIT :n{self.skip_locked}",
+                    {"pr": priority, "now": now, "n": limit - len(out)},
+                )
+                if not found:
+                    continue
+                ids, params = in_list("id", [row[0] for row in found])
+                tx.run(
+                    f"UPDATE {table} SET state = {RESERVED}, owner_epoch = :e WHERE local_id IN {ids}",
+                    params | {"e": epoch},
+                )
+                out += [_reserved(row) for row in found]
+        return out
+
+    def grant(
+        self, name: str, partition: int, epoch: int, jobs: Sequence[Reserved], lease_us: int, now: int
+    ) -> list[Reserved]:
+        """Lease buffered jobs (IN_PROGRESS, claim ``<epoch>.<dispatch>``); the ones still there to lease."""
+        if not jobs:
+            return []
+        table = partition_table(name, partition)
+        ids, params = in_list("id", [job.local_id for job in jobs])
+        with self._partition_tx(name, partition) as tx:
+            # The fence is part of the statement (one round trip less on the hot path). Its read takes no
+            # lock under READ COMMITTED; a takeover committed before this statement makes it match no row,
+            # and one racing with it waits for these row locks, so the lease counts as granted before it.
+            token = self.concat(":e", "'.'", "(dispatches + 1)")
+            matched = tx.run(
+                f"UPDATE {table} SET state = 1, claim_token = {token}, "
+                "dispatches = dispatches + 1, lease_expires_at = :exp, updated_at = :now "
+                f"WHERE local_id IN {ids} AND state = {RESERVED} AND owner_epoch = :e AND "
+                "(SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p) = :e",
+                params | {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition},
+            )
+            if matched < len(jobs):
+                self._fence(tx, name, partition, epoch)
+            if matched == len(jobs):
+                return list(jobs)
+            # Some left the buffer under us (deleted by an admin): keep those leased under our claim.
+            leased = {
+                int(row[0])
+                for row in tx.rows(
+                    f"SELECT local_id, claim_token FROM {table} WHERE local_id IN {ids} AND state = 1", params
+                )
+                if row[1] == claim_token(epoch, next(j for j in jobs if j.local_id == int(row[0])))
+            }
+        return [job for job in jobs if job.local_id in leased]
+
+    def release(self, name: str, partition: int, epoch: int, local_ids: Sequence[int]) -> None:
+        """Hand buffered jobs back to PENDING (owner shutting down or giving the partition up)."""
+        if not local_ids:
+            return
+        ids, params = in_list("id", local_ids)
+        with self._partition_tx(name, partition) as tx:
+            tx.run(
+                f"UPDATE {partition_table(name, partition)} SET state = 0 "
+                f"WHERE local_id IN {ids} AND state = {RESERVED} AND owner_epoch = :e",
+                params | {"e": epoch},
+            )
+
+    def ack(self, name: str, partition: int, epoch: int, items: Sequence[AckItem], now: int) -> list[str | None]:
+        """Apply acks of leased jobs; per item None (applied) or ``stale_claim`` / ``not_found``."""
+        table = partition_table(name, partition)
+        status = f"SUBSTR({self.concat('custom_status', ':append')}, 1, {MAX_CUSTOM_STATUS})"
+        succeed = (
+            f"UPDATE {table} SET state = 2, custom_status = {status}, finished_at = :now, updated_at = :now, "
+            "lease_expires_at = NULL WHERE state = 1 AND "
+        )
+        succeeded = succeed + "local_id = :id AND claim_token = :claim"
+        # attempts_remaining last: MySQL assigns left to right, SQLite from the old row; both read the old value.
+        failed = (
+            f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
+            "run_after = CASE WHEN attempts_remaining > 1 THEN :retry_at ELSE run_after END, "
+            "finished_at = CASE WHEN attempts_remaining > 1 THEN NULL ELSE :now END, "
+            "claim_token = CASE WHEN attempts_remaining > 1 THEN NULL ELSE claim_token END, "
+            f"custom_status = {status}, lease_expires_at = NULL, updated_at = :now, "
+            "attempts_remaining = attempts_remaining - 1 "
+            "WHERE local_id = :id AND state = 1 AND claim_token = :claim"
+        )
+        out: dict[int, str | None] = {}
+        with self._partition_tx(name, partition) as tx:
+            self._fence(tx, name, partition, epoch)
+            # Successes with the same status appended are one statement: the common case, a plain batch.
+            batches: dict[str, list[int]] = {}
+            unique = len({item.local_id for item in items}) == len(items)  # else matched rows are ambiguous
+            for index, item in enumerate(items):
+                if item.succeeded and unique:
+                    batches.setdefault(item.append_status, []).append(index)
+            for append, indexes in batches.items():
+                pairs = ", ".join(f"(:id{i}, :claim{i})" for i in range(len(indexes)))
+                params = {"append": append, "now": now}
+                for i, index in enumerate(indexes):
+                    params |= {f"id{i}": items[index].local_id, f"claim{i}": items[index].claim}
+                matched = tx.run(f"{succeed}(local_id, claim_token) IN ({pairs})", params)
+                for index in indexes:
+                    out[index] = None if matched == len(indexes) else self._why_not(tx, table, items[index])
+            for index, item in enumerate(items):
+                if index in out:
+                    continue
+                params = {"id": item.local_id, "claim": item.claim, "append": item.append_status, "now": now}
+                if item.succeeded:
+                    matched = tx.run(succeeded, params)
+                else:
+                    matched = tx.run(failed, params | {"retry_at": now + item.retry_delay_us})
+                out[index] = None if matched else self._why_not(tx, table, item)
+        return [out[index] for index in range(len(items))]
+
+    def _why_not(self, tx: Tx, table: str, item: AckItem) -> str | None:
+        found = tx.rows(f"SELECT state, claim_token FROM {table} WHERE local_id = :id", {"id": item.local_id})
+        if not found:
+            return "not_found"
+        state, claim = found[0]
+        if item.succeeded and state == JobState.SUCCEEDED and claim == item.claim:
+            return None  # a replayed success ack: already applied
+        return "stale_claim"
+
+    def checkpoint(
+        self, name: str, partition: int, epoch: int, items: Sequence[CheckpointItem], now: int
+    ) -> list[bool]:
+        table = partition_table(name, partition)
+        out = []
+        with self._partition_tx(name, partition) as tx:
+            self._fence(tx, name, partition, epoch)
+            for item in items:
+                sets = ["updated_at = :now"]
+                params: dict[str, Any] = {"id": item.local_id, "claim": item.claim, "now": now}
+                if item.new_body is not None:
+                    sets.append("body = :body")
+                    params["body"] = item.new_body
+                if item.attempts_allowed is not None:
+                    sets.append("attempts_allowed = :attempts, attempts_remaining = :attempts")
+                    params["attempts"] = item.attempts_allowed
+                if item.prepend_status is not None:
+                    sets.append(
+                        f"custom_status = SUBSTR({self.concat(':pre', 'custom_status')}, 1, {MAX_CUSTOM_STATUS})"
+                    )
+                    params["pre"] = item.prepend_status
+                if item.move_to_pending:
+                    sets.append("state = 0, claim_token = NULL, lease_expires_at = NULL, run_after = :ra")
+                    params["ra"] = now if item.run_after_us is None else item.run_after_us
+                else:
+                    sets.append("lease_expires_at = :exp")
+                    params["exp"] = now + item.lease_us
+                    if item.run_after_us is not None:
+                        sets.append("run_after = :ra")
+                        params["ra"] = item.run_after_us
+                matched = tx.run(
+                    f"UPDATE {table} SET {', '.join(sets)} WHERE local_id = :id AND state = 1 AND claim_token = :claim",
+                    params,
+                )
+                out.append(bool(matched))
+        return out
+
+    def expire(self, name: str, partition: int, epoch: int, now: int) -> int:
+        """Leases past their expiry: back to PENDING with one attempt used, or FAILED on the last one."""
+        table = partition_table(name, partition)
+        with self._partition_tx(name, partition) as tx:
+            self._fence(tx, name, partition, epoch)
+            found = tx.rows(
+                f"SELECT local_id FROM {table} WHERE state = 1 AND lease_expires_at <= :now "
+                f"ORDER BY lease_expires_at LIMIT 1000{self.for_update}",
+                {"now": now},
+            )
+            if not found:
+                return 0
+            ids, params = in_list("id", [row[0] for row in found])
+            return tx.run(
+                f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
+                "finished_at = CASE WHEN attempts_remaining > 1 THEN NULL ELSE :now END, "
+                "claim_token = CASE WHEN attempts_remaining > 1 THEN NULL ELSE claim_token END, "
+                "lease_expires_at = NULL, updated_at = :now, attempts_remaining = attempts_remaining - 1 "
+                f"WHERE local_id IN {ids} AND state = 1 AND lease_expires_at <= :now",
+                params | {"now": now},
+            )
+
+    def gc(self, name: str, partition: int, config: QueueConfig, now: int) -> int:
+        """Delete finished jobs older than the queue's retention."""
+        table = partition_table(name, partition)
+        deleted = 0
+        ttls = ((JobState.SUCCEEDED, config.succeeded_ttl), (JobState.FAILED, config.failed_ttl))
+        with self._partition_tx(name, partition) as tx:
+            for state, ttl in ttls:
+                cutoff = now - int(ttl.total_seconds() * 1_000_000)
+                found = tx.rows(
+                    f"SELECT local_id FROM {table} WHERE state = :s AND finished_at < :cutoff "
+                    "ORDER BY finished_at LIMIT 1000",
+                    {"s": int(state), "cutoff": cutoff},
+                )
+                if found:
+                    ids, params = in_list("id", [row[0] for row in found])
+                    deleted += tx.run(
+                        f"DELETE FROM {table} WHERE local_id IN {ids} AND state = :s", params | {"s": int(state)}
+                    )
+        return deleted
+
+    # -- reads and admin (no fence: the owner re-checks state on its next write) -----------------------
+
+    def lookup(self, name: str, partition: int, local_ids: Sequence[int], include_body: bool) -> list[JobRow]:
+        if not local_ids:
+            return []
+        ids, params = in_list("id", local_ids)
+        body = "body" if include_body else "NULL"
+        with self._partition_tx(name, partition) as tx:
+            found = tx.rows(
+                f"SELECT {_JOB_COLUMNS}, {body} FROM {partition_table(name, partition)} WHERE local_id IN {ids}", params
+            )
+        return [_job_row(row) for row in found]
+
+    def _where(self, where: Filter, now: int) -> tuple[str, dict[str, Any]]:
+        states, params = in_list("st", where.states)
+        clauses = [f"state IN {states}"]
+        if where.priority is not None:
+            clauses.append("priority = :prio")
+            params["prio"] = where.priority
+        if where.future is not None:
+            clauses.append("run_after > :now" if where.future else "run_after <= :now")
+            params["now"] = now
+        if where.body_regex is not None:
+            clauses.append(self.regexp())
+            params["body_regex"] = where.body_regex
+        return " AND ".join(clauses), params
+
+    def count(self, name: str, partition: int, where: Filter, now: int) -> int:
+        clause, params = self._where(where, now)
+        with self._partition_tx(name, partition) as tx:
+            return int(tx.rows(f"SELECT COUNT(*) FROM {partition_table(name, partition)} WHERE {clause}", params)[0][0])
+
+    def scan(
+        self, name: str, partition: int, where: Filter, limit: int, before_id: int | None, now: int
+    ) -> list[JobRow]:
+        """Jobs matching ``where``, newest first, with ``local_id < before_id`` when given."""
+        clause, params = self._where(where, now)
+        if before_id is not None:
+            clause += " AND local_id < :before"
+            params["before"] = before_id
+        with self._partition_tx(name, partition) as tx:
+            found = tx.rows(
+                f"SELECT {_JOB_COLUMNS}, NULL FROM {partition_table(name, partition)} WHERE {clause} "
+                "ORDER BY local_id DESC LIMIT :n",
+                params | {"n": limit},
+            )
+        return [_job_row(row) for row in found]
+
+    def retry_failed(
+        self, name: str, partition: int, priority: int | None, attempts: int, run_after: int, limit: int, now: int
+    ) -> int:
+        table = partition_table(name, partition)
+        clause, params = self._where(Filter((int(JobState.FAILED),), priority), now)
+        with self._partition_tx(name, partition) as tx:
+            found = tx.rows(
+                f"SELECT local_id FROM {table} WHERE {clause} ORDER BY local_id LIMIT :n{self.for_update}",
+                params | {"n": limit},
+            )
+            if not found:
+                return 0
+            ids, id_params = in_list("id", [row[0] for row in found])
+            return tx.run(
+                f"UPDATE {table} SET state = 0, attempts_remaining = :a, "
+                "attempts_allowed = CASE WHEN attempts_allowed < :a THEN :a ELSE attempts_allowed END, "
+                "run_after = :ra, finished_at = NULL, claim_token = NULL, updated_at = :now "
+                f"WHERE local_id IN {ids} AND state = 3",
+                id_params | {"a": attempts, "ra": run_after, "now": now},
+            )
+
+    def delete_jobs(self, name: str, partition: int, where: Filter, limit: int, now: int) -> int:
+        table = partition_table(name, partition)
+        clause, params = self._where(where, now)
+        with self._partition_tx(name, partition) as tx:
+            found = tx.rows(
+                f"SELECT local_id FROM {table} WHERE {clause} ORDER BY local_id LIMIT :n{self.for_update}",
+                params | {"n": limit},
+            )
+            if not found:
+                return 0
+            ids, id_params = in_list("id", [row[0] for row in found])
+            return tx.run(f"DELETE FROM {table} WHERE local_id IN {ids} AND {clause}", params | id_params)
+
+    def stats(self, name: str, partition: int, now: int, window_us: int) -> dict[str, int | None]:
+        """For the dashboard: counts by API state, jobs finished in the window, oldest ready pending job."""
+        table = partition_table(name, partition)
+        with self._partition_tx(name, partition) as tx:
+            by_state = tx.rows(f"SELECT state, COUNT(*) FROM {table} GROUP BY state")
+            done = tx.rows(
+                f"SELECT COUNT(*) FROM {table} WHERE state IN (2, 3) AND finished_at >= :since",
+                {"since": now - window_us},
+            )
+            oldest = tx.rows(
+                f"SELECT MIN(run_after) FROM {table} WHERE state IN (0, {RESERVED}) AND run_after <= :now", {"now": now}
+            )
+        out: dict[str, int | None] = {state.name.lower(): 0 for state in JobState}
+        for state, count in by_state:
+            key = JobState(0 if state == RESERVED else int(state)).name.lower()
+            out[key] = int(out[key] or 0) + int(count)
+        out["finished_in_window"] = int(done[0][0])
+        out["oldest_ready_run_after"] = None if oldest[0][0] is None else int(oldest[0][0])
+        return out
+
+
+def claim_token(epoch: int, job: Reserved) -> str:
+    """The claim a lease grant writes: unique per job and grant."""
+    return f"{epoch}.{job.dispatches + 1}"
+
+
+def _job_row(row: Sequence[Any]) -> JobRow:
+    local_id, state, priority, run_after, created_at, updated_at = (int(v) for v in row[:6])
+    return JobRow(
+        local_id,
+        state,
+        priority,
+        run_after,
+        created_at,
+        updated_at,
+        finished_at=None if row[6] is None else int(row[6]),
+        attempts_allowed=int(row[7]),
+        attempts_remaining=int(row[8]),
+        claim=row[9],
+        custom_status=str(row[10]),
+        body=None if row[11] is None else bytes(row[11]),
+    )
+
+
+def _reserved(row: Sequence[Any]) -> Reserved:
+    local_id, priority, run_after, allowed, remaining, dispatches = (int(v) for v in row[:6])
+    return Reserved(local_id, priority, run_after, allowed, remaining, dispatches, bytes(row[6]))
+
+
+def _config_params(config: QueueConfig) -> dict[str, Any]:
+    return {
+        "q": config.name,
+        "n": config.partitions,
+        "lease": int(config.lease.total_seconds() * 1000),
+        "rate": config.max_jobs_per_second,
+        "sttl": int(config.succeeded_ttl.total_seconds()),
+        "fttl": int(config.failed_ttl.total_seconds()),
+    }

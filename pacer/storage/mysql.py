@@ -1,0 +1,273 @@
+"""The MySQL 8 / MariaDB 10.11 backend: one or more shards, each a database given by URL.
+
+Shard 0 also holds the metadata (queues, the shard map). Sessions run READ COMMITTED with
+CLIENT_FOUND_ROWS (row counts are rows matched), so ``SKIP LOCKED`` claims take no gap locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pymysql
+import pymysql.constants.CLIENT
+import pymysql.cursors
+
+from pacer._errors import InvalidArgument, QueueNotFound
+from pacer.storage.base import Store
+
+Connection = Any  # PyMySQL ships no type information
+_NAMED = re.compile(r":([a-z_][a-z0-9_]*)")
+_NO_SUCH_TABLE = 1146
+_DATABASE = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+_META = [
+    "CREATE TABLE IF NOT EXISTS pacer_schema (version INT NOT NULL) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS pacer_queue (queue_name VARCHAR(48) NOT NULL PRIMARY KEY, "
+    "num_partitions SMALLINT UNSIGNED NOT NULL, lease_ms INT UNSIGNED NOT NULL, max_jobs_per_second DOUBLE NULL, "
+    "succeeded_ttl_s INT UNSIGNED NOT NULL, failed_ttl_s INT UNSIGNED NOT NULL) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS pacer_partition (queue_name VARCHAR(48) NOT NULL, "
+    "partition_id SMALLINT UNSIGNED NOT NULL, shard_id SMALLINT UNSIGNED NOT NULL, "
+    "PRIMARY KEY (queue_name, partition_id)) ENGINE=InnoDB",
+]
+_OWNER = [
+    "CREATE TABLE IF NOT EXISTS pacer_owner (queue_name VARCHAR(48) NOT NULL, partition_id SMALLINT UNSIGNED NOT NULL, "
+    "epoch BIGINT UNSIGNED NOT NULL DEFAULT 0, owner_id VARCHAR(255) NULL, acquired_at BIGINT NULL, "
+    "PRIMARY KEY (queue_name, partition_id)) ENGINE=InnoDB",
+]
+
+
+@dataclass(frozen=True)
+class ShardUrl:
+    """``mysql://user[:password]@host[:port]/database``, parsed once."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def parse(cls, url: str) -> ShardUrl:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb") or not parts.hostname:
+            raise InvalidArgument(f"shard URL {url!r} must look like mysql://user@host:3306/database")
+        database = parts.path.lstrip("/")
+        if not _DATABASE.fullmatch(database):
+            raise InvalidArgument(f"shard URL {url!r} needs a database name of letters, digits and '_'")
+        return cls(
+            parts.hostname,
+            parts.port or 3306,
+            unquote(parts.username or "root"),
+            unquote(parts.password or ""),
+            database,
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _pyformat(sql: str) -> str:
+    """``:name`` placeholders in PyMySQL's ``%(name)s`` form."""
+    return _NAMED.sub(r"%(\1)s", sql)
+
+
+class _MysqlTx:
+    def __init__(self, cursor: pymysql.cursors.Cursor) -> None:
+        self._cursor = cursor
+        self.statements = 0
+
+    def _execute(self, sql: str, params: dict[str, Any] | None) -> int:
+        self.statements += 1
+        return int(self._cursor.execute(_pyformat(sql), params or None))
+
+    def run(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        return self._execute(sql, params)
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        self._execute(sql, params)
+        return list(self._cursor.fetchall())
+
+    def insert(self, sql: str, params: dict[str, Any], count: int) -> list[int]:
+        self._execute(sql, params)
+        # A multi-row insert is a "simple insert": InnoDB gives it one consecutive block of ids.
+        first = int(self._cursor.lastrowid)
+        step = int(self._cursor.connection.pacer_increment)
+        return [first + i * step for i in range(count)]
+
+
+class _Pool:
+    """Idle connections of one shard; a broken connection is dropped, so a restarted server is reconnected.
+
+    Sessions get a short ``wait_timeout``: a process paused in the middle of a transaction (SIGSTOP, a long
+    GC pause) has its connection closed by the server and its locks released, so it cannot block a
+    takeover for longer. Connections idle nearly that long are therefore not reused.
+    """
+
+    def __init__(self, url: ShardUrl, size: int, idle_timeout_s: int) -> None:
+        self.url = url
+        self.idle_timeout_s = idle_timeout_s
+        self._idle: queue.LifoQueue[tuple[Connection, float]] = queue.LifoQueue(maxsize=size)
+
+    def connect(self, database: bool = True) -> Connection:
+        conn = pymysql.connect(
+            host=self.url.host,
+            port=self.url.port,
+            user=self.url.user,
+            password=self.url.password,
+            database=self.url.database if database else None,
+            client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
+            autocommit=False,
+            connect_timeout=5,
+            read_timeout=30,
+            write_timeout=30,
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        )
+        with conn.cursor() as cursor:
+            cursor.execute(f"SET SESSION wait_timeout = {int(self.idle_timeout_s)}")
+            cursor.execute("SELECT @@auto_increment_increment")
+            conn.pacer_increment = int(cursor.fetchone()[0])
+        return conn
+
+    def take(self) -> Connection:
+        while True:
+            try:
+                conn, since = self._idle.get_nowait()
+            except queue.Empty:
+                return self.connect()
+            if time.monotonic() - since < self.idle_timeout_s * 0.8:
+                return conn
+            conn.close()  # the server may be closing it right now
+
+    def give_back(self, conn: Connection) -> None:
+        try:
+            self._idle.put_nowait((conn, time.monotonic()))
+        except queue.Full:
+            conn.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait()[0].close()
+            except queue.Empty:
+                return
+
+
+class MysqlStore(Store):
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_update = " FOR UPDATE"
+    share_lock = " LOCK IN SHARE MODE"  # MariaDB 10.11 has no FOR SHARE; MySQL 8 accepts both
+    insert_ignore = "INSERT IGNORE"
+
+    def __init__(self, shard_urls: Sequence[str], pool_size: int = 16, idle_timeout_s: int = 10) -> None:
+        if not shard_urls:
+            raise InvalidArgument("MySQL storage needs at least one shard URL")
+        self._pools = [_Pool(ShardUrl.parse(url), pool_size, idle_timeout_s) for url in shard_urls]
+        self._lock = threading.Lock()
+        self.statements = 0  # SQL statements run so far, BEGIN and COMMIT not counted (for benchmarks)
+
+    @property
+    def shard_count(self) -> int:
+        return len(self._pools)
+
+    def concat(self, *parts: str) -> str:
+        return "CONCAT(" + ", ".join(parts) + ")"
+
+    def regexp(self) -> str:
+        # MySQL 8.0.22+ refuses binary strings in REGEXP; the pattern is a bound parameter.
+        return "CONVERT(body USING utf8mb4) REGEXP :body_regex"
+
+    @contextlib.contextmanager
+    def transaction(self, shard: int) -> Iterator[_MysqlTx]:
+        pool = self._pools[shard]
+        conn = pool.take()
+        try:
+            # autocommit is off: the first statement opens the transaction (no BEGIN round trip)
+            with conn.cursor() as cursor:
+                tx = _MysqlTx(cursor)
+                try:
+                    yield tx
+                finally:
+                    with self._lock:
+                        self.statements += tx.statements
+            conn.commit()
+        except pymysql.err.ProgrammingError as exc:
+            _rollback(conn)
+            pool.give_back(conn)
+            if exc.args and exc.args[0] == _NO_SUCH_TABLE:
+                raise QueueNotFound(f"not found: {exc.args[1]}") from exc
+            raise
+        except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
+            conn.close()  # broken or unknown state: never reuse
+            raise
+        except BaseException:
+            _rollback(conn)
+            pool.give_back(conn)
+            raise
+        else:
+            pool.give_back(conn)
+
+    def create_schema(self) -> int:
+        for pool in self._pools:
+            conn = pool.connect(database=False)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(
+                        f"CREATE DATABASE IF NOT EXISTS `{pool.url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                    )
+                conn.commit()
+            finally:
+                conn.close()
+        return super().create_schema()
+
+    def drop_databases(self) -> None:
+        """Drop every shard's database (tests and teardown)."""
+        for pool in self._pools:
+            pool.close()
+            conn = pool.connect(database=False)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(f"DROP DATABASE IF EXISTS `{pool.url.database}`")
+            finally:
+                conn.close()
+
+    def job_table_ddl(self, table: str) -> list[str]:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            "local_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, "
+            "state TINYINT UNSIGNED NOT NULL, "
+            "priority TINYINT UNSIGNED NOT NULL, "
+            "run_after BIGINT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, "
+            "finished_at BIGINT NULL, attempts_allowed INT NOT NULL, attempts_remaining INT NOT NULL, "
+            "dispatches INT UNSIGNED NOT NULL DEFAULT 0, owner_epoch BIGINT UNSIGNED NOT NULL DEFAULT 0, "
+            "claim_token VARCHAR(64) NULL, lease_expires_at BIGINT NULL, idempotency_key VARBINARY(128) NULL, "
+            "custom_status VARCHAR(5000) NOT NULL DEFAULT '', body MEDIUMBLOB NOT NULL, "
+            "PRIMARY KEY (local_id), "
+            "KEY ix_ready (state, priority, run_after, local_id), "
+            "KEY ix_lease (state, lease_expires_at), "
+            "KEY ix_done (state, finished_at), "
+            "UNIQUE KEY ux_idem (idempotency_key), "
+            "CHECK (state BETWEEN 0 AND 4), CHECK (priority BETWEEN 1 AND 3)"
+            ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+        ]
+
+    def meta_ddl(self) -> list[str]:
+        return list(_META)
+
+    def owner_ddl(self) -> list[str]:
+        return list(_OWNER)
+
+    def close(self) -> None:
+        for pool in self._pools:
+            pool.close()
+
+
+def _rollback(conn: Connection) -> None:
+    with contextlib.suppress(pymysql.err.Error):
+        conn.rollback()

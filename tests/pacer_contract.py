@@ -1,0 +1,263 @@
+"""Pacer's API contract, run against every store: SQLite in unit tests, MariaDB in integration tests.
+
+A test module imports these tests and provides a ``pacer`` fixture: an embedded :class:`pacer.Pacer` on a
+fresh store, and a ``queue`` fixture naming a new empty queue with one partition.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pacer import (
+    Ack,
+    Checkpoint,
+    Descriptor,
+    InvalidArgument,
+    InvalidDescriptor,
+    Job,
+    JobState,
+    Pacer,
+    PriorityNotSupported,
+    QueueNameInvalid,
+    QueueNotFound,
+)
+
+
+def test_queues_are_created_listed_and_deleted(pacer: Pacer) -> None:
+    pacer.create_queue("emails", partitions=3)
+    pacer.create_queue("emails", partitions=3)  # idempotent
+    assert "emails" in pacer.queue_names()
+    assert [p.partition for p in pacer.partitions("emails")] == [0, 1, 2]
+    pacer.delete_queue("emails")
+    assert "emails" not in pacer.queue_names()
+    with pytest.raises(QueueNotFound):
+        pacer.enqueue("emails", [b"x"])
+
+
+@pytest.mark.parametrize("name", ["Emails", "a;drop table x", "a" * 49, "", "9lives", "q-1", "x' OR '1'='1"])
+def test_bad_queue_names_are_refused_on_every_call(pacer: Pacer, name: str) -> None:
+    with pytest.raises(QueueNameInvalid):
+        pacer.create_queue(name)
+    with pytest.raises(QueueNameInvalid):
+        pacer.enqueue(name, [b"x"])
+    with pytest.raises(QueueNameInvalid):
+        pacer.dequeue(name)
+    with pytest.raises(QueueNameInvalid):
+        pacer.count(name, JobState.PENDING)
+    with pytest.raises(QueueNameInvalid):
+        pacer.delete_queue(name)
+
+
+def test_enqueue_returns_descriptors_that_parse_back(pacer: Pacer, queue: str) -> None:
+    descriptors = pacer.enqueue(queue, [Job(b"a", priority=2), Job(b"b", priority=3)])
+    assert [d.priority for d in descriptors] == [2, 3]
+    assert all(Descriptor.parse(str(d)) == d for d in descriptors)
+    assert str(descriptors[0]).startswith(f"{queue}:q0:p2:")
+
+
+@pytest.mark.parametrize("text", ["", "q:q0:p1", "q:q0:p4:1", "Q:q0:p1:1", "q:s0:p1:1", "q:q0:p1:x", 42])
+def test_malformed_descriptors_get_a_clear_error(text: object) -> None:
+    with pytest.raises(InvalidDescriptor, match="descriptor"):
+        Descriptor.parse(text)
+
+
+def test_bad_jobs_are_refused_before_anything_is_stored(pacer: Pacer, queue: str) -> None:
+    with pytest.raises(PriorityNotSupported):
+        pacer.enqueue(queue, [Job(b"ok"), Job(b"bad", priority=4)])
+    with pytest.raises(InvalidArgument, match="body"):
+        Job(b"x" * (1 << 20 + 1))
+    with pytest.raises(InvalidArgument, match="attempts"):
+        Job(b"x", attempts=0)
+    assert pacer.count(queue, JobState.PENDING) == 0
+
+
+def test_dequeue_leases_jobs_priority_first_and_fifo(pacer: Pacer, queue: str) -> None:
+    low = pacer.enqueue(queue, [Job(b"low", priority=3)])
+    fifo = pacer.enqueue(queue, [Job(f"j{i}".encode()) for i in range(5)])
+    leases = pacer.dequeue(queue, limit=10)
+    assert [lease.descriptor for lease in leases] == fifo + low
+    assert leases[0].body == b"j0"
+    assert leases[0].attempts_allowed == leases[0].attempts_remaining == 2
+    assert leases[0].lease_expires_at > datetime.now(UTC)
+    assert pacer.dequeue(queue, limit=10) == []
+    assert pacer.count(queue, JobState.IN_PROGRESS) == 6
+
+
+def test_delayed_jobs_wait_for_their_time(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [Job(b"later", delay=timedelta(seconds=0.5))])
+    assert pacer.dequeue(queue) == []
+    assert pacer.count(queue, JobState.PENDING, future=True) == 1
+    time.sleep(0.6)
+    assert [lease.body for lease in pacer.dequeue(queue)] == [b"later"]
+
+
+def test_succeeded_ack_is_final_and_a_stale_claim_is_rejected(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [b"a", b"b"])
+    first, second = pacer.dequeue(queue, limit=2)
+    result = pacer.ack(queue, succeeded=[Ack(first.descriptor, first.claim, append_status="done")])
+    assert result.accepted == [first.descriptor]
+    forged = pacer.ack(queue, succeeded=[Ack(second.descriptor, "999.1")])
+    assert forged.rejected == {second.descriptor: "stale_claim"}
+    replay = pacer.ack(queue, succeeded=[first])  # a retried ack is not an error
+    assert replay.accepted == [first.descriptor]
+    info = pacer.lookup([first.descriptor])[first.descriptor]
+    assert info.state is JobState.SUCCEEDED and info.custom_status == "done"
+    assert pacer.lookup([second.descriptor])[second.descriptor].state is JobState.IN_PROGRESS
+
+
+def test_failed_ack_retries_after_the_delay_then_fails(pacer: Pacer, queue: str) -> None:
+    (descriptor,) = pacer.enqueue(queue, [Job(b"flaky", attempts=2)])
+    (lease,) = pacer.dequeue(queue)
+    pacer.ack(queue, failed=[Ack(lease.descriptor, lease.claim, "boom;", timedelta(seconds=0.3))])
+    assert pacer.dequeue(queue) == []
+    time.sleep(0.4)
+    (again,) = pacer.dequeue(queue)
+    assert again.attempts_remaining == 1 and again.claim != lease.claim
+    assert pacer.ack(queue, failed=[again]).accepted == [descriptor]
+    info = pacer.lookup([descriptor])[descriptor]
+    assert info.state is JobState.FAILED and info.attempts_remaining == 0
+    assert info.custom_status == "boom;"
+
+
+def test_acks_of_another_queue_are_refused(pacer: Pacer, queue: str) -> None:
+    pacer.create_queue("other_q")
+    (descriptor,) = pacer.enqueue("other_q", [b"x"])
+    with pytest.raises(InvalidDescriptor, match="other_q"):
+        pacer.ack(queue, succeeded=[Ack(descriptor, "1.1")])
+
+
+def test_checkpoint_extends_changes_and_releases(pacer: Pacer, queue: str) -> None:
+    (descriptor,) = pacer.enqueue(queue, [Job(b"v1", custom_status="s")])
+    (lease,) = pacer.dequeue(queue)
+    applied = pacer.checkpoint(
+        queue,
+        [Checkpoint(descriptor, lease.claim, extend_lease=timedelta(hours=1), new_body=b"v2", prepend_status="p;")],
+    )
+    assert applied == [True]
+    assert pacer.checkpoint(queue, [Checkpoint(descriptor, "7.7", new_body=b"no")]) == [False]
+    info = pacer.lookup([descriptor], include_body=True)[descriptor]
+    assert info.body == b"v2" and info.custom_status == "p;s"
+    later = datetime.now(UTC) + timedelta(hours=2)
+    pacer.checkpoint(
+        queue, [Checkpoint(descriptor, lease.claim, move_to_pending=True, run_after=later, attempts_allowed=5)]
+    )
+    info = pacer.lookup([descriptor])[descriptor]
+    assert info.state is JobState.PENDING and info.attempts_remaining == 5
+    assert abs((info.run_after - later).total_seconds()) < 0.01
+    assert pacer.ack(queue, succeeded=[lease]).rejected == {descriptor: "stale_claim"}
+
+
+def test_expired_leases_come_back_then_fail(pacer: Pacer) -> None:
+    pacer.create_queue("short", lease=timedelta(milliseconds=200))
+    (descriptor,) = pacer.enqueue("short", [Job(b"x", attempts=2)])
+    (first,) = pacer.dequeue("short")
+    time.sleep(0.3)
+    assert pacer.run_maintenance("short").expired == 1
+    (second,) = pacer.dequeue("short")
+    assert second.attempts_remaining == 1
+    assert pacer.ack("short", succeeded=[first]).rejected == {descriptor: "stale_claim"}
+    time.sleep(0.3)
+    pacer.run_maintenance("short")
+    assert pacer.lookup([descriptor])[descriptor].state is JobState.FAILED
+
+
+def test_idempotency_key_gives_one_job(pacer: Pacer) -> None:
+    pacer.create_queue("keyed", partitions=4)
+    first = pacer.enqueue("keyed", [Job(b"a", key="order-1"), Job(b"b")])
+    again = pacer.enqueue("keyed", [Job(b"a2", key="order-1")])
+    assert again[0] == first[0]
+    assert pacer.count("keyed", JobState.PENDING) == 2
+    # keyed and keyless jobs together in one partition: each stored once
+    mixed = pacer.enqueue("keyed", [Job(f"m{i}".encode(), key=f"k{i}" if i % 2 else None) for i in range(40)])
+    assert len(set(mixed)) == 40
+    assert pacer.count("keyed", JobState.PENDING) == 42
+
+
+def test_count_scan_with_cursor_and_regex(pacer: Pacer) -> None:
+    pacer.create_queue("scanned", partitions=2)
+    pacer.enqueue("scanned", [Job(f"user-{i}".encode(), priority=1 + i % 2) for i in range(7)])
+    assert pacer.count("scanned", "pending") == 7
+    assert pacer.count("scanned", JobState.PENDING, priority=2) == 3
+    assert pacer.count("scanned", JobState.PENDING, body_regex="user-[0-2]$") == 3
+    assert pacer.count("scanned", JobState.PENDING, body_regex="x' OR '1'='1") == 0
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = pacer.scan("scanned", JobState.PENDING, limit=3, cursor=cursor)
+        seen += [job.descriptor for job in page.jobs]
+        pages += 1
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert len(seen) == len(set(seen)) == 7 and pages >= 3
+    with pytest.raises(InvalidArgument, match="cursor"):
+        pacer.scan("scanned", JobState.PENDING, cursor="garbage")
+
+
+def test_retry_failed_and_delete_by_state_and_pattern(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [Job(b"keep", attempts=1), Job(b"drop-me", attempts=1)])
+    leases = pacer.dequeue(queue, limit=2)
+    pacer.ack(queue, failed=leases)
+    assert pacer.count(queue, JobState.FAILED) == 2
+    assert pacer.delete_jobs(queue, JobState.FAILED, body_regex="^drop") == 1
+    assert pacer.retry_failed(queue, attempts=3) == 1
+    (lease,) = pacer.dequeue(queue)
+    assert lease.body == b"keep" and lease.attempts_remaining == 3
+    assert pacer.delete_jobs(queue, JobState.IN_PROGRESS) == 1
+    assert pacer.ack(queue, succeeded=[lease]).rejected == {lease.descriptor: "not_found"}
+
+
+def test_rate_limit_zero_pauses_and_none_resumes(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [b"a", b"b", b"c"])
+    pacer.set_rate_limit(queue, 0)
+    assert pacer.dequeue(queue, limit=3) == []
+    pacer.set_rate_limit(queue, 1)
+    assert len(pacer.dequeue(queue, limit=3)) == 1
+    pacer.set_rate_limit(queue, None)
+    assert len(pacer.dequeue(queue, limit=3)) == 2
+    with pytest.raises(InvalidArgument, match="rate"):
+        pacer.set_rate_limit(queue, -1)
+
+
+def test_gc_deletes_finished_jobs_after_retention(pacer: Pacer) -> None:
+    pacer.create_queue("gced", succeeded_ttl=timedelta(seconds=0))
+    pacer.enqueue("gced", [b"a", b"b"])
+    first, second = pacer.dequeue("gced", limit=2)
+    pacer.ack("gced", succeeded=[first])
+    time.sleep(0.01)
+    assert pacer.run_maintenance("gced").gc_deleted == 1
+    assert first.descriptor not in pacer.lookup([first.descriptor, second.descriptor])
+
+
+def test_a_new_owner_fences_the_old_one(pacer: Pacer, queue: str) -> None:
+    from pacer import Fenced
+    from pacer._owner import PartitionOwner
+
+    pacer.enqueue(queue, [b"a", b"b"])
+    old = pacer.owner(queue, 0)
+    (lease,) = old.dequeue(1)
+    assert old.buffered() == 1
+    new = PartitionOwner(pacer.store, pacer.queue_config(queue), 0, "other")
+    assert new.acquire() == old.epoch + 1
+    from pacer.storage.base import AckItem
+
+    with pytest.raises(Fenced):
+        old.ack([AckItem(lease.descriptor.local_id, lease.claim, True)])
+    with pytest.raises(Fenced):
+        old.dequeue(1)
+    # the old owner's buffered job is served by the new owner; the lease it granted stays valid
+    (moved,) = new.dequeue(5)
+    assert moved.body == b"b"
+    assert new.ack([AckItem(lease.descriptor.local_id, lease.claim, True)]) == [None]
+
+
+def test_a_batch_of_acks_is_judged_job_by_job(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [b"a", b"b", b"c"])
+    first, second, third = pacer.dequeue(queue, limit=3)
+    forged = Ack(second.descriptor, "99.9")
+    result = pacer.ack(queue, succeeded=[first, forged, third])
+    assert result.accepted == [first.descriptor, third.descriptor]
+    assert result.rejected == {second.descriptor: "stale_claim"}
+    assert pacer.count(queue, JobState.SUCCEEDED) == 2 and pacer.count(queue, JobState.IN_PROGRESS) == 1

@@ -1,0 +1,128 @@
+"""Worker pools over the embedded store: acks, retries, lease extension and graceful shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pacer import Job, JobState, Lease, Pacer
+from pacer.worker import Retry, Worker, exponential, load_handler
+
+
+@pytest.fixture
+def pacer(tmp_path: Path) -> Iterator[Pacer]:
+    service = Pacer.open(f"sqlite:///{tmp_path}/jobs.db")
+    yield service
+    service.close()
+
+
+def run(worker: Worker, until: Callable[[], bool], timeout: float = 10.0, maintain: Pacer | None = None) -> None:
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not until():
+            assert time.monotonic() < deadline, "condition not met in time"
+            if maintain is not None:
+                maintain.run_maintenance(worker.queue)
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_jobs_succeed_with_bounded_concurrency(pacer: Pacer) -> None:
+    pacer.create_queue("q")
+    descriptors = pacer.enqueue("q", [f"{i}".encode() for i in range(20)])
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def handler(job: Lease) -> str:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return f"ok {job.body.decode()}"
+
+    worker = Worker(pacer, "q", handler, concurrency=4, poll_interval=0.05)
+    run(worker, lambda: pacer.count("q", JobState.SUCCEEDED) == 20)
+    assert 1 < peak[0] <= 4
+    info = pacer.lookup([descriptors[3]])[descriptors[3]]
+    assert info.custom_status == "ok 3"
+
+
+def test_handler_chosen_delay_and_backoff_until_failed(pacer: Pacer) -> None:
+    pacer.create_queue("q")
+    (chosen,) = pacer.enqueue("q", [Job(b"retry-me", attempts=2)])
+    (broken,) = pacer.enqueue("q", [Job(b"broken", attempts=3)])
+    runs: list[tuple[bytes, float]] = []
+
+    def handler(job: Lease) -> None:
+        runs.append((job.body, time.monotonic()))
+        if job.body == b"retry-me" and job.attempts_remaining == 2:
+            raise Retry(after=timedelta(seconds=0.3), status="not yet")
+        if job.body == b"broken":
+            raise RuntimeError("always")
+
+    policy = exponential(first=timedelta(seconds=0.05), factor=2, jitter=0)
+    worker = Worker(pacer, "q", handler, concurrency=2, retry=policy, poll_interval=0.02)
+    run(worker, lambda: pacer.count("q", JobState.PENDING) == 0 and pacer.count("q", JobState.IN_PROGRESS) == 0)
+    chosen_runs = [at for body, at in runs if body == b"retry-me"]
+    assert len(chosen_runs) == 2 and chosen_runs[1] - chosen_runs[0] >= 0.3
+    broken_runs = [at for body, at in runs if body == b"broken"]
+    assert len(broken_runs) == 3 and broken_runs[2] - broken_runs[1] >= 0.1  # second delay doubled
+    assert pacer.lookup([chosen])[chosen].state is JobState.SUCCEEDED
+    info = pacer.lookup([broken])[broken]
+    assert info.state is JobState.FAILED and "RuntimeError: always" in info.custom_status
+
+
+def test_long_jobs_keep_their_lease(pacer: Pacer) -> None:
+    pacer.create_queue("q", lease=timedelta(seconds=1))
+    (descriptor,) = pacer.enqueue("q", [Job(b"slow", attempts=1)])
+    runs = []
+
+    def handler(job: Lease) -> None:
+        runs.append(job.claim)
+        time.sleep(2.5)  # two and a half leases long
+
+    worker = Worker(pacer, "q", handler, poll_interval=0.02)
+    run(worker, lambda: pacer.count("q", JobState.SUCCEEDED) == 1, maintain=pacer)
+    assert len(runs) == 1
+    assert pacer.lookup([descriptor])[descriptor].state is JobState.SUCCEEDED
+
+
+def test_stop_finishes_jobs_in_hand_then_releases_the_rest(pacer: Pacer) -> None:
+    pacer.create_queue("q")
+    finished, stuck = pacer.enqueue("q", [b"quick", b"stuck"])
+    release = threading.Event()
+
+    def handler(job: Lease) -> None:
+        if job.body == b"quick":
+            time.sleep(0.2)
+        else:
+            release.wait(5)
+
+    worker = Worker(pacer, "q", handler, concurrency=2, poll_interval=0.02, grace=0.5)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    while pacer.count("q", JobState.IN_PROGRESS) < 2:
+        time.sleep(0.02)
+    worker.stop()
+    thread.join(10)
+    release.set()
+    assert pacer.lookup([finished])[finished].state is JobState.SUCCEEDED
+    assert pacer.lookup([stuck])[stuck].state is JobState.PENDING
+
+
+def test_handler_paths_are_checked() -> None:
+    assert load_handler("json:dumps") is not None
+    for bad in ("json", "no_such_module_x:f", "json:no_such_function"):
+        with pytest.raises(ValueError, match="handler"):
+            load_handler(bad)
