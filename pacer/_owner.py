@@ -20,6 +20,10 @@ from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_t
 T = TypeVar("T")
 
 
+class Busy(Exception):
+    """Another dequeue of this partition is under way (``dequeue(wait=False)``)."""
+
+
 class PartitionOwner:
     def __init__(
         self,
@@ -81,28 +85,38 @@ class PartitionOwner:
         self._buffer.extend(found)
         return len(found)
 
-    def dequeue(self, limit: int) -> list[Lease]:
-        """Up to ``limit`` jobs from the buffer, leased; refills first when it holds fewer than ``limit``."""
-        with self._lock:
-            if len(self._buffer) < limit:
-                self._refill(force=True)
-            granted = self._bucket.take(min(limit, len(self._buffer)))
-            if granted == 0:
-                return []
-            taken = [self._buffer.popleft() for _ in range(granted)]
-            now = self._clock()
-            lease_us = int(self.config.lease.total_seconds() * 1_000_000)
-            try:
-                leased = self._fenced(
-                    lambda: self.store.grant(self.queue, self.partition, self.epoch, taken, lease_us, now)
-                )
-            except Exception:
-                if not self.lost:  # not fenced: keep the jobs for the next dequeue
-                    self._buffer.extendleft(reversed(taken))
-                self._bucket.give_back(granted)
-                raise
-            self._bucket.give_back(granted - len(leased))
-            low = len(self._buffer) <= self.low_watermark
+    def dequeue(self, limit: int, *, wait: bool = True) -> list[Lease]:
+        """Up to ``limit`` jobs from the buffer, leased; refills first when it holds fewer than ``limit``.
+
+        ``wait=False`` raises :class:`Busy` at once if another dequeue of this partition is under way.
+        """
+        if not self._lock.acquire(blocking=wait):
+            raise Busy
+        try:
+            return self._dequeue(limit)
+        finally:
+            self._lock.release()
+
+    def _dequeue(self, limit: int) -> list[Lease]:
+        if len(self._buffer) < limit:
+            self._refill(force=True)
+        granted = self._bucket.take(min(limit, len(self._buffer)))
+        if granted == 0:
+            return []
+        taken = [self._buffer.popleft() for _ in range(granted)]
+        now = self._clock()
+        lease_us = int(self.config.lease.total_seconds() * 1_000_000)
+        try:
+            leased = self._fenced(
+                lambda: self.store.grant(self.queue, self.partition, self.epoch, taken, lease_us, now)
+            )
+        except Exception:
+            if not self.lost:  # not fenced: keep the jobs for the next dequeue
+                self._buffer.extendleft(reversed(taken))
+            self._bucket.give_back(granted)
+            raise
+        self._bucket.give_back(granted - len(leased))
+        low = len(self._buffer) <= self.low_watermark
         if low and self.on_low is not None:
             self.on_low()
         expires = from_us(now + lease_us)

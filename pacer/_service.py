@@ -34,7 +34,7 @@ from pacer._models import (
     to_us,
 )
 from pacer._names import queue_name
-from pacer._owner import PartitionOwner
+from pacer._owner import Busy, PartitionOwner
 from pacer.storage import Store, open_store
 from pacer.storage.base import AckItem, CheckpointItem, Filter, JobRow, stored_states
 
@@ -186,7 +186,17 @@ class Pacer:
         if not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
             raise InvalidArgument(f"dequeue limit {limit!r} must be an integer in 1..{MAX_BATCH}")
         out: list[Lease] = []
+        busy: list[int] = []
+        # Partitions are served one request at a time: first those no other request is serving, then the
+        # busy ones, waiting for them.
         for partition in self.dequeue_partitions(queue):
+            try:
+                out += self.owner(queue, partition).dequeue(limit - len(out), wait=False)
+            except Busy:
+                busy.append(partition)
+            if len(out) >= limit:
+                return out
+        for partition in busy:
             out += self.owner(queue, partition).dequeue(limit - len(out))
             if len(out) >= limit:
                 break

@@ -1,0 +1,149 @@
+"""Pacer under a schedule of broker kills: every job must complete, none may be lost.
+
+``python -m benchmarks.pacer_faults [--rounds N] [--jobs N] [--brokers N] [--every S] [--pause]`` starts
+brokers as processes on the shared services, keeps 4 worker threads dequeuing and acking through
+:class:`pacer.Client` while jobs are enqueued, and every ``--every`` seconds SIGKILLs a random broker
+(or, with ``--pause``, SIGSTOPs it until the others took over, then SIGCONTs it) and starts a
+replacement. At the end every job must be SUCCEEDED. It reports jobs, kills, the longest time any job
+waited between enqueue and ack, and how many jobs ran more than once (at least once allows it).
+The integration tests run one round of each fault (tests/integration/pacer/test_broker_faults.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pacer import Job, JobState
+from pacer.client import Client
+from pacer.storage.mysql import MysqlStore
+from tests.integration.pacer.brokers import BrokerProcess
+from tests.services import resolve_services
+
+TOKEN = "faults"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pacer_faults", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=10, help="faults to inject")
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--brokers", type=int, default=3)
+    parser.add_argument("--every", type=float, default=15.0, help="seconds between faults")
+    parser.add_argument("--pause", action="store_true", help="SIGSTOP/SIGCONT instead of SIGKILL")
+    args = parser.parse_args(argv)
+
+    with resolve_services() as services, tempfile.TemporaryDirectory() as workdir:
+        parts = urlsplit(services.mysql_url)
+        shards = [
+            urlunsplit((parts.scheme, parts.netloc, f"/pacer_faults_{uuid.uuid4().hex[:8]}_s{i}", "", ""))
+            for i in range(2)
+        ]
+        topic = f"pacer-faults-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap_servers})
+        admin.create_topics([NewTopic(topic, num_partitions=8, replication_factor=1)])[topic].result(30)
+        config: dict[str, Any] = {
+            "storage": shards,
+            "control_topic": services.cluster_prefix + topic,
+            "control_partitions": 8,
+            "group_id": f"pacer-faults-{uuid.uuid4().hex[:6]}",
+            "admin_token": TOKEN,
+            "session_timeout_ms": 6000,
+            "rebalance_timeout_ms": 8000,
+            "refill_interval_s": 0.5,
+            "expire_interval_s": 0.5,
+            "psc": {"psc.discovery.file": services.psc_discovery_file},
+        }
+        started = 0
+
+        def start() -> BrokerProcess:
+            nonlocal started
+            started += 1
+            return BrokerProcess(config, Path(workdir), f"broker{started}")
+
+        brokers = [start() for _ in range(args.brokers)]
+        try:
+            report = _run(brokers, start, args)
+        finally:
+            for broker in brokers:
+                broker.stop()
+            admin.delete_topics([topic])
+            MysqlStore(shards).drop_databases()
+    for key, value in report.items():
+        print(f"{key:28} {value}")
+    return 0 if report["lost"] == 0 and report["not_succeeded"] == 0 else 1
+
+
+def _run(brokers: list[BrokerProcess], start: Any, args: argparse.Namespace) -> dict[str, Any]:
+    client = Client([b.url for b in brokers], admin_token=TOKEN, retry_for=120)
+    client.create_queue("faults", partitions=8, lease=timedelta(seconds=5))
+    stop = threading.Event()
+    acked: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def work() -> None:
+        local = Client([b.url for b in brokers], retry_for=120)
+        while not stop.is_set():
+            local.brokers = [b.url for b in brokers]
+            try:
+                leases = local.dequeue("faults", 20)
+                if leases:
+                    local.ack("faults", succeeded=leases)
+                    with lock:
+                        for lease in leases:
+                            acked[str(lease.descriptor)] = acked.get(str(lease.descriptor), 0) + 1
+                else:
+                    time.sleep(0.05)
+            except Exception as exc:  # a broker died under us: the client retries, the lease expires
+                print(f"worker: {exc!r}", file=sys.stderr)
+                time.sleep(0.5)
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    descriptors = []
+    per_round = max(1, args.jobs // max(1, args.rounds))
+    began = time.monotonic()
+    for round_number in range(args.rounds):
+        descriptors += client.enqueue("faults", [Job(f"{round_number}-{i}".encode()) for i in range(per_round)])
+        time.sleep(args.every)
+        victim = random.choice(brokers)
+        if args.pause:
+            victim.signal(signal.SIGSTOP)
+            time.sleep(12)
+            victim.signal(signal.SIGCONT)
+        else:
+            victim.kill()
+            brokers.remove(victim)
+            brokers.append(start())
+        client.brokers = [b.url for b in brokers]
+        print(f"round {round_number + 1}: {'paused' if args.pause else 'killed'} {victim.url}", file=sys.stderr)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and client.count("faults", JobState.SUCCEEDED) < len(descriptors):
+        time.sleep(1)
+    stop.set()
+    states = {str(d): info.state for d, info in client.lookup(descriptors).items()}
+    return {
+        "jobs": len(descriptors),
+        "faults": args.rounds,
+        "succeeded": sum(1 for s in states.values() if s is JobState.SUCCEEDED),
+        "lost": len(descriptors) - len(states),
+        "not_succeeded": sum(1 for s in states.values() if s is not JobState.SUCCEEDED),
+        "acked_more_than_once": sum(1 for n in acked.values() if n > 1),
+        "seconds": round(time.monotonic() - began, 1),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
