@@ -34,6 +34,12 @@ class CheckpointManager:
         """Checkpoint file names, newest first (ordered by checkpoint id, then incarnation)."""
         return sorted((n for n in self.store.list() if _NAME.match(n)), reverse=True)
 
+    def max_id(self) -> int:
+        """The highest checkpoint id in the store, valid or not: new checkpoints are numbered above it."""
+        names = self.names()
+        match = _NAME.match(names[0]) if names else None
+        return int(match.group(1)) if match else 0
+
     def save(self, checkpoint: Checkpoint) -> str:
         name = checkpoint_name(checkpoint)
         self.store.put(name, encode(checkpoint))
