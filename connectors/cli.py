@@ -9,7 +9,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.errors import ConnectorError, JobConfigError, NoValidCheckpointError, UserFunctionError
+from connectors.errors import (
+    ConnectorError,
+    JobConfigError,
+    NoValidCheckpointError,
+    StateMigrationError,
+    UserFunctionError,
+)
 from connectors.runtime.job import Job
 from connectors.runtime.runner import Runner
 from psc.common.log import configure_logging, get_logger
@@ -48,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a job",
         description="Restore the newest valid checkpoint, then read, transform and write until the source ends "
-        "(exit 0) or SIGTERM (final checkpoint, exit 0). Exit 1: the job failed; exit 2: bad configuration or "
-        "no valid checkpoint.",
+        "(exit 0) or SIGTERM (final checkpoint, exit 0). Exit 1: the job failed; exit 2: bad configuration, no "
+        "valid checkpoint, or state this connector cannot restore.",
     )
     run.add_argument("job", help="module:attribute naming a connectors.Job (or a function returning one)")
     run.add_argument("--instance", type=int, default=0, help="instance number; names the transactional id")
@@ -82,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: job.stop())
     try:
         runner.run()
-    except (JobConfigError, NoValidCheckpointError) as exc:
+    except (JobConfigError, NoValidCheckpointError, StateMigrationError) as exc:
         log.error("job_refused", error=str(exc))
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from connectors.checkpointing.stores import CheckpointStore
 from connectors.errors import JobConfigError
 from connectors.sinks.base import Sink
 from connectors.sources.base import Source
@@ -71,7 +72,8 @@ class Stream:
 class Job:
     """A stream job: ``Job(name, ...).source(...).map(...).sink(...)``, run by ``python -m connectors run``.
 
-    ``checkpoints`` is ``file:DIR`` (default ``file:./checkpoints``) or ``s3://bucket/prefix``. A user
+    ``checkpoints`` is ``file:DIR`` (default ``file:./checkpoints``), ``s3://bucket/prefix`` (both get a
+    sub-directory or prefix named after the job) or a ``CheckpointStore``. A user
     function raising on a record stops the job (``on_error="stop"``) or sends the record to
     ``dead_letter_topic`` through the sink (``on_error="dead_letter"``).
     """
@@ -80,7 +82,7 @@ class Job:
         self,
         name: str,
         *,
-        checkpoints: str = "file:./checkpoints",
+        checkpoints: str | CheckpointStore = "file:./checkpoints",
         checkpoint_interval_s: float = 5.0,
         keep_checkpoints: int = 3,
         on_error: OnError = "stop",

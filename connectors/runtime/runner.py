@@ -17,7 +17,7 @@ from connectors._ports import Record
 from connectors.checkpointing.format import Checkpoint
 from connectors.checkpointing.manager import CheckpointManager
 from connectors.checkpointing.state import PendingTransaction, SinkState, Split
-from connectors.checkpointing.stores import open_store
+from connectors.checkpointing.stores import CheckpointStore, open_store
 from connectors.errors import (
     ConnectorError,
     JobConfigError,
@@ -56,7 +56,9 @@ class Runner:
         self.incarnation = secrets.token_hex(4)
         self.transactional_id = f"{job.name}-{instance}"
         self.metrics = metrics or JobMetrics(job.name)
-        store = open_store(job.checkpoints, job.name)
+        store = (
+            job.checkpoints if isinstance(job.checkpoints, CheckpointStore) else open_store(job.checkpoints, job.name)
+        )
         self.checkpoints = CheckpointManager(store, job.name, keep=job.keep_checkpoints, metrics=self.metrics)
         self._log = get_logger("connectors.job", job=job.name, instance=instance)
 

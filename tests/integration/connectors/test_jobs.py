@@ -1,0 +1,232 @@
+"""Jobs run as real processes against the real broker: crashes, the Kafka → PSC switch, bad checkpoints and
+bad configuration, and records the user function raises on."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from tests.services import Services
+
+ROOT = Path(__file__).resolve().parents[3]
+JOB = "tests.integration.connectors.jobs:pass_through"
+PARTITIONS = 3
+
+
+class Harness:
+    def __init__(self, services: Services, new_topic: Callable[..., str], tmp_path: Path) -> None:
+        self.bootstrap = services.kafka_bootstrap_servers
+        self.source = new_topic(PARTITIONS, prefix="conn-in")
+        self.out = new_topic(PARTITIONS, prefix="conn-out")
+        self.produced: list[tuple[int, bytes, bytes]] = []  # (partition, key, value) in send order
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "PSC_DISCOVERY_FILE": services.psc_discovery_file,
+            "CONN_JOB": f"job-{uuid.uuid4().hex[:8]}",
+            "CONN_CHECKPOINTS": f"file:{tmp_path / 'chk'}",
+            "CONN_SOURCE": self.source,
+            "CONN_OUT": self.out,
+            "PYTHONPATH": str(ROOT),
+            "TOOLKIT_LOG_FORMAT": "json",
+        }
+        self.checkpoint_dir = tmp_path / "chk" / self.env["CONN_JOB"]
+
+    def produce(self, count: int, rate: float | None = None) -> None:
+        producer = Producer({"bootstrap.servers": self.bootstrap})
+        start = len(self.produced)
+        for i in range(start, start + count):
+            record = (i % PARTITIONS, f"k{i % 7}".encode(), f"v{i}".encode())
+            producer.produce(self.source, record[2], record[1], partition=record[0])
+            self.produced.append(record)
+            if rate is not None and i % 50 == 0:
+                producer.flush()
+                time.sleep(50 / rate)
+        producer.flush()
+
+    def start(self, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "connectors", "run", JOB],
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, timeout: float = 90, **env: str) -> tuple[int, str]:
+        proc = self.start(**env)
+        _, err = proc.communicate(timeout=timeout)
+        return proc.returncode, err
+
+    def expected(self) -> dict[int, list[bytes]]:
+        """The output each partition must hold: input values in order, tagged with their per-key count."""
+        counts: dict[tuple[int, bytes], int] = defaultdict(int)
+        out: dict[int, list[bytes]] = defaultdict(list)
+        for partition, key, value in self.produced:
+            counts[(partition, key)] += 1
+            out[partition].append(value + b"|" + str(counts[(partition, key)]).encode())
+        return dict(out)
+
+    def read(
+        self, topic: str, until: int, timeout: float = 60, done: Callable[[dict[int, list[bytes]]], bool] | None = None
+    ) -> dict[int, list[bytes]]:
+        """Committed records of ``topic`` per partition, once ``until`` of them arrived or ``done`` says so
+        (or the timeout)."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([topic])
+        found: dict[int, list[bytes]] = defaultdict(list)
+        deadline, total = time.monotonic() + timeout, 0
+        try:
+            while time.monotonic() < deadline:
+                for msg in consumer.consume(1000, 0.5):
+                    assert msg.error() is None, msg.error()
+                    found[msg.partition() or 0].append(msg.value() or b"")
+                    total += 1
+                if done(found) if done is not None else total >= until:
+                    # anything beyond would be a duplicate: give it a moment to show
+                    for msg in consumer.consume(1000, 2.0):
+                        found[msg.partition() or 0].append(msg.value() or b"")
+                    break
+        finally:
+            consumer.close()
+        return dict(found)
+
+
+@pytest.fixture
+def harness(services: Services, new_topic: Callable[..., str], tmp_path: Path) -> Iterator[Harness]:
+    yield Harness(services, new_topic, tmp_path)
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_kill_9_at_random_moments_and_inside_checkpoints_keeps_output_exactly_once(harness: Harness) -> None:
+    """Three SIGKILLs at random moments while input arrives, one between a checkpoint's file and its
+    commit, one between its commit and what follows; each restart uses the same checkpoint store."""
+    feeder = threading.Thread(target=harness.produce, args=(6000, 1500.0))
+    feeder.start()
+    rng = random.Random()
+    for _ in range(3):
+        proc = harness.start(CONN_INTERVAL="0.3")
+        time.sleep(rng.uniform(1.0, 3.0))
+        proc.kill()
+        proc.wait()
+    feeder.join()
+    for kill_at in ("put:3", "prune:2"):
+        rc, err = harness.run(timeout=60, CONN_INTERVAL="0.3", CONN_KILL_AT=kill_at)
+        assert rc == -signal.SIGKILL, err[-2000:]
+    harness.produce(300)
+    proc = harness.start(CONN_INTERVAL="0.3")
+    expected = harness.expected()
+    found = harness.read(harness.out, until=len(harness.produced))
+    rc, err = stop(proc)
+    assert rc == 0, err[-2000:]
+    assert found == expected  # each record once, per-partition order kept, per-key state restored
+
+
+def test_a_kafka_checkpoint_restores_into_the_psc_source_and_sink(harness: Harness) -> None:
+    """The Kafka job dies with a checkpoint prepared and its transaction open; the PSC job resumes from it."""
+    harness.produce(3000)
+    rc, err = harness.run(timeout=60, CONN_INTERVAL="0.2", CONN_KILL_AT="put:2")
+    assert rc == -signal.SIGKILL, err[-2000:]
+    assert len(list(harness.checkpoint_dir.glob("chk-*.json"))) >= 1
+    harness.produce(1000)
+    rc, err = harness.run(timeout=90, CONN_FAMILY="psc", CONN_BOUNDED="1")
+    assert rc == 0, err[-2000:]
+    assert '"checkpoint_not_committed"' in err or '"restored"' in err
+    assert harness.read(harness.out, until=len(harness.produced)) == harness.expected()
+    # and the migrated checkpoint cannot go back to the Kafka connector
+    rc, err = harness.run(timeout=60, CONN_BOUNDED="1")
+    assert rc == 2
+    assert "reverse migration from PSC to Kafka" in err
+
+
+def test_a_corrupt_newest_checkpoint_is_passed_over_and_all_corrupt_refuses_to_start(harness: Harness) -> None:
+    env = {"CONN_GUARANTEE": "at_least_once", "CONN_INTERVAL": "60"}  # checkpoints only when stopped
+    for _ in range(2):  # two runs, each ended by SIGTERM with a final checkpoint
+        harness.produce(500)
+        proc = harness.start(**env)
+        harness.read(harness.out, until=len(harness.produced))
+        rc, err = stop(proc)
+        assert rc == 0, err[-2000:]
+    files = sorted(harness.checkpoint_dir.glob("chk-*.json"))
+    assert len(files) == 2
+    newest = files[-1]
+    newest.write_bytes(newest.read_bytes()[:40])
+    harness.produce(500)
+    expected = harness.expected()
+
+    def complete(found: dict[int, list[bytes]]) -> bool:  # at least once: every record, some maybe twice
+        return all(set(values) <= set(found.get(p, [])) for p, values in expected.items())
+
+    proc = harness.start(**env)
+    found = harness.read(harness.out, until=0, done=complete)
+    rc, err = stop(proc)
+    assert rc == 0, err[-2000:]
+    assert '"checkpoint_corrupt"' in err and newest.name in err
+    assert complete(found)
+    for path in harness.checkpoint_dir.glob("chk-*.json"):
+        path.write_bytes(b"\x00garbage")
+    rc, err = harness.run(60, **env)
+    assert rc == 2
+    assert "is valid, refusing to start from scratch" in err
+
+
+def test_bad_job_configuration_is_refused_with_its_reason(harness: Harness) -> None:
+    rc, err = harness.run(CONN_INTERVAL="10", CONN_TXN_TIMEOUT="5")
+    assert rc == 2 and "transaction_timeout_s=5.0 must exceed the checkpoint interval" in err
+    rc, err = harness.run(CONN_ON_ERROR="dead_letter")
+    assert rc == 2 and "needs dead_letter_topic" in err
+    proc = subprocess.run(
+        [sys.executable, "-m", "connectors", "run", "tests.integration.connectors.jobs:missing"],
+        cwd=ROOT,
+        env=harness.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "has no attribute 'missing'" in proc.stderr
+    assert not harness.checkpoint_dir.exists()
+
+
+def test_records_the_function_raises_on_go_to_the_dead_letter_topic_or_stop_the_job(
+    harness: Harness, new_topic: Callable[..., str]
+) -> None:
+    harness.produce(600)
+    dlq = new_topic(1, prefix="conn-dlq")
+    rc, err = harness.run(CONN_BOUNDED="1", CONN_FAIL_ON="v300", CONN_ON_ERROR="dead_letter", CONN_DLQ=dlq)
+    assert rc == 0, err[-2000:]
+    assert harness.read(dlq, until=1) == {0: [b"v300"]}
+    assert sum(len(v) for v in harness.read(harness.out, until=599).values()) == 599
+
+    harness.env["CONN_JOB"] += "-stop"
+    harness.out = new_topic(PARTITIONS, prefix="conn-out")
+    rc, err = harness.run(CONN_BOUNDED="1", CONN_FAIL_ON="v300", CONN_OUT=harness.out)
+    assert rc == 1
+    assert f"{harness.source} [0] @ 100" in err and "refusing b'v300'" in err
+    committed = harness.read(harness.out, until=600, timeout=5)
+    assert b"v300|" not in b"".join(v for values in committed.values() for v in values)
