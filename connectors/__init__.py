@@ -8,6 +8,7 @@ from connectors.checkpointing import CheckpointStore, LocalDirectoryStore, S3Sto
 from connectors.errors import (
     CheckpointCorruptError,
     ConnectorError,
+    FencedError,
     JobConfigError,
     NoValidCheckpointError,
     StateMigrationError,
@@ -21,6 +22,7 @@ __all__ = [
     "CheckpointCorruptError",
     "CheckpointStore",
     "ConnectorError",
+    "FencedError",
     "Job",
     "JobConfigError",
     "KafkaSink",

@@ -30,3 +30,8 @@ class StateMigrationError(ConnectorError):
 
 class UserFunctionError(ConnectorError):
     """A user function raised on a record and the job is configured to stop on such records."""
+
+
+class FencedError(ConnectorError):
+    """Another instance took over this instance's transactional id: this one is a zombie and must stop,
+    not restart (a restart would fence the new owner in turn)."""

@@ -20,6 +20,7 @@ from connectors.checkpointing.state import PendingTransaction, SinkState, Split
 from connectors.checkpointing.stores import CheckpointStore, open_store
 from connectors.errors import (
     ConnectorError,
+    FencedError,
     JobConfigError,
     NoValidCheckpointError,
     StateMigrationError,
@@ -34,6 +35,16 @@ from psc.common.log import get_logger
 BATCH = 500
 _FATAL = (JobConfigError, NoValidCheckpointError, StateMigrationError, UserFunctionError)
 _WITNESS_PREFIX = "connectors"
+
+
+def is_fenced(exc: BaseException | None) -> bool:
+    """Whether a failure, or one it was raised from, says a newer producer fenced ours."""
+    while exc is not None:
+        text = str(exc).lower()
+        if "fenced" in text or "old epoch" in text or "invalid_producer_epoch" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def witness_of(job: str, checkpoint_id: int, incarnation: str) -> str:
@@ -72,6 +83,11 @@ class Runner:
             except _FATAL:
                 raise
             except Exception as exc:
+                if is_fenced(exc):
+                    self._log.error("fenced", transactional_id=self.transactional_id, error=repr(exc))
+                    raise FencedError(
+                        f"transactional id {self.transactional_id!r} was taken over by another instance: {exc}"
+                    ) from exc
                 failures += 1
                 self.metrics.restarts.inc()
                 if failures > self.job.max_restarts:

@@ -148,6 +148,26 @@ def test_kill_9_at_random_moments_and_inside_checkpoints_keeps_output_exactly_on
     assert found == expected  # each record once, per-partition order kept, per-key state restored
 
 
+def test_a_zombie_is_fenced_and_its_output_never_shows(harness: Harness) -> None:
+    """SIGSTOP an instance, start a replacement with the same instance number, then SIGCONT the first."""
+    harness.produce(2000)
+    zombie = harness.start(CONN_INTERVAL="0.3")
+    harness.read(harness.out, until=1, timeout=30)
+    zombie.send_signal(signal.SIGSTOP)
+    harness.produce(1000)
+    replacement = harness.start(CONN_INTERVAL="0.3")
+    time.sleep(3)
+    zombie.send_signal(signal.SIGCONT)
+    harness.produce(1000)
+    _, zombie_err = zombie.communicate(timeout=60)
+    assert zombie.returncode == 1, zombie_err[-2000:]
+    assert '"fenced"' in zombie_err
+    found = harness.read(harness.out, until=len(harness.produced))
+    rc, err = stop(replacement)
+    assert rc == 0, err[-2000:]
+    assert found == harness.expected()
+
+
 def test_a_kafka_checkpoint_restores_into_the_psc_source_and_sink(harness: Harness) -> None:
     """The Kafka job dies with a checkpoint prepared and its transaction open; the PSC job resumes from it."""
     harness.produce(3000)
@@ -194,6 +214,36 @@ def test_a_corrupt_newest_checkpoint_is_passed_over_and_all_corrupt_refuses_to_s
     rc, err = harness.run(60, **env)
     assert rc == 2
     assert "is valid, refusing to start from scratch" in err
+
+
+def test_checkpoints_in_s3(harness: Harness, services: Services) -> None:
+    import boto3
+
+    bucket = f"conn-{uuid.uuid4().hex[:12]}"
+    moto_keys = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=services.s3_endpoint_url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket=bucket)
+    env = {"CONN_CHECKPOINTS": f"s3://{bucket}/jobs", "S3_ENDPOINT_URL": services.s3_endpoint_url, **moto_keys}
+    harness.produce(900)
+    proc = harness.start(**env)
+    harness.read(harness.out, until=900)
+    rc, err = stop(proc)
+    assert rc == 0, err[-2000:]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys and all(k.startswith(f"jobs/{harness.env['CONN_JOB']}/chk-") for k in keys)
+    harness.produce(300)
+    proc = harness.start(**env)
+    found = harness.read(harness.out, until=1200)
+    rc, err = stop(proc)
+    assert rc == 0, err[-2000:]
+    assert '"restored"' in err
+    assert found == harness.expected()
 
 
 def test_bad_job_configuration_is_refused_with_its_reason(harness: Harness) -> None:
