@@ -26,25 +26,15 @@ class KafkaConsumerPort:
         self._consumer.assign([TopicPartition(t, p, o) for t, p, o in positions])
 
     def consume(self, max_records: int, timeout: float) -> list[Record]:
-        out = []
+        out: list[Record] = []
+        append = out.append
         for msg in self._consumer.consume(max_records, timeout):
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise SourceReadError(f"reading {msg.topic()} [{msg.partition()}]: {err}")
-            ts_type, ts = msg.timestamp()
-            out.append(
-                Record(
-                    msg.topic() or "",
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                    msg.key(),
-                    msg.value(),
-                    ts if ts_type else None,
-                    msg.headers(),
-                )
-            )
+            append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.timestamp()[1]))  # type: ignore[arg-type]
         return out
 
     def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -55,9 +45,9 @@ class KafkaConsumerPort:
         found = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
         return {(tp.topic, tp.partition): Committed(tp.offset, tp.metadata) for tp in found}
 
-    def watermarks(self, topic: str, partition: int, timeout: float) -> tuple[int, int]:
-        low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-        return int(low), int(high)
+    def watermarks(self, topic: str, partition: int, timeout: float, cached: bool = False) -> tuple[int, int]:
+        found = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout, cached=cached)
+        return (int(found[0]), int(found[1])) if found else (-1, -1)
 
     def group_metadata(self) -> Any:
         return self._consumer.consumer_group_metadata()
@@ -78,7 +68,8 @@ class KafkaConsumerPort:
 
 class KafkaProducerPort:
     def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer(config)
+        # failures only: a Python call per delivered record would cost as much as producing it
+        self._producer = Producer({**config, "delivery.report.only.error": True, "on_delivery": self._on_delivery})
         self._failure: str | None = None
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
@@ -86,12 +77,12 @@ class KafkaProducerPort:
             self._failure = f"{msg.topic()} [{msg.partition()}]: {err}"
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int | None) -> None:
-        args: dict[str, Any] = {"on_delivery": self._on_delivery}
-        if partition is not None:
-            args["partition"] = partition
         while True:
             try:
-                self._producer.produce(topic, value, key, **args)
+                if partition is None:
+                    self._producer.produce(topic, value, key)
+                else:
+                    self._producer.produce(topic, value, key, partition)
                 return
             except BufferError:
                 self._producer.poll(0.05)

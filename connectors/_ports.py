@@ -53,7 +53,8 @@ class ConsumerPort(Protocol):
 
     def committed(self, partitions: Sequence[tuple[str, int]], timeout: float) -> dict[tuple[str, int], Committed]: ...
 
-    def watermarks(self, topic: str, partition: int, timeout: float) -> tuple[int, int]: ...
+    def watermarks(self, topic: str, partition: int, timeout: float, cached: bool = False) -> tuple[int, int]:
+        """Low and high offsets; ``cached`` answers from the last fetch without asking the broker (-1 unknown)."""
 
     def group_metadata(self) -> Any: ...
 

@@ -56,9 +56,11 @@ class PscConsumerPort:
         found = self._consumer.committed([psc.TopicUriPartition(t, p) for t, p in partitions], timeout)
         return {(tp.topic_uri, tp.partition): Committed(tp.offset, tp.metadata) for tp in found}
 
-    def watermarks(self, topic: str, partition: int, timeout: float) -> tuple[int, int]:
-        found = self._consumer.get_watermark_offsets(psc.TopicUriPartition(topic, partition), timeout)
+    def watermarks(self, topic: str, partition: int, timeout: float, cached: bool = False) -> tuple[int, int]:
+        found = self._consumer.get_watermark_offsets(psc.TopicUriPartition(topic, partition), timeout, cached)
         if found is None:
+            if cached:
+                return -1, -1
             raise SourceReadError(f"no watermarks for {topic} [{partition}]")
         return int(found[0]), int(found[1])
 

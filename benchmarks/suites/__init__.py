@@ -12,11 +12,13 @@ from benchmarks._harness import Scenario
 SUITES = {
     "kafka-producers": "raw confluent-kafka producer vs aiokafka producer, 100-byte messages",
     "psc-throughput": "PSC vs confluent-kafka vs aiokafka, produce and consume, 100 B and 1 KiB messages",
+    "connectors": "connectors pass-through jobs (exactly-once, at-least-once) vs raw confluent-kafka loops",
 }
 
 MODULES = {
     "kafka-producers": "benchmarks.suites.kafka_producers",
     "psc-throughput": "benchmarks.suites.psc_throughput",
+    "connectors": "benchmarks.suites.connectors",
 }
 
 
