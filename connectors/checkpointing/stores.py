@@ -27,6 +27,15 @@ class CheckpointStore(ABC):
     @abstractmethod
     def delete(self, name: str) -> None: ...
 
+    def check_writable(self) -> None:
+        """Write and remove a probe, so a store the job cannot write fails at start, not at its first checkpoint."""
+        name = f".probe-{uuid.uuid4().hex[:8]}"
+        try:
+            self.put(name, b"probe")
+            self.delete(name)
+        except Exception as exc:
+            raise JobConfigError(f"checkpoint store {self!r} is not writable: {exc}") from exc
+
 
 class LocalDirectoryStore(CheckpointStore):
     """Temp file, fsync, rename, then the directory fsynced: a crash leaves the old file or the new one."""

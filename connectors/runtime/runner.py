@@ -75,6 +75,7 @@ class Runner:
 
     def run(self) -> None:
         """Run until the source is finished or a stop is asked for; restart in-process after failures."""
+        self.checkpoints.store.check_writable()
         failures = 0
         while True:
             try:

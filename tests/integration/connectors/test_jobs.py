@@ -261,6 +261,10 @@ def test_bad_job_configuration_is_refused_with_its_reason(harness: Harness) -> N
     )
     assert proc.returncode == 2 and "has no attribute 'missing'" in proc.stderr
     assert not harness.checkpoint_dir.exists()
+    blocker = harness.checkpoint_dir.parent.parent / "a-file"
+    blocker.write_bytes(b"")
+    rc, err = harness.run(CONN_CHECKPOINTS=f"file:{blocker}")
+    assert rc == 2 and "is not writable" in err
 
 
 def test_records_the_function_raises_on_go_to_the_dead_letter_topic_or_stop_the_job(

@@ -173,3 +173,13 @@ def test_s3_store_keeps_checkpoints_under_the_job_prefix() -> None:
         assert [c.checkpoint_id for c in manager.valid()] == [2]
         keys = [o["Key"] for o in client.list_objects_v2(Bucket="chk-bucket")["Contents"]]
         assert keys == ["root/job/chk-00000000000000000002-0badcafe.json"]
+
+
+def test_a_store_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    store = LocalDirectoryStore(blocker / "sub")
+    with pytest.raises(JobConfigError, match="is not writable"):
+        store.check_writable()
+    LocalDirectoryStore(tmp_path / "ok").check_writable()
+    assert list((tmp_path / "ok").iterdir()) == []
