@@ -256,6 +256,15 @@ class Runner:
                 values = results
             return values
 
+        write = writer.writer_for_sink_topic()
+        if not steps:
+
+            def copy(record: Record, split: Split) -> int:
+                write(record.value, record.key, record.partition)
+                return 1
+
+            return copy
+
         def process(record: Record, split: Split) -> int:
             try:
                 values = apply(record, split)
@@ -268,7 +277,7 @@ class Runner:
                 writer.write(record.value, record.key, record.partition, topic=dead_letter)
                 return 0
             for value in values:
-                writer.write(value, record.key, record.partition)
+                write(value, record.key, record.partition)
             return len(values)
 
         return process

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Literal
 
 from connectors._ports import ProducerPort
@@ -94,10 +95,19 @@ class SinkWriter:
     def write(self, value: Any, key: bytes | None, partition: int, topic: str | None = None) -> None:
         self.port.produce(
             topic or self.sink.topic,
-            to_bytes(value),
+            value if type(value) is bytes else to_bytes(value),
             key,
             partition if self._keep_partition and topic is None else None,
         )
+
+    def writer_for_sink_topic(self) -> Callable[[Any, bytes | None, int], None]:
+        """``write`` to the sink's own topic, with the per-record decisions taken once."""
+        produce, topic, keep = self.port.produce, self.sink.topic, self._keep_partition
+
+        def write(value: Any, key: bytes | None, partition: int) -> None:
+            produce(topic, value if type(value) is bytes else to_bytes(value), key, partition if keep else None)
+
+        return write
 
     def flush(self) -> None:
         self.port.flush(60)

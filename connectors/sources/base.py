@@ -77,14 +77,16 @@ class SourceReader:
                 split.stop_offset = high
 
     def poll(self, max_records: int, timeout: float) -> list[tuple[Record, Split]]:
-        out = []
+        out: list[tuple[Record, Split]] = []
+        append = out.append
         splits = self.splits
         for record in self.port.consume(max_records, timeout):
             split = splits[(record.topic, record.partition)]
-            if split.stop_offset is not None and record.offset >= split.stop_offset:
+            stop = split.stop_offset
+            if stop is not None and record.offset >= stop:
                 continue
             split.next_offset = record.offset + 1
-            out.append((record, split))
+            append((record, split))
         return out
 
     def catch_up_positions(self) -> None:

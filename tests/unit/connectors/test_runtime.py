@@ -73,6 +73,9 @@ class FakeWriter:
     def write(self, value: Any, key: bytes | None, partition: int, topic: str | None = None) -> None:
         self.written.append((value, key, partition, topic))
 
+    def writer_for_sink_topic(self) -> Any:
+        return self.write
+
 
 def runner_for(j: Job) -> Runner:
     return Runner(j)
