@@ -25,17 +25,13 @@ class KafkaConsumerPort:
     def assign(self, positions: Sequence[tuple[str, int, int]]) -> None:
         self._consumer.assign([TopicPartition(t, p, o) for t, p, o in positions])
 
-    def consume(self, max_records: int, timeout: float) -> list[Record]:
-        out: list[Record] = []
-        append = out.append
-        for msg in self._consumer.consume(max_records, timeout):
+    def consume(self, max_records: int, timeout: float) -> Sequence[Record]:
+        messages = self._consumer.consume(max_records, timeout)
+        for msg in messages:
             err = msg.error()
             if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise SourceReadError(f"reading {msg.topic()} [{msg.partition()}]: {err}")
-            append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.timestamp()[1]))  # type: ignore[arg-type]
-        return out
+                return _without_errors(messages)
+        return messages
 
     def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         found = self._consumer.position([TopicPartition(t, p) for t, p in partitions])
@@ -64,6 +60,15 @@ class KafkaConsumerPort:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _without_errors(messages: list[Any]) -> list[Record]:
+    """The records of a batch holding errors: end-of-partition notices dropped, anything else raised."""
+    for msg in messages:
+        err = msg.error()
+        if err is not None and err.code() != KafkaError._PARTITION_EOF:
+            raise SourceReadError(f"reading {msg.topic()} [{msg.partition()}]: {err}")
+    return [msg for msg in messages if msg.error() is None]
 
 
 class KafkaProducerPort:

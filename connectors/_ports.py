@@ -7,7 +7,6 @@ to confluent-kafka and PSC.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from connectors.errors import ConnectorError
@@ -24,17 +23,19 @@ class SinkWriteError(ConnectorError):
     """A record was not delivered; the transaction or checkpoint it belongs to must not complete."""
 
 
-@dataclass(slots=True)
-class Record:
-    """An input record as user functions see it; ``topic`` is a topic name (Kafka) or topic URI (PSC)."""
+class Record(Protocol):
+    """An input record: confluent-kafka's and PSC's messages both fit, so none is copied on the hot path.
+    ``topic()`` is a topic name (Kafka) or a topic URI (PSC); ports return only records without errors."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: Any
-    timestamp_ms: int | None = None
-    headers: Any = None
+    def topic(self) -> str | None: ...
+
+    def partition(self) -> int | None: ...
+
+    def offset(self) -> int | None: ...
+
+    def key(self) -> Any: ...
+
+    def value(self) -> Any: ...
 
 
 class Committed(NamedTuple):
@@ -47,7 +48,7 @@ class ConsumerPort(Protocol):
 
     def assign(self, positions: Sequence[tuple[str, int, int]]) -> None: ...
 
-    def consume(self, max_records: int, timeout: float) -> list[Record]: ...
+    def consume(self, max_records: int, timeout: float) -> Sequence[Record]: ...
 
     def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
 

@@ -26,27 +26,14 @@ class PscConsumerPort:
     def assign(self, positions: Sequence[tuple[str, int, int]]) -> None:
         self._consumer.assign([psc.TopicUriPartition(t, p, o) for t, p, o in positions])
 
-    def consume(self, max_records: int, timeout: float) -> list[Record]:
-        out = []
-        for msg in self._consumer.consume(max_records, timeout):
-            err = msg.error()
-            if err is not None:
-                if msg.is_eof():
-                    continue
-                raise SourceReadError(f"reading {msg.topic()} [{msg.partition()}]: {err}")
-            ts_type, ts = msg.timestamp()
-            out.append(
-                Record(
-                    msg.topic() or "",
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                    msg.key(),
-                    msg.value(),
-                    ts if ts_type else None,
-                    msg.headers(),
-                )
-            )
-        return out
+    def consume(self, max_records: int, timeout: float) -> Sequence[Record]:
+        messages = self._consumer.consume(max_records, timeout)
+        for msg in messages:
+            if msg.error() is not None:
+                if not msg.is_eof():
+                    raise SourceReadError(f"reading {msg.topic()} [{msg.partition()}]: {msg.error()}")
+                return [m for m in messages if m.error() is None]
+        return messages
 
     def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         found = self._consumer.position([psc.TopicUriPartition(t, p) for t, p in partitions])

@@ -236,11 +236,12 @@ class Runner:
             slot = split.state.setdefault(f"step{index}", {})
             if step.state == "split":
                 return State(slot)
-            key = record.key.hex() if record.key is not None else ""
+            raw_key = record.key()
+            key = raw_key.hex() if isinstance(raw_key, bytes) else str(raw_key or "")
             return State(slot.setdefault(key, {}))
 
         def apply(record: Record, split: Split) -> list[Any]:
-            values = [record.value]
+            values = [record.value()]
             for index, step in steps:
                 fn = step.fn
                 results: list[Any] = []
@@ -260,7 +261,7 @@ class Runner:
         if not steps:
 
             def copy(record: Record, split: Split) -> int:
-                write(record.value, record.key, record.partition)
+                write(record.value(), record.key(), record.partition())  # type: ignore[arg-type]
                 return 1
 
             return copy
@@ -269,15 +270,16 @@ class Runner:
             try:
                 values = apply(record, split)
             except Exception as exc:
-                where = f"{record.topic} [{record.partition}] @ {record.offset}"
+                where = f"{record.topic()} [{record.partition()}] @ {record.offset()}"
                 if dead_letter is None:
                     raise UserFunctionError(f"a user function raised on record {where}: {exc!r}") from exc
                 log.warning("dead_letter", record=where, error=repr(exc), topic=dead_letter)
                 dead_letters.inc()
-                writer.write(record.value, record.key, record.partition, topic=dead_letter)
+                writer.write(record.value(), record.key(), split.partition, topic=dead_letter)
                 return 0
+            key, partition = record.key(), split.partition
             for value in values:
-                write(value, record.key, record.partition)
+                write(value, key, partition)
             return len(values)
 
         return process

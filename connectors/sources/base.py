@@ -81,11 +81,12 @@ class SourceReader:
         append = out.append
         splits = self.splits
         for record in self.port.consume(max_records, timeout):
-            split = splits[(record.topic, record.partition)]
+            split = splits[(record.topic(), record.partition())]  # type: ignore[index]
+            offset: int = record.offset()  # type: ignore[assignment]
             stop = split.stop_offset
-            if stop is not None and record.offset >= stop:
+            if stop is not None and offset >= stop:
                 continue
-            split.next_offset = record.offset + 1
+            split.next_offset = offset + 1
             append((record, split))
         return out
 

@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 
 from connectors import Job, JobConfigError, KafkaSink, KafkaSource, PscSink, PscSource, Split, State, UserFunctionError
-from connectors._ports import Record
 from connectors.cli import build_parser, load_job, main
 from connectors.runtime.runner import Runner, witness_of, witnessed_checkpoint
 
@@ -64,6 +63,28 @@ def test_witness_names_its_job_and_checkpoint() -> None:
     assert witnessed_checkpoint(witness_of("j", 12, "abcd0123"), "other") is None
     assert witnessed_checkpoint(None, "j") is None
     assert witnessed_checkpoint("garbage", "j") is None
+
+
+class Record:
+    """A message as the clients return it: accessor methods."""
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes) -> None:
+        self._fields = (topic, partition, offset, key, value)
+
+    def topic(self) -> str:
+        return self._fields[0]
+
+    def partition(self) -> int:
+        return self._fields[1]
+
+    def offset(self) -> int:
+        return self._fields[2]
+
+    def key(self) -> bytes | None:
+        return self._fields[3]
+
+    def value(self) -> bytes:
+        return self._fields[4]
 
 
 class FakeWriter:
