@@ -58,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         "valid checkpoint, or state this connector cannot restore.",
     )
     run.add_argument("job", help="module:attribute naming a connectors.Job (or a function returning one)")
-    run.add_argument("--instance", type=int, default=0, help="instance number; names the transactional id")
+    run.add_argument(
+        "--instance", type=int, default=0, help="this instance's number, from 0; names its transactional id"
+    )
+    run.add_argument(
+        "--instances", type=int, default=1, help="instances sharing the job; each reads the partitions it owns"
+    )
     run.add_argument("--checkpoints", help="override the job's checkpoint store (file:DIR or s3://bucket/prefix)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     run.add_argument("--log-level", default="INFO")
@@ -73,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = load_job(args.job)
         if args.checkpoints:
             job.checkpoints = args.checkpoints
-        runner = Runner(job, instance=args.instance)
+        runner = Runner(job, instance=args.instance, instances=args.instances)
     except ConnectorError as exc:
         log.error("bad_job", error=str(exc))
         print(f"error: {exc}", file=sys.stderr)

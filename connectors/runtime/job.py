@@ -145,7 +145,7 @@ class Job:
         """Ask a running job to take a final checkpoint and return (what SIGTERM does)."""
         self.stop_event.set()
 
-    def run(self, *, instance: int = 0) -> None:
+    def run(self, *, instance: int = 0, instances: int = 1) -> None:
         from connectors.runtime.runner import Runner
 
-        Runner(self, instance=instance).run()
+        Runner(self, instance=instance, instances=instances).run()

@@ -60,15 +60,22 @@ def witnessed_checkpoint(metadata: str | None, job: str) -> int | None:
 
 
 class Runner:
-    def __init__(self, job: Job, *, instance: int = 0, metrics: JobMetrics | None = None) -> None:
+    def __init__(self, job: Job, *, instance: int = 0, instances: int = 1, metrics: JobMetrics | None = None) -> None:
         self.job = job
         self.source_name, self.source, self.sink_name, self.sink = job.validate()
+        if instances < 1 or not 0 <= instance < instances:
+            raise JobConfigError(
+                f"job {job.name!r}: instance {instance} of {instances} (need 0 <= instance < instances)"
+            )
         self.instance = instance
+        self.instances = instances
         self.incarnation = secrets.token_hex(4)
         self.transactional_id = f"{job.name}-{instance}"
         self.metrics = metrics or JobMetrics(job.name)
+        # instances share a job: each owns some partitions and keeps its own checkpoints
+        namespace = f"{job.name}/i{instance}"
         store = (
-            job.checkpoints if isinstance(job.checkpoints, CheckpointStore) else open_store(job.checkpoints, job.name)
+            job.checkpoints if isinstance(job.checkpoints, CheckpointStore) else open_store(job.checkpoints, namespace)
         )
         self.checkpoints = CheckpointManager(store, job.name, keep=job.keep_checkpoints, metrics=self.metrics)
         self._log = get_logger("connectors.job", job=job.name, instance=instance)
@@ -108,7 +115,7 @@ class Runner:
             writer.start()  # fences a previous owner of the transactional id before the witness is read
             port = self.source.open_port(self.job.name)
             checkpoint, splits = self._restore(port)
-            reader = SourceReader(self.source, port, splits)
+            reader = SourceReader(self.source, port, splits, self.instance, self.instances)
             self._loop(reader, writer, checkpoint)
         finally:
             try:
@@ -120,7 +127,13 @@ class Runner:
 
     def _restore(self, port: Any) -> tuple[Checkpoint | None, list[Split]]:
         for checkpoint in self.checkpoints.valid():
-            splits = self.source.restore(self._section(checkpoint, self.source_name), self.source_name)
+            section = self._section(checkpoint, self.source_name)
+            if section.get("instances", 1) != self.instances:
+                raise JobConfigError(
+                    f"checkpoint {checkpoint.checkpoint_id} was taken with {section.get('instances', 1)} instances, "
+                    f"this run has {self.instances}: changing the instance count is not supported"
+                )
+            splits = self.source.restore(section, self.source_name)
             sink_section = checkpoint.operators.get(self.sink_name)
             sink_state = self.sink.restore(sink_section, self.sink_name) if sink_section else SinkState(None, None)
             pending = sink_state.pending
@@ -202,7 +215,7 @@ class Runner:
             self.incarnation,
             int(time.time() * 1000),
             {
-                self.source_name: self.source.snapshot(list(reader.splits.values())),
+                self.source_name: {**self.source.snapshot(list(reader.splits.values())), "instances": self.instances},
                 self.sink_name: self.sink.snapshot(SinkState(writer.transactional_id, pending)),
             },
         )

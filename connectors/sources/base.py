@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -12,6 +13,20 @@ from connectors.errors import JobConfigError
 from psc.common.log import get_logger
 
 Start = Literal["earliest", "latest"]
+
+
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units, as a signed 32-bit int)."""
+    h = 0
+    for unit in struct.unpack(f">{len(text.encode('utf-16-be')) // 2}H", text.encode("utf-16-be")):
+        h = (31 * h + unit) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def split_owner(topic_name: str, partition: int, instances: int) -> int:
+    """Flink's Kafka split owner rule, on the bare topic name so a Kafka → PSC switch moves no partition."""
+    start = ((java_string_hash(topic_name) * 31) & 0x7FFFFFFF) % instances
+    return (start + partition) % instances
 
 
 class Source(ABC):
@@ -43,6 +58,10 @@ class Source(ABC):
     @abstractmethod
     def open_port(self, group_id: str) -> ConsumerPort: ...
 
+    def topic_name(self, topic: str) -> str:
+        """The bare topic name of one of this source's topics."""
+        return topic
+
     def restore(self, section: dict[str, Any], operator: str) -> list[Split]:
         return read_splits(self.family, section, operator)
 
@@ -53,13 +72,17 @@ class Source(ABC):
 class SourceReader:
     """Reads every partition of the source's topics, keeping each split's next offset as records pass."""
 
-    def __init__(self, source: Source, port: ConsumerPort, restored: Sequence[Split]) -> None:
+    def __init__(
+        self, source: Source, port: ConsumerPort, restored: Sequence[Split], instance: int = 0, instances: int = 1
+    ) -> None:
         self.port = port
         self._log = get_logger("connectors.source")
         known = {(s.topic, s.partition): s for s in restored}
         self.splits: dict[tuple[str, int], Split] = {}
         for topic in source.topics:
             for partition in port.partitions(topic):
+                if split_owner(source.topic_name(topic), partition, instances) != instance:
+                    continue
                 split = known.pop((topic, partition), None) or Split(topic, partition)
                 self.splits[(topic, partition)] = split
                 self._settle(source, split)

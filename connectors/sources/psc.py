@@ -8,6 +8,7 @@ from typing import Any, Literal
 from connectors._ports import ConsumerPort
 from connectors.checkpointing.state import CLUSTER_URI_KEY, Split, read_splits
 from connectors.sources.base import Source, Start
+from psc import parse_topic_uri
 
 
 class PscSource(Source):
@@ -33,6 +34,9 @@ class PscSource(Source):
         return PscConsumerPort(
             {**self.config, "psc.consumer.group.id": group_id, "psc.consumer.isolation.level": "read_committed"}
         )
+
+    def topic_name(self, topic: str) -> str:
+        return parse_topic_uri(topic).topic
 
     def restore(self, section: dict[str, Any], operator: str) -> list[Split]:
         return read_splits(self.family, section, operator, self.cluster_uri)

@@ -36,7 +36,7 @@ class Harness:
             "PYTHONPATH": str(ROOT),
             "TOOLKIT_LOG_FORMAT": "json",
         }
-        self.checkpoint_dir = tmp_path / "chk" / self.env["CONN_JOB"]
+        self.checkpoint_dir = tmp_path / "chk" / self.env["CONN_JOB"] / "i0"
 
     def produce(self, count: int, rate: float | None = None) -> None:
         producer = Producer({"bootstrap.servers": self.bootstrap})
@@ -50,9 +50,9 @@ class Harness:
                 time.sleep(50 / rate)
         producer.flush()
 
-    def start(self, **env: str) -> subprocess.Popen[str]:
+    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "connectors", "run", JOB],
+            [sys.executable, "-m", "connectors", "run", JOB, *args],
             cwd=ROOT,
             env={**self.env, **env},
             stdout=subprocess.PIPE,

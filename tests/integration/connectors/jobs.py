@@ -69,7 +69,7 @@ def pass_through() -> Job:
     name = _env("CONN_JOB")
     checkpoints: Any = _env("CONN_CHECKPOINTS")
     if os.environ.get("CONN_KILL_AT"):
-        checkpoints = KillingStore(Path(checkpoints.removeprefix("file:")) / name, _env("CONN_KILL_AT"))
+        checkpoints = KillingStore(Path(checkpoints.removeprefix("file:")) / name / "i0", _env("CONN_KILL_AT"))
     job = Job(
         name,
         checkpoints=checkpoints,

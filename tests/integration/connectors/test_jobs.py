@@ -74,6 +74,26 @@ def test_a_zombie_is_fenced_and_its_output_never_shows(harness: Harness) -> None
     assert found == harness.expected()
 
 
+def test_two_instances_share_a_job_and_one_restarts_after_a_kill(harness: Harness) -> None:
+    feeder = threading.Thread(target=harness.produce, args=(4000, 1500.0))
+    feeder.start()
+    first = harness.start("--instance", "0", "--instances", "2", CONN_INTERVAL="0.3")
+    second = harness.start("--instance", "1", "--instances", "2", CONN_INTERVAL="0.3")
+    time.sleep(1.5)
+    second.kill()
+    second.wait()
+    second = harness.start("--instance", "1", "--instances", "2", CONN_INTERVAL="0.3")
+    feeder.join()
+    found = harness.read(harness.out, until=len(harness.produced))
+    for proc in (first, second):
+        rc, err = stop(proc)
+        assert rc == 0, err[-2000:]
+    assert found == harness.expected()
+    assert sorted(p.name for p in harness.checkpoint_dir.parent.iterdir()) == ["i0", "i1"]
+    rc, err = harness.run(60, CONN_BOUNDED="1")
+    assert rc == 2 and "taken with 2 instances, this run has 1" in err
+
+
 def test_a_kafka_checkpoint_restores_into_the_psc_source_and_sink(harness: Harness) -> None:
     """The Kafka job dies with a checkpoint prepared and its transaction open; the PSC job resumes from it."""
     harness.produce(3000)
@@ -142,7 +162,7 @@ def test_checkpoints_in_s3(harness: Harness, services: Services) -> None:
     rc, err = stop(proc)
     assert rc == 0, err[-2000:]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
-    assert keys and all(k.startswith(f"jobs/{harness.env['CONN_JOB']}/chk-") for k in keys)
+    assert keys and all(k.startswith(f"jobs/{harness.env['CONN_JOB']}/i0/chk-") for k in keys)
     harness.produce(300)
     proc = harness.start(**env)
     found = harness.read(harness.out, until=1200)
@@ -167,7 +187,7 @@ def test_bad_job_configuration_is_refused_with_its_reason(harness: Harness) -> N
     )
     assert proc.returncode == 2 and "has no attribute 'missing'" in proc.stderr
     assert not harness.checkpoint_dir.exists()
-    blocker = harness.checkpoint_dir.parent.parent / "a-file"
+    blocker = harness.checkpoint_dir.parent.parent.parent / "a-file"
     blocker.write_bytes(b"")
     rc, err = harness.run(CONN_CHECKPOINTS=f"file:{blocker}")
     assert rc == 2 and "is not writable" in err

@@ -154,3 +154,31 @@ def test_cli_help_and_bad_job_specs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_psc_source_takes_the_cluster_uri_from_its_config() -> None:
     source = PscSource([URI + "t"], config={"psc.project": "p", "psc.cluster.uri": URI})
     assert source.cluster_uri == URI and "psc.cluster.uri" not in source.config
+
+
+def test_split_owner_follows_flinks_rule_and_gives_each_partition_one_owner() -> None:
+    from connectors.sources.base import java_string_hash, split_owner
+
+    assert java_string_hash("hello") == 99162322
+    assert java_string_hash("a-much-longer-topic-name-that-overflows") == _java_hash_reference(
+        "a-much-longer-topic-name-that-overflows"
+    )
+    for instances in (1, 2, 3, 5):
+        owners = [split_owner("clicks", p, instances) for p in range(12)]
+        assert set(owners) == set(range(instances))
+    source = PscSource([URI + "clicks"], config={"psc.project": "p"})
+    assert source.topic_name(URI + "clicks") == "clicks"
+
+
+def _java_hash_reference(text: str) -> int:
+    value = 0
+    for ch in text:
+        value = (value * 31 + ord(ch)) % (1 << 32)
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def test_instance_numbers_are_checked(tmp_path: Path) -> None:
+    j = job(tmp_path)
+    j.source("in", KafkaSource(["t"], config=SERVERS)).sink("out", KafkaSink("o", config=SERVERS))
+    with pytest.raises(JobConfigError, match="instance 2 of 2"):
+        Runner(j, instance=2, instances=2)
