@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +32,24 @@ def harness(services: Services, new_topic: Callable[..., str], tmp_path: Path) -
     )
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The job's Prometheus metrics, by series name with labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
 def test_kill_9_at_random_moments_and_inside_checkpoints_keeps_output_exactly_once(harness: Harness) -> None:
     """Three SIGKILLs at random moments while input arrives, one between a checkpoint's file and its
     commit, one between its commit and what follows; each restart uses the same checkpoint store."""
@@ -46,12 +66,20 @@ def test_kill_9_at_random_moments_and_inside_checkpoints_keeps_output_exactly_on
         rc, err = harness.run(timeout=60, CONN_INTERVAL="0.3", CONN_KILL_AT=kill_at)
         assert rc == -signal.SIGKILL, err[-2000:]
     harness.produce(300)
-    proc = harness.start(CONN_INTERVAL="0.3")
+    port = free_port()
+    proc = harness.start("--metrics-port", str(port), CONN_INTERVAL="0.3")
     expected = harness.expected()
     found = harness.read(harness.out, until=len(harness.produced))
+    metrics = scrape(port)
     rc, err = stop(proc)
     assert rc == 0, err[-2000:]
     assert found == expected  # each record once, per-partition order kept, per-key state restored
+    job = harness.env["CONN_JOB"]
+    assert metrics[f'connectors_records_in_total{{job="{job}"}}'] > 0
+    assert metrics[f'connectors_records_out_total{{job="{job}"}}'] > 0
+    assert metrics[f'connectors_checkpoint_duration_seconds_count{{job="{job}"}}'] >= 1
+    assert f'connectors_checkpoint_age_seconds{{job="{job}"}}' in metrics
+    assert f'connectors_lag_records{{job="{job}"}}' in metrics
 
 
 def test_a_zombie_is_fenced_and_its_output_never_shows(harness: Harness) -> None:
