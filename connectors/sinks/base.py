@@ -115,7 +115,8 @@ class SinkWriter:
     def commit(self, offsets: list[Any], group_metadata: Any) -> None:
         if self.transactional_id is None:
             return
-        self.port.send_offsets_to_transaction(offsets, group_metadata, 60)
+        if offsets:  # an instance may own no partition
+            self.port.send_offsets_to_transaction(offsets, group_metadata, 60)
         self.port.commit_transaction(60)
         self.port.begin_transaction()
 

@@ -76,6 +76,7 @@ class SourceReader:
         self, source: Source, port: ConsumerPort, restored: Sequence[Split], instance: int = 0, instances: int = 1
     ) -> None:
         self.port = port
+        self.bounded = source.stop is not None
         self._log = get_logger("connectors.source")
         known = {(s.topic, s.partition): s for s in restored}
         self.splits: dict[tuple[str, int], Split] = {}
@@ -125,7 +126,8 @@ class SourceReader:
 
     @property
     def finished(self) -> bool:
-        return bool(self.splits) and all(s.finished for s in self.splits.values())
+        """A bounded source is done when every split reached its stop offset (at once if it owns none)."""
+        return self.bounded and all(s.finished for s in self.splits.values())
 
     def offsets(self) -> list[tuple[str, int, int]]:
         return [(s.topic, s.partition, s.next_offset or 0) for s in self.splits.values()]
