@@ -9,6 +9,9 @@ created, transactions initialised) until the last record is committed:
   ``COMMIT_INTERVAL_S``; the job also writes a checkpoint file (fsync) per commit. Goal: >= 0.7x.
 - ``alo-pass-through``: at-least-once sink against a raw loop that flushes and commits offsets at the
   same interval. Goal: >= 0.9x.
+- ``checkpoint-p50``/``checkpoint-p99``: how long the loop stops for a checkpoint (flush, checkpoint
+  file, commit), in ms, exactly-once against at-least-once, checkpointing every ``CHECKPOINT_COST_INTERVAL_S``
+  while the pass-through runs. Records wait that long on top of their usual latency.
 
 Both read with ``consume(500)`` and read_committed. The ratio column is the job over the raw loop.
 """
@@ -22,15 +25,18 @@ import uuid
 from collections.abc import Iterator
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from benchmarks._env import BenchEnv
 from benchmarks._harness import RunFn, Scenario
 from connectors import Job, KafkaSink, KafkaSource
+from connectors.runtime.metrics import JobMetrics
 from connectors.runtime.runner import Runner
 
 DESCRIPTION = "connectors pass-through jobs (exactly-once, at-least-once) vs raw confluent-kafka loops"
 PARTITIONS = 3
 COMMIT_INTERVAL_S = 1.0
+CHECKPOINT_COST_INTERVAL_S = 0.1
 BATCH = 500
 
 
@@ -99,17 +105,44 @@ def raw_loop(bootstrap: str, source: str, out: str, count: int, exactly_once: bo
     return count / elapsed
 
 
-def job_run(bootstrap: str, source: str, out: str, count: int, exactly_once: bool) -> float:
+class TimedMetrics(JobMetrics):
+    """Keeps every checkpoint's duration, for percentiles finer than the histogram's buckets."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__(job, CollectorRegistry())
+        self.durations: list[float] = []
+
+    def checkpoint_done(self, duration_s: float) -> None:
+        super().checkpoint_done(duration_s)
+        self.durations.append(duration_s)
+
+
+def checkpoint_cost(bootstrap: str, source: str, out: str, exactly_once: bool, quantile: float) -> float:
+    metrics = TimedMetrics(f"bench-{uuid.uuid4().hex[:8]}")
+    job_run(bootstrap, source, out, 0, exactly_once, CHECKPOINT_COST_INTERVAL_S, metrics)
+    durations = sorted(metrics.durations)
+    return 1000 * durations[min(len(durations) - 1, int(quantile * len(durations)))]
+
+
+def job_run(
+    bootstrap: str,
+    source: str,
+    out: str,
+    count: int,
+    exactly_once: bool,
+    interval_s: float = COMMIT_INTERVAL_S,
+    metrics: JobMetrics | None = None,
+) -> float:
     servers = {"bootstrap.servers": bootstrap, "fetch.queue.backoff.ms": 50}
     with tempfile.TemporaryDirectory() as checkpoints:
-        job = Job(f"bench-{uuid.uuid4().hex[:8]}", checkpoints=f"file:{checkpoints}",
-                  checkpoint_interval_s=COMMIT_INTERVAL_S)  # fmt: skip
+        name = metrics.job if metrics is not None else f"bench-{uuid.uuid4().hex[:8]}"
+        job = Job(name, checkpoints=f"file:{checkpoints}", checkpoint_interval_s=interval_s)
         job.source("in", KafkaSource([source], stop="latest", config=servers)).sink(
             "out", KafkaSink(out, guarantee="exactly_once" if exactly_once else "at_least_once",
                              config={"bootstrap.servers": bootstrap})
         )  # fmt: skip
         started = time.perf_counter()
-        Runner(job).run()
+        Runner(job, metrics=metrics).run()
         return count / (time.perf_counter() - started)
 
 
@@ -130,6 +163,12 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
             "connectors job": lambda: job_run(env.bootstrap, source, fresh(), count, eos),
         }
 
+    def costs(quantile: float) -> dict[str, RunFn]:
+        return {
+            "connectors at-least-once": lambda: checkpoint_cost(env.bootstrap, source, fresh(), False, quantile),
+            "connectors exactly-once": lambda: checkpoint_cost(env.bootstrap, source, fresh(), True, quantile),
+        }
+
     try:
         yield [
             Scenario(
@@ -140,6 +179,16 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
                 systems=systems(eos),
             )
             for mode, eos in (("eos", True), ("alo", False))
+        ] + [
+            Scenario(
+                name=f"checkpoint-p{round(q * 100)}",
+                metric="checkpoint duration",
+                unit="ms",
+                baseline="connectors at-least-once",
+                higher_is_better=False,
+                systems=costs(q),
+            )
+            for q in (0.5, 0.99)
         ]
     finally:
         env.delete_topics(topics)

@@ -21,6 +21,7 @@ def _metrics_registry(registry: CollectorRegistry) -> MetricsRegistry:
 
 class JobMetrics:
     def __init__(self, job: str, registry: CollectorRegistry | None = None) -> None:
+        self.job = job
         reg = _metrics_registry(registry if registry is not None else default_registry())
         self.records_in = reg.counter("records_in", "Records read by the source", ["job"]).labels(job)
         self.records_out = reg.counter("records_out", "Records written to the sink", ["job"]).labels(job)
