@@ -126,6 +126,14 @@ class Runner:
                 port.close()
 
     def _restore(self, port: Any) -> tuple[Checkpoint | None, list[Split]]:
+        """The newest checkpoint whose transaction committed.
+
+        Checkpoint n is written only after n-1's transaction committed, so only the newest can be
+        uncommitted. Its witness decides; if the group holds no witness of this job at all (its offsets
+        expired, or nothing ever committed) the newest cannot be proven, and the one before it is taken:
+        a possible replay rather than a possible gap.
+        """
+        proven_before = False
         for checkpoint in self.checkpoints.valid():
             section = self._section(checkpoint, self.source_name)
             if section.get("instances", 1) != self.instances:
@@ -137,14 +145,17 @@ class Runner:
             sink_section = checkpoint.operators.get(self.sink_name)
             sink_state = self.sink.restore(sink_section, self.sink_name) if sink_section else SinkState(None, None)
             pending = sink_state.pending
-            if pending is not None and not self._committed(port, splits, pending):
-                self._log.warning(
-                    "checkpoint_not_committed",
-                    checkpoint=checkpoint.checkpoint_id,
-                    transactional_id=pending.transactional_id,
-                )
-                self.checkpoints.discard(checkpoint)
-                continue
+            if pending is not None and not proven_before:
+                verdict = self._witness(port, splits, pending)
+                if verdict != "committed":
+                    self._log.warning(
+                        "checkpoint_not_committed" if verdict == "not_committed" else "checkpoint_unproven",
+                        checkpoint=checkpoint.checkpoint_id,
+                        transactional_id=pending.transactional_id,
+                    )
+                    self.checkpoints.discard(checkpoint)
+                    proven_before = True
+                    continue
             self._log.info("restored", checkpoint=checkpoint.checkpoint_id, splits=len(splits))
             return checkpoint, splits
         self._log.info("starting_fresh")
@@ -159,19 +170,18 @@ class Runner:
             )
         return section
 
-    def _committed(self, port: Any, splits: list[Split], pending: PendingTransaction) -> bool:
-        """Did the pending transaction commit? Its offsets' metadata names it, or a later checkpoint."""
-        if not splits:
-            return False
-        committed = port.committed([(s.topic, s.partition) for s in splits], 30)
-        for found in committed.values():
-            if found.metadata == pending.witness:
-                return True
-            later = witnessed_checkpoint(found.metadata, self.job.name)
-            if later is not None and later > pending.checkpoint_id:
-                self._log.warning("restoring_older_than_committed", checkpoint=pending.checkpoint_id, committed=later)
-                return True
-        return False
+    def _witness(self, port: Any, splits: list[Split], pending: PendingTransaction) -> str:
+        """``committed``: the group's offsets name this transaction or a later checkpoint;
+        ``not_committed``: they name an earlier one; ``unknown``: they name none of this job's."""
+        committed = port.committed([(s.topic, s.partition) for s in splits], 30) if splits else {}
+        seen = [witnessed_checkpoint(found.metadata, self.job.name) for found in committed.values()]
+        if any(found.metadata == pending.witness for found in committed.values()):
+            return "committed"
+        later = [cid for cid in seen if cid is not None and cid > pending.checkpoint_id]
+        if later:
+            self._log.warning("restoring_older_than_committed", checkpoint=pending.checkpoint_id, committed=max(later))
+            return "committed"
+        return "not_committed" if any(cid is not None for cid in seen) else "unknown"
 
     def _loop(self, reader: SourceReader, writer: SinkWriter, restored: Checkpoint | None) -> None:
         job = self.job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class MemoryConsumer:
         if self.log.failures_left:
             self.log.failures_left -= 1
             raise RuntimeError("broker went away")
+        time.sleep(0.002)  # lets checkpoints fall between batches
         batch = self.log.records[self.position : self.position + min(max_records, 3)]
         out = [Message("t", 0, self.position + i, v) for i, v in enumerate(batch)]
         self.position += len(batch)
@@ -177,15 +179,31 @@ def test_a_rerun_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     assert metrics.checkpoints._value.get() == 1
 
 
-def test_an_uncommitted_checkpoint_is_passed_over(tmp_path: Path) -> None:
+def test_a_checkpoint_the_group_shows_uncommitted_is_passed_over(tmp_path: Path) -> None:
     log = Log(10)
     job, metrics = build(tmp_path, log)
     Runner(job, metrics=metrics).run()
-    log.group = {}  # the group never saw the last transaction: its checkpoint must not count
+    # the group shows an earlier transaction of this job: no checkpoint here committed
+    log.group = {("t", 0): Committed(0, "connectors:mem:0:00000000")}
     log.committed.clear()
     job, metrics = build(tmp_path, log)
     Runner(job, metrics=metrics).run()
     assert log.committed == [f"V{i}".encode() for i in range(10)]
+
+
+def test_without_any_witness_the_checkpoint_before_the_newest_is_taken(tmp_path: Path) -> None:
+    log = Log(300)
+    job, metrics = build(tmp_path, log)
+    runner = Runner(job, metrics=metrics)
+    runner.run()
+    names = runner.checkpoints.names()
+    assert len(names) >= 2
+    log.group = {}  # the group's offsets expired: the newest cannot be proven, the one before it can
+    job, metrics = build(tmp_path, log)
+    runner = Runner(job, metrics=metrics)
+    runner.run()
+    kept = runner.checkpoints.names()
+    assert names[0] not in kept and names[1] in kept
 
 
 def test_the_instance_count_of_a_checkpoint_must_match(tmp_path: Path) -> None:
