@@ -33,7 +33,7 @@ from connectors.sources.base import SourceReader
 from psc.common.log import get_logger
 
 BATCH = 500
-_FATAL = (JobConfigError, NoValidCheckpointError, StateMigrationError, UserFunctionError)
+_FATAL = (JobConfigError, NoValidCheckpointError, StateMigrationError, UserFunctionError, FencedError)
 _WITNESS_PREFIX = "connectors"
 
 
@@ -92,10 +92,7 @@ class Runner:
                 raise
             except Exception as exc:
                 if is_fenced(exc):
-                    self._log.error("fenced", transactional_id=self.transactional_id, error=repr(exc))
-                    raise FencedError(
-                        f"transactional id {self.transactional_id!r} was taken over by another instance: {exc}"
-                    ) from exc
+                    raise self._fenced(exc) from exc
                 failures += 1
                 self.metrics.restarts.inc()
                 if failures > self.job.max_restarts:
@@ -105,6 +102,10 @@ class Runner:
                 self._log.warning("job_restarting", error=repr(exc), failures=failures, backoff_s=delay)
                 if self.job.stop_event.wait(delay):
                     return
+
+    def _fenced(self, exc: BaseException) -> FencedError:
+        self._log.error("fenced", transactional_id=self.transactional_id, error=repr(exc))
+        return FencedError(f"transactional id {self.transactional_id!r} was taken over by another instance: {exc}")
 
     # --- one attempt: restore, then loop -------------------------------------------------------------
 
@@ -118,12 +119,15 @@ class Runner:
             reader = SourceReader(self.source, port, splits, self.instance, self.instances)
             self._loop(reader, writer, checkpoint)
         finally:
+            if port is not None:
+                port.close()
             try:
                 writer.close()
             except Exception as exc:
+                # a fenced producer may first fail as undelivered (purged) records; aborting names the fencing
+                if is_fenced(exc):
+                    raise self._fenced(exc) from exc
                 self._log.warning("sink_close_failed", error=repr(exc))
-            if port is not None:
-                port.close()
 
     def _restore(self, port: Any) -> tuple[Checkpoint | None, list[Split]]:
         """The newest checkpoint whose transaction committed.

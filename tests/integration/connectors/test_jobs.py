@@ -93,7 +93,13 @@ def test_a_zombie_is_fenced_and_its_output_never_shows(harness: Harness) -> None
     time.sleep(3)
     zombie.send_signal(signal.SIGCONT)
     harness.produce(1000)
-    _, zombie_err = zombie.communicate(timeout=60)
+    try:
+        _, zombie_err = zombie.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        zombie.kill()
+        replacement.kill()
+        notable = [line for line in zombie.communicate()[1].splitlines() if '"info"' not in line]
+        pytest.fail("the zombie kept running:\n" + "\n".join(notable[-20:]))
     assert zombie.returncode == 1, zombie_err[-2000:]
     assert '"fenced"' in zombie_err
     found = harness.read(harness.out, until=len(harness.produced))
@@ -131,7 +137,7 @@ def test_a_kafka_checkpoint_restores_into_the_psc_source_and_sink(harness: Harne
     harness.produce(1000)
     rc, err = harness.run(timeout=90, CONN_FAMILY="psc", CONN_BOUNDED="1")
     assert rc == 0, err[-2000:]
-    assert '"checkpoint_not_committed"' in err or '"restored"' in err
+    assert '"checkpoint_not_committed"' in err and '"restored"' in err  # the open one set aside, the one before used
     assert harness.read(harness.out, until=len(harness.produced)) == harness.expected()
     # and the migrated checkpoint cannot go back to the Kafka connector
     rc, err = harness.run(timeout=60, CONN_BOUNDED="1")
