@@ -1,4 +1,5 @@
-"""``python -m connectors run module:job``: run a stream job until its source ends or SIGTERM."""
+"""``python -m connectors run module:job``: run a stream job until its source ends or SIGTERM; ``import-flink``:
+start a job from a Flink Kafka source checkpoint."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from connectors.errors import (
@@ -67,11 +69,56 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoints", help="override the job's checkpoint store (file:DIR or s3://bucket/prefix)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     run.add_argument("--log-level", default="INFO")
+    flink = commands.add_parser(
+        "import-flink",
+        help="turn a Flink Kafka source checkpoint into this job's first checkpoint",
+        description="Read the raw split and enumerator state bytes of a Flink Kafka source and write them as "
+        "the source state of OPERATOR, into an instance's empty checkpoint store. The Kafka source restores it, "
+        "and so does the PSC source under psc.cluster.uri.",
+    )
+    flink.add_argument("job", help="the job's name")
+    flink.add_argument("operator", help="the source's operator name in the job")
+    flink.add_argument("--checkpoints", required=True, help="the job's checkpoint store (file:DIR or s3://...)")
+    flink.add_argument("--instance", type=int, default=0)
+    flink.add_argument("--enum-state", metavar="VERSION:FILE", help="enumerator state (versions 0-3)")
+    flink.add_argument("--split", metavar="VERSION:FILE", action="append", default=[], help="a reader's split")
     return parser
+
+
+def _versioned(spec: str) -> tuple[int, bytes]:
+    version, sep, path = spec.partition(":")
+    if not sep or not version.isdigit():
+        raise JobConfigError(f"{spec!r} must be VERSION:FILE, e.g. 3:enum-state.bin")
+    try:
+        return int(version), Path(path).read_bytes()
+    except OSError as exc:
+        raise JobConfigError(f"cannot read {path!r}: {exc}") from exc
+
+
+def import_flink(args: argparse.Namespace) -> int:
+    from connectors.checkpointing.flink import flink_checkpoint, import_source_state
+    from connectors.checkpointing.manager import CheckpointManager
+    from connectors.checkpointing.stores import open_store
+
+    enum_state = _versioned(args.enum_state) if args.enum_state else None
+    splits = import_source_state(enum_state, [_versioned(s) for s in args.split])
+    checkpoint = flink_checkpoint(args.job, args.operator, splits)
+    checkpoint.operators[args.operator]["instances"] = 1
+    manager = CheckpointManager(open_store(args.checkpoints, f"{args.job}/i{args.instance}"), args.job)
+    if manager.names():
+        raise JobConfigError(f"{manager.store!r} already holds checkpoints; import into an empty store")
+    print(f"wrote {manager.save(checkpoint)} with {len(splits)} splits to {manager.store!r}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "import-flink":
+        try:
+            return import_flink(args)
+        except ConnectorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     configure_logging(args.log_level)
     log = get_logger("connectors.cli")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -84,3 +85,19 @@ def test_markers_leave_the_offset_to_the_source_and_committed_stops_are_refused(
     assert import_source_state(None, [(0, split("t", 0, -3, -1))]) == [Split("t", 0, None, None)]
     with pytest.raises(StateMigrationError, match="stopping offset -3"):
         import_source_state(None, [(0, split("t", 0, 5, -3))])
+
+
+def test_the_cli_writes_the_import_as_the_jobs_first_checkpoint(tmp_path: Path) -> None:
+    from connectors.checkpointing import CheckpointManager, LocalDirectoryStore
+    from connectors.cli import main
+
+    (tmp_path / "enum").write_bytes(
+        struct.pack(">ii", 1, 0) + framed(split("t", 0, 5)) + struct.pack(">i", 0) + b"\x01"
+    )
+    (tmp_path / "split").write_bytes(split("t", 0, 9))
+    args = ["import-flink", "job", "src", "--checkpoints", f"file:{tmp_path / 'chk'}"]
+    assert main([*args, "--enum-state", f"3:{tmp_path / 'enum'}", "--split", f"0:{tmp_path / 'split'}"]) == 0
+    [checkpoint] = CheckpointManager(LocalDirectoryStore(tmp_path / "chk" / "job" / "i0"), "job").valid()
+    assert read_splits("psc", checkpoint.operators["src"], "src", CLUSTER)[0].next_offset == 9
+    assert main([*args, "--split", f"0:{tmp_path / 'split'}"]) == 2  # the store is no longer empty
+    assert main([*args, "--split", "zero:nowhere"]) == 2
