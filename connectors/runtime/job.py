@@ -133,6 +133,11 @@ class Job:
         if self.sink_name is None or self.sink_op is None:
             raise JobConfigError(f"job {self.name!r} has no sink")
         self.sink_op.validate(self.checkpoint_interval_s)
+        if self.sink_op.exactly_once and self.keep_checkpoints < 2:
+            raise JobConfigError(
+                f"job {self.name!r}: exactly-once needs keep_checkpoints >= 2 (got {self.keep_checkpoints}): the "
+                "newest checkpoint may belong to an unfinished transaction, and the one before it is the fallback"
+            )
         if self.sink_op.exactly_once and self.sink_op.family != self.source_op.family:
             raise JobConfigError(
                 f"job {self.name!r}: exactly-once needs the source and sink of one client family (the sink's "

@@ -26,6 +26,13 @@ def test_transaction_timeout_below_the_checkpoint_interval_is_refused(tmp_path: 
         j.validate()
 
 
+def test_exactly_once_keeps_a_fallback_checkpoint(tmp_path: Path) -> None:
+    j = job(tmp_path, keep_checkpoints=1)
+    j.source("in", KafkaSource(["t"], config=SERVERS)).sink("out", KafkaSink("o", config=SERVERS))
+    with pytest.raises(JobConfigError, match="keep_checkpoints >= 2"):
+        j.validate()
+
+
 def test_exactly_once_across_client_families_is_refused(tmp_path: Path) -> None:
     j = job(tmp_path)
     j.source("in", KafkaSource(["t"], config=SERVERS)).sink("out", PscSink(URI + "o", config={"psc.project": "p"}))
