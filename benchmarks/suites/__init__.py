@@ -15,6 +15,7 @@ SUITES = {
     "memq": "MemQ (tmpfs, S3) vs Kafka ingest through psc.Producer, MB/s, and S3 PUTs per GiB",
     "singer": "Singer vs kcat -P -l: a pre-written file to Kafka, 100 B and 1 KiB lines",
     "pacer": "Pacer's buffered dequeue vs PinLater-style UPDATE…LIMIT: latency, throughput, SQL per job",
+    "connectors": "connectors pass-through jobs (exactly-once, at-least-once) vs raw confluent-kafka loops",
 }
 
 MODULES = {
@@ -23,6 +24,7 @@ MODULES = {
     "memq": "benchmarks.suites.memq",
     "singer": "benchmarks.suites.singer",
     "pacer": "benchmarks.suites.pacer",
+    "connectors": "benchmarks.suites.connectors",
 }
 
 

@@ -1,0 +1,3 @@
+from connectors.cli import main
+
+raise SystemExit(main())
