@@ -24,7 +24,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from demos import kafka, memq, singer
+from demos import kafka, memq, pacer, singer
 from demos._common import ROOT, DemoFailure, Services, step
 from psc.common import configure_logging
 
@@ -32,6 +32,7 @@ PARTS: dict[str, Callable[[Services], None]] = {
     "kafka": kafka.run,
     "memq": memq.run,
     "singer": singer.run,
+    "pacer": pacer.run,
 }
 
 
