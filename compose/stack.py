@@ -17,7 +17,8 @@ Settings come from environment variables (defaults in brackets):
     STACK_MYSQL_PORT [3306]  STACK_S3_PORT [5000]  STACK_MEMQ_PORT [9192]
 
 The MemQ broker stores objects under ``<STACK_HOME>/memq/objects`` (``file://``), announces them on the
-stack's Kafka, and serves the topic ``demo``; the PSC discovery file maps its cluster prefix to it.
+stack's Kafka (a topic named once per home), and serves the topic ``demo``; the PSC discovery file maps its
+cluster prefix to it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -522,15 +524,28 @@ def toolkit_command(name: str) -> str:
     raise StackError(f"{name} is not installed; install the project first: make install")
 
 
-def memq_broker_config(settings: Settings) -> dict[str, object]:
+def memq_broker_config(settings: Settings, notification_topic: str) -> dict[str, object]:
     """Settings for the stack's broker: embedded file storage, notifications on the stack's Kafka."""
     return {
         "port": settings.memq_port,
         "storage": (settings.home / "memq" / "objects").as_uri(),
         "notification_cluster": LOCAL_CLUSTER_PREFIX,
         "notification_bootstrap": f"127.0.0.1:{settings.kafka_port}",
-        "topics": [{"name": "demo", "notification_topic": "memq-demo-notifications", "batch_max_ms": 500}],
+        "topics": [{"name": "demo", "notification_topic": notification_topic, "batch_max_ms": 500}],
     }
+
+
+def memq_notification_topic(config: Path) -> str:
+    """The notification topic this home's objects were announced on; a new name for a new home.
+
+    Notifications outlive objects when homes share a Kafka: a reader of another home's topic would meet
+    announcements of objects it cannot find.
+    """
+    with contextlib.suppress(OSError, ValueError, KeyError, IndexError, TypeError):
+        topic = json.loads(config.read_text())["topics"][0]["notification_topic"]
+        if isinstance(topic, str) and topic:
+            return topic
+    return f"memq-demo-notifications-{uuid.uuid4().hex[:8]}"
 
 
 def start_memq(settings: Settings) -> None:
@@ -543,7 +558,8 @@ def start_memq(settings: Settings) -> None:
     command = toolkit_command("memq")
     (settings.home / "memq" / "objects").mkdir(parents=True, exist_ok=True)
     config = settings.home / "memq" / "broker.json"
-    config.write_text(json.dumps(memq_broker_config(settings), indent=2) + "\n")
+    settings_for_home = memq_broker_config(settings, memq_notification_topic(config))
+    config.write_text(json.dumps(settings_for_home, indent=2) + "\n")
     pid = spawn(settings, "memq", [command, "broker", "--config", str(config)])
     say(f"memq starting (pid {pid}) on 127.0.0.1:{settings.memq_port}")
     wait_until("memq", lambda: port_open(settings.memq_port), pid, settings.home / "memq.log", 60)

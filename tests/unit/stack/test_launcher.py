@@ -115,7 +115,7 @@ def test_memq_broker_config_is_valid_and_points_at_the_stack(stack: ModuleType, 
     from memq._config import BrokerConfig
 
     settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 19092, 19093, 3306, 5000, 19192)
-    config = BrokerConfig.model_validate(stack.memq_broker_config(settings))
+    config = BrokerConfig.model_validate(stack.memq_broker_config(settings, "memq-demo-notifications-1"))
     assert config.port == 19192
     assert config.storage == (tmp_path / "memq" / "objects").as_uri()
     assert config.notification_bootstrap == "127.0.0.1:19092"
@@ -150,3 +150,14 @@ def test_memq_refuses_a_taken_port_by_name(stack: ModuleType, tmp_path: Path, li
     settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 19092, 19093, 3306, 5000, listening_port)
     with pytest.raises(stack.StackError, match="STACK_MEMQ_PORT=<port>"):
         stack.start_memq(settings)
+
+
+def test_memq_notification_topic_is_new_per_home_and_kept_by_it(stack: ModuleType, tmp_path: Path) -> None:
+    config = tmp_path / "broker.json"
+    first, second = stack.memq_notification_topic(config), stack.memq_notification_topic(config)
+    assert first != second and first.startswith("memq-demo-notifications-")
+    settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 19092, 19093, 3306, 5000, 19192)
+    config.write_text(json.dumps(stack.memq_broker_config(settings, first)))
+    assert stack.memq_notification_topic(config) == first
+    config.write_text("not json")
+    assert stack.memq_notification_topic(config).startswith("memq-demo-notifications-")
