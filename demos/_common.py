@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_CLUSTER = "plaintext:/rn:kafka:local:local_dev::cluster01:"
 MEMQ_CLUSTER = "plaintext:/rn:memq:local:local_dev::memq01:"
@@ -142,3 +145,17 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: f
             raise DemoFailure(f"{what}: not reached within {timeout:.0f}s")
         time.sleep(interval)
     return time.monotonic() - started
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+
+
+def delete_topic(bootstrap: str, topic: str) -> None:
+    """Remove a topic the demo made, waiting for the broker's answer; a failure is only reported."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        admin.delete_topics([topic])[topic].result(30)
+    except KafkaException as exc:
+        print(f"could not delete topic {topic}: {exc}")

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import psc
-from demos._common import KAFKA_CLUSTER, DemoFailure, Services, step
+from demos._common import KAFKA_CLUSTER, DemoFailure, Services, delete_topic, step
 
 RECORDS = 20
 
@@ -20,11 +20,14 @@ def run(services: Services) -> None:
     endpoint = psc.discover(uri, psc.PscConfig.from_mapping(config))
     print(f"{uri} -> service={uri.service} cluster={uri.cluster} topic={uri.topic} bootstrap={endpoint.bootstrap}")
 
-    step("kafka: produce with psc.Producer")
-    delivered = produce(config, topic_uri)
+    try:
+        step("kafka: produce with psc.Producer")
+        delivered = produce(config, topic_uri)
 
-    step("kafka: consume with psc.Consumer")
-    received = consume(config, topic_uri, len(delivered))
+        step("kafka: consume with psc.Consumer")
+        received = consume(config, topic_uri, len(delivered))
+    finally:
+        delete_topic(services.kafka_bootstrap, uri.topic)
 
     sent_ids = sorted((m.partition, m.offset) for m in delivered)
     got_ids = sorted((m.partition(), m.offset()) for m in received)

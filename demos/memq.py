@@ -23,7 +23,18 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 import psc
-from demos._common import KAFKA_CLUSTER, MEMQ_CLUSTER, Child, DemoFailure, Services, command, free_port, port_open, step
+from demos._common import (
+    KAFKA_CLUSTER,
+    MEMQ_CLUSTER,
+    Child,
+    DemoFailure,
+    Services,
+    command,
+    delete_topic,
+    free_port,
+    port_open,
+    step,
+)
 from memq import Notification
 
 RECORDS = 200
@@ -101,6 +112,8 @@ def broker_for(services: Services, workdir: Path) -> Iterator[MemqTarget]:
     finally:
         code = broker.stop()
         print(f"memq broker stopped with SIGTERM (exit {code})")
+        # Its objects go with the temporary directory or bucket, so its announcements go too.
+        delete_topic(services.kafka_bootstrap, f"{topic}-notifications")
         if services.s3_endpoint_url:
             s3 = s3_client(services.s3_endpoint_url)
             for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from demos._common import KAFKA_CLUSTER, Child, DemoFailure, Services, step, wait_until
+from demos._common import KAFKA_CLUSTER, Child, DemoFailure, Services, create_topic, delete_topic, step, wait_until
 from pacer import Client, Job, JobState
 from pacer.storage.mysql import MysqlStore
 
@@ -97,8 +95,7 @@ def resources(services: Services, run_id: str) -> Iterator[dict[str, Any]]:
     parts = urlsplit(services.mysql_url)
     shards = [urlunsplit((parts.scheme, parts.netloc, f"/pacer_demo_{run_id}_s{i}", "", "")) for i in range(2)]
     topic = f"demo-pacer-control-{run_id}"
-    admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=CONTROL_PARTITIONS, replication_factor=1)])[topic].result(30)
+    create_topic(services.kafka_bootstrap, topic, CONTROL_PARTITIONS)
     try:
         yield {
             "storage": shards,
@@ -113,7 +110,7 @@ def resources(services: Services, run_id: str) -> Iterator[dict[str, Any]]:
             "psc": {"psc.discovery.file": str(services.discovery_file)},
         }
     finally:
-        admin.delete_topics([topic])
+        delete_topic(services.kafka_bootstrap, topic)
         MysqlStore(shards).drop_databases()
 
 

@@ -8,10 +8,8 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
 import psc
-from demos._common import KAFKA_CLUSTER, Child, DemoFailure, Services, step
+from demos._common import KAFKA_CLUSTER, Child, DemoFailure, Services, create_topic, delete_topic, step
 
 LINES_PER_FILE = 1500
 FILES = 3  # app.log.2 and app.log.1 are rotated away by rename ("create" mode); app.log stays live
@@ -20,13 +18,12 @@ FILES = 3  # app.log.2 and app.log.1 are rotated away by rename ("create" mode);
 def run(services: Services) -> None:
     run_id = uuid.uuid4().hex[:8]
     topic = f"demo-singer-{run_id}"
-    admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
+    create_topic(services.kafka_bootstrap, topic, 3)
     try:
         with tempfile.TemporaryDirectory(prefix="demo-singer-") as workdir:
             ship(services, Path(workdir), KAFKA_CLUSTER + topic, run_id)
     finally:
-        admin.delete_topics([topic])
+        delete_topic(services.kafka_bootstrap, topic)
 
 
 def ship(services: Services, workdir: Path, topic_uri: str, run_id: str) -> None:
