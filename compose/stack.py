@@ -1,6 +1,6 @@
-"""Local service stack for tests, benchmarks and the demo: Kafka (KRaft), MariaDB and an S3 endpoint.
+"""Local service stack for tests, benchmarks and the demo: Kafka (KRaft), MariaDB, an S3 endpoint and a MemQ broker.
 
-Runs the three services as local processes, with no Docker engine needed:
+Runs the four services as local processes, with no Docker engine needed:
 
     compose/stack up       start what is not running yet and wait until each answers
     compose/stack status   say what runs and where
@@ -14,7 +14,11 @@ Settings come from environment variables (defaults in brackets):
     STACK_CACHE_DIR [~/.cache/kstream-toolkit]   Kafka jars fetched with Maven, reused across runs
     STACK_KAFKA_VERSION [4.1.1]
     STACK_KAFKA_PORT [9092]  STACK_KAFKA_CONTROLLER_PORT [9093]
-    STACK_MYSQL_PORT [3306]  STACK_S3_PORT [5000]
+    STACK_MYSQL_PORT [3306]  STACK_S3_PORT [5000]  STACK_MEMQ_PORT [9192]
+
+The MemQ broker stores objects under ``<STACK_HOME>/memq/objects`` (``file://``), announces them on the
+stack's Kafka (a topic named once per home), and serves the topic ``demo``; the PSC discovery file maps its
+cluster prefix to it.
 """
 
 from __future__ import annotations
@@ -32,13 +36,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_CLUSTER_PREFIX = "plaintext:/rn:kafka:local:local_dev::cluster01:"
-SERVICES = ("kafka", "mysql", "s3")
+MEMQ_CLUSTER_PREFIX = "plaintext:/rn:memq:local:local_dev::memq01:"
+SERVICES = ("kafka", "mysql", "s3", "memq")
 
 
 class StackError(Exception):
@@ -58,6 +64,7 @@ class Settings:
     controller_port: int
     mysql_port: int
     s3_port: int
+    memq_port: int = 9192
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,6 +84,7 @@ class Settings:
             controller_port=port("STACK_KAFKA_CONTROLLER_PORT", 9093),
             mysql_port=port("STACK_MYSQL_PORT", 3306),
             s3_port=port("STACK_S3_PORT", 5000),
+            memq_port=port("STACK_MEMQ_PORT", 9192),
         )
 
 
@@ -502,9 +510,70 @@ def start_s3(settings: Settings) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# MemQ broker
+
+
+def toolkit_command(name: str) -> str:
+    """A console script of the project (``memq``, ...) from the virtualenv the launcher runs in, or the repo's."""
+    for candidate in (Path(sys.executable).parent / name, ROOT / ".venv" / "bin" / name):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise StackError(f"{name} is not installed; install the project first: make install")
+
+
+def memq_broker_config(settings: Settings, notification_topic: str) -> dict[str, object]:
+    """Settings for the stack's broker: embedded file storage, notifications on the stack's Kafka."""
+    return {
+        "port": settings.memq_port,
+        "storage": (settings.home / "memq" / "objects").as_uri(),
+        "notification_cluster": LOCAL_CLUSTER_PREFIX,
+        "notification_bootstrap": f"127.0.0.1:{settings.kafka_port}",
+        "topics": [{"name": "demo", "notification_topic": notification_topic, "batch_max_ms": 500}],
+    }
+
+
+def memq_notification_topic(config: Path) -> str:
+    """The notification topic this home's objects were announced on; a new name for a new home.
+
+    Notifications outlive objects when homes share a Kafka: a reader of another home's topic would meet
+    announcements of objects it cannot find.
+    """
+    with contextlib.suppress(OSError, ValueError, KeyError, IndexError, TypeError):
+        topic = json.loads(config.read_text())["topics"][0]["notification_topic"]
+        if isinstance(topic, str) and topic:
+            return topic
+    return f"memq-demo-notifications-{uuid.uuid4().hex[:8]}"
+
+
+def start_memq(settings: Settings) -> None:
+    if running_pid(settings, "memq") and port_open(settings.memq_port):
+        say(f"memq already running on 127.0.0.1:{settings.memq_port}")
+        return
+    require_free(settings.memq_port, "memq", "STACK_MEMQ_PORT")
+    if not kafka_metadata_ok(settings.kafka_port):
+        say(f"memq: no Kafka answers on 127.0.0.1:{settings.kafka_port}; writes fail until it does")
+    command = toolkit_command("memq")
+    (settings.home / "memq" / "objects").mkdir(parents=True, exist_ok=True)
+    config = settings.home / "memq" / "broker.json"
+    settings_for_home = memq_broker_config(settings, memq_notification_topic(config))
+    config.write_text(json.dumps(settings_for_home, indent=2) + "\n")
+    pid = spawn(settings, "memq", [command, "broker", "--config", str(config)])
+    say(f"memq starting (pid {pid}) on 127.0.0.1:{settings.memq_port}")
+    wait_until("memq", lambda: port_open(settings.memq_port), pid, settings.home / "memq.log", 60)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # commands
 
-STARTERS: dict[str, Callable[[Settings], None]] = {"kafka": start_kafka, "mysql": start_mysql, "s3": start_s3}
+STARTERS: dict[str, Callable[[Settings], None]] = {
+    "kafka": start_kafka,
+    "mysql": start_mysql,
+    "s3": start_s3,
+    "memq": start_memq,
+}
 
 
 def endpoints(settings: Settings) -> dict[str, str]:
@@ -513,11 +582,15 @@ def endpoints(settings: Settings) -> dict[str, str]:
         "MYSQL_URL": f"mysql://root@127.0.0.1:{settings.mysql_port}/test",
         "S3_ENDPOINT_URL": f"http://127.0.0.1:{settings.s3_port}",
         "PSC_DISCOVERY_FILE": str(settings.home / "psc-discovery.json"),
+        "MEMQ_BROKERS": f"127.0.0.1:{settings.memq_port}",
     }
 
 
 def write_discovery_file(settings: Settings) -> None:
-    entry = {LOCAL_CLUSTER_PREFIX: {"connect": f"127.0.0.1:{settings.kafka_port}"}}
+    entry = {
+        LOCAL_CLUSTER_PREFIX: {"connect": f"127.0.0.1:{settings.kafka_port}"},
+        MEMQ_CLUSTER_PREFIX: {"connect": f"127.0.0.1:{settings.memq_port}"},
+    }
     (settings.home / "psc-discovery.json").write_text(json.dumps(entry, indent=2) + "\n")
 
 
@@ -536,7 +609,12 @@ def cmd_down(settings: Settings, only: Sequence[str]) -> None:
 
 def cmd_status(settings: Settings) -> int:
     env = endpoints(settings)
-    where = {"kafka": env["KAFKA_BOOTSTRAP_SERVERS"], "mysql": env["MYSQL_URL"], "s3": env["S3_ENDPOINT_URL"]}
+    where = {
+        "kafka": env["KAFKA_BOOTSTRAP_SERVERS"],
+        "mysql": env["MYSQL_URL"],
+        "s3": env["S3_ENDPOINT_URL"],
+        "memq": f"{env['MEMQ_BROKERS']} (storage {(settings.home / 'memq' / 'objects').as_uri()})",
+    }
     down = 0
     for name in SERVICES:
         pid = running_pid(settings, name)
@@ -544,6 +622,7 @@ def cmd_status(settings: Settings) -> int:
         down += pid is None
         print(f"{name:6} {state:22} {where[name]}")
     print(f"{'psc':6} {'discovery file':22} {env['PSC_DISCOVERY_FILE']} -> {LOCAL_CLUSTER_PREFIX}")
+    print(f"{'psc':6} {'discovery file':22} {env['PSC_DISCOVERY_FILE']} -> {MEMQ_CLUSTER_PREFIX}")
     return 1 if down else 0
 
 
@@ -559,7 +638,7 @@ def cmd_env(settings: Settings, fmt: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="compose/stack",
-        description="Start, inspect and stop the local Kafka, MariaDB and S3 services.",
+        description="Start, inspect and stop the local Kafka, MariaDB, S3 and MemQ services.",
         epilog="Settings come from STACK_* environment variables; see the module docstring.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

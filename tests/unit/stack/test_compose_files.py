@@ -43,9 +43,13 @@ def test_every_service_has_a_healthcheck() -> None:
 
 
 def test_toolkit_services_wait_for_healthy_dependencies() -> None:
-    base = set(load("docker-compose.yml")["services"])
-    for name, service in load("docker-compose.toolkit.yml")["services"].items():
+    toolkit = load("docker-compose.toolkit.yml")["services"]
+    declared = set(load("docker-compose.yml")["services"]) | set(toolkit)
+    for name, service in toolkit.items():
         depends = service.get("depends_on", {})
-        assert set(depends) <= base, f"{name} depends on an undeclared service"
-        assert all(dep["condition"] == "service_healthy" for dep in depends.values())
+        assert set(depends) <= declared, f"{name} depends on an undeclared service"
+        for dep_name, dep in depends.items():
+            # A one-shot service (no healthcheck, it exits) is waited for until it has completed.
+            one_shot = dep_name in toolkit and "healthcheck" not in toolkit[dep_name]
+            assert dep["condition"] == ("service_completed_successfully" if one_shot else "service_healthy")
         assert (COMPOSE / service["build"]["dockerfile"].split("/")[-1]).exists()

@@ -109,3 +109,55 @@ def test_unknown_service_name_is_rejected(stack: ModuleType, capsys: pytest.Capt
     with pytest.raises(SystemExit):
         stack.main(["up", "zookeeper"])
     assert "unknown service(s) zookeeper" in capsys.readouterr().err
+
+
+def test_memq_broker_config_is_valid_and_points_at_the_stack(stack: ModuleType, tmp_path: Path) -> None:
+    from memq._config import BrokerConfig
+
+    settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 19092, 19093, 3306, 5000, 19192)
+    config = BrokerConfig.model_validate(stack.memq_broker_config(settings, "memq-demo-notifications-1"))
+    assert config.port == 19192
+    assert config.storage == (tmp_path / "memq" / "objects").as_uri()
+    assert config.notification_bootstrap == "127.0.0.1:19092"
+    assert config.notification_cluster == stack.LOCAL_CLUSTER_PREFIX
+    assert [t.name for t in config.topics] == ["demo"]
+
+
+def test_discovery_file_maps_kafka_and_memq_prefixes(stack: ModuleType, tmp_path: Path) -> None:
+    settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 19092, 19093, 3306, 5000, 19192)
+    stack.write_discovery_file(settings)
+    entries = json.loads((tmp_path / "psc-discovery.json").read_text())
+    assert entries[stack.LOCAL_CLUSTER_PREFIX] == {"connect": "127.0.0.1:19092"}
+    assert entries[stack.MEMQ_CLUSTER_PREFIX] == {"connect": "127.0.0.1:19192"}
+    assert stack.endpoints(settings)["MEMQ_BROKERS"] == "127.0.0.1:19192"
+
+
+def test_memq_port_comes_from_the_environment_and_status_lists_it(
+    stack: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STACK_HOME", str(tmp_path))
+    monkeypatch.setenv("STACK_MEMQ_PORT", "19333")
+    settings = stack.Settings.from_env()
+    assert settings.memq_port == 19333
+    assert stack.cmd_status(settings) == 1  # nothing runs under an empty home
+    out = capsys.readouterr().out
+    memq_lines = [line for line in out.splitlines() if line.startswith("memq ")]
+    assert len(memq_lines) == 1 and "stopped" in memq_lines[0] and "127.0.0.1:19333" in memq_lines[0]
+    assert stack.stop(settings, "memq") is False
+
+
+def test_memq_refuses_a_taken_port_by_name(stack: ModuleType, tmp_path: Path, listening_port: int) -> None:
+    settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 19092, 19093, 3306, 5000, listening_port)
+    with pytest.raises(stack.StackError, match="STACK_MEMQ_PORT=<port>"):
+        stack.start_memq(settings)
+
+
+def test_memq_notification_topic_is_new_per_home_and_kept_by_it(stack: ModuleType, tmp_path: Path) -> None:
+    config = tmp_path / "broker.json"
+    first, second = stack.memq_notification_topic(config), stack.memq_notification_topic(config)
+    assert first != second and first.startswith("memq-demo-notifications-")
+    settings = stack.Settings(tmp_path, tmp_path, "4.1.1", 19092, 19093, 3306, 5000, 19192)
+    config.write_text(json.dumps(stack.memq_broker_config(settings, first)))
+    assert stack.memq_notification_topic(config) == first
+    config.write_text("not json")
+    assert stack.memq_notification_topic(config).startswith("memq-demo-notifications-")
