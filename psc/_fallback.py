@@ -79,8 +79,8 @@ class FastProduce:
         if given is None:
             return self.slow(*args, **kwargs)
         callback = _pick_callback(given)
-        partition, timestamp = given.get("partition"), given.get("timestamp")
-        if callback is False or type(partition) not in (int, type(None)) or type(timestamp) not in (int, type(None)):
+        partition, timestamp = given.get("partition", -1), given.get("timestamp", 0)
+        if callback is False or type(partition) is not int or type(timestamp) is not int:
             return self.slow(*args, **kwargs)
         headers = given.get("headers")
         try:
@@ -100,9 +100,9 @@ class FastProduce:
             report = Report(route, callback, headers, self.failed)
         call: tuple[Any, ...] = (route.topic, value, key)
         names: dict[str, Any] = {}
-        if report is not None or headers is not None or partition not in (None, -1) or timestamp:
-            call = (*call, -1 if partition is None else partition, report)
-            if timestamp is not None:
+        if report is not None or headers is not None or partition != -1 or timestamp:
+            call = (*call, partition, report)
+            if "timestamp" in given:
                 names["timestamp"] = timestamp
             if headers is not None:
                 names["headers"] = headers
@@ -111,9 +111,7 @@ class FastProduce:
             route.produce(*call, **names)
             return None
         except BaseException as exc:  # the handler re-raises what it does not handle
-            return self.on_error(
-                route, value, key, exc, -1 if partition is None else partition, timestamp or 0, callback, headers
-            )
+            return self.on_error(route, value, key, exc, partition, timestamp, callback, headers)
 
 
 def _parse_produce(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:

@@ -106,6 +106,9 @@ def test_a_plain_record_goes_straight_to_the_backend_and_is_counted(impl: Module
         (("uri", b"v"), {"on_delivery": "not callable"}),
         (("uri", b"v", None, -1, 5), {}),  # a callback that is not callable
         (("uri", b"v"), {"partition": 1.5}),
+        (("uri", b"v"), {"partition": None}),  # confluent-kafka refuses it: Python reports it
+        (("uri", b"v"), {"timestamp": None}),
+        (("uri", b"v", None, True), {}),  # a bool is an int to confluent-kafka, not to the fast path
         (("uri", b"v"), {"timestamp": "now"}),
     ],
 )
