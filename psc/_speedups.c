@@ -128,7 +128,12 @@ Report_vectorcall(Report *self, PyObject *const *args, size_t nargsf, PyObject *
     if (self->callback == Py_None) {
         Py_RETURN_NONE;
     }
-    PyObject *message = message_new(&Message_Type, args[1], ((RouteBase *)self->route)->source);
+    PyObject *source = ((RouteBase *)self->route)->source;
+    if (source == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the route of a delivery report has no source");
+        return NULL;
+    }
+    PyObject *message = message_new(&Message_Type, args[1], source);
     if (message == NULL) {
         return NULL;
     }
@@ -310,11 +315,13 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
         ((callback != NULL || headers != NULL) && route->source == NULL)) {
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
+    Py_INCREF(found); /* borrowed from the dict; the backend call may run Python code that drops the route */
     PyObject *value = slots[A_VALUE] ? slots[A_VALUE] : Py_None, *key = slots[A_KEY] ? slots[A_KEY] : Py_None;
     PyObject *report = NULL;
     if (callback != NULL || (headers != NULL && self->keep_headers)) {
         report = report_new(found, callback ? callback : Py_None, headers ? headers : Py_None, self->failed);
         if (report == NULL) {
+            Py_DECREF(found);
             return NULL;
         }
     }
@@ -341,7 +348,6 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
         }
     }
     route->count++;
-    Py_INCREF(found); /* the backend call may run Python code that drops the route */
     PyObject *result = PyObject_Vectorcall(route->produce, call, ncall, names);
     Py_XDECREF(report); /* the backend holds its own reference until the record is delivered */
     if (result != NULL) {
