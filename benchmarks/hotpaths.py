@@ -1,8 +1,13 @@
 """PSC's per-record hot paths on their own, without a broker: ``python -m benchmarks.hotpaths``.
 
 - produce: ns per ``produce(topic, 100 B)`` call, PSC's ``Producer.produce`` against the native
-  confluent-kafka ``produce`` of the same backend producer, interleaved. The producer points at a port
-  nothing listens on and queues everything, so the figure is the call, not the network.
+  confluent-kafka ``produce`` of the same backend producer, interleaved; then the same with four headers
+  (as the Singer agent sends), with a per-record ``on_delivery`` callback, and with both. The producer
+  points at a port nothing listens on and queues everything (purged between rounds), so the figure is the
+  call, not the network.
+- deliver: ns per successful delivery report of a record produced with headers and a callback: the report
+  PSC handed to the backend, called as confluent-kafka calls it, against the bare callback that native
+  confluent-kafka calls.
 - wrap: ns per record to wrap a 500-record batch of ``confluent_kafka.Message`` and read each value, with
   the C hot paths (``psc._speedups``) and their Python definitions (``psc._fallback``); ``native`` reads
   the values of the unwrapped batch, so the difference is what PSC's messages cost per record.
@@ -17,6 +22,7 @@ import statistics
 import time
 import timeit
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import confluent_kafka
@@ -26,20 +32,42 @@ import psc._fallback as fallback
 from psc._message import Source
 
 PAYLOAD = b"x" * 100
+HEADERS: list[tuple[str, str | bytes | None]] = [
+    ("_mid", b"0123456789abcdef"),
+    ("_ots", b"1764412800000"),
+    ("host", b"host-01"),
+    ("_fid", b"f-000042"),
+]
 CALLS = 50_000
 BATCH = 500
 URI = "plaintext:/rn:kafka:local:local_dev::cluster01:hotpaths"
 
 
-def _per_call(produce: Callable[[str, bytes], Any], topic: str) -> float:
+def _on_delivery(err: Any, msg: Any) -> None:
+    pass
+
+
+def _per_call(produce: Callable[..., Any], topic: str, kwargs: dict[str, Any]) -> float:
     started = time.perf_counter()
-    for _ in range(CALLS):
-        produce(topic, PAYLOAD)
+    if kwargs:
+        for _ in range(CALLS):
+            produce(topic, PAYLOAD, **kwargs)
+    else:
+        for _ in range(CALLS):
+            produce(topic, PAYLOAD)
     return (time.perf_counter() - started) / CALLS * 1e9
 
 
-def produce_rounds(rounds: int) -> dict[str, list[float]]:
-    producer = psc.Producer(
+CASES: dict[str, dict[str, Any]] = {
+    "": {},
+    " +headers": {"headers": HEADERS},
+    " +callback": {"on_delivery": _on_delivery},
+    " +both": {"headers": HEADERS, "on_delivery": _on_delivery},
+}
+
+
+def _producer() -> psc.Producer:
+    return psc.Producer(
         {
             "psc.project": "hotpaths",
             "psc.discovery.connect": "127.0.0.1:1",
@@ -47,16 +75,42 @@ def produce_rounds(rounds: int) -> dict[str, list[float]]:
             "psc.producer.delivery.report.only.error": "true",
             "psc.producer.compression.type": "none",
             "psc.producer.batch.duration.ms": "100000",  # under the delivery timeout: nothing is sent meanwhile
-            "psc.producer.buffer.max.messages": str(CALLS * rounds * 2 + 1),
+            "psc.producer.buffer.max.messages": str(CALLS * 2 + 1),
             "psc.producer.buffer.max.kbytes": "4000000",
         }
     )
+
+
+def produce_rounds(rounds: int) -> dict[str, list[float]]:
+    producer = _producer()
     producer.produce(URI, PAYLOAD)  # resolve the route
     native = producer._routes[URI].produce  # the backend's own produce, on the same producer
-    out: dict[str, list[float]] = {"psc": [], "native": []}
+    out: dict[str, list[float]] = {f"{side}{case}": [] for case in CASES for side in ("psc", "native")}
     for _ in range(rounds):
-        out["native"].append(_per_call(native, "hotpaths"))
-        out["psc"].append(_per_call(producer.produce, URI))
+        for case, kwargs in CASES.items():
+            out[f"native{case}"].append(_per_call(native, "hotpaths", kwargs))
+            out[f"psc{case}"].append(_per_call(producer.produce, URI, kwargs))
+            producer.purge()  # keeps the queue (and memory) small; the purge reports are served outside the timing
+            producer.poll(0)
+    producer.close(0)
+    return out
+
+
+def deliver_rounds(rounds: int) -> dict[str, list[float]]:
+    producer = _producer()
+    producer.produce(URI, PAYLOAD)
+    route = producer._routes[URI]
+    sent: list[tuple[Any, ...]] = []
+    backend_produce, route.produce = route.produce, lambda *args, **kwargs: sent.append(args)
+    producer.produce(URI, PAYLOAD, headers=HEADERS, on_delivery=_on_delivery)
+    route.produce = backend_produce
+    report = sent[-1][4]  # the on_delivery PSC gave the backend
+    delivered = confluent_kafka.Message(topic="hotpaths", partition=0, offset=1, value=PAYLOAD, headers=HEADERS)
+    out: dict[str, list[float]] = {}
+    calls: dict[str, Callable[[Any, Any], Any]] = {"native": _on_delivery, "psc": report}
+    for name, call in calls.items():
+        runs = timeit.repeat(partial(call, None, delivered), number=CALLS, repeat=rounds)
+        out[name] = [run / CALLS * 1e9 for run in runs]
     producer.purge()
     producer.close(0)
     return out
@@ -99,12 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for title, results in (
         ("produce, ns per call", produce_rounds(args.rounds)),
+        ("deliver (headers + callback), ns per report", deliver_rounds(args.rounds)),
         ("wrap + value, ns per record", wrap_rounds(args.rounds)),
     ):
         print(title)
         for name, runs in results.items():
             if runs:
-                print(f"  {name:8} fastest {min(runs):7.1f}  median {statistics.median(runs):7.1f}")
+                print(f"  {name:18} fastest {min(runs):7.1f}  median {statistics.median(runs):7.1f}")
     return 0
 
 

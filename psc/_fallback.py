@@ -16,47 +16,128 @@ if TYPE_CHECKING:
 class RouteBase:
     """The fields of a producer route that :class:`FastProduce` reads."""
 
-    __slots__ = ("count", "plain", "produce", "sample_at", "topic")
+    __slots__ = ("count", "plain", "produce", "sample_at", "source", "topic")
 
     def __init__(self) -> None:
         self.produce: Any = None
         self.topic: Any = None
+        self.source: Any = None
         self.count = 0
         self.sample_at = 0
         self.plain = False
 
 
+class Report:
+    """The delivery report of a fast-path record with a callback or headers to keep: ``report(err, native)``.
+
+    A success calls ``callback(None, Message(native, route.source))``; a failure goes to
+    ``failed(route, callback, headers, err, native)``, the producer's remediation.
+    """
+
+    __slots__ = ("callback", "failed", "headers", "route")
+
+    def __init__(self, route: RouteBase, callback: Any, headers: Any, failed: Callable[..., Any]) -> None:
+        self.route = route
+        self.callback = callback
+        self.headers = headers
+        self.failed = failed
+
+    def __call__(self, err: Any, native: Any) -> Any:
+        if err is not None:
+            return self.failed(self.route, self.callback, self.headers, err, native)
+        if self.callback is not None:
+            self.callback(None, Message(native, self.route.source))
+        return None
+
+
+# confluent-kafka's produce(topic, value=None, key=None, partition=-1, callback=None, on_delivery=None,
+# timestamp=0, headers=None)
+_PRODUCE_ARGS = ("topic", "value", "key", "partition", "callback", "on_delivery", "timestamp", "headers")
+
+
 class FastProduce:
     """``Producer.produce`` for plain routes: one backend call, anything else to ``slow``."""
 
-    __slots__ = ("on_error", "routes", "slow")
+    __slots__ = ("failed", "keep_headers", "on_error", "routes", "slow")
 
     def __init__(
         self,
         routes: Mapping[str, RouteBase],
         slow: Callable[..., None],
-        on_error: Callable[[Any, Any, Any, BaseException], None],
+        on_error: Callable[..., None],
+        failed: Callable[..., Any],
+        keep_headers: bool,
     ) -> None:
         self.routes = routes
         self.slow = slow
         self.on_error = on_error
+        self.failed = failed
+        self.keep_headers = bool(keep_headers)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs or not 2 <= len(args) <= 3:
+        given = _parse_produce(args, kwargs)
+        if given is None:
             return self.slow(*args, **kwargs)
+        callback = _pick_callback(given)
+        partition, timestamp = given.get("partition", -1), given.get("timestamp", 0)
+        if callback is False or type(partition) is not int or type(timestamp) is not int:
+            return self.slow(*args, **kwargs)
+        headers = given.get("headers")
         try:
-            route = self.routes.get(args[0])
+            route = self.routes.get(given["topic"])
         except TypeError:
             route = None
-        if route is None or not route.plain or route.count + 1 == route.sample_at:
-            return self.slow(*args)
-        key = args[2] if len(args) == 3 else None
+        if (
+            route is None
+            or not route.plain
+            or route.count + 1 == route.sample_at
+            or ((callback is not None or headers is not None) and route.source is None)
+        ):
+            return self.slow(*args, **kwargs)
+        value, key = given.get("value"), given.get("key")
+        report = None
+        if callback is not None or (headers is not None and self.keep_headers):
+            report = Report(route, callback, headers, self.failed)
+        call: tuple[Any, ...] = (route.topic, value, key)
+        names: dict[str, Any] = {}
+        if report is not None or headers is not None or partition != -1 or timestamp:
+            call = (*call, partition, report)
+            if "timestamp" in given:
+                names["timestamp"] = timestamp
+            if headers is not None:
+                names["headers"] = headers
         route.count += 1
         try:
-            route.produce(route.topic, args[1], key)
+            route.produce(*call, **names)
             return None
         except BaseException as exc:  # the handler re-raises what it does not handle
-            return self.on_error(route, args[1], key, exc)
+            return self.on_error(route, value, key, exc, partition, timestamp, callback, headers)
+
+
+def _parse_produce(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """produce()'s arguments by name, or None when the call is not one it accepts (Python then raises)."""
+    if len(args) > len(_PRODUCE_ARGS):
+        return None
+    given = dict(zip(_PRODUCE_ARGS, args, strict=False))
+    for name, value in kwargs.items():
+        if name not in _PRODUCE_ARGS or name in given:
+            return None
+        given[name] = value
+    return given if "topic" in given else None
+
+
+def _pick_callback(given: dict[str, Any]) -> Any:
+    """``on_delivery or callback`` as Python's produce() picks it; False when one is neither None nor callable."""
+    callback = None
+    for name in ("on_delivery", "callback"):
+        candidate = given.get(name)
+        if candidate is None:
+            continue
+        if not callable(candidate):
+            return False
+        if candidate and callback is None:
+            callback = candidate
+    return callback
 
 
 class MemberBase:

@@ -5,15 +5,18 @@ its cluster, serde) into a :class:`_Route` cached under that very string, so lat
 lookup. Each cluster prefix gets one backend producer, created lazily; all of them report deliveries to
 one dispatch here.
 
-Hot path: with bytes serde, no interceptors, no callback and no headers, ``produce`` is a dict lookup, an
-integer increment and the backend's own ``produce``. Records without a callback report to one delivery
-handler configured on the backend producer, which only acts on failures; a success still costs
-confluent-kafka a message object and one Python call. ``psc.producer.delivery.report.only.error=true``
-removes that cost: confluent-kafka then calls Python for failed deliveries only, so failures are still
-remediated, but application callbacks hear only of failures, ``send()`` is refused (its future needs the
-success report) and produce latency is not sampled. It is off by default because a callback passed to
-``produce`` asks for its success report. Sent counts are accumulated in plain ints and published to
-Prometheus at most once a second from ``poll``/``flush``; produce latency is sampled.
+Hot path: with bytes serde and no interceptors, ``produce`` is a dict lookup, an integer increment and the
+backend's own ``produce``, in C (``psc/_speedups.c``), with confluent-kafka's arguments. A record with a
+callback, or with headers while remediation is on, is given a ``Report`` as its ``on_delivery``: a success
+calls the callback with a ``Message`` in C, a failure goes to the remediation below. Records without a
+callback report to one delivery handler configured on the backend producer, which only acts on failures; a
+success still costs confluent-kafka a message object and one Python call.
+``psc.producer.delivery.report.only.error=true`` removes that cost: confluent-kafka then calls Python for
+failed deliveries only, so failures are still remediated, but application callbacks hear only of failures,
+``send()`` is refused (its future needs the success report) and produce latency is not sampled. It is off
+by default because a callback passed to ``produce`` asks for its success report. Sent counts are
+accumulated in plain ints and published to Prometheus at most once a second from ``poll``/``flush``;
+produce latency is sampled.
 
 Remediation: a failed delivery is classified by the remediation catalogue. RETRY re-produces the record
 (bounded, with backoff) before the application hears of it; RESET replaces the cluster's backend
@@ -150,8 +153,8 @@ class _Generation:
 class _Route(RouteBase):
     """Everything a send to one topic URI string needs, resolved once.
 
-    ``produce``, ``topic``, ``count``, ``sample_at`` and ``plain`` live in :class:`RouteBase`, where the C
-    fast path of :meth:`Producer.produce` reads them.
+    ``produce``, ``topic``, ``source``, ``count``, ``sample_at`` and ``plain`` live in :class:`RouteBase`,
+    where the C fast path of :meth:`Producer.produce` reads them.
     """
 
     __slots__ = ("gen", "key_ctx", "key_ser", "reported", "uri", "value_ctx", "value_ser")
@@ -161,6 +164,7 @@ class _Route(RouteBase):
         self.topic = topic
         self.gen = gen
         self.produce = gen.producer.produce
+        self.source = gen.source
         self.key_ser = settings.key_serializer
         self.value_ser = settings.value_serializer
         self.key_ctx = SerdeContext(uri, "key")
@@ -265,7 +269,13 @@ class Producer:
         self._txn_ok = not self._settings.transactional
         if type(self).produce is Producer.produce:
             # Plain records skip the Python method: the C fast path sends them and hands the rest to it.
-            vars(self)["produce"] = FastProduce(self._routes, MethodType(Producer.produce, self), self._produce_failed)
+            vars(self)["produce"] = FastProduce(
+                self._routes,
+                MethodType(Producer.produce, self),
+                self._produce_failed,
+                self._report_failed,
+                self._settings.auto_resolution,
+            )
 
     # --- producing -----------------------------------------------------------------------------------
 
@@ -378,15 +388,25 @@ class Producer:
         return key, value, headers or None
 
     def _produce_failed(
-        self, route: _Route, value: Any, key: Any, exc: BaseException, partition: int = -1, timestamp: int = 0
+        self,
+        route: _Route,
+        value: Any,
+        key: Any,
+        exc: BaseException,
+        partition: int = -1,
+        timestamp: int = 0,
+        callback: DeliveryCallback | None = None,
+        headers: Any = None,
     ) -> None:
         """The backend refused a plain record: wait for room in a full queue, or reset a failed client."""
-        if isinstance(exc, BufferError):
-            self._produce_when_room(route, value, key, partition, None, timestamp)
-        elif isinstance(exc, Exception):  # a fatally failed client refuses records: reset, then send on the new one
-            self._produce_when_room(self._after_produce_error(route, exc), value, key, partition, None, timestamp)
-        else:
+        if isinstance(exc, Exception) and not isinstance(exc, BufferError):
+            route = self._after_produce_error(route, exc)  # a fatally failed client: reset, send on the new one
+        elif not isinstance(exc, Exception):
             raise exc
+        report = None
+        if callback is not None or (headers is not None and self._settings.auto_resolution):
+            report = partial(self._report, route, callback, None, headers, 0.0)
+        self._produce_when_room(route, value, key, partition, report, timestamp, headers)
 
     def _produce_when_room(
         self,
@@ -441,6 +461,12 @@ class Producer:
         """Delivery report of records produced without a callback: only failures need work."""
         if err is not None:
             self._failed(gen, err, native, None, None, None)
+
+    def _report_failed(
+        self, route: _Route, callback: DeliveryCallback | None, headers: Any, err: Any, native: Any
+    ) -> None:
+        """A failed delivery of a record the fast path sent with a callback or headers (its ``Report``)."""
+        self._failed(route.gen, err, native, callback, None, headers)
 
     def _report(
         self,

@@ -4,9 +4,12 @@
  * A Python method in front of librdkafka's produce() or around each consumed record costs more than the
  * C call it wraps, so the common cases are answered here:
  *
- * - FastProduce: Producer.produce(topic_uri, value[, key]) for a plain route (bytes serde, no
- *   interceptors, no callback, not due for a latency sample). Anything else, and any exception from the
- *   backend, goes to the Python implementation, which stays the specification.
+ * - FastProduce: Producer.produce(topic_uri, ...) with confluent-kafka's arguments (partition, callback or
+ *   on_delivery, timestamp, headers; positional or keyword) for a plain route (bytes serde, no
+ *   interceptors, not due for a latency sample). Anything else, and any exception from the backend, goes to
+ *   the Python implementation, which stays the specification.
+ * - Report: the delivery report of such a record with a callback or headers: a success calls the
+ *   callback with a Message, a failure goes to Python's remediation.
  * - RouteBase: the fields of a producer route FastProduce reads (psc._producer._Route extends it).
  * - FastPoll: Consumer.poll() for one cluster, served from the member's buffer; MemberBase holds the
  *   fields it reads (psc._consumer._Member extends it). An empty buffer, an error, serde or
@@ -20,12 +23,21 @@
 #include <Python.h>
 #include <structmember.h>
 
+static PyTypeObject Message_Type;
+static PyObject *message_new(PyTypeObject *type, PyObject *native, PyObject *source);
+static PyObject *str_error, *str_partition, *str_offset, *str_timestamp, *str_key, *str_value, *str_headers,
+    *str_topic, *str_topic_uri, *str_is_eof, *str_leader_epoch, *str_latency, *str_message_id, *str_callback,
+    *str_on_delivery;
+static PyObject *minus_one, *zero;                           /* produce()'s default partition and timestamp */
+static PyObject *kw_timestamp, *kw_headers, *kw_timestamp_headers; /* keyword names of a backend call */
+
 /* --- RouteBase ------------------------------------------------------------------------------------- */
 
 typedef struct {
     PyObject_HEAD
-    PyObject *produce;   /* the backend's produce(topic, value, key) */
+    PyObject *produce;   /* the backend's produce(topic, value, key, partition, on_delivery, ...) */
     PyObject *topic;     /* the backend's topic name */
+    PyObject *source;    /* psc._message.Source of the route's backend producer: wraps delivered records */
     long long count;     /* records sent to this route */
     long long sample_at; /* the count whose record is sampled for produce latency (by Python) */
     char plain;          /* bytes serde and no interceptors: records go to the backend as given */
@@ -36,6 +48,7 @@ RouteBase_traverse(RouteBase *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->produce);
     Py_VISIT(self->topic);
+    Py_VISIT(self->source);
     return 0;
 }
 
@@ -44,6 +57,7 @@ RouteBase_clear(RouteBase *self)
 {
     Py_CLEAR(self->produce);
     Py_CLEAR(self->topic);
+    Py_CLEAR(self->source);
     return 0;
 }
 
@@ -57,8 +71,9 @@ RouteBase_dealloc(RouteBase *self)
 }
 
 static PyMemberDef RouteBase_members[] = {
-    {"produce", T_OBJECT, offsetof(RouteBase, produce), 0, "the backend's produce(topic, value, key)"},
+    {"produce", T_OBJECT, offsetof(RouteBase, produce), 0, "the backend's produce(topic, value, key, ...)"},
     {"topic", T_OBJECT, offsetof(RouteBase, topic), 0, "the backend's topic name"},
+    {"source", T_OBJECT, offsetof(RouteBase, source), 0, "the Source that wraps the route's delivered records"},
     {"count", T_LONGLONG, offsetof(RouteBase, count), 0, "records sent to this route"},
     {"sample_at", T_LONGLONG, offsetof(RouteBase, sample_at), 0, "the count of the next sampled record"},
     {"plain", T_BOOL, offsetof(RouteBase, plain), 0, "bytes serde and no interceptors"},
@@ -78,53 +93,286 @@ static PyTypeObject RouteBase_Type = {
     .tp_members = RouteBase_members,
 };
 
+/* --- Report ---------------------------------------------------------------------------------------- */
+
+/* The delivery report of a fast-path record that has a callback or headers to keep, as the backend calls
+ * it: report(err, native). A success calls callback(None, Message(native, route.source)); a failure goes to
+ * failed(route, callback, headers, err, native), Python's remediation, which may re-produce the record
+ * (with its headers: delivery reports do not carry them) before the callback hears of it.
+ *
+ * Not tracked by the cycle collector: a report lives in the backend's queue until its record is delivered,
+ * and tens of thousands of queued tracked objects make every collection walk them all (a partial() here cost
+ * microseconds per record). Nothing leads from what it holds back to it: only the backend refers to it. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *route;    /* RouteBase */
+    PyObject *callback; /* or None */
+    PyObject *headers;  /* or None */
+    PyObject *failed;   /* failed(route, callback, headers, err, native) */
+    vectorcallfunc vectorcall;
+} Report;
+
+static PyTypeObject Report_Type;
+
+static PyObject *
+Report_vectorcall(Report *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a delivery report takes (err, msg)");
+        return NULL;
+    }
+    if (args[0] != Py_None) {
+        PyObject *call[5] = {self->route, self->callback, self->headers, args[0], args[1]};
+        return PyObject_Vectorcall(self->failed, call, 5, NULL);
+    }
+    if (self->callback == Py_None) {
+        Py_RETURN_NONE;
+    }
+    PyObject *source = ((RouteBase *)self->route)->source;
+    if (source == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the route of a delivery report has no source");
+        return NULL;
+    }
+    PyObject *message = message_new(&Message_Type, args[1], source);
+    if (message == NULL) {
+        return NULL;
+    }
+    PyObject *call[2] = {Py_None, message};
+    PyObject *result = PyObject_Vectorcall(self->callback, call, 2, NULL);
+    Py_DECREF(message);
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_DECREF(result);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+report_new(PyObject *route, PyObject *callback, PyObject *headers, PyObject *failed)
+{
+    Report *self = PyObject_New(Report, &Report_Type);
+    if (self != NULL) {
+        self->route = Py_NewRef(route);
+        self->callback = Py_NewRef(callback);
+        self->headers = Py_NewRef(headers);
+        self->failed = Py_NewRef(failed);
+        self->vectorcall = (vectorcallfunc)Report_vectorcall;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+Report_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *route, *callback, *headers, *failed;
+    static char *kwlist[] = {"route", "callback", "headers", "failed", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO:Report", kwlist, &RouteBase_Type, &route, &callback,
+                                     &headers, &failed)) {
+        return NULL;
+    }
+    return report_new(route, callback, headers, failed);
+}
+
+static void
+Report_dealloc(Report *self)
+{
+    Py_CLEAR(self->route);
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->headers);
+    Py_CLEAR(self->failed);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef Report_members[] = {
+    {"route", T_OBJECT, offsetof(Report, route), READONLY, "the route the record was sent to"},
+    {"callback", T_OBJECT, offsetof(Report, callback), READONLY, "the application's callback, or None"},
+    {"headers", T_OBJECT, offsetof(Report, headers), READONLY, "the record's headers, kept for a re-produce"},
+    {"failed", T_OBJECT, offsetof(Report, failed), READONLY, "failed(route, callback, headers, err, native)"},
+    {NULL},
+};
+
+static PyTypeObject Report_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "psc._speedups.Report",
+    .tp_doc = "Report(route, callback, headers, failed): the delivery report of a fast-path record.",
+    .tp_basicsize = sizeof(Report),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = Report_new,
+    .tp_dealloc = (destructor)Report_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Report, vectorcall),
+    .tp_members = Report_members,
+};
+
 /* --- FastProduce ----------------------------------------------------------------------------------- */
 
 typedef struct {
     PyObject_HEAD
     PyObject *routes;   /* dict: topic URI -> RouteBase */
     PyObject *slow;     /* the Python produce(), called with the same arguments */
-    PyObject *on_error; /* on_error(route, value, key, exc): the backend refused a fast-path record */
+    PyObject *on_error; /* on_error(route, value, key, exc, partition, timestamp, callback, headers) */
+    PyObject *failed;   /* given to each Report: a failed delivery */
+    char keep_headers;  /* remediation is on: records with headers keep them in a report until delivered */
     vectorcallfunc vectorcall;
 } FastProduce;
+
+/* confluent-kafka's produce(topic, value=None, key=None, partition=-1, callback=None, on_delivery=None,
+ * timestamp=0, headers=None). */
+enum { A_TOPIC, A_VALUE, A_KEY, A_PARTITION, A_CALLBACK, A_ON_DELIVERY, A_TIMESTAMP, A_HEADERS, N_PRODUCE_ARGS };
+static PyObject **produce_names[N_PRODUCE_ARGS] = {&str_topic,    &str_value,       &str_key,
+                                                   &str_partition, &str_callback,   &str_on_delivery,
+                                                   &str_timestamp, &str_headers};
+
+/* Fills slots[] from a call; 0 when the call is not one produce() accepts (Python then raises). */
+static int
+parse_produce(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **slots)
+{
+    if (nargs > N_PRODUCE_ARGS) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        slots[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t j = 0; j < nkw; j++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, j);
+        int slot = -1;
+        for (int i = 0; i < N_PRODUCE_ARGS && slot < 0; i++) {
+            if (name == *produce_names[i]) { /* keyword names are interned by the compiler */
+                slot = i;
+            }
+        }
+        for (int i = 0; i < N_PRODUCE_ARGS && slot < 0; i++) {
+            if (PyUnicode_Compare(name, *produce_names[i]) == 0) {
+                slot = i;
+            }
+        }
+        if (slot < 0 || slots[slot] != NULL) {
+            return 0;
+        }
+        slots[slot] = args[nargs + j];
+    }
+    return slots[A_TOPIC] != NULL;
+}
+
+/* The callback Python's produce() would use: `on_delivery or callback` (the route is plain, so there is no
+ * default on_delivery). 0 when either is neither None nor callable: Python decides what that means. */
+static int
+pick_callback(PyObject **slots, PyObject **callback)
+{
+    *callback = NULL;
+    PyObject *given[2] = {slots[A_ON_DELIVERY], slots[A_CALLBACK]};
+    for (int i = 0; i < 2; i++) {
+        if (given[i] == NULL || given[i] == Py_None) {
+            continue;
+        }
+        if (!PyCallable_Check(given[i])) {
+            return 0;
+        }
+        int truth = PyObject_IsTrue(given[i]);
+        if (truth < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (truth && *callback == NULL) {
+            *callback = given[i];
+        }
+    }
+    return 1;
+}
+
+static int
+is_minus_one(PyObject *partition)
+{
+    int overflow;
+    return partition == NULL || (PyLong_AsLongAndOverflow(partition, &overflow) == -1 && !overflow);
+}
 
 static PyObject *
 FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (kwnames != NULL || nargs < 2 || nargs > 3) {
+    PyObject *slots[N_PRODUCE_ARGS] = {NULL};
+    PyObject *callback;
+    if (!parse_produce(args, nargs, kwnames, slots) || !pick_callback(slots, &callback)) {
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
-    PyObject *found = PyDict_GetItemWithError(self->routes, args[0]); /* borrowed */
+    PyObject *partition = slots[A_PARTITION], *timestamp = slots[A_TIMESTAMP], *headers = slots[A_HEADERS];
+    if ((partition != NULL && !PyLong_CheckExact(partition)) || (timestamp != NULL && !PyLong_CheckExact(timestamp))) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    if (headers == Py_None) {
+        headers = NULL;
+    }
+    PyObject *found = PyDict_GetItemWithError(self->routes, slots[A_TOPIC]); /* borrowed */
     if (found == NULL) {
         PyErr_Clear(); /* an unhashable URI: the Python path reports it */
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
     RouteBase *route = (RouteBase *)found;
     if (!PyObject_TypeCheck(found, &RouteBase_Type) || !route->plain || route->produce == NULL ||
-        route->topic == NULL || route->count + 1 == route->sample_at) {
+        route->topic == NULL || route->count + 1 == route->sample_at ||
+        ((callback != NULL || headers != NULL) && route->source == NULL)) {
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
     }
-    PyObject *key = nargs == 3 ? args[2] : Py_None;
-    PyObject *call[3] = {route->topic, args[1], key};
+    Py_INCREF(found); /* borrowed from the dict; the backend call may run Python code that drops the route */
+    PyObject *value = slots[A_VALUE] ? slots[A_VALUE] : Py_None, *key = slots[A_KEY] ? slots[A_KEY] : Py_None;
+    PyObject *report = NULL;
+    if (callback != NULL || (headers != NULL && self->keep_headers)) {
+        report = report_new(found, callback ? callback : Py_None, headers ? headers : Py_None, self->failed);
+        if (report == NULL) {
+            Py_DECREF(found);
+            return NULL;
+        }
+    }
+    /* The backend call: positional (topic, value, key) for a record with nothing else, as Python sends it;
+     * else (topic, value, key, partition, on_delivery) with timestamp= and headers= when given. */
+    PyObject *call[7] = {route->topic, value, key, partition ? partition : minus_one, report ? report : Py_None};
+    size_t ncall = 3;
+    PyObject *names = NULL;
+    if (report != NULL || headers != NULL || !is_minus_one(partition) ||
+        (timestamp != NULL && PyObject_IsTrue(timestamp))) {
+        ncall = 5;
+        if (timestamp != NULL && headers != NULL) {
+            call[5] = timestamp;
+            call[6] = headers;
+            names = kw_timestamp_headers;
+        }
+        else if (timestamp != NULL) {
+            call[5] = timestamp;
+            names = kw_timestamp;
+        }
+        else if (headers != NULL) {
+            call[5] = headers;
+            names = kw_headers;
+        }
+    }
     route->count++;
-    Py_INCREF(found); /* the backend call may run Python code that drops the route */
-    PyObject *result = PyObject_Vectorcall(route->produce, call, 3, NULL);
+    PyObject *result = PyObject_Vectorcall(route->produce, call, ncall, names);
+    Py_XDECREF(report); /* the backend holds its own reference until the record is delivered */
     if (result != NULL) {
         Py_DECREF(found);
         Py_DECREF(result);
         Py_RETURN_NONE;
     }
     /* BufferError (queue full) or a failed client: Python waits, remediates or raises. */
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
+    PyObject *type, *exc, *traceback;
+    PyErr_Fetch(&type, &exc, &traceback);
+    PyErr_NormalizeException(&type, &exc, &traceback);
     if (traceback != NULL) {
-        PyException_SetTraceback(value, traceback);
+        PyException_SetTraceback(exc, traceback);
     }
-    PyObject *handled = PyObject_CallFunctionObjArgs(self->on_error, found, args[1], key, value, NULL);
+    PyObject *handler_args[8] = {found,
+                                 value,
+                                 key,
+                                 exc,
+                                 partition ? partition : minus_one,
+                                 timestamp ? timestamp : zero,
+                                 callback ? callback : Py_None,
+                                 headers ? headers : Py_None};
+    PyObject *handled = PyObject_Vectorcall(self->on_error, handler_args, 8, NULL);
     Py_XDECREF(type);
-    Py_XDECREF(value);
+    Py_XDECREF(exc);
     Py_XDECREF(traceback);
     Py_DECREF(found);
     return handled;
@@ -133,10 +381,11 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
 static PyObject *
 FastProduce_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *routes, *slow, *on_error;
-    static char *kwlist[] = {"routes", "slow", "on_error", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO:FastProduce", kwlist, &PyDict_Type, &routes, &slow,
-                                     &on_error)) {
+    PyObject *routes, *slow, *on_error, *failed;
+    int keep_headers;
+    static char *kwlist[] = {"routes", "slow", "on_error", "failed", "keep_headers", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOp:FastProduce", kwlist, &PyDict_Type, &routes, &slow,
+                                     &on_error, &failed, &keep_headers)) {
         return NULL;
     }
     FastProduce *self = (FastProduce *)type->tp_alloc(type, 0);
@@ -146,6 +395,8 @@ FastProduce_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->routes = Py_NewRef(routes);
     self->slow = Py_NewRef(slow);
     self->on_error = Py_NewRef(on_error);
+    self->failed = Py_NewRef(failed);
+    self->keep_headers = (char)keep_headers;
     self->vectorcall = (vectorcallfunc)FastProduce_vectorcall;
     return (PyObject *)self;
 }
@@ -156,6 +407,7 @@ FastProduce_traverse(FastProduce *self, visitproc visit, void *arg)
     Py_VISIT(self->routes);
     Py_VISIT(self->slow);
     Py_VISIT(self->on_error);
+    Py_VISIT(self->failed);
     return 0;
 }
 
@@ -165,6 +417,7 @@ FastProduce_clear(FastProduce *self)
     Py_CLEAR(self->routes);
     Py_CLEAR(self->slow);
     Py_CLEAR(self->on_error);
+    Py_CLEAR(self->failed);
     return 0;
 }
 
@@ -179,7 +432,7 @@ FastProduce_dealloc(FastProduce *self)
 static PyTypeObject FastProduce_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "psc._speedups.FastProduce",
-    .tp_doc = "FastProduce(routes, slow, on_error): Producer.produce for plain routes, in C.",
+    .tp_doc = "FastProduce(routes, slow, on_error, failed, keep_headers): Producer.produce for plain routes, in C.",
     .tp_basicsize = sizeof(FastProduce),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_new = FastProduce_new,
@@ -200,10 +453,6 @@ typedef struct {
     PyObject *native; /* the backend's record */
     PyObject *source; /* psc._message.Source: what the message needs from the client that received it */
 } Message;
-
-static PyTypeObject Message_Type;
-static PyObject *str_error, *str_partition, *str_offset, *str_timestamp, *str_key, *str_value, *str_headers,
-    *str_topic, *str_topic_uri, *str_is_eof, *str_leader_epoch, *str_latency, *str_message_id;
 
 /* A method of the native records, called without arguments. A backend's records are instances of one
  * static type (cimpl.Message for Kafka), whose methods cannot change, so its descriptor is looked up once
@@ -650,7 +899,7 @@ intern_names(void)
         {&str_timestamp, "timestamp"}, {&str_key, "key"},             {&str_value, "value"},
         {&str_headers, "headers"},     {&str_topic, "topic"},         {&str_topic_uri, "topic_uri"},
         {&str_is_eof, "is_eof"},       {&str_message_id, "message_id"}, {&str_leader_epoch, "leader_epoch"},
-        {&str_latency, "latency"},
+        {&str_latency, "latency"},     {&str_callback, "callback"},   {&str_on_delivery, "on_delivery"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);
@@ -658,13 +907,19 @@ intern_names(void)
             return -1;
         }
     }
-    return 0;
+    minus_one = PyLong_FromLong(-1);
+    zero = PyLong_FromLong(0);
+    kw_timestamp = PyTuple_Pack(1, str_timestamp);
+    kw_headers = PyTuple_Pack(1, str_headers);
+    kw_timestamp_headers = PyTuple_Pack(2, str_timestamp, str_headers);
+    return minus_one && zero && kw_timestamp && kw_headers && kw_timestamp_headers ? 0 : -1;
 }
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern_names() < 0 || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
+    if (intern_names() < 0 || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&Report_Type) < 0 ||
+        PyType_Ready(&FastProduce_Type) < 0 ||
         PyType_Ready(&Message_Type) < 0 || PyType_Ready(&MemberBase_Type) < 0 || PyType_Ready(&FastPoll_Type) < 0) {
         return NULL;
     }
@@ -673,6 +928,7 @@ PyInit__speedups(void)
         return NULL;
     }
     if (PyModule_AddObjectRef(module, "RouteBase", (PyObject *)&RouteBase_Type) < 0 ||
+        PyModule_AddObjectRef(module, "Report", (PyObject *)&Report_Type) < 0 ||
         PyModule_AddObjectRef(module, "FastProduce", (PyObject *)&FastProduce_Type) < 0 ||
         PyModule_AddObjectRef(module, "Message", (PyObject *)&Message_Type) < 0 ||
         PyModule_AddObjectRef(module, "MemberBase", (PyObject *)&MemberBase_Type) < 0 ||

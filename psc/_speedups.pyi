@@ -7,16 +7,27 @@ from psc.backends.base import NativeError, NativeRecord
 class RouteBase:
     produce: Any
     topic: Any
+    source: Any
     count: int
     sample_at: int
     plain: bool
+
+class Report:
+    route: RouteBase
+    callback: Any
+    headers: Any
+    failed: Callable[..., Any]
+    def __init__(self, route: RouteBase, callback: Any, headers: Any, failed: Callable[..., Any]) -> None: ...
+    def __call__(self, err: Any, native: Any) -> Any: ...
 
 class FastProduce:
     def __init__(
         self,
         routes: Mapping[str, RouteBase],
         slow: Callable[..., None],
-        on_error: Callable[[Any, Any, Any, BaseException], None],
+        on_error: Callable[..., None],
+        failed: Callable[..., Any],
+        keep_headers: bool,
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> None: ...
 

@@ -30,18 +30,20 @@ def test_produce_with_callback_alias_poll_and_flush(config: dict[str, Any], topi
         producer.produce(topic_uri, b"v0", b"k0", on_delivery=lambda e, m: reports.append((e, m)))
         producer.produce(topic_uri, value=b"v1", key=b"k1", partition=1, callback=lambda e, m: reports.append((e, m)))
         producer.produce(topic_uri, b"v2", headers=[("h", b"1")], timestamp=RECENT_MS)
+        producer.produce(topic_uri, b"v3", b"k3", 0, lambda e, m: reports.append((e, m)), headers={"h": b"3"})
         assert len(producer) >= 1
-        while len(reports) < 2:
+        while len(reports) < 3:
             producer.poll(1.0)
         assert producer.flush(TIMEOUT) == 0
         assert len(producer) == 0
-    assert [e for e, _ in reports] == [None, None]
+    assert [e for e, _ in reports] == [None, None, None]
     delivered = {m.value(): m for _, m in reports}
-    assert delivered[b"v1"].partition() == 1
+    assert (delivered[b"v1"].partition(), delivered[b"v3"].partition()) == (1, 0)
     assert all(m.topic() == topic_uri for m in delivered.values())
     assert delivered[b"v0"].message_id.topic_uri == topic_uri
-    messages = {m.value(): m for m in read_from_start(services, topic_uri, 3)}
+    messages = {m.value(): m for m in read_from_start(services, topic_uri, 4)}
     assert messages[b"v2"].headers() == [("h", b"1")]
+    assert messages[b"v3"].headers() == [("h", b"3")]
     assert messages[b"v2"].timestamp()[1] == RECENT_MS
     assert messages[b"v0"].key() == b"k0"
 

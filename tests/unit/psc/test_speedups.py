@@ -36,33 +36,52 @@ def impl(request: pytest.FixtureRequest) -> ModuleType:
 
 
 class Recorder:
-    """Stands in for the backend's produce, the Python produce and the error handler."""
+    """Stands in for the backend's produce, the Python produce, the error handler and failed deliveries."""
 
     def __init__(self, fail: BaseException | None = None) -> None:
         self.fail = fail
-        self.produced: list[tuple[Any, ...]] = []
+        self.produced: list[tuple[Any, ...]] = []  # positional arguments, then the keywords if any
         self.slow: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-        self.errors: list[tuple[Any, Any, Any, BaseException]] = []
+        self.errors: list[tuple[Any, ...]] = []
+        self.failed: list[tuple[Any, ...]] = []
 
-    def produce(self, *args: Any) -> None:
+    def produce(self, *args: Any, **kwargs: Any) -> None:
         if self.fail is not None:
             raise self.fail
-        self.produced.append(args)
+        self.produced.append((*args, kwargs) if kwargs else args)
 
     def slow_produce(self, *args: Any, **kwargs: Any) -> str:
         self.slow.append((args, kwargs))
         return "slow"
 
-    def on_error(self, route: Any, value: Any, key: Any, exc: BaseException) -> str:
-        self.errors.append((route, value, key, exc))
+    def on_error(self, *args: Any) -> str:
+        self.errors.append(args)
         return "handled"
 
+    def on_failed(self, *args: Any) -> str:
+        self.failed.append(args)
+        return "failed"
 
-def make(impl: ModuleType, recorder: Recorder, *, plain: bool = True, sample_at: int = 0) -> tuple[Any, Any]:
+
+def make(
+    impl: ModuleType, recorder: Recorder, *, plain: bool = True, sample_at: int = 0, keep_headers: bool = True
+) -> tuple[Any, Any]:
     route = impl.RouteBase()
     route.produce, route.topic, route.plain, route.sample_at = recorder.produce, "native-topic", plain, sample_at
-    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, recorder.on_error)
+    route.source = Source(A)
+    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, recorder.on_error, recorder.on_failed, keep_headers)
     return fast, route
+
+
+def on_delivery(err: Any, msg: Any) -> None:
+    raise AssertionError("only called through a report")
+
+
+def callback(err: Any, msg: Any) -> None:
+    raise AssertionError("only called through a report")
+
+
+HEADERS = [("_mid", b"1"), ("host", b"h")]
 
 
 def test_a_plain_record_goes_straight_to_the_backend_and_is_counted(impl: ModuleType) -> None:
@@ -79,10 +98,18 @@ def test_a_plain_record_goes_straight_to_the_backend_and_is_counted(impl: Module
     ("args", "kwargs"),
     [
         (("unknown-uri", b"v"), {}),  # not resolved yet
-        (("uri",), {}),  # too few arguments for the fast path
-        (("uri", b"v", b"k", 1), {}),  # a partition
-        (("uri", b"v"), {"key": b"k"}),  # keywords
         ((["unhashable"], b"v"), {}),
+        ((), {"value": b"v"}),  # no topic
+        (("uri", b"v"), {"bogus": 1}),  # not an argument of produce()
+        (("uri", b"v"), {"value": b"twice"}),
+        (("uri", b"v", None, -1, None, None, 0, None, "extra"), {}),
+        (("uri", b"v"), {"on_delivery": "not callable"}),
+        (("uri", b"v", None, -1, 5), {}),  # a callback that is not callable
+        (("uri", b"v"), {"partition": 1.5}),
+        (("uri", b"v"), {"partition": None}),  # confluent-kafka refuses it: Python reports it
+        (("uri", b"v"), {"timestamp": None}),
+        (("uri", b"v", None, True), {}),  # a bool is an int to confluent-kafka, not to the fast path
+        (("uri", b"v"), {"timestamp": "now"}),
     ],
 )
 def test_everything_else_goes_to_the_python_produce_uncounted(
@@ -99,20 +126,116 @@ def test_everything_else_goes_to_the_python_produce_uncounted(
 def test_routes_with_serde_or_a_sample_due_take_the_python_produce(impl: ModuleType) -> None:
     recorder = Recorder()
     fast, route = make(impl, recorder, plain=False)
-    fast("uri", b"v")
+    fast("uri", b"v", headers=HEADERS, on_delivery=on_delivery)
     fast, route = make(impl, recorder, sample_at=3)
     fast("uri", b"1")
-    fast("uri", b"2")
-    fast("uri", b"3")  # the third record is sampled: Python counts it and asks for its report
+    fast("uri", b"2", headers=HEADERS)
+    fast("uri", b"3", on_delivery=on_delivery)  # the third record is sampled: Python counts it and asks for its report
     assert [args for args, _ in recorder.slow] == [("uri", b"v"), ("uri", b"3")]
     assert route.count == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "sent"),
+    [
+        (("uri", b"v", b"k", -1), {}, ("native-topic", b"v", b"k")),
+        (("uri",), {}, ("native-topic", None, None)),
+        (("uri", b"v"), {"key": b"k", "partition": -1, "timestamp": 0}, ("native-topic", b"v", b"k")),
+        (("uri", b"v", b"k", 2), {}, ("native-topic", b"v", b"k", 2, None)),
+        (("uri",), {"value": b"v", "timestamp": 5}, ("native-topic", b"v", None, -1, None, {"timestamp": 5})),
+        (("uri", b"v", None, 1, None, None, 5), {}, ("native-topic", b"v", None, 1, None, {"timestamp": 5})),
+    ],
+)
+def test_records_without_a_report_go_to_the_backend_as_the_python_produce_sends_them(
+    impl: ModuleType, args: tuple[Any, ...], kwargs: dict[str, Any], sent: tuple[Any, ...]
+) -> None:
+    recorder = Recorder()
+    fast, route = make(impl, recorder)
+    assert fast(*args, **kwargs) is None
+    assert recorder.produced == [sent]
+    assert (route.count, recorder.slow) == (1, [])
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "report_callback", "extra"),
+    [
+        (("uri", b"v"), {"on_delivery": on_delivery}, on_delivery, {}),
+        (("uri", b"v", None, -1, callback), {}, callback, {}),
+        (("uri", b"v"), {"callback": callback, "on_delivery": on_delivery}, on_delivery, {}),  # on_delivery wins
+        (("uri", b"v"), {"headers": HEADERS}, None, {"headers": HEADERS}),
+        (
+            ("uri", b"v", None, -1, None, on_delivery, 9, HEADERS),
+            {},
+            on_delivery,
+            {"timestamp": 9, "headers": HEADERS},
+        ),
+        (
+            ("uri", b"v"),
+            {"headers": HEADERS, "timestamp": 9, "callback": callback},
+            callback,
+            {"timestamp": 9, "headers": HEADERS},
+        ),
+    ],
+)
+def test_a_record_with_a_callback_or_headers_carries_a_report(
+    impl: ModuleType, args: tuple[Any, ...], kwargs: dict[str, Any], report_callback: Any, extra: dict[str, Any]
+) -> None:
+    recorder = Recorder()
+    fast, route = make(impl, recorder)
+    assert fast(*args, **kwargs) is None
+    [sent] = recorder.produced
+    assert sent[:4] == ("native-topic", b"v", None, -1)
+    report = sent[4]
+    assert type(report) is impl.Report
+    assert (report.route, report.callback, report.failed) == (route, report_callback, recorder.on_failed)
+    assert report.headers is extra.get("headers")
+    assert (sent[5] if len(sent) == 6 else {}) == extra
+    assert (route.count, recorder.slow) == (1, [])
+
+
+def test_headers_without_a_callback_need_no_report_when_remediation_is_off(impl: ModuleType) -> None:
+    recorder = Recorder()
+    fast, _ = make(impl, recorder, keep_headers=False)
+    fast("uri", b"v", headers=HEADERS)
+    assert recorder.produced == [("native-topic", b"v", None, -1, None, {"headers": HEADERS})]
+
+
+def test_a_report_wraps_a_delivered_record_for_the_callback_and_hands_failures_over(impl: ModuleType) -> None:
+    recorder, heard = Recorder(), []
+    fast, route = make(impl, recorder)
+    fast("uri", b"v", headers=HEADERS, on_delivery=lambda err, msg: heard.append((err, msg)))
+    report = recorder.produced[0][4]
+    delivered = Record()
+    assert report(None, delivered) is None
+    [(err, message)] = heard
+    assert (err, type(message), message.native, message.topic()) == (None, impl.Message, delivered, A + "t")
+    assert recorder.failed == []
+    assert report("boom", delivered) == "failed"
+    assert recorder.failed == [(route, report.callback, HEADERS, "boom", delivered)]
+    assert len(heard) == 1  # the callback hears of a failure only from the remediation
+    fast("uri", b"v", headers=HEADERS)
+    assert recorder.produced[1][4](None, delivered) is None  # no callback: a success is nothing to do
+    with pytest.raises(TypeError):
+        report(None)
+
+
+def test_an_exception_from_the_callback_reaches_the_backend(impl: ModuleType) -> None:
+    recorder = Recorder()
+    fast, _ = make(impl, recorder)
+
+    def broken(err: Any, msg: Any) -> None:
+        raise ValueError("application bug")
+
+    fast("uri", b"v", on_delivery=broken)
+    with pytest.raises(ValueError, match="application bug"):
+        recorder.produced[0][4](None, Record())
 
 
 def test_routes_added_later_are_seen(impl: ModuleType) -> None:
     recorder = Recorder()
     _, route = make(impl, recorder)
     routes: dict[str, Any] = {}  # the producer fills the same dict as it resolves topic URIs
-    late = impl.FastProduce(routes, recorder.slow_produce, recorder.on_error)
+    late = impl.FastProduce(routes, recorder.slow_produce, recorder.on_error, recorder.on_failed, True)
     assert late("uri", b"v") == "slow"
     routes["uri"] = route
     late("uri", b"v")
@@ -126,21 +249,23 @@ def test_a_refused_record_is_handed_to_the_error_handler_with_its_exception(
     recorder = Recorder(fail=error)
     fast, route = make(impl, recorder)
     assert fast("uri", b"v", b"k") == "handled"
-    [(seen_route, value, key, exc)] = recorder.errors
-    assert (seen_route, value, key, exc) == (route, b"v", b"k", error)
+    assert fast("uri", b"v", partition=3, timestamp=7, callback=callback, headers=HEADERS) == "handled"
+    [(seen_route, value, key, exc, *rest), with_all] = recorder.errors
+    assert (seen_route, value, key, exc, *rest) == (route, b"v", b"k", error, -1, 0, None, None)
     assert exc.__traceback__ is not None
-    assert route.count == 1  # counted once; the handler re-sends without counting again
+    assert with_all == (route, b"v", None, error, 3, 7, callback, HEADERS)
+    assert route.count == 2  # counted once each; the handler re-sends without counting again
 
 
 def test_an_exception_from_the_error_handler_reaches_the_caller(impl: ModuleType) -> None:
     recorder = Recorder(fail=BufferError("queue full"))
 
-    def give_up(route: Any, value: Any, key: Any, exc: BaseException) -> None:
+    def give_up(route: Any, value: Any, key: Any, exc: BaseException, *rest: Any) -> None:
         raise exc
 
     route = impl.RouteBase()
     route.produce, route.topic, route.plain = recorder.produce, "t", True
-    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, give_up)
+    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, give_up, recorder.on_failed, True)
     with pytest.raises(BufferError, match="queue full"):
         fast("uri", b"v")
 
@@ -311,6 +436,29 @@ def test_c_objects_release_what_they_hold() -> None:
         fast("uri", payload)
     recorder.produced.clear()
     assert sys.getrefcount(payload) == before
+    headers, heard = [("h", payload)], []
+
+    def deliver(err: Any, msg: Any) -> None:
+        heard.append(msg.native)
+
+    counts = [sys.getrefcount(obj) for obj in (payload, headers, deliver, native)]
+    for _ in range(1000):
+        fast("uri", payload, b"k", headers=headers, on_delivery=deliver, timestamp=5)
+        fast("uri", payload, None, 1, deliver)
+    for sent in recorder.produced:
+        sent[4](None, native)
+        sent[4]("failed", native)
+    del sent
+    recorder.produced.clear()
+    heard.clear()
+    recorder.failed.clear()
+    failing = Recorder(fail=BufferError("queue full"))
+    fast_failing, _ = make(speedups, failing)
+    for _ in range(1000):
+        fast_failing("uri", payload, headers=headers, on_delivery=deliver)
+    failing.errors.clear()
+    failing.fail.__traceback__ = None  # one exception raised 1000 times: its traceback holds every call's frame
+    assert [sys.getrefcount(obj) for obj in (payload, headers, deliver, native)] == counts
     del native
     gc.collect()
     assert ref() is None
@@ -339,5 +487,49 @@ def test_producer_sends_plain_records_through_the_fast_path_and_keeps_overrides(
                 raise AssertionError("overridden")
 
         assert "produce" not in vars(Custom(CONFIG))
+    finally:
+        unregister_backend("fake")
+
+
+def test_producer_keeps_the_headers_of_a_fast_path_record_for_its_retry_and_reports_a_message() -> None:
+    from psc.backends import register_backend, unregister_backend
+    from tests.unit.psc.test_clients import FakeError
+
+    fake = FakeBackend()
+    register_backend("fake", fake)
+    try:
+        producer = psc.Producer(CONFIG)
+        producer.produce(A + "t", b"first")  # resolves the route
+        route = producer._routes[A + "t"]
+        sent: list[tuple[Any, ...]] = []
+        backend_produce, full = route.produce, []
+
+        def produce(*args: Any, **kwargs: Any) -> None:
+            sent.append((args[1], args[4], kwargs.get("headers")))
+            if full:
+                raise full.pop()
+            backend_produce(*args, **kwargs)
+
+        route.produce = produce
+        heard: list[tuple[Any, Any]] = []
+        producer.poll(0)
+        fake.failures.append(FakeError("_MSG_TIMED_OUT", code=-192, retriable=True))
+        producer.produce(A + "t", b"w", None, -1, lambda err, msg: heard.append((err, msg)), headers=HEADERS)
+        full.append(BufferError("queue full"))
+        producer.produce(A + "t", b"v", headers=HEADERS, on_delivery=lambda err, msg: heard.append((err, msg)))
+        assert producer.flush(1) == 0
+        # b"w" goes through the fast path; its delivery fails once and it is retried with its headers before its
+        # callback hears. b"v" is refused once (queue full) and re-sent by Python.
+        assert [(value, headers) for value, _, headers in sent] == [
+            (b"w", HEADERS),
+            (b"v", HEADERS),
+            (b"v", HEADERS),
+            (b"w", HEADERS),
+        ]
+        assert type(sent[0][1]).__name__ == "Report"
+        assert [(err, type(msg), msg.topic(), msg.value()) for err, msg in heard] == [
+            (None, psc.Message, A + "t", b"v"),
+            (None, psc.Message, A + "t", b"w"),
+        ]
     finally:
         unregister_backend("fake")
