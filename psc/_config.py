@@ -767,6 +767,10 @@ class _Reader:
                 self._read_alias(client, key, _BY_NAME[owner], value)
             else:
                 self._read_passthrough(client, key, native, value)
+        elif key.startswith("psc.") and key[4:] in _LIBRDKAFKA_COMMON and not _OWNED_NATIVE.get(_canonical(key[4:])):
+            # A librdkafka property every client has (debug, statistics.interval.ms, socket.*): one key
+            # serves a dict shared by a producer and a consumer, as the bare property does in librdkafka.
+            self._read_passthrough(self.client_type, key, key[4:], value)
         else:
             self.problems.append(_unknown_key(key, self.client_type))
 
@@ -918,6 +922,8 @@ def _unknown_key(key: str, client_type: ClientType) -> str:
         return f"unknown key {key!r}; did you mean {_OWNED_NATIVE[canonical]!r}?"
     if canonical in _DISCOVERY_OWNED:
         return f"unknown key {key!r}: set by PSC; use {_DISCOVERY_OWNED[canonical]}"
+    if key in _LIBRDKAFKA_COMMON:
+        return f"unknown key {key!r}; did you mean 'psc.{key}'?"
     for client in (client_type, *CLIENT_TYPES):
         if key in _LIBRDKAFKA[client]:
             return f"unknown key {key!r}; did you mean 'psc.{client}.{key}'?"
@@ -942,6 +948,8 @@ def render_markdown() -> str:
         "  `queue.buffering.max.messages`. A native key that PSC maps (or a librdkafka alias of it) sets",
         "  the PSC key: `psc.producer.linger.ms` is `psc.producer.batch.duration.ms`; setting both is an",
         "  error. Bootstrap servers and TLS settings come from the topic URI, not from configuration.",
+        "- A librdkafka property every client has (`debug`, `statistics.interval.ms`, `socket.*`...) may also be",
+        "  given as `psc.<property>`, for all clients at once: `psc.debug` sets `debug`.",
         "- A client takes `psc.*` keys and its own namespace's. Keys of another client type (`psc.consumer.*`",
         "  given to a producer) are checked, then ignored with a warning, so one dict can configure several",
         "  clients, as with librdkafka.",

@@ -113,6 +113,9 @@ PASS_THROUGH = (
     "message.max.bytes",
 )
 
+# Of those, the properties every librdkafka client has: one `psc.<name>` key serves a dict shared by clients.
+GENERIC_PASS_THROUGH = ("statistics.interval.ms", "debug", "max.in.flight.requests.per.connection", "message.max.bytes")
+
 # Keys that a resource name replaces: where to connect and how to secure the connection.
 CONNECTION_KEYS = ("bootstrap.servers", "metadata.broker.list", "security.protocol")
 CONNECTION_PREFIXES = ("ssl.", "sasl.")
@@ -132,7 +135,8 @@ def psc_keys_for(confluent_key: str) -> tuple[str, ...]:
     if confluent_key in RENAMES:
         return RENAMES[confluent_key]
     if confluent_key in CALLBACKS or confluent_key in PASS_THROUGH:
-        return tuple(f"psc.{client}.{confluent_key}" for client in CLIENTS)
+        generic = (f"psc.{confluent_key}",) if confluent_key in GENERIC_PASS_THROUGH else ()
+        return (*generic, *(f"psc.{client}.{confluent_key}" for client in CLIENTS))
     return ()
 
 

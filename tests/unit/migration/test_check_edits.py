@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from psc._config import CONFIG_KEYS
+from psc._config import CONFIG_KEYS, PscConfig
 from tests.migration import check_edits
 
 ORIGINAL = '''\
@@ -226,3 +226,11 @@ def test_pass_through_and_callback_keys_keep_their_name_under_the_client_namespa
     assert check_edits.psc_keys_for("bootstrap.servers") == ()
     mapped = {key.native for key in CONFIG_KEYS if key.native}
     assert not mapped & set(check_edits.PASS_THROUGH), "a mapped key must be renamed, not passed through"
+
+
+def test_a_property_every_client_has_may_keep_its_name_under_psc_for_a_shared_dict() -> None:
+    assert check_edits.psc_keys_for("debug")[0] == "psc.debug"
+    for key in check_edits.GENERIC_PASS_THROUGH:
+        for client in ("producer", "consumer", "admin"):
+            config = PscConfig.from_mapping({f"psc.{key}": "1" if key != "debug" else "broker"}, client_type=client)
+            assert key in config.native, (key, client)
