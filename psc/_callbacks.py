@@ -19,7 +19,11 @@ from psc.errors import ConfigError
 # Callbacks librdkafka calls directly: PSC has nothing to remediate in them, so they reach it unchanged.
 NATIVE_CALLBACKS = ("stats_cb", "throttle_cb", "oauth_cb", "logger")
 _OWN = {"producer": "on_delivery", "consumer": "on_commit"}
-_NAMES = {client: ("error_cb", *NATIVE_CALLBACKS, own) for client, own in _OWN.items()}
+_NAMES = {
+    "producer": ("error_cb", *NATIVE_CALLBACKS, "on_delivery"),
+    "consumer": ("error_cb", *NATIVE_CALLBACKS, "on_commit"),
+    "admin": ("error_cb", *NATIVE_CALLBACKS),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,8 @@ def split_callbacks(config: Mapping[str, Any], client_type: ClientType) -> tuple
     if problems:
         raise ConfigError(problems)
     native = {name: found[name] for name in NATIVE_CALLBACKS if name in found}
-    return rest, ConfigCallbacks(found.get("error_cb"), found.get(_OWN[client_type]), native)
+    own = found.get(_OWN[client_type]) if client_type in _OWN else None
+    return rest, ConfigCallbacks(found.get("error_cb"), own, native)
 
 
 def _another_clients_callback(key: object, client_type: ClientType) -> bool:

@@ -18,12 +18,13 @@ from typing import Any, Self, TypeVar
 import confluent_kafka as ck
 from confluent_kafka import admin as ck_admin
 
+from psc._callbacks import merge_config, split_callbacks
 from psc._config import PscConfig
 from psc._message import TopicUriPartition
 from psc._uri import TopicUri
 from psc.admin._futures import chain, gather
 from psc.backends import Cluster, resolve_cluster
-from psc.backends.kafka import native_config
+from psc.backends.kafka import native_config, with_logger
 from psc.errors import ConfigError, InvalidUriError
 
 __all__ = ["AdminClient"]
@@ -32,7 +33,6 @@ T = TypeVar("T")
 _TOPIC_LIKE = (ck_admin.ResourceType.TOPIC,)
 _BROKER_LIKE = (ck_admin.ResourceType.BROKER,)
 _CONTROLLER_LOOKUP_TIMEOUT_S = 10.0
-_CALLBACKS = ("error_cb", "stats_cb", "throttle_cb", "oauth_cb", "logger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +55,9 @@ class AdminClient:
     """
 
     def __init__(self, conf: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        settings = {**(conf or {}), **kwargs}
-        self._callbacks = _pop_callbacks(settings)
+        settings, callbacks = split_callbacks(merge_config(conf, kwargs), "admin")
+        # An admin client has nothing to remediate: every callback goes to librdkafka as it is.
+        self._callbacks = {**callbacks.native, **({"error_cb": callbacks.error_cb} if callbacks.error_cb else {})}
         self._config = PscConfig.from_mapping(settings, client_type="admin")
         uri = self._config.admin_cluster_uri
         self._default = TopicUri.parse(uri).cluster_uri if uri else None
@@ -321,7 +322,11 @@ class AdminClient:
         with self._lock:
             found = self._natives.get(key)
             if found is None:
-                native_settings = {**native_config(cluster.endpoint, self._config.native), **self._callbacks}
+                native_settings = with_logger(
+                    {**native_config(cluster.endpoint, self._config.native), **self._callbacks},
+                    cluster.cluster_uri,
+                    "admin",
+                )
                 found = self._natives[key] = _Native(cluster, ck_admin.AdminClient(native_settings))
         return found
 
@@ -394,27 +399,6 @@ class AdminClient:
 
 
 # --- requests and results between native names and topic URIs --------------------------------------------
-
-
-def _pop_callbacks(settings: dict[str, Any]) -> dict[str, Any]:
-    """Remove confluent-kafka's callbacks (``error_cb``, ..., ``logger``; plain or as ``psc.admin.<name>``)
-    from ``settings`` and return them: they are objects for librdkafka, not values PSC validates."""
-    found: dict[str, Any] = {}
-    problems: list[str] = []
-    for key in list(settings):
-        name = key.removeprefix("psc.admin.") if isinstance(key, str) else key
-        if name not in _CALLBACKS:
-            continue
-        value = settings.pop(key)
-        if name in found:
-            problems.append(f"{key}: the {name} callback is given twice; give it once")
-        elif value is not None and not callable(value) and not (name == "logger" and hasattr(value, "log")):
-            problems.append(f"{key}={value!r}: expected a callable")
-        elif value is not None:
-            found[name] = value
-    if problems:
-        raise ConfigError(problems)
-    return found
 
 
 def _native_new_topic(given: ck_admin.NewTopic, name: str) -> ck_admin.NewTopic:

@@ -79,8 +79,19 @@ def test_topics_across_two_clusters_create_describe_and_delete(admin: AdminClien
     assert set(created) == {uri_a, uri_b}
     assert [f.result(TIMEOUT) for f in created.values()] == [None, None]
 
-    described = admin.describe_topics(TopicCollection([uri_a, uri_b]))
-    assert {uri: len(f.result(TIMEOUT).partitions) for uri, f in described.items()} == {uri_a: 3, uri_b: 1}
+    # A new topic reaches the broker's metadata cache a moment after CreateTopics answers.
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        described = admin.describe_topics(TopicCollection([uri_a, uri_b]))
+        try:
+            sizes = {uri: len(f.result(TIMEOUT).partitions) for uri, f in described.items()}
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        break
+    assert sizes == {uri_a: 3, uri_b: 1}
     assert described[uri_a].result().name == uri_a
 
     listed = admin.list_topics(uri_a, timeout=TIMEOUT)

@@ -60,6 +60,15 @@ def test_connection_failures_are_error_records_naming_the_cluster(
     assert first.levelno == logging.ERROR and first.client_type == "consumer"  # type: ignore[attr-defined]
     assert first.cluster_uri == CLOSED  # type: ignore[attr-defined]
 
+    caplog.clear()
+    admin = psc.AdminClient({**config, "psc.admin.cluster.uri": CLOSED})
+    with pytest.raises(psc.KafkaException):
+        admin.list_topics(timeout=1)
+    wait_for_native(caplog, lambda: admin.poll(0.2))
+    [first, *_] = native_records(caplog)
+    assert first.levelno == logging.ERROR and first.client_type == "admin"  # type: ignore[attr-defined]
+    assert first.cluster_uri == CLOSED  # type: ignore[attr-defined]
+
 
 def test_a_working_client_writes_nothing_by_default(
     services: Services, new_topic: Callable[..., str], capfd: pytest.CaptureFixture[str]
