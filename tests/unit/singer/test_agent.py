@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from psc import ClusterMetadata, PartitionMetadata, TopicMetadata
+from psc.backends.base import BrokerMetadata
 from psc.common.settings import SettingsError
 from singer._agent import Agent
 from singer._config import load_agent, load_stream
@@ -61,7 +62,7 @@ class FakeProducer:
 
     def list_topics(self, uri: str, timeout: float) -> ClusterMetadata:
         parts = {i: PartitionMetadata(i, 1, (1,), (1,)) for i in range(3)}
-        return ClusterMetadata("c", None, 1, {1: "b"}, {uri: TopicMetadata(uri, parts)})
+        return ClusterMetadata("c", None, 1, {1: BrokerMetadata(1, "b", 9092)}, {uri: TopicMetadata(uri, parts)})
 
     def flush(self, timeout: float | None = None) -> int:
         self.poll()
@@ -345,3 +346,21 @@ def test_a_missing_config_directory_is_named(tmp_path: Path, capsys: pytest.Capt
     with pytest.raises(SettingsError, match="not a directory"):
         load_agent(tmp_path / "nope")  # what singer run reports before anything starts
     assert not (tmp_path / "nope").exists()
+
+
+def test_watermark_is_saved_in_the_turn_after_its_batch_is_acknowledged(setup: tuple[Path, Path]) -> None:
+    """A crash resends only the batches in flight: none acknowledged in an earlier turn."""
+    config, logs = setup
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    now, written = 100.0, b""
+    for i in range(10):
+        written += b"line %d\n" % i
+        (logs / "app.log").write_bytes(written)
+        agent.run_once(now)  # reads, sends, and the producer acknowledges at the end of the turn
+        acknowledged = sum(len(d[1]) for d in producer.delivered)
+        now += 0.01
+        agent.run_once(now)  # settles
+        assert list(offsets(agent).values()) == [acknowledged]
+        now += 0.01
