@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import json
 import os
 import random
@@ -226,8 +227,11 @@ class Outcome:
     duplicates_per_crash_max: int
     duplicated_batches_per_crash_mean: float
     duplicated_batches_per_crash_max: int
+    rotations: int
     copytruncate_events: int
     bytes_unrecoverable: int  # counted by the last run only
+    lost_bytes: int  # the lost lines' bytes, newlines included
+    copytruncate_lost_bytes: int  # what Singer counted as lost (singer_copytruncate_lost_bytes), over every run
 
 
 def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int, seed: int = 1) -> Outcome:
@@ -243,9 +247,13 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
     writer = LineWriter(logs / "app.log", lines, per_burst=100, pause_s=cycles * 0.9 / (lines / 100))
     stop_rotating = threading.Event()
 
+    rotations = 0
+
     def rotating() -> None:
+        nonlocal rotations
         while not stop_rotating.wait(0.3):
             rotate(logs, mode, base / "logrotate.state")
+            rotations += 1
 
     rotator = threading.Thread(target=rotating, daemon=True)
     kills_ns: list[int] = []
@@ -273,13 +281,14 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
     for value, record_id in records:
         by_id[record_id].add(value)
     received = {v for v, _ in records}
+    lost = [i for i in range(lines) if line(i) not in received]
     crashes = duplicates_per_crash(records, read_times, kills_ns) or [CrashDuplicates(0, 0)]
     return Outcome(
         mode=mode,
         cycles=cycles,
         written=lines,
         received=len(records),
-        lost=sum(1 for i in range(lines) if line(i) not in received),
+        lost=len(lost),
         duplicated=len(records) - len(received),
         duplicates_share_id=all(len(values) == 1 for values in by_id.values()),
         batch_records=BATCH_RECORDS,
@@ -288,9 +297,24 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         duplicated_batches_per_crash_mean=round(sum(c.batches for c in crashes) / len(crashes), 2),
         duplicated_batches_per_crash_max=max(c.batches for c in crashes),
         # Counters restart with the process; the log keeps every event of every run.
+        rotations=rotations,
         copytruncate_events=singer.log_text().count("(copytruncate)"),
         bytes_unrecoverable=int(status.get("bytes_unrecoverable", 0)),
+        lost_bytes=sum(len(line(i)) for i in lost),
+        copytruncate_lost_bytes=sum(
+            int(event.get("lost_bytes", 0)) for event in log_events(singer.log_text(), "(copytruncate)")
+        ),
     )
+
+
+def log_events(text: str, marker: str) -> list[dict[str, Any]]:
+    """The JSON log lines whose event contains ``marker``."""
+    events = []
+    for row in text.splitlines():
+        if marker in row:
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(row))
+    return events
 
 
 def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:

@@ -286,6 +286,7 @@ class Stream:
             ("dropped", self.read_stats.dropped, self.metrics.skipped),
             ("copytruncate", tail.copytruncate, self.metrics.copytruncate),
             ("lost", tail.bytes_unrecoverable, self.metrics.bytes_lost),
+            ("copytruncate_lost", tail.copytruncate_lost_bytes, self.metrics.copytruncate_lost),
             ("skipped_bytes", tail.skipped_bytes, self.metrics.skipped_bytes),
         ):
             delta = value - self._reported.get(name, 0)
@@ -306,6 +307,7 @@ class Stream:
             "error": self.last_error,
             "copytruncate": self.tail.stats.copytruncate,
             "bytes_unrecoverable": self.tail.stats.bytes_unrecoverable,
+            "copytruncate_lost_bytes": self.tail.stats.copytruncate_lost_bytes,
         }
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from singer._files import StreamTail, fingerprint, list_stream
+from singer._files import StreamTail, copytruncate_gap, fingerprint, list_stream
 from singer._records import Record
 from singer._text import TextReader
 from singer._watch import EVERYTHING, Watcher
@@ -88,6 +88,38 @@ def test_copytruncate_without_the_copy_restarts_and_counts_the_loss(logdir: Path
     write(live, b"new\n")
     assert drain(tail) == [b"new\n"]
     assert tail.stats.copytruncate == 1
+
+
+def test_copytruncate_counts_the_bytes_seen_beyond_the_copy(logdir: Path) -> None:
+    """Lines written between logrotate's copy and its truncation are in neither file: counted when seen."""
+    live = logdir / "app.log"
+    lines = [b"line %03d\n" % i for i in range(20)]  # 9 bytes each
+    write(live, b"".join(lines))
+    tail = tail_of(logdir)
+    first = [r.value for r in tail.read()[1]]  # one 64-byte chunk: the reader is behind
+    shutil.copyfile(live, logdir / "app.log.1")
+    os.utime(logdir / "app.log.1", ns=(2**62, 2**62))  # no time since the copy: no rate-based estimate
+    write(live, b"gap 1\ngap 2\n")  # after the copy
+    second = [r.value for r in tail.read()[1]]  # sees the file's new size, reads the next chunk only
+    os.truncate(live, 0)
+    write(live, b"new\n")
+    os.utime(live, ns=(2**62, 2**62))
+    assert first + second + drain(tail) == [*lines, b"new\n"]
+    assert tail.stats.copytruncate == 1 and tail.stats.copytruncate_lost_bytes == 12
+    assert tail.stats.bytes_unrecoverable == 0
+
+
+def test_copytruncate_without_the_copy_counts_the_unread_bytes_as_lost(logdir: Path) -> None:
+    live = logdir / "app.log"
+    lines = [b"line %03d\n" % i for i in range(20)]
+    write(live, b"".join(lines))
+    tail = tail_of(logdir)
+    first = [r.value for r in tail.read()[1]]
+    os.truncate(live, 0)
+    write(live, b"new\n")
+    assert first + drain(tail) == [*lines[: len(first)], b"new\n"]
+    unread = 180 - 9 * len(first)
+    assert tail.stats.copytruncate_lost_bytes == unread and tail.stats.bytes_unrecoverable == unread
 
 
 def test_same_size_rewrite_is_caught_by_the_fingerprint(logdir: Path) -> None:
@@ -206,3 +238,10 @@ def test_a_copy_still_being_made_is_not_taken_for_the_next_file(logdir: Path) ->
     write(logdir / "app.log.1", b"a" * 100, 2 * 10**18)  # the first bytes of a copy in progress
     assert drain(tail, 5) == []
     assert tail.current is not None and tail.current.path == live
+
+
+def test_copytruncate_gap_is_what_the_write_rate_put_between_the_copy_and_the_truncation() -> None:
+    # 1000 B/s, 0.5 s since the copy's last write, 200 B written since the truncation: 300 B fell between.
+    assert copytruncate_gap(1000.0, 0.5, 200) == 300
+    assert copytruncate_gap(1000.0, 0.1, 200) == 0  # everything since the copy is in the file again
+    assert copytruncate_gap(0.0, 9.0, 0) == 0  # a file not watched long enough has no rate
