@@ -103,10 +103,16 @@ class StreamSettings(ToolkitSettings):
         return self
 
     def producer_config(self, agent: AgentSettings) -> dict[str, str]:
-        """PSC producer keys: the agent's, then the stream's settings, then its explicit overrides."""
+        """PSC producer keys: the agent's, then the stream's settings, then its explicit overrides.
+
+        Singer retries a failed batch itself, by rewinding to the watermark, so the producer must not keep
+        copies of its records: PSC's remediation does not re-produce them, and librdkafka gives a record up
+        (and reports it failed) when its batch times out, not minutes later."""
         return {
             "psc.project": "singer",
+            "psc.auto.resolution.enabled": "false",
             **agent.producer,
+            "psc.producer.delivery.timeout.ms": str(max(int(self.batch_timeout_s * 1000), 1)),
             "psc.producer.compression.type": self.compression,
             "psc.producer.acks": self.acks,
             "psc.producer.idempotence.enabled": "true" if self.idempotence else "false",

@@ -31,6 +31,9 @@ from singer._writer import Batch, Writer
 _log = get_logger("singer.stream")
 _TOO_LARGE = ("too large", "msg_size_too_large", "record_too_large")
 POISON_STRIKES = 2
+# The producer reports a record failed after batch_timeout_s (its delivery timeout); a batch whose reports
+# are this much later is given up on without them.
+REPORT_GRACE_S = 5.0
 
 
 class Stream:
@@ -65,6 +68,7 @@ class Stream:
         self.last_error: str | None = None
         self._last_progress = time.monotonic()
         self._retry_at = 0.0
+        self._failing = False  # a batch failed: send nothing until the producer is done with the rest
         self._unsaved: Watermark | None = None  # acknowledged, not yet written
         self._saved_at = 0.0
         self._backoff = settings.retry_backoff_s
@@ -129,7 +133,7 @@ class Stream:
     def step(self, now: float, look_around: bool, room_bytes: int) -> bool:
         """Settle finished batches, then read and send one chunk if allowed. True if records were sent."""
         self.settle(now)
-        if now < self._retry_at or room_bytes <= 0:
+        if now < self._retry_at or room_bytes <= 0 or self._failing:
             return False
         try:
             current, records = self.tail.read(look_around)
@@ -168,7 +172,7 @@ class Stream:
             current.watermark(end),
             len(records),
             sum(len(r.value) for r in records),
-            now + self.settings.batch_timeout_s,
+            now + self.settings.batch_timeout_s + REPORT_GRACE_S,
         )
         self.inflight.append(batch)
         self._queued_to = (current.device, current.inode, end)
@@ -215,7 +219,11 @@ class Stream:
                 self.metrics.records_sent.labels(self.key).inc(batch.count)
                 self.metrics.bytes_sent.labels(self.key).inc(batch.bytes)
             elif batch.done or now > batch.deadline:
-                self._rewind(batch, now)
+                # Rewind only once the producer holds none of the stream's records: records it still holds
+                # would be delivered as well as their re-sent copies, outside the cap on bytes in flight.
+                self._failing = any(not b.done and now <= b.deadline for b in self.inflight)
+                if not self._failing:
+                    self._rewind(batch, now)
                 break
             else:
                 break

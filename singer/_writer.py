@@ -79,6 +79,7 @@ class Writer:
 
     def __init__(self, config: Mapping[str, str], factory: ProducerFactory = psc.Producer) -> None:
         self.config = dict(config)
+        self.factory = factory
         self.producer = factory(self.config)
         self._partitions: dict[str, tuple[float, Partitions]] = {}
 
@@ -165,7 +166,21 @@ class Writer:
             done(False)
 
     def poll(self, timeout: float = 0.0) -> None:
-        self.producer.poll(timeout)
+        try:
+            self.producer.poll(timeout)
+        except Exception as exc:  # a fatal client error (PSC's remediation is off): start a new producer
+            _log.error("producer failed, replacing it", error=str(exc))
+            self._replace()
+
+    def _replace(self) -> None:
+        """A new producer; the old one's records fail (purged), so their batches rewind and are re-sent."""
+        old, self.producer = self.producer, self.factory(self.config)
+        self._partitions.clear()
+        for step in (old.purge, old.close):
+            try:
+                step()
+            except Exception as exc:  # the old client is broken: batches it does not report time out
+                _log.warning("failed producer not closed cleanly", error=str(exc))
 
     def close(self, timeout: float) -> None:
         self.producer.flush(timeout)

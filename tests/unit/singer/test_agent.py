@@ -16,7 +16,7 @@ from psc import ClusterMetadata, PartitionMetadata, TopicMetadata
 from psc.backends.base import BrokerMetadata
 from psc.common.settings import SettingsError
 from singer._agent import Agent
-from singer._config import load_agent, load_stream
+from singer._config import AgentSettings, StreamSettings, load_agent, load_stream
 from singer._metrics import SingerMetrics
 from singer._watermark import WatermarkStore
 
@@ -165,7 +165,7 @@ def test_batch_times_out_as_a_whole(setup: tuple[Path, Path]) -> None:
     agent.reload()
     producer = FakeProducer.instances[0]
     producer.hold = True
-    turns(agent, 30, step=0.1)
+    turns(agent, 70, step=0.1)  # the timeout, then the grace given to the producer's own failure reports
     assert agent.metrics.batch_retries.labels(next(iter(agent.streams)))._value.get() >= 1
     assert offsets(agent) == {}
 
@@ -364,3 +364,58 @@ def test_watermark_is_saved_in_the_turn_after_its_batch_is_acknowledged(setup: t
         agent.run_once(now)  # settles
         assert list(offsets(agent).values()) == [acknowledged]
         now += 0.01
+
+
+def test_no_rewind_while_the_producer_still_holds_records_of_the_stream(setup: tuple[Path, Path]) -> None:
+    """Re-sending records the producer still holds would deliver them twice, outside the in-flight cap."""
+    config, logs = setup
+    write_stream(config, "app", logs, batch_records=1, retry_backoff_s=0.01)
+    (logs / "app.log").write_bytes(b"a\nb\n")
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.hold = True
+    agent.run_once(100.0)
+    (_, _, (_, headers), report_a), held_b = producer.queued
+    producer.queued = [held_b]
+    report_a("broker down", FakeMessage(headers))  # the first batch fails; the second is still in the producer
+    key = next(iter(agent.streams))
+    turns(agent, 20, start=100.1)
+    assert agent.metrics.batch_retries.labels(key)._value.get() == 0
+    assert producer.queued == [held_b]  # nothing re-sent yet
+    producer.hold = False
+    turns(agent, 20, start=102.0)
+    assert agent.metrics.batch_retries.labels(key)._value.get() == 1
+    assert [d[1] for d in producer.delivered] == [b"b\n", b"a\n", b"b\n"]
+    assert list(offsets(agent).values()) == [4]
+
+
+def test_the_producer_keeps_no_copies_of_records_singer_retries_itself() -> None:
+    agent = AgentSettings.load({"producer": {"psc.producer.linger.ms": "5"}})
+    settings = StreamSettings.load({"dir": "/logs", "pattern": "app.log", "topic_uri": URI, "batch_timeout_s": 10})
+    config = settings.producer_config(agent)
+    assert config["psc.auto.resolution.enabled"] == "false"
+    assert config["psc.producer.delivery.timeout.ms"] == "10000"
+    assert config["psc.producer.linger.ms"] == "5"
+    assert (
+        settings.model_copy(update={"producer": {"psc.producer.delivery.timeout.ms": "5000"}}).producer_config(agent)[
+            "psc.producer.delivery.timeout.ms"
+        ]
+        == "5000"
+    )
+
+
+def test_a_producer_that_fails_fatally_is_replaced(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"a\n")
+    agent = make_agent(config)
+    agent.reload()
+    broken = FakeProducer.instances[0]
+
+    def fatal(timeout: float = 0) -> int:
+        raise RuntimeError("fatal: producer fenced")
+
+    broken.poll = fatal  # type: ignore[method-assign]
+    broken.purge = lambda: None  # type: ignore[attr-defined]
+    turns(agent, 5)
+    assert len(FakeProducer.instances) == 2 and getattr(broken, "closed", False)
