@@ -30,6 +30,6 @@ class SingerMetrics:
         self.stuck_streams = m.gauge("stuck_streams", "Streams with lag whose watermark does not move")
         self.streams = m.gauge("streams", "Streams being shipped")
         self.open_files = m.gauge("open_files", "Log files held open")
-        self.inflight_bytes = m.gauge("inflight_bytes", "Bytes sent and not yet acknowledged")
+        self.inflight_bytes = m.gauge("inflight_bytes", "Bytes held for records sent and not yet acknowledged")
         self.config_errors = m.gauge("config_errors", "Configuration files that failed validation")
         self.heartbeats = m.counter("heartbeats", "Heartbeats sent")

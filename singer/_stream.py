@@ -128,7 +128,7 @@ class Stream:
 
     @property
     def inflight_bytes(self) -> int:
-        return sum(b.bytes for b in self.inflight)
+        return sum(b.held for b in self.inflight)
 
     def step(self, now: float, look_around: bool, room_bytes: int) -> bool:
         """Settle finished batches, then read and send one chunk if allowed. True if records were sent."""

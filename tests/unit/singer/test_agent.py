@@ -209,13 +209,28 @@ def test_inflight_bytes_are_capped(setup: tuple[Path, Path]) -> None:
     for stream in agent.streams.values():
         stream.tail.make_reader = _small_chunks(stream.tail.make_reader)
     turns(agent, 50)
-    assert sum(s.inflight_bytes for s in agent.streams.values()) <= 1024 + 4096
+    assert sum(s.inflight_bytes for s in agent.streams.values()) <= 1024 + 4096 + 4096 // 100 * 512
 
 
-def _small_chunks(make: Callable[[int, int], Any]) -> Callable[[int, int], Any]:
+def test_the_cap_counts_what_each_record_holds_beyond_its_value(setup: tuple[Path, Path]) -> None:
+    """Short lines: their headers and the producer's bookkeeping outweigh them, and are held as long."""
+    config, logs = setup
+    (config / "singer.toml").write_text("max_inflight_bytes = 1024\nuse_inotify = false\npoll_interval_s = 0.01\n")
+    (logs / "app.log").write_bytes(b"y\n" * 5000)
+    write_stream(config, "app", logs, batch_records=5)
+    agent = make_agent(config)
+    agent.reload()
+    FakeProducer.instances[0].hold = True
+    for stream in agent.streams.values():
+        stream.tail.make_reader = _small_chunks(stream.tail.make_reader, 64)
+    turns(agent, 50)
+    assert len(FakeProducer.instances[0].queued) <= 32  # one 64-byte chunk, then the cap is reached
+
+
+def _small_chunks(make: Callable[[int, int], Any], size: int = 4096) -> Callable[[int, int], Any]:
     def factory(fd: int, offset: int) -> Any:
         reader = make(fd, offset)
-        reader.chunk_bytes = 4096
+        reader.chunk_bytes = size
         return reader
 
     return factory
