@@ -369,12 +369,14 @@ class StreamTail:
             return False
         start, self._start = self._start, None
         if start is not None:
+            truncated_at = None  # where the watermark's file is, if it was truncated since
             for index, f in enumerate(files):
                 if f.identity == (start.device, start.inode):
                     if self._open(f, start.offset, start):
                         self._mark_finished(files[:index])
                         return True
                     self.stats.copytruncate += 1  # shorter than the watermark, or other first bytes
+                    truncated_at = index
                     _log.warning(
                         "file truncated or replaced since its watermark (copytruncate)", path=str(f.path),
                         read_to=start.offset, size=f.size,
@@ -382,6 +384,15 @@ class StreamTail:
             for index, f in enumerate(files):  # moved or copied: found by content
                 if f.size >= start.offset and self._open(f, start.offset, start):
                     self._mark_finished(files[:index])
+                    if truncated_at is not None and truncated_at > index + 1:
+                        # The files between the copy and the truncated file are copies of it too: each is
+                        # one more copytruncate while the agent was down.
+                        later = truncated_at - index - 1
+                        self.stats.copytruncate += later
+                        _log.warning(
+                            "more truncations since the watermark (copytruncate)", path=str(files[truncated_at].path),
+                            count=later,
+                        )  # fmt: skip
                     return True
         # No usable watermark: every file not yet read, oldest first, from its start.
         unread = next((f for f in files if not self._is_finished(f)), None)

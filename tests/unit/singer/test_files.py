@@ -15,6 +15,7 @@ from singer._files import StreamTail, copytruncate_gap, fingerprint, list_stream
 from singer._records import Record
 from singer._text import TextReader
 from singer._watch import EVERYTHING, Watcher
+from singer._watermark import Watermark
 
 PATTERN = re.compile(r"app\.log(\.\d+)?")
 
@@ -245,3 +246,22 @@ def test_copytruncate_gap_is_what_the_write_rate_put_between_the_copy_and_the_tr
     assert copytruncate_gap(1000.0, 0.5, 200) == 300
     assert copytruncate_gap(1000.0, 0.1, 200) == 0  # everything since the copy is in the file again
     assert copytruncate_gap(0.0, 9.0, 0) == 0  # a file not watched long enough has no rate
+
+
+def test_copytruncates_while_the_agent_was_down_are_each_counted(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"gen 1 a\ngen 1 b\n")
+    fd = os.open(live, os.O_RDONLY)
+    st = os.fstat(fd)
+    digest, nbytes = fingerprint(fd)
+    os.close(fd)
+    mark = Watermark(st.st_dev, st.st_ino, 8, digest, nbytes, str(live))  # after "gen 1 a"
+    for number, copy in ((2, "app.log.2"), (3, "app.log.1")):  # two rotations while down
+        shutil.copyfile(live, logdir / copy)
+        os.utime(logdir / copy, ns=(number * 10**9, number * 10**9))
+        os.truncate(live, 0)
+        write(live, b"gen %d\n" % number, (number + 1) * 10**9)
+    tail = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off, chunk_bytes=64), mark, 0.0)
+    assert drain(tail) == [b"gen 1 b\n", b"gen 2\n", b"gen 3\n"]
+    assert tail.stats.copytruncate == 2
+    tail.close()
