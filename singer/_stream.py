@@ -1,9 +1,11 @@
 """One stream's pipeline: tail its files, send batches, and advance the watermark as batches are acknowledged.
 
 Several batches may be in flight; they are settled in order, and the watermark moves to the end of a batch
-only when it and every batch before it were fully acknowledged. A failed or timed-out batch rewinds the
-stream to the watermark and everything after it is read and sent again after a backoff (at-least-once;
-consumers deduplicate by ``_mid``). A record that keeps failing while its batch-mates succeed, or that the
+only when it and every batch before it were fully acknowledged, and written in the next loop turn, so a
+crash resends only the batches in flight. A failed or timed-out batch rewinds the stream to the watermark,
+once the producer has reported every batch it still holds (it must not deliver records that are also sent
+again), and everything after it is read and sent again after a backoff (at-least-once; consumers
+deduplicate by ``_mid``). A record that keeps failing while its batch-mates succeed, or that the
 broker calls too large, is poison: the next time it is read it goes to the dead-letter topic (or is
 skipped), counted either way, so it cannot block its stream forever.
 """
