@@ -394,9 +394,30 @@ class StreamTail:
                             count=later,
                         )  # fmt: skip
                     return True
+            self._skip_short_copy(files, start)
         # No usable watermark: every file not yet read, oldest first, from its start.
         unread = next((f for f in files if not self._is_finished(f)), None)
         return unread is not None and self._open(unread, 0)
+
+    def _skip_short_copy(self, files: list[LogFile], start: Watermark) -> None:
+        """The watermark's file was truncated after its copy was made and read past the copy's end: the copy
+        and every file before it were read. Without this, every file would be read again from the oldest."""
+        for index in range(len(files) - 1, -1, -1):
+            f = files[index]
+            if f.identity == (start.device, start.inode):
+                continue  # the truncated file itself, even if its new content starts as the old did
+            try:
+                fd = os.open(f.path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                same = fingerprint(fd, start.fingerprint_bytes)[0] == start.fingerprint
+            finally:
+                os.close(fd)
+            if same and f.size < start.offset:
+                self._mark_finished(files[: index + 1])
+                _log.warning("watermark beyond its file's copy: resuming after the copy", copy=str(f.path))
+                return
 
     def _mark_finished(self, files: list[LogFile]) -> None:
         for f in files:

@@ -265,3 +265,23 @@ def test_copytruncates_while_the_agent_was_down_are_each_counted(logdir: Path) -
     assert drain(tail) == [b"gen 1 b\n", b"gen 2\n", b"gen 3\n"]
     assert tail.stats.copytruncate == 2
     tail.close()
+
+
+def test_a_watermark_past_the_end_of_its_copy_resumes_after_the_copy(logdir: Path) -> None:
+    """Copied, then read further before the truncation: the copy holds nothing unread, the older files neither."""
+    write(logdir / "app.log.2", b"older\n", 10**9)
+    live = logdir / "app.log"
+    write(live, b"a" * 1100 + b"\n")
+    shutil.copyfile(live, logdir / "app.log.1")
+    os.utime(logdir / "app.log.1", ns=(2 * 10**9, 2 * 10**9))
+    write(live, b"b\n")  # read and acknowledged after the copy was made
+    fd = os.open(live, os.O_RDONLY)
+    st = os.fstat(fd)
+    digest, nbytes = fingerprint(fd)
+    os.close(fd)
+    mark = Watermark(st.st_dev, st.st_ino, 1103, digest, nbytes, str(live))
+    os.truncate(live, 0)
+    write(live, b"gen 2\n", 3 * 10**9)
+    tail = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off, chunk_bytes=64), mark, 0.0)
+    assert drain(tail) == [b"gen 2\n"]
+    tail.close()
