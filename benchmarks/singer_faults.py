@@ -298,7 +298,7 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         duplicated_batches_per_crash_max=max(c.batches for c in crashes),
         # Counters restart with the process; the log keeps every event of every run.
         rotations=rotations,
-        copytruncate_events=singer.log_text().count("(copytruncate)"),
+        copytruncate_events=sum(int(e.get("count", 1)) for e in log_events(singer.log_text(), "(copytruncate)")),
         bytes_unrecoverable=int(status.get("bytes_unrecoverable", 0)),
         lost_bytes=sum(len(line(i)) for i in lost),
         copytruncate_lost_bytes=sum(
