@@ -6,9 +6,13 @@ A writer appends numbered lines (reopening the file for each burst, as an applic
 the real ``logrotate`` rotates it every 0.3 s in ``create`` or ``copytruncate`` mode; ``singer run`` is
 started and killed with SIGKILL at random moments, ``--cycles`` times, then left to finish. Every record of
 the topic is then read back. The report gives, per mode: lines written, lost, duplicated, whether every
-duplicate carries the id (``_mid`` and ``_fid``) of its original, and the copytruncate events and
-unrecoverable bytes Singer counted. Expected: ``create`` loses nothing; ``copytruncate`` loses at most what
-was written between a copy and its truncation, and counts the events.
+duplicate carries the id (``_mid`` and ``_fid``) of its original, the duplicates of each crash in lines and
+in batches, and the copytruncate events and unrecoverable bytes Singer counted. Expected: ``create`` loses
+nothing; ``copytruncate`` loses at most what was written between a copy and its truncation, and counts the
+events; a crash resends at most the batches it caught in flight.
+
+A duplicate is charged to the last kill before it was read again (``_ots``: text records carry their read
+time, one value per batch), and the batches it resent are told apart by their original's ``_ots``.
 
 The helpers (a Singer process, the writer, rotation, reading back) are shared with the integration tests.
 """
@@ -16,6 +20,8 @@ The helpers (a Singer process, the writer, rotation, reading back) are shared wi
 from __future__ import annotations
 
 import argparse
+import bisect
+import contextlib
 import json
 import os
 import random
@@ -39,6 +45,7 @@ from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
+BATCH_RECORDS = 500
 
 
 class SingerProcess:
@@ -56,13 +63,13 @@ class SingerProcess:
             '"psc.producer.batch.duration.ms" = "20"\n'
         )
 
-    def stream(self, name: str, logs: Path, topic: str, **extra: object) -> None:
+    def stream(self, name: str, logs: Path, topic: str, batch_records: int = BATCH_RECORDS, **extra: object) -> None:
         lines = [
             f'dir = "{logs}"',
             "pattern = 'app\\.log(\\.\\d+)?'",
             f'topic_uri = "{self.services.cluster_prefix}{topic}"',
             "rotation_grace_s = 0.5",
-            "batch_records = 500",
+            f"batch_records = {batch_records}",
             *(f"{k} = {_toml(v)}" for k, v in extra.items()),
         ]
         (self.config / "conf.d" / f"{name}.toml").write_text("\n".join(lines) + "\n")
@@ -143,10 +150,15 @@ Records = list[tuple[bytes, bytes]]
 
 
 def read_topic(
-    bootstrap: str, topic: str, until: Callable[[Records], bool], limit_s: float = 60.0, idle_s: float | None = None
+    bootstrap: str,
+    topic: str,
+    until: Callable[[Records], bool],
+    limit_s: float = 60.0,
+    idle_s: float | None = None,
+    read_times: list[int] | None = None,
 ) -> Records:
     """(value, _mid + _fid: the record's id) of every record from the start, until ``until(records)``, the
-    time limit, or (with ``idle_s``) that long without a new record."""
+    time limit, or (with ``idle_s``) that long without a new record. ``read_times`` gets each record's ``_ots``."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False})  # fmt: skip
     parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -166,6 +178,9 @@ def read_topic(
                 value, mid, fid = msg.value(), headers["_mid"], headers["_fid"]
                 assert isinstance(value, bytes) and isinstance(mid, bytes) and isinstance(fid, bytes)
                 out.append((value, mid + fid))
+                ots = headers.get("_ots")
+                if read_times is not None and isinstance(ots, bytes):
+                    read_times.append(int.from_bytes(ots, "big", signed=True))
     finally:
         consumer.close()
     return out
@@ -173,6 +188,29 @@ def read_topic(
 
 def distinct_lines(expected: int) -> Callable[[Records], bool]:
     return lambda records: len({v for v, _ in records}) >= expected
+
+
+@dataclass(frozen=True)
+class CrashDuplicates:
+    lines: int  # copies read again after the crash of records it had already delivered
+    batches: int  # the batches those records were first sent in
+
+
+def duplicates_per_crash(records: Records, read_times: list[int], kills_ns: list[int]) -> list[CrashDuplicates]:
+    """Every copy after a record's first, charged to the last kill before it was read; one row per kill."""
+    copies: dict[bytes, list[int]] = defaultdict(list)
+    for (_, record_id), read_ns in zip(records, read_times, strict=True):
+        copies[record_id].append(read_ns)
+    lines = [0] * len(kills_ns)
+    batches: list[set[int]] = [set() for _ in kills_ns]
+    for times in copies.values():
+        first, *again = sorted(times)
+        for read_ns in again:
+            crash = bisect.bisect_right(kills_ns, read_ns) - 1
+            if crash >= 0:
+                lines[crash] += 1
+                batches[crash].add(first)
+    return [CrashDuplicates(n, len(b)) for n, b in zip(lines, batches, strict=True)]
 
 
 @dataclass
@@ -184,8 +222,16 @@ class Outcome:
     lost: int
     duplicated: int
     duplicates_share_id: bool
+    batch_records: int
+    duplicates_per_crash_mean: float  # lines
+    duplicates_per_crash_max: int
+    duplicated_batches_per_crash_mean: float
+    duplicated_batches_per_crash_max: int
+    rotations: int
     copytruncate_events: int
     bytes_unrecoverable: int  # counted by the last run only
+    lost_bytes: int  # the lost lines' bytes, newlines included
+    copytruncate_lost_bytes: int  # what Singer counted as lost (singer_copytruncate_lost_bytes), over every run
 
 
 def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int, seed: int = 1) -> Outcome:
@@ -201,23 +247,32 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
     writer = LineWriter(logs / "app.log", lines, per_burst=100, pause_s=cycles * 0.9 / (lines / 100))
     stop_rotating = threading.Event()
 
+    rotations = 0
+
     def rotating() -> None:
+        nonlocal rotations
         while not stop_rotating.wait(0.3):
             rotate(logs, mode, base / "logrotate.state")
+            rotations += 1
 
     rotator = threading.Thread(target=rotating, daemon=True)
+    kills_ns: list[int] = []
+    read_times: list[int] = []
     writer.start()
     rotator.start()
     try:
         for _ in range(cycles):
             singer.start(wait_s=20)  # kill it while it works, not while Python starts
             time.sleep(rng.uniform(0.1, 1.2))
+            kills_ns.append(time.time_ns())
             singer.stop(signal.SIGKILL)
         writer.join()
         stop_rotating.set()
         rotator.join()
         singer.start()
-        records = read_topic(services.kafka_bootstrap_servers, topic, distinct_lines(lines), limit_s=120, idle_s=8)
+        records = read_topic(
+            services.kafka_bootstrap_servers, topic, distinct_lines(lines), limit_s=120, idle_s=8, read_times=read_times
+        )
         time.sleep(2.5)  # one more status refresh, for the counters
         status = next(iter(singer.status().values()), {})
     finally:
@@ -226,18 +281,40 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
     for value, record_id in records:
         by_id[record_id].add(value)
     received = {v for v, _ in records}
+    lost = [i for i in range(lines) if line(i) not in received]
+    crashes = duplicates_per_crash(records, read_times, kills_ns) or [CrashDuplicates(0, 0)]
     return Outcome(
         mode=mode,
         cycles=cycles,
         written=lines,
         received=len(records),
-        lost=sum(1 for i in range(lines) if line(i) not in received),
+        lost=len(lost),
         duplicated=len(records) - len(received),
         duplicates_share_id=all(len(values) == 1 for values in by_id.values()),
+        batch_records=BATCH_RECORDS,
+        duplicates_per_crash_mean=round(sum(c.lines for c in crashes) / len(crashes), 1),
+        duplicates_per_crash_max=max(c.lines for c in crashes),
+        duplicated_batches_per_crash_mean=round(sum(c.batches for c in crashes) / len(crashes), 2),
+        duplicated_batches_per_crash_max=max(c.batches for c in crashes),
         # Counters restart with the process; the log keeps every event of every run.
-        copytruncate_events=singer.log_text().count("(copytruncate)"),
+        rotations=rotations,
+        copytruncate_events=sum(int(e.get("count", 1)) for e in log_events(singer.log_text(), "(copytruncate)")),
         bytes_unrecoverable=int(status.get("bytes_unrecoverable", 0)),
+        lost_bytes=sum(len(line(i)) for i in lost),
+        copytruncate_lost_bytes=sum(
+            int(event.get("lost_bytes", 0)) for event in log_events(singer.log_text(), "(copytruncate)")
+        ),
     )
+
+
+def log_events(text: str, marker: str) -> list[dict[str, Any]]:
+    """The JSON log lines whose event contains ``marker``."""
+    events = []
+    for row in text.splitlines():
+        if marker in row:
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(row))
+    return events
 
 
 def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:

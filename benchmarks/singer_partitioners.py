@@ -23,7 +23,6 @@ partitioner:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import socket
@@ -31,13 +30,12 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from psc.backends import get_backend, register_backend
-from psc.backends.kafka import KafkaBackend, KafkaProducer, native_config
+import psc
 from singer._config import AgentSettings, StreamSettings
 from singer._partitioners import Partitioner, Partitions, create
 from singer._records import Record
@@ -205,30 +203,21 @@ def _recv(sock: socket.socket, size: int) -> bytes:
 # --- one run -------------------------------------------------------------------------------------------
 
 
-class StatsBackend(KafkaBackend):
-    """PSC's Kafka backend, with librdkafka statistics kept per producer (PSC itself takes no ``stats_cb``)."""
+class Statistics:
+    """librdkafka statistics of every producer, through PSC's ``stats_cb``: the latest object per producer."""
 
     def __init__(self) -> None:
         self.latest: dict[str, dict[str, Any]] = {}  # producer name -> its latest statistics
 
-    def create_producer(self, endpoint: Any, config: Mapping[str, Any], cluster_uri: str) -> KafkaProducer:
-        native = {**config, "statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": self._on_stats}
-        return KafkaProducer(cluster_uri, native_config(endpoint, native))
+    def producer(self, config: Mapping[str, str]) -> psc.Producer:
+        """A ``psc.Producer`` reporting its statistics here: a producer factory for Singer's writer."""
+        return psc.Producer(
+            {**config, "psc.producer.statistics.interval.ms": str(STATS_INTERVAL_MS), "stats_cb": self._on_stats}
+        )
 
     def _on_stats(self, text: str) -> None:
         stats = json.loads(text)
         self.latest[stats["name"]] = stats
-
-
-@contextlib.contextmanager
-def stats_backend() -> Iterator[StatsBackend]:
-    previous = get_backend("kafka")
-    backend = StatsBackend()
-    register_backend("kafka", backend)
-    try:
-        yield backend
-    finally:
-        register_backend("kafka", previous)
 
 
 class Recording(Partitioner):
@@ -309,32 +298,33 @@ def _produce(setup: Setup, topic: str, label: str, kind: str, params: Mapping[st
          "partitioner": {"type": kind, **params}}
     )  # fmt: skip
     started = time.monotonic()
-    with stats_backend() as backend:
-        hosts = [
-            (AccessLog(setup.seed, h), Writer(stream.producer_config(agent)), Recording(create(kind, params)))
-            for h in range(setup.hosts)
-        ]
-        batches: list[Batch] = []
-        raw = records = 0
-        for sent in range(0, setup.lines_per_host, setup.batch_lines):
-            for index, (log, writer, partitioner) in enumerate(hosts):
-                lines = log.lines(min(setup.batch_lines, setup.lines_per_host - sent))
-                batch = _send(writer, topic_uri, partitioner, index, sent, lines)
-                batches.append(batch)
-                raw += sum(map(len, lines))
-                records += len(lines)
-                writer.poll(0.0)
-        for _, writer, _ in hosts:
-            writer.producer.flush(120.0)
-        time.sleep(3 * STATS_INTERVAL_MS / 1000)
-        for _, writer, _ in hosts:
-            writer.poll(0.0)  # serve the statistics emitted after the last delivery
-        failed = [b for b in batches if not b.ok]
-        if failed:
-            raise RuntimeError(f"{label}: {len(failed)} batches not delivered: {failed[0].failures[:1]}")
-        stats = list(backend.latest.values())
-        for _, writer, _ in hosts:
-            writer.close(10.0)
+    statistics = Statistics()
+    hosts = [
+        (AccessLog(setup.seed, h), Writer(stream.producer_config(agent), statistics.producer),
+         Recording(create(kind, params)))
+        for h in range(setup.hosts)
+    ]  # fmt: skip
+    batches: list[Batch] = []
+    raw = records = 0
+    for sent in range(0, setup.lines_per_host, setup.batch_lines):
+        for index, (log, writer, partitioner) in enumerate(hosts):
+            lines = log.lines(min(setup.batch_lines, setup.lines_per_host - sent))
+            batch = _send(writer, topic_uri, partitioner, index, sent, lines)
+            batches.append(batch)
+            raw += sum(map(len, lines))
+            records += len(lines)
+            writer.poll(0.0)
+    for _, writer, _ in hosts:
+        writer.producer.flush(120.0)
+    time.sleep(3 * STATS_INTERVAL_MS / 1000)
+    for _, writer, _ in hosts:
+        writer.poll(0.0)  # serve the statistics emitted after the last delivery
+    failed = [b for b in batches if not b.ok]
+    if failed:
+        raise RuntimeError(f"{label}: {len(failed)} batches not delivered: {failed[0].failures[:1]}")
+    stats = list(statistics.latest.values())
+    for _, writer, _ in hosts:
+        writer.close(10.0)
     seconds = time.monotonic() - started
     sizes = stored_bytes(setup.bootstrap, topic, setup.partitions)
     per_partition = [sizes[p] for p in range(setup.partitions)]

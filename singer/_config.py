@@ -71,7 +71,9 @@ class StreamSettings(ToolkitSettings):
     retry_backoff_s: float = Field(0.5, gt=0)
     retry_backoff_max_s: float = Field(30.0, gt=0)
     rotation_grace_s: float = Field(2.0, ge=0)
-    watermark_interval_s: float = Field(0.2, ge=0)  # at most one durable write per interval (each costs fsyncs)
+    # 0: the watermark is written (fsynced) in the loop turn after its batches are acknowledged, so a crash
+    # resends only the batches in flight. More: at most one write per interval, fewer fsyncs, more resent.
+    watermark_interval_s: float = Field(0.0, ge=0)
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     acks: Literal["all", "-1", "0", "1"] = "all"
     idempotence: bool = True
@@ -101,10 +103,16 @@ class StreamSettings(ToolkitSettings):
         return self
 
     def producer_config(self, agent: AgentSettings) -> dict[str, str]:
-        """PSC producer keys: the agent's, then the stream's settings, then its explicit overrides."""
+        """PSC producer keys: the agent's, then the stream's settings, then its explicit overrides.
+
+        Singer retries a failed batch itself, by rewinding to the watermark, so the producer must not keep
+        copies of its records: PSC's remediation does not re-produce them, and librdkafka gives a record up
+        (and reports it failed) when its batch times out, not minutes later."""
         return {
             "psc.project": "singer",
+            "psc.auto.resolution.enabled": "false",
             **agent.producer,
+            "psc.producer.delivery.timeout.ms": str(max(int(self.batch_timeout_s * 1000), 1)),
             "psc.producer.compression.type": self.compression,
             "psc.producer.acks": self.acks,
             "psc.producer.idempotence.enabled": "true" if self.idempotence else "false",

@@ -14,8 +14,12 @@ Rotation:
   copy (a sibling with the same fingerprint, long enough) is found, the unread tail is read from the copy,
   then the live file from its start. What copytruncate can lose by its nature: lines written between the
   copy and the truncation are in neither file; and if the copy is not found (compressed at once, moved
-  elsewhere) everything after the last read position up to the truncation. Both are counted
-  (``copytruncate`` events, ``bytes_unrecoverable``); prefer ``create`` rotation.
+  elsewhere) everything after the last read position up to the truncation. Both are counted:
+  ``copytruncate`` events, and ``copytruncate_lost_bytes``: the bytes the file was seen to hold beyond the
+  copy (or, without a copy, beyond what was read), or, if more, an estimate of what was written between the
+  copy and the truncation (the file's write rate times the time since the copy's last write, less what the
+  truncated file holds again). ``bytes_unrecoverable`` is the part lost because no copy was found.
+  Prefer ``create`` rotation.
 - **deleted** files are read to their end and then closed, so no descriptor is leaked.
 """
 
@@ -109,7 +113,8 @@ class OpenFile:
     fingerprint_bytes: int
     reader: Reader
     last_growth: float = field(default_factory=time.monotonic)
-    last_size: int = 0
+    last_size: int = 0  # the largest size seen with this content
+    watched: tuple[float, int, float] = (0.0, 0, 0.0)  # (opened at, size then, last_size seen at): the write rate
     _content_id: bytes | None = None
 
     @property
@@ -132,6 +137,11 @@ class OpenFile:
             self._content_id = digest
         return digest
 
+    def write_rate(self) -> float:
+        """Bytes per second the file grew by while it was watched (0 until watched for a while)."""
+        opened_at, opened_size, seen_at = self.watched
+        return (self.last_size - opened_size) / (seen_at - opened_at) if seen_at - opened_at >= 0.1 else 0.0
+
     def same_content(self, fd: int) -> bool:
         """Whether ``fd`` starts with the bytes this file's fingerprint was taken of."""
         return fingerprint(fd, self.fingerprint_bytes)[0] == self.fingerprint
@@ -140,10 +150,18 @@ class OpenFile:
         os.close(self.fd)
 
 
+def copytruncate_gap(write_rate: float, since_copy_s: float, written_after: int) -> int:
+    """Bytes lost between logrotate's copy and its truncation, estimated: at ``write_rate`` bytes/s,
+    ``since_copy_s`` seconds passed since the copy's last write, and ``written_after`` bytes are in the file
+    since the truncation; the rest went into the file between the copy and the truncation."""
+    return max(int(write_rate * since_copy_s) - written_after, 0)
+
+
 @dataclass
 class TailStats:
     copytruncate: int = 0  # truncations detected
     bytes_unrecoverable: int = 0  # unread bytes of a truncated file whose copy was not found
+    copytruncate_lost_bytes: int = 0  # seen in a truncated file and in neither the copy nor what was read
     skipped_bytes: int = 0  # unreadable tails of rotated files (a corrupt or torn frame)
     files_opened: int = 0
     files_closed: int = 0
@@ -212,13 +230,13 @@ class StreamTail:
             st = os.fstat(current.fd)
         except OSError:
             return []
-        if st.st_size > current.last_size:
-            current.last_size = st.st_size
-            current.last_growth = time.monotonic()
         reader = current.reader
-        if self._rewritten(current, st.st_size) or not current.same_content(current.fd):
+        grew = st.st_size > current.last_size
+        if self._rewritten(current, st.st_size):
             self._truncated(current)
             return []
+        if grew:
+            current.last_growth = time.monotonic()
         files = list_stream(self.directory, self.pattern)
         newer = self._after(current, files)
         if newer is None:
@@ -281,9 +299,18 @@ class StreamTail:
             except OSError:
                 return False
         reader = current.reader
-        if size < reader.position + reader.held_bytes:
+        if size < reader.position + reader.held_bytes or not current.same_content(current.fd):
             return True
-        return not current.same_content(current.fd)
+        self._seen(current, size)
+        return False
+
+    @staticmethod
+    def _seen(current: OpenFile, size: int) -> None:
+        """Remember the largest size the file had with its content unchanged: if a copytruncate follows, the
+        bytes past the copy's end are known to be lost."""
+        if size > current.last_size:
+            current.last_size = size
+            current.watched = (*current.watched[:2], time.monotonic())
 
     def _truncated(self, current: OpenFile, position: int | None = None) -> None:
         """copytruncate (or any truncation): finish the unread tail from the copy if it exists, then restart.
@@ -291,18 +318,33 @@ class StreamTail:
         self.stats.copytruncate += 1
         position = current.reader.position if position is None else position
         copy = self._find_copy(current, position)
+        lost = max(current.last_size - (position if copy is None else copy.size), 0)
+        if copy is not None:
+            lost = max(lost, self._gap_estimate(current, copy))
+        self.stats.copytruncate_lost_bytes += lost
         _log.warning(
             "file truncated while read (copytruncate)", path=str(current.path), read_to=position,
-            size_seen=current.last_size, copy=str(copy.path) if copy else None,
+            size_seen=current.last_size, copy=str(copy.path) if copy else None, lost_bytes=lost,
         )  # fmt: skip
         self._finish(current)
         if copy is not None:
             self._open(copy, position)
         else:
-            self.stats.bytes_unrecoverable += max(current.last_size - position, 0)
+            self.stats.bytes_unrecoverable += lost
             live = next((f for f in list_stream(self.directory, self.pattern) if f.identity == current.identity), None)
             if live is not None:
                 self._open(live, 0)
+
+    @staticmethod
+    def _gap_estimate(current: OpenFile, copy: LogFile) -> int:
+        """Bytes written between the copy's last write and the truncation, at the rate the file grew: what
+        was written since the copy, less what the truncated file holds now."""
+        try:
+            size_now = os.fstat(current.fd).st_size
+        except OSError:
+            return 0
+        since_copy_s = max(time.time() - copy.mtime_ns / 1e9, 0.0)
+        return copytruncate_gap(current.write_rate(), since_copy_s, size_now)
 
     def _find_copy(self, current: OpenFile, position: int) -> LogFile | None:
         for candidate in list_stream(self.directory, self.pattern):
@@ -327,12 +369,14 @@ class StreamTail:
             return False
         start, self._start = self._start, None
         if start is not None:
+            truncated_at = None  # where the watermark's file is, if it was truncated since
             for index, f in enumerate(files):
                 if f.identity == (start.device, start.inode):
                     if self._open(f, start.offset, start):
                         self._mark_finished(files[:index])
                         return True
                     self.stats.copytruncate += 1  # shorter than the watermark, or other first bytes
+                    truncated_at = index
                     _log.warning(
                         "file truncated or replaced since its watermark (copytruncate)", path=str(f.path),
                         read_to=start.offset, size=f.size,
@@ -340,10 +384,40 @@ class StreamTail:
             for index, f in enumerate(files):  # moved or copied: found by content
                 if f.size >= start.offset and self._open(f, start.offset, start):
                     self._mark_finished(files[:index])
+                    if truncated_at is not None and truncated_at > index + 1:
+                        # The files between the copy and the truncated file are copies of it too: each is
+                        # one more copytruncate while the agent was down.
+                        later = truncated_at - index - 1
+                        self.stats.copytruncate += later
+                        _log.warning(
+                            "more truncations since the watermark (copytruncate)", path=str(files[truncated_at].path),
+                            count=later,
+                        )  # fmt: skip
                     return True
+            self._skip_short_copy(files, start)
         # No usable watermark: every file not yet read, oldest first, from its start.
         unread = next((f for f in files if not self._is_finished(f)), None)
         return unread is not None and self._open(unread, 0)
+
+    def _skip_short_copy(self, files: list[LogFile], start: Watermark) -> None:
+        """The watermark's file was truncated after its copy was made and read past the copy's end: the copy
+        and every file before it were read. Without this, every file would be read again from the oldest."""
+        for index in range(len(files) - 1, -1, -1):
+            f = files[index]
+            if f.identity == (start.device, start.inode):
+                continue  # the truncated file itself, even if its new content starts as the old did
+            try:
+                fd = os.open(f.path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                same = fingerprint(fd, start.fingerprint_bytes)[0] == start.fingerprint
+            finally:
+                os.close(fd)
+            if same and f.size < start.offset:
+                self._mark_finished(files[: index + 1])
+                _log.warning("watermark beyond its file's copy: resuming after the copy", copy=str(f.path))
+                return
 
     def _mark_finished(self, files: list[LogFile]) -> None:
         for f in files:
@@ -372,8 +446,9 @@ class StreamTail:
                 return False
         digest, nbytes = fingerprint(fd)
         self.current = OpenFile(
-            f.path, fd, st.st_dev, st.st_ino, digest, nbytes, self.make_reader(fd, offset), last_size=st.st_size
-        )
+            f.path, fd, st.st_dev, st.st_ino, digest, nbytes, self.make_reader(fd, offset), last_size=st.st_size,
+            watched=(time.monotonic(), st.st_size, time.monotonic()),
+        )  # fmt: skip
         self.stats.files_opened += 1
         self.last_error = None
         return True

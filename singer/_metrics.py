@@ -22,11 +22,14 @@ class SingerMetrics:
         self.batch_retries = m.counter("batch_retries", "Rewinds to the watermark after a failed batch", s)
         self.copytruncate = m.counter("copytruncate", "Truncations of a file being read (copytruncate)", s)
         self.bytes_lost = m.counter("bytes_unrecoverable", "Bytes truncated away before they were read", s)
+        self.copytruncate_lost = m.counter(
+            "copytruncate_lost_bytes", "Bytes seen in a truncated file but in neither its copy nor what was read", s
+        )
         self.skipped_bytes = m.counter("skipped_bytes", "Unreadable tail bytes of rotated files", s)
         self.stuck = m.gauge("stream_stuck", "1 while a stream has lag but its watermark does not move", s)
         self.stuck_streams = m.gauge("stuck_streams", "Streams with lag whose watermark does not move")
         self.streams = m.gauge("streams", "Streams being shipped")
         self.open_files = m.gauge("open_files", "Log files held open")
-        self.inflight_bytes = m.gauge("inflight_bytes", "Bytes sent and not yet acknowledged")
+        self.inflight_bytes = m.gauge("inflight_bytes", "Bytes held for records sent and not yet acknowledged")
         self.config_errors = m.gauge("config_errors", "Configuration files that failed validation")
         self.heartbeats = m.counter("heartbeats", "Heartbeats sent")

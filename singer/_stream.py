@@ -1,9 +1,11 @@
 """One stream's pipeline: tail its files, send batches, and advance the watermark as batches are acknowledged.
 
 Several batches may be in flight; they are settled in order, and the watermark moves to the end of a batch
-only when it and every batch before it were fully acknowledged. A failed or timed-out batch rewinds the
-stream to the watermark and everything after it is read and sent again after a backoff (at-least-once;
-consumers deduplicate by ``_mid``). A record that keeps failing while its batch-mates succeed, or that the
+only when it and every batch before it were fully acknowledged, and written in the next loop turn, so a
+crash resends only the batches in flight. A failed or timed-out batch rewinds the stream to the watermark,
+once the producer has reported every batch it still holds (it must not deliver records that are also sent
+again), and everything after it is read and sent again after a backoff (at-least-once; consumers
+deduplicate by ``_mid``). A record that keeps failing while its batch-mates succeed, or that the
 broker calls too large, is poison: the next time it is read it goes to the dead-letter topic (or is
 skipped), counted either way, so it cannot block its stream forever.
 """
@@ -31,6 +33,9 @@ from singer._writer import Batch, Writer
 _log = get_logger("singer.stream")
 _TOO_LARGE = ("too large", "msg_size_too_large", "record_too_large")
 POISON_STRIKES = 2
+# The producer reports a record failed after batch_timeout_s (its delivery timeout); a batch whose reports
+# are this much later is given up on without them.
+REPORT_GRACE_S = 5.0
 
 
 class Stream:
@@ -65,6 +70,7 @@ class Stream:
         self.last_error: str | None = None
         self._last_progress = time.monotonic()
         self._retry_at = 0.0
+        self._failing = False  # a batch failed: send nothing until the producer is done with the rest
         self._unsaved: Watermark | None = None  # acknowledged, not yet written
         self._saved_at = 0.0
         self._backoff = settings.retry_backoff_s
@@ -124,12 +130,12 @@ class Stream:
 
     @property
     def inflight_bytes(self) -> int:
-        return sum(b.bytes for b in self.inflight)
+        return sum(b.held for b in self.inflight)
 
     def step(self, now: float, look_around: bool, room_bytes: int) -> bool:
         """Settle finished batches, then read and send one chunk if allowed. True if records were sent."""
         self.settle(now)
-        if now < self._retry_at or room_bytes <= 0:
+        if now < self._retry_at or room_bytes <= 0 or self._failing:
             return False
         try:
             current, records = self.tail.read(look_around)
@@ -168,7 +174,7 @@ class Stream:
             current.watermark(end),
             len(records),
             sum(len(r.value) for r in records),
-            now + self.settings.batch_timeout_s,
+            now + self.settings.batch_timeout_s + REPORT_GRACE_S,
         )
         self.inflight.append(batch)
         self._queued_to = (current.device, current.inode, end)
@@ -215,7 +221,11 @@ class Stream:
                 self.metrics.records_sent.labels(self.key).inc(batch.count)
                 self.metrics.bytes_sent.labels(self.key).inc(batch.bytes)
             elif batch.done or now > batch.deadline:
-                self._rewind(batch, now)
+                # Rewind only once the producer holds none of the stream's records: records it still holds
+                # would be delivered as well as their re-sent copies, outside the cap on bytes in flight.
+                self._failing = any(not b.done and now <= b.deadline for b in self.inflight)
+                if not self._failing:
+                    self._rewind(batch, now)
                 break
             else:
                 break
@@ -286,6 +296,7 @@ class Stream:
             ("dropped", self.read_stats.dropped, self.metrics.skipped),
             ("copytruncate", tail.copytruncate, self.metrics.copytruncate),
             ("lost", tail.bytes_unrecoverable, self.metrics.bytes_lost),
+            ("copytruncate_lost", tail.copytruncate_lost_bytes, self.metrics.copytruncate_lost),
             ("skipped_bytes", tail.skipped_bytes, self.metrics.skipped_bytes),
         ):
             delta = value - self._reported.get(name, 0)
@@ -306,6 +317,7 @@ class Stream:
             "error": self.last_error,
             "copytruncate": self.tail.stats.copytruncate,
             "bytes_unrecoverable": self.tail.stats.bytes_unrecoverable,
+            "copytruncate_lost_bytes": self.tail.stats.copytruncate_lost_bytes,
         }
 
     def close(self) -> None:

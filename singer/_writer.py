@@ -26,6 +26,9 @@ from singer._watermark import Watermark
 
 _log = get_logger("singer.writer")
 
+# What a record in flight costs beyond its value: its headers, librdkafka's message and PSC's report
+# bookkeeping. Counted against max_inflight_bytes, so the cap bounds memory for short lines too.
+RECORD_OVERHEAD_BYTES = 512
 MID = struct.Struct(">QQ")
 OTS = struct.Struct(">q")
 PARTITIONS_TTL_S = 30.0
@@ -34,12 +37,13 @@ PARTITIONS_TTL_S = 30.0
 class Batch:
     """Records read together from one file, acknowledged as a whole."""
 
-    __slots__ = ("acked", "bytes", "count", "deadline", "failures", "pending", "watermark")
+    __slots__ = ("acked", "bytes", "count", "deadline", "failures", "held", "pending", "watermark")
 
     def __init__(self, watermark: Watermark, count: int, nbytes: int, deadline: float) -> None:
         self.watermark = watermark  # where the stream resumes once this batch and all before it are delivered
         self.count = count
         self.bytes = nbytes
+        self.held = nbytes + count * RECORD_OVERHEAD_BYTES  # memory held until it is acknowledged
         self.pending = count
         self.acked = 0
         self.failures: list[tuple[str, int | None]] = []  # (error, offset after the failed record)
@@ -79,6 +83,7 @@ class Writer:
 
     def __init__(self, config: Mapping[str, str], factory: ProducerFactory = psc.Producer) -> None:
         self.config = dict(config)
+        self.factory = factory
         self.producer = factory(self.config)
         self._partitions: dict[str, tuple[float, Partitions]] = {}
 
@@ -165,7 +170,21 @@ class Writer:
             done(False)
 
     def poll(self, timeout: float = 0.0) -> None:
-        self.producer.poll(timeout)
+        try:
+            self.producer.poll(timeout)
+        except Exception as exc:  # a fatal client error (PSC's remediation is off): start a new producer
+            _log.error("producer failed, replacing it", error=str(exc))
+            self._replace()
+
+    def _replace(self) -> None:
+        """A new producer; the old one's records fail (purged), so their batches rewind and are re-sent."""
+        old, self.producer = self.producer, self.factory(self.config)
+        self._partitions.clear()
+        for step in (old.purge, old.close):
+            try:
+                step()
+            except Exception as exc:  # the old client is broken: batches it does not report time out
+                _log.warning("failed producer not closed cleanly", error=str(exc))
 
     def close(self, timeout: float) -> None:
         self.producer.flush(timeout)

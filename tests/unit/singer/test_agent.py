@@ -13,9 +13,10 @@ import pytest
 from prometheus_client import generate_latest
 
 from psc import ClusterMetadata, PartitionMetadata, TopicMetadata
+from psc.backends.base import BrokerMetadata
 from psc.common.settings import SettingsError
 from singer._agent import Agent
-from singer._config import load_agent, load_stream
+from singer._config import AgentSettings, StreamSettings, load_agent, load_stream
 from singer._metrics import SingerMetrics
 from singer._watermark import WatermarkStore
 
@@ -61,7 +62,7 @@ class FakeProducer:
 
     def list_topics(self, uri: str, timeout: float) -> ClusterMetadata:
         parts = {i: PartitionMetadata(i, 1, (1,), (1,)) for i in range(3)}
-        return ClusterMetadata("c", None, 1, {1: "b"}, {uri: TopicMetadata(uri, parts)})
+        return ClusterMetadata("c", None, 1, {1: BrokerMetadata(1, "b", 9092)}, {uri: TopicMetadata(uri, parts)})
 
     def flush(self, timeout: float | None = None) -> int:
         self.poll()
@@ -164,7 +165,7 @@ def test_batch_times_out_as_a_whole(setup: tuple[Path, Path]) -> None:
     agent.reload()
     producer = FakeProducer.instances[0]
     producer.hold = True
-    turns(agent, 30, step=0.1)
+    turns(agent, 70, step=0.1)  # the timeout, then the grace given to the producer's own failure reports
     assert agent.metrics.batch_retries.labels(next(iter(agent.streams)))._value.get() >= 1
     assert offsets(agent) == {}
 
@@ -208,13 +209,28 @@ def test_inflight_bytes_are_capped(setup: tuple[Path, Path]) -> None:
     for stream in agent.streams.values():
         stream.tail.make_reader = _small_chunks(stream.tail.make_reader)
     turns(agent, 50)
-    assert sum(s.inflight_bytes for s in agent.streams.values()) <= 1024 + 4096
+    assert sum(s.inflight_bytes for s in agent.streams.values()) <= 1024 + 4096 + 4096 // 100 * 512
 
 
-def _small_chunks(make: Callable[[int, int], Any]) -> Callable[[int, int], Any]:
+def test_the_cap_counts_what_each_record_holds_beyond_its_value(setup: tuple[Path, Path]) -> None:
+    """Short lines: their headers and the producer's bookkeeping outweigh them, and are held as long."""
+    config, logs = setup
+    (config / "singer.toml").write_text("max_inflight_bytes = 1024\nuse_inotify = false\npoll_interval_s = 0.01\n")
+    (logs / "app.log").write_bytes(b"y\n" * 5000)
+    write_stream(config, "app", logs, batch_records=5)
+    agent = make_agent(config)
+    agent.reload()
+    FakeProducer.instances[0].hold = True
+    for stream in agent.streams.values():
+        stream.tail.make_reader = _small_chunks(stream.tail.make_reader, 64)
+    turns(agent, 50)
+    assert len(FakeProducer.instances[0].queued) <= 32  # one 64-byte chunk, then the cap is reached
+
+
+def _small_chunks(make: Callable[[int, int], Any], size: int = 4096) -> Callable[[int, int], Any]:
     def factory(fd: int, offset: int) -> Any:
         reader = make(fd, offset)
-        reader.chunk_bytes = 4096
+        reader.chunk_bytes = size
         return reader
 
     return factory
@@ -345,3 +361,76 @@ def test_a_missing_config_directory_is_named(tmp_path: Path, capsys: pytest.Capt
     with pytest.raises(SettingsError, match="not a directory"):
         load_agent(tmp_path / "nope")  # what singer run reports before anything starts
     assert not (tmp_path / "nope").exists()
+
+
+def test_watermark_is_saved_in_the_turn_after_its_batch_is_acknowledged(setup: tuple[Path, Path]) -> None:
+    """A crash resends only the batches in flight: none acknowledged in an earlier turn."""
+    config, logs = setup
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    now, written = 100.0, b""
+    for i in range(10):
+        written += b"line %d\n" % i
+        (logs / "app.log").write_bytes(written)
+        agent.run_once(now)  # reads, sends, and the producer acknowledges at the end of the turn
+        acknowledged = sum(len(d[1]) for d in producer.delivered)
+        now += 0.01
+        agent.run_once(now)  # settles
+        assert list(offsets(agent).values()) == [acknowledged]
+        now += 0.01
+
+
+def test_no_rewind_while_the_producer_still_holds_records_of_the_stream(setup: tuple[Path, Path]) -> None:
+    """Re-sending records the producer still holds would deliver them twice, outside the in-flight cap."""
+    config, logs = setup
+    write_stream(config, "app", logs, batch_records=1, retry_backoff_s=0.01)
+    (logs / "app.log").write_bytes(b"a\nb\n")
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.hold = True
+    agent.run_once(100.0)
+    (_, _, (_, headers), report_a), held_b = producer.queued
+    producer.queued = [held_b]
+    report_a("broker down", FakeMessage(headers))  # the first batch fails; the second is still in the producer
+    key = next(iter(agent.streams))
+    turns(agent, 20, start=100.1)
+    assert agent.metrics.batch_retries.labels(key)._value.get() == 0
+    assert producer.queued == [held_b]  # nothing re-sent yet
+    producer.hold = False
+    turns(agent, 20, start=102.0)
+    assert agent.metrics.batch_retries.labels(key)._value.get() == 1
+    assert [d[1] for d in producer.delivered] == [b"b\n", b"a\n", b"b\n"]
+    assert list(offsets(agent).values()) == [4]
+
+
+def test_the_producer_keeps_no_copies_of_records_singer_retries_itself() -> None:
+    agent = AgentSettings.load({"producer": {"psc.producer.linger.ms": "5"}})
+    settings = StreamSettings.load({"dir": "/logs", "pattern": "app.log", "topic_uri": URI, "batch_timeout_s": 10})
+    config = settings.producer_config(agent)
+    assert config["psc.auto.resolution.enabled"] == "false"
+    assert config["psc.producer.delivery.timeout.ms"] == "10000"
+    assert config["psc.producer.linger.ms"] == "5"
+    assert (
+        settings.model_copy(update={"producer": {"psc.producer.delivery.timeout.ms": "5000"}}).producer_config(agent)[
+            "psc.producer.delivery.timeout.ms"
+        ]
+        == "5000"
+    )
+
+
+def test_a_producer_that_fails_fatally_is_replaced(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"a\n")
+    agent = make_agent(config)
+    agent.reload()
+    broken = FakeProducer.instances[0]
+
+    def fatal(timeout: float = 0) -> int:
+        raise RuntimeError("fatal: producer fenced")
+
+    broken.poll = fatal  # type: ignore[method-assign]
+    broken.purge = lambda: None  # type: ignore[attr-defined]
+    turns(agent, 5)
+    assert len(FakeProducer.instances) == 2 and getattr(broken, "closed", False)

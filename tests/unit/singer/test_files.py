@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from singer._files import StreamTail, fingerprint, list_stream
+from singer._files import StreamTail, copytruncate_gap, fingerprint, list_stream
 from singer._records import Record
 from singer._text import TextReader
 from singer._watch import EVERYTHING, Watcher
+from singer._watermark import Watermark
 
 PATTERN = re.compile(r"app\.log(\.\d+)?")
 
@@ -88,6 +89,38 @@ def test_copytruncate_without_the_copy_restarts_and_counts_the_loss(logdir: Path
     write(live, b"new\n")
     assert drain(tail) == [b"new\n"]
     assert tail.stats.copytruncate == 1
+
+
+def test_copytruncate_counts_the_bytes_seen_beyond_the_copy(logdir: Path) -> None:
+    """Lines written between logrotate's copy and its truncation are in neither file: counted when seen."""
+    live = logdir / "app.log"
+    lines = [b"line %03d\n" % i for i in range(20)]  # 9 bytes each
+    write(live, b"".join(lines))
+    tail = tail_of(logdir)
+    first = [r.value for r in tail.read()[1]]  # one 64-byte chunk: the reader is behind
+    shutil.copyfile(live, logdir / "app.log.1")
+    os.utime(logdir / "app.log.1", ns=(2**62, 2**62))  # no time since the copy: no rate-based estimate
+    write(live, b"gap 1\ngap 2\n")  # after the copy
+    second = [r.value for r in tail.read()[1]]  # sees the file's new size, reads the next chunk only
+    os.truncate(live, 0)
+    write(live, b"new\n")
+    os.utime(live, ns=(2**62, 2**62))
+    assert first + second + drain(tail) == [*lines, b"new\n"]
+    assert tail.stats.copytruncate == 1 and tail.stats.copytruncate_lost_bytes == 12
+    assert tail.stats.bytes_unrecoverable == 0
+
+
+def test_copytruncate_without_the_copy_counts_the_unread_bytes_as_lost(logdir: Path) -> None:
+    live = logdir / "app.log"
+    lines = [b"line %03d\n" % i for i in range(20)]
+    write(live, b"".join(lines))
+    tail = tail_of(logdir)
+    first = [r.value for r in tail.read()[1]]
+    os.truncate(live, 0)
+    write(live, b"new\n")
+    assert first + drain(tail) == [*lines[: len(first)], b"new\n"]
+    unread = 180 - 9 * len(first)
+    assert tail.stats.copytruncate_lost_bytes == unread and tail.stats.bytes_unrecoverable == unread
 
 
 def test_same_size_rewrite_is_caught_by_the_fingerprint(logdir: Path) -> None:
@@ -206,3 +239,49 @@ def test_a_copy_still_being_made_is_not_taken_for_the_next_file(logdir: Path) ->
     write(logdir / "app.log.1", b"a" * 100, 2 * 10**18)  # the first bytes of a copy in progress
     assert drain(tail, 5) == []
     assert tail.current is not None and tail.current.path == live
+
+
+def test_copytruncate_gap_is_what_the_write_rate_put_between_the_copy_and_the_truncation() -> None:
+    # 1000 B/s, 0.5 s since the copy's last write, 200 B written since the truncation: 300 B fell between.
+    assert copytruncate_gap(1000.0, 0.5, 200) == 300
+    assert copytruncate_gap(1000.0, 0.1, 200) == 0  # everything since the copy is in the file again
+    assert copytruncate_gap(0.0, 9.0, 0) == 0  # a file not watched long enough has no rate
+
+
+def test_copytruncates_while_the_agent_was_down_are_each_counted(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"gen 1 a\ngen 1 b\n")
+    fd = os.open(live, os.O_RDONLY)
+    st = os.fstat(fd)
+    digest, nbytes = fingerprint(fd)
+    os.close(fd)
+    mark = Watermark(st.st_dev, st.st_ino, 8, digest, nbytes, str(live))  # after "gen 1 a"
+    for number, copy in ((2, "app.log.2"), (3, "app.log.1")):  # two rotations while down
+        shutil.copyfile(live, logdir / copy)
+        os.utime(logdir / copy, ns=(number * 10**9, number * 10**9))
+        os.truncate(live, 0)
+        write(live, b"gen %d\n" % number, (number + 1) * 10**9)
+    tail = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off, chunk_bytes=64), mark, 0.0)
+    assert drain(tail) == [b"gen 1 b\n", b"gen 2\n", b"gen 3\n"]
+    assert tail.stats.copytruncate == 2
+    tail.close()
+
+
+def test_a_watermark_past_the_end_of_its_copy_resumes_after_the_copy(logdir: Path) -> None:
+    """Copied, then read further before the truncation: the copy holds nothing unread, the older files neither."""
+    write(logdir / "app.log.2", b"older\n", 10**9)
+    live = logdir / "app.log"
+    write(live, b"a" * 1100 + b"\n")
+    shutil.copyfile(live, logdir / "app.log.1")
+    os.utime(logdir / "app.log.1", ns=(2 * 10**9, 2 * 10**9))
+    write(live, b"b\n")  # read and acknowledged after the copy was made
+    fd = os.open(live, os.O_RDONLY)
+    st = os.fstat(fd)
+    digest, nbytes = fingerprint(fd)
+    os.close(fd)
+    mark = Watermark(st.st_dev, st.st_ino, 1103, digest, nbytes, str(live))
+    os.truncate(live, 0)
+    write(live, b"gen 2\n", 3 * 10**9)
+    tail = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off, chunk_bytes=64), mark, 0.0)
+    assert drain(tail) == [b"gen 2\n"]
+    tail.close()
