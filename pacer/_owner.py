@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
 
+from pacer._combining import Combiner
 from pacer._errors import Fenced
 from pacer._models import Descriptor, Lease, QueueConfig, from_us, now_us
 from pacer._ratelimit import TokenBucket
@@ -49,6 +50,8 @@ class PartitionOwner:
         self._lock = threading.Lock()
         self._bucket = TokenBucket(None)
         self.config = config
+        # Acks arriving together (several workers, one partition) become one statement.
+        self._acks: Combiner[AckItem, str | None] = Combiner(self._ack_batch)
         self.on_low: Callable[[], None] | None = None  # called when a dequeue leaves the buffer low
 
     @property
@@ -134,6 +137,9 @@ class PartitionOwner:
         ]
 
     def ack(self, items: Sequence[AckItem]) -> list[str | None]:
+        return self._acks(items)
+
+    def _ack_batch(self, items: list[AckItem]) -> list[str | None]:
         return self._fenced(lambda: self.store.ack(self.queue, self.partition, self.epoch, items, self._clock()))
 
     def checkpoint(self, items: Sequence[CheckpointItem]) -> list[bool]:

@@ -9,7 +9,10 @@
   claim (PinLater's algorithm, with an index on the claim), and each ack is one UPDATE per job.
 
 Throughput: enqueue (batches of 100, one thread) → dequeue (batches of 10) → ack, 8 worker threads with a
-no-op handler, on a queue of 4 partitions; timed from the first enqueue until every job is acked.
+no-op handler, on a queue of 4 partitions; timed from the first enqueue until every job is acked. Both
+systems enqueue with the same code, so the single enqueuing thread bounds both; the ``prefilled`` scenario
+enqueues every job before the clock starts and times the dequeue and ack path alone. Both systems open
+their connections (and Pacer takes its partitions) before the clock starts.
 Statements per job: SQL statements the store ran for the dequeues and acks of a drained queue, divided
 by the jobs (BEGIN/COMMIT not counted).
 """
@@ -221,9 +224,17 @@ def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
 
 
 def _throughput(
-    env: BenchEnv, count: int, worker: Callable[[Pacer, Callable[[], bool]], Callable[[], int]]
+    env: BenchEnv,
+    count: int,
+    worker: Callable[[Pacer, Callable[[], bool]], Callable[[], int]],
+    ready: Callable[[Pacer], None] = lambda _: None,
+    *,
+    prefilled: bool = False,
 ) -> tuple[float, float]:
-    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and SQL statements per job."""
+    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and SQL statements per job.
+
+    ``prefilled``: every job is enqueued before the clock starts (the dequeue and ack path alone).
+    """
     with _pacer(env, "tput", PARTITIONS) as pacer:
         store = pacer.store
         assert isinstance(store, MysqlStore)
@@ -234,6 +245,7 @@ def _throughput(
         def all_done() -> bool:
             return finished.is_set()
 
+        ready(pacer)
         loops = [worker(pacer, all_done) for _ in range(WORKERS)]
 
         def run(loop: Callable[[], int]) -> None:
@@ -247,14 +259,21 @@ def _throughput(
                     time.sleep(0.001)
 
         threads = [threading.Thread(target=run, args=(loop,)) for loop in loops]
-        enqueued_statements = 0
+
+        def enqueue() -> int:
+            statements = 0
+            for start in range(0, count, 100):
+                before = store.statements
+                pacer.enqueue("tput", [Job(b"x" * 64) for _ in range(min(100, count - start))])
+                statements += store.statements - before
+            return statements
+
+        enqueued_statements = enqueue() if prefilled else 0
         started = time.perf_counter()
         for thread in threads:
             thread.start()
-        for start in range(0, count, 100):
-            before = store.statements
-            pacer.enqueue("tput", [Job(b"x" * 64) for _ in range(min(100, count - start))])
-            enqueued_statements += store.statements - before
+        if not prefilled:
+            enqueued_statements = enqueue()
         if not finished.wait(DEADLINE_S):
             finished.set()
             raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
@@ -262,6 +281,30 @@ def _throughput(
         for thread in threads:
             thread.join()
         return count / elapsed, (store.statements - enqueued_statements) / count
+
+
+def _warm(store: MysqlStore, connections: int) -> None:
+    """Open the store's connections before the clock starts, as the baseline's workers do theirs."""
+    ready = threading.Barrier(connections)
+
+    def hold() -> None:
+        with store.transaction(0) as tx, store.statement(0) as statement:
+            tx.rows("SELECT 1")
+            statement.rows("SELECT 1")
+            ready.wait()
+
+    threads = [threading.Thread(target=hold) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _pacer_ready(pacer: Pacer) -> None:
+    """Take the partitions and open the connections before the clock starts."""
+    pacer.dequeue("tput", 1)
+    assert isinstance(pacer.store, MysqlStore)
+    _warm(pacer.store, WORKERS)
 
 
 def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
@@ -278,11 +321,11 @@ def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
     return loop
 
 
-def _pacer_run(env: BenchEnv, count: int) -> tuple[float, float]:
-    return _throughput(env, count, _pacer_worker)
+def _pacer_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, float]:
+    return _throughput(env, count, _pacer_worker, _pacer_ready, prefilled=prefilled)
 
 
-def _pinlater_run(env: BenchEnv, count: int) -> tuple[float, float]:
+def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, float]:
     holder: dict[str, _PinLater] = {}
 
     def worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
@@ -298,7 +341,7 @@ def _pinlater_run(env: BenchEnv, count: int) -> tuple[float, float]:
 
         return loop
 
-    rate, _ = _throughput(env, count, worker)
+    rate, _ = _throughput(env, count, worker, prefilled=prefilled)
     return rate, holder["b"].statements / count
 
 
@@ -322,7 +365,17 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
         BASELINE,
         {
             BASELINE: lambda: _pinlater_run(env, jobs)[0],
-            "pacer-embedded": lambda: _throughput(env, jobs, _pacer_worker)[0],
+            "pacer-embedded": lambda: _pacer_run(env, jobs)[0],
+        },
+    )
+    drain = Scenario(
+        "dequeue-ack-8-workers-prefilled",
+        "throughput",
+        "jobs/s",
+        BASELINE,
+        {
+            BASELINE: lambda: _pinlater_run(env, jobs, prefilled=True)[0],
+            "pacer-embedded": lambda: _pacer_run(env, jobs, prefilled=True)[0],
         },
     )
     statements = Scenario(
@@ -332,8 +385,8 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
         BASELINE,
         {
             BASELINE: lambda: _pinlater_run(env, jobs)[1],
-            "pacer-embedded": lambda: _throughput(env, jobs, _pacer_worker)[1],
+            "pacer-embedded": lambda: _pacer_run(env, jobs)[1],
         },
         higher_is_better=False,
     )
-    yield [latency(50), latency(99), throughput, statements]
+    yield [latency(50), latency(99), throughput, drain, statements]
