@@ -20,6 +20,7 @@ from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_t
 
 T = TypeVar("T")
 IDLE_RECHECK_S = 0.02
+SYNC_REFILL = 100
 
 
 class Busy(Exception):
@@ -86,8 +87,8 @@ class PartitionOwner:
         """Jobs were enqueued to this partition: the next dequeue that needs more asks MySQL."""
         self._empty_at = None
 
-    def _refill(self, force: bool) -> int:
-        room = self.capacity - len(self._buffer)
+    def _refill(self, force: bool, at_most: int | None = None) -> int:
+        room = min(self.capacity - len(self._buffer), at_most or self.capacity)
         if room <= 0 or (not force and len(self._buffer) > self.low_watermark):
             return 0
         found = self._fenced(lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock()))
@@ -113,7 +114,9 @@ class PartitionOwner:
     def _take(self, limit: int) -> list[Reserved]:
         empty_at = self._empty_at
         if len(self._buffer) < limit and (empty_at is None or time.monotonic() - empty_at >= IDLE_RECHECK_S):
-            self._refill(force=True)
+            # A dequeue waits for this refill: a small one, so the others queued on the lock go on soon. The
+            # background refills (doorbell, low watermark, timer) fill the rest of the buffer.
+            self._refill(force=True, at_most=max(limit, SYNC_REFILL))
         granted = self._bucket.take(min(limit, len(self._buffer)))
         return [self._buffer.popleft() for _ in range(granted)]
 
