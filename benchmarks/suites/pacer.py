@@ -13,14 +13,20 @@ no-op handler, on a queue of 4 partitions; timed from the first enqueue until ev
 systems enqueue with the same code, so the single enqueuing thread bounds both; the ``prefilled`` scenario
 enqueues every job before the clock starts and times the dequeue and ack path alone. Both systems open
 their connections (and Pacer takes its partitions) before the clock starts.
-Statements per job: SQL statements the store ran for the dequeues and acks of a drained queue, divided
-by the jobs (BEGIN/COMMIT not counted).
+``dramatiq-redis`` (the peer): Dramatiq's Redis broker and an in-process worker with 8 threads running a
+no-op actor, with a private ``redis-server`` (Debian's, no persistence) started per run; messages are sent one
+by one (Dramatiq has no batch send).
+
+Statements per job: SQL statements the store ran for the dequeues and acks of a drained queue, divided by
+the jobs (BEGIN/COMMIT not counted).
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import statistics
+import subprocess
 import threading
 import time
 import uuid
@@ -32,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pymysql
+import redis
 
 from benchmarks._env import BenchEnv
 from benchmarks._harness import RunFn, Scenario
@@ -43,6 +50,7 @@ from pacer.storage.mysql import MysqlStore
 
 DESCRIPTION = "Pacer (buffered owner, HTTP broker) vs PinLater-style UPDATE…LIMIT: latency, throughput, SQL/job"
 BASELINE = "pinlater-update-limit"
+PEER = "dramatiq-redis"
 WORKERS = 8
 PARTITIONS = 4
 LATENCY_SAMPLES = 2000
@@ -345,6 +353,76 @@ def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tupl
     return rate, holder["b"].statements / count
 
 
+# --- the peer: Dramatiq on Redis ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _redis_server() -> Iterator[int]:
+    """A private ``redis-server`` (Debian's) on a free port, without persistence; its port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with TemporaryDirectory() as workdir:
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        server = subprocess.Popen([*args, "--dir", workdir], stdout=subprocess.DEVNULL)
+        try:
+            client = redis.Redis(port=port)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.exceptions.ConnectionError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("redis-server did not start") from None
+                    time.sleep(0.05)
+            client.close()
+            yield port
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def _dramatiq_run(_: BenchEnv, count: int, *, prefilled: bool = False) -> float:
+    """Dramatiq's Redis broker and worker (8 threads, no-op actor): the same enqueue → run → ack as above."""
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    with _redis_server() as port:
+        broker = RedisBroker(host="127.0.0.1", port=port)  # type: ignore[no-untyped-call]
+        done = [0]
+        lock = threading.Lock()
+        finished = threading.Event()
+
+        def noop(_: str) -> None:
+            with lock:
+                done[0] += 1
+                if done[0] >= count:
+                    finished.set()
+
+        actor = dramatiq.actor(broker=broker, actor_name="noop", queue_name="tput", max_retries=1)(noop)
+        body = "x" * 64
+
+        def enqueue() -> None:
+            for _ in range(count):
+                actor.send(body)
+
+        if prefilled:
+            enqueue()
+        worker = dramatiq.Worker(broker, worker_threads=WORKERS)
+        started = time.perf_counter()
+        worker.start()
+        try:
+            if not prefilled:
+                enqueue()
+            if not finished.wait(DEADLINE_S):
+                raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
+            return count / (time.perf_counter() - started)
+        finally:
+            worker.stop()
+            broker.close()
+
+
 @contextlib.contextmanager
 def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
     samples = max(200, int(LATENCY_SAMPLES * scale))
@@ -366,6 +444,7 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
         {
             BASELINE: lambda: _pinlater_run(env, jobs)[0],
             "pacer-embedded": lambda: _pacer_run(env, jobs)[0],
+            PEER: lambda: _dramatiq_run(env, jobs),
         },
     )
     drain = Scenario(
@@ -376,6 +455,7 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
         {
             BASELINE: lambda: _pinlater_run(env, jobs, prefilled=True)[0],
             "pacer-embedded": lambda: _pacer_run(env, jobs, prefilled=True)[0],
+            PEER: lambda: _dramatiq_run(env, jobs, prefilled=True),
         },
     )
     statements = Scenario(
