@@ -1,17 +1,26 @@
-"""Pacer under a schedule of broker kills: every job must complete, none may be lost.
+"""Pacer under a schedule of faults: every job must complete, none may be lost.
 
-``python -m benchmarks.pacer_faults [--rounds N] [--jobs N] [--brokers N] [--every S] [--pause]`` starts
-brokers as processes on the shared services, keeps 4 worker threads dequeuing and acking through
-:class:`pacer.Client` while jobs are enqueued, and every ``--every`` seconds SIGKILLs a random broker
-(or, with ``--pause``, SIGSTOPs it until the others took over, then SIGCONTs it) and starts a
-replacement. At the end every job must be SUCCEEDED. It reports jobs, kills, the longest time any job
-waited between enqueue and ack, and how many jobs ran more than once (at least once allows it).
-The integration tests run one round of each fault (tests/integration/pacer/test_broker_faults.py).
+``python -m benchmarks.pacer_faults [--rounds N] [--jobs N] [--brokers N] [--every S] [--pause |
+--mysql-restart | --kafka-outage] [--down S]`` starts brokers as processes, keeps 4 worker threads dequeuing
+and acking through :class:`pacer.Client` while jobs are enqueued, and every ``--every`` seconds injects a
+fault:
+- by default SIGKILLs a random broker and starts a replacement; ``--pause`` SIGSTOPs it until the others
+  took over, then SIGCONTs it (shared Kafka and MariaDB);
+- ``--mysql-restart`` stops the MariaDB server for ``--down`` seconds and starts it again: a private
+  ``mariadbd`` (own data directory and free port), the shared one is never stopped;
+- ``--kafka-outage`` stops Kafka for ``--down`` seconds and starts it again: a private Kafka broker from the
+  stack launcher (own STACK_HOME and ports).
+With MariaDB or Kafka down, half of each round's jobs are enqueued during the outage (the client retries
+while MariaDB is down; with Kafka down the enqueue is stored at once).
+At the end every job must be SUCCEEDED. It reports jobs, faults, how many jobs ran more than once (at least
+once allows it) and the run's length. The integration tests run a short version of each
+(tests/integration/pacer/test_broker_faults.py, test_mysql_restart.py, test_kafka_outage.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import signal
 import sys
@@ -19,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,11 +36,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pacer import Job, JobState
+from benchmarks.singer_outage import private_kafka
+from pacer import Descriptor, Job, JobState
 from pacer.client import Client
 from pacer.storage.mysql import MysqlStore
 from tests.integration.pacer.brokers import BrokerProcess
-from tests.services import resolve_services
+from tests.integration.pacer.private_mariadb import PrivateMariadb
+from tests.services import LOCAL_CLUSTER_PREFIX, resolve_services
 
 TOKEN = "faults"
 
@@ -41,21 +53,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--brokers", type=int, default=3)
     parser.add_argument("--every", type=float, default=15.0, help="seconds between faults")
-    parser.add_argument("--pause", action="store_true", help="SIGSTOP/SIGCONT instead of SIGKILL")
+    faults = parser.add_mutually_exclusive_group()
+    faults.add_argument("--pause", action="store_true", help="SIGSTOP/SIGCONT instead of SIGKILL")
+    faults.add_argument("--mysql-restart", action="store_true", help="stop and start a private MariaDB")
+    faults.add_argument("--kafka-outage", action="store_true", help="stop and start a private Kafka")
+    parser.add_argument("--down", type=float, default=10.0, help="seconds MariaDB or Kafka stays down")
     args = parser.parse_args(argv)
 
-    with resolve_services() as services, tempfile.TemporaryDirectory() as workdir:
+    with resolve_services() as services, tempfile.TemporaryDirectory() as workdir, contextlib.ExitStack() as stack:
         parts = urlsplit(services.mysql_url)
+        netloc, bootstrap, discovery, prefix = parts.netloc, services.kafka_bootstrap_servers, "", ""
+        outage: tuple[Callable[[], None], Callable[[], None]] | None = None  # stop and start a service
+        if args.mysql_restart:
+            mariadb = PrivateMariadb(Path(workdir) / "mariadb")
+            stack.callback(mariadb.close)
+            netloc = f"root@127.0.0.1:{mariadb.port}"
+            outage = (mariadb.stop, mariadb.start)
+        if args.kafka_outage:
+            kafka = stack.enter_context(private_kafka(Path(workdir)))
+            bootstrap, discovery, prefix = kafka.bootstrap, kafka.discovery_file, LOCAL_CLUSTER_PREFIX
+            outage = (kafka.down, kafka.up)
+
         shards = [
-            urlunsplit((parts.scheme, parts.netloc, f"/pacer_faults_{uuid.uuid4().hex[:8]}_s{i}", "", ""))
-            for i in range(2)
+            urlunsplit((parts.scheme, netloc, f"/pacer_faults_{uuid.uuid4().hex[:8]}_s{i}", "", "")) for i in range(2)
         ]
         topic = f"pacer-faults-{uuid.uuid4().hex[:8]}"
-        admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap_servers})
+        admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic(topic, num_partitions=8, replication_factor=1)])[topic].result(30)
         config: dict[str, Any] = {
             "storage": shards,
-            "control_topic": services.cluster_prefix + topic,
+            "control_topic": (prefix or services.cluster_prefix) + topic,
             "control_partitions": 8,
             "group_id": f"pacer-faults-{uuid.uuid4().hex[:6]}",
             "admin_token": TOKEN,
@@ -63,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             "rebalance_timeout_ms": 8000,
             "refill_interval_s": 0.5,
             "expire_interval_s": 0.5,
-            "psc": {"psc.discovery.file": services.psc_discovery_file},
+            "psc": {"psc.discovery.file": discovery or services.psc_discovery_file},
         }
         started = 0
 
@@ -74,18 +101,25 @@ def main(argv: list[str] | None = None) -> int:
 
         brokers = [start() for _ in range(args.brokers)]
         try:
-            report = _run(brokers, start, args)
+            report = _run(brokers, start, args, outage)
         finally:
             for broker in brokers:
                 broker.stop()
-            admin.delete_topics([topic])
-            MysqlStore(shards).drop_databases()
+            if not args.kafka_outage:
+                admin.delete_topics([topic])
+            if not args.mysql_restart:
+                MysqlStore(shards).drop_databases()
     for key, value in report.items():
         print(f"{key:28} {value}")
     return 0 if report["lost"] == 0 and report["not_succeeded"] == 0 else 1
 
 
-def _run(brokers: list[BrokerProcess], start: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _run(
+    brokers: list[BrokerProcess],
+    start: Any,
+    args: argparse.Namespace,
+    outage: tuple[Callable[[], None], Callable[[], None]] | None,
+) -> dict[str, Any]:
     client = Client([b.url for b in brokers], admin_token=TOKEN, retry_for=120)
     client.create_queue("faults", partitions=8, lease=timedelta(seconds=5))
     stop = threading.Event()
@@ -112,12 +146,23 @@ def _run(brokers: list[BrokerProcess], start: Any, args: argparse.Namespace) -> 
     workers = [threading.Thread(target=work, daemon=True) for _ in range(4)]
     for worker in workers:
         worker.start()
-    descriptors = []
+    descriptors: list[Descriptor] = []
     per_round = max(1, args.jobs // max(1, args.rounds))
     began = time.monotonic()
     for round_number in range(args.rounds):
-        descriptors += client.enqueue("faults", [Job(f"{round_number}-{i}".encode()) for i in range(per_round)])
+        descriptors.extend(client.enqueue("faults", [Job(f"{round_number}-{i}".encode()) for i in range(per_round)]))
         time.sleep(args.every)
+        if outage is not None:  # half the round's jobs are enqueued while MariaDB or Kafka is down
+            stop_service, start_service = outage
+            stop_service()
+            batch = [Job(f"{round_number}-during-{i}".encode()) for i in range(per_round // 2)]
+            enqueuing = threading.Thread(target=lambda b=batch: descriptors.extend(client.enqueue("faults", b)))
+            enqueuing.start()
+            time.sleep(args.down)
+            start_service()
+            enqueuing.join()
+            print(f"round {round_number + 1}: {args.down:g} s without the service", file=sys.stderr)
+            continue
         victim = random.choice(brokers)
         if args.pause:
             victim.signal(signal.SIGSTOP)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TypeVar
@@ -18,6 +19,8 @@ from pacer._ratelimit import TokenBucket
 from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_token
 
 T = TypeVar("T")
+IDLE_RECHECK_S = 0.02
+SYNC_REFILL = 100
 
 
 class Busy(Exception):
@@ -50,6 +53,9 @@ class PartitionOwner:
         self._bucket = TokenBucket(None)
         self.config = config
         self.on_low: Callable[[], None] | None = None  # called when a dequeue leaves the buffer low
+        # A dequeue finding the buffer empty asks MySQL only if a refill may find something: not again
+        # within IDLE_RECHECK_S of a refill that found nothing, unless jobs were enqueued since (notify).
+        self._empty_at: float | None = None
 
     @property
     def config(self) -> QueueConfig:
@@ -77,45 +83,55 @@ class PartitionOwner:
         with self._lock:
             return self._refill(force)
 
-    def _refill(self, force: bool) -> int:
-        room = self.capacity - len(self._buffer)
+    def notify(self) -> None:
+        """Jobs were enqueued to this partition: the next dequeue that needs more asks MySQL."""
+        self._empty_at = None
+
+    def _refill(self, force: bool, at_most: int | None = None) -> int:
+        room = min(self.capacity - len(self._buffer), at_most or self.capacity)
         if room <= 0 or (not force and len(self._buffer) > self.low_watermark):
             return 0
         found = self._fenced(lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock()))
         self._buffer.extend(found)
+        self._empty_at = None if found else time.monotonic()
         return len(found)
 
     def dequeue(self, limit: int, *, wait: bool = True) -> list[Lease]:
         """Up to ``limit`` jobs from the buffer, leased; refills first when it holds fewer than ``limit``.
 
-        ``wait=False`` raises :class:`Busy` at once if another dequeue of this partition is under way.
+        The lock covers taking jobs from the buffer (and a refill), not writing their leases: concurrent
+        dequeues of one partition write their leases side by side. ``wait=False`` raises :class:`Busy` at
+        once if another dequeue is taking jobs from this partition's buffer.
         """
         if not self._lock.acquire(blocking=wait):
             raise Busy
         try:
-            return self._dequeue(limit)
+            taken, epoch = self._take(limit), self.epoch
         finally:
             self._lock.release()
+        return self._lease(taken, epoch) if taken else []
 
-    def _dequeue(self, limit: int) -> list[Lease]:
-        if len(self._buffer) < limit:
-            self._refill(force=True)
+    def _take(self, limit: int) -> list[Reserved]:
+        empty_at = self._empty_at
+        if len(self._buffer) < limit and (empty_at is None or time.monotonic() - empty_at >= IDLE_RECHECK_S):
+            # A dequeue waits for this refill: a small one, so the others queued on the lock go on soon. The
+            # background refills (doorbell, low watermark, timer) fill the rest of the buffer.
+            self._refill(force=True, at_most=max(limit, SYNC_REFILL))
         granted = self._bucket.take(min(limit, len(self._buffer)))
-        if granted == 0:
-            return []
-        taken = [self._buffer.popleft() for _ in range(granted)]
+        return [self._buffer.popleft() for _ in range(granted)]
+
+    def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
         now = self._clock()
         lease_us = int(self.config.lease.total_seconds() * 1_000_000)
         try:
-            leased = self._fenced(
-                lambda: self.store.grant(self.queue, self.partition, self.epoch, taken, lease_us, now)
-            )
+            leased = self._fenced(lambda: self.store.grant(self.queue, self.partition, epoch, taken, lease_us, now))
         except Exception:
-            if not self.lost:  # not fenced: keep the jobs for the next dequeue
-                self._buffer.extendleft(reversed(taken))
-            self._bucket.give_back(granted)
+            with self._lock:
+                if not self.lost and self.epoch == epoch:  # not fenced: keep the jobs for the next dequeue
+                    self._buffer.extendleft(reversed(taken))
+            self._bucket.give_back(len(taken))
             raise
-        self._bucket.give_back(granted - len(leased))
+        self._bucket.give_back(len(taken) - len(leased))
         low = len(self._buffer) <= self.low_watermark
         if low and self.on_low is not None:
             self.on_low()
@@ -125,7 +141,7 @@ class PartitionOwner:
             Lease(
                 Descriptor(self.queue, self.partition, job.priority, job.local_id),
                 job.body,
-                claim_token(self.epoch, job),
+                claim_token(epoch, job),
                 job.attempts_allowed,
                 job.attempts_remaining,
                 expires,

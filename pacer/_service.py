@@ -154,7 +154,12 @@ class Pacer:
         return [d for d in out if d is not None]
 
     def _enqueued(self, queue: str, partitions: list[int]) -> None:
-        """After jobs are stored: a broker rings the owners' doorbells here."""
+        """After jobs are stored: the owners here look for them at their next dequeue (a broker also rings
+        the owners' doorbells)."""
+        for partition in partitions:
+            owner = self._owners.get((queue, partition))
+            if owner is not None:
+                owner.notify()
 
     # -- owner operations -----------------------------------------------------------------------------
 

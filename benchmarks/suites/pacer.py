@@ -9,15 +9,24 @@
   claim (PinLater's algorithm, with an index on the claim), and each ack is one UPDATE per job.
 
 Throughput: enqueue (batches of 100, one thread) → dequeue (batches of 10) → ack, 8 worker threads with a
-no-op handler, on a queue of 4 partitions; timed from the first enqueue until every job is acked.
-Statements per job: SQL statements the store ran for the dequeues and acks of a drained queue, divided
-by the jobs (BEGIN/COMMIT not counted).
+no-op handler, on a queue of 4 partitions; timed from the first enqueue until every job is acked. Both
+systems enqueue with the same code, so the single enqueuing thread bounds both; the ``prefilled`` scenario
+enqueues every job before the clock starts and times the dequeue and ack path alone. Both systems open
+their connections (and Pacer takes its partitions) before the clock starts.
+``dramatiq-redis`` (the peer): Dramatiq's Redis broker and an in-process worker with 8 threads running a
+no-op actor, with a private ``redis-server`` (Debian's, no persistence) started per run; messages are sent one
+by one (Dramatiq has no batch send).
+
+Statements per job: SQL statements the store ran for the dequeues and acks of a drained queue, divided by
+the jobs (BEGIN/COMMIT not counted).
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import statistics
+import subprocess
 import threading
 import time
 import uuid
@@ -29,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pymysql
+import redis
 
 from benchmarks._env import BenchEnv
 from benchmarks._harness import RunFn, Scenario
@@ -40,6 +50,7 @@ from pacer.storage.mysql import MysqlStore
 
 DESCRIPTION = "Pacer (buffered owner, HTTP broker) vs PinLater-style UPDATE…LIMIT: latency, throughput, SQL/job"
 BASELINE = "pinlater-update-limit"
+PEER = "dramatiq-redis"
 WORKERS = 8
 PARTITIONS = 4
 LATENCY_SAMPLES = 2000
@@ -221,9 +232,17 @@ def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
 
 
 def _throughput(
-    env: BenchEnv, count: int, worker: Callable[[Pacer, Callable[[], bool]], Callable[[], int]]
+    env: BenchEnv,
+    count: int,
+    worker: Callable[[Pacer, Callable[[], bool]], Callable[[], int]],
+    ready: Callable[[Pacer], None] = lambda _: None,
+    *,
+    prefilled: bool = False,
 ) -> tuple[float, float]:
-    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and SQL statements per job."""
+    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and SQL statements per job.
+
+    ``prefilled``: every job is enqueued before the clock starts (the dequeue and ack path alone).
+    """
     with _pacer(env, "tput", PARTITIONS) as pacer:
         store = pacer.store
         assert isinstance(store, MysqlStore)
@@ -234,6 +253,7 @@ def _throughput(
         def all_done() -> bool:
             return finished.is_set()
 
+        ready(pacer)
         loops = [worker(pacer, all_done) for _ in range(WORKERS)]
 
         def run(loop: Callable[[], int]) -> None:
@@ -247,14 +267,21 @@ def _throughput(
                     time.sleep(0.001)
 
         threads = [threading.Thread(target=run, args=(loop,)) for loop in loops]
-        enqueued_statements = 0
+
+        def enqueue() -> int:
+            statements = 0
+            for start in range(0, count, 100):
+                before = store.statements
+                pacer.enqueue("tput", [Job(b"x" * 64) for _ in range(min(100, count - start))])
+                statements += store.statements - before
+            return statements
+
+        enqueued_statements = enqueue() if prefilled else 0
         started = time.perf_counter()
         for thread in threads:
             thread.start()
-        for start in range(0, count, 100):
-            before = store.statements
-            pacer.enqueue("tput", [Job(b"x" * 64) for _ in range(min(100, count - start))])
-            enqueued_statements += store.statements - before
+        if not prefilled:
+            enqueued_statements = enqueue()
         if not finished.wait(DEADLINE_S):
             finished.set()
             raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
@@ -262,6 +289,30 @@ def _throughput(
         for thread in threads:
             thread.join()
         return count / elapsed, (store.statements - enqueued_statements) / count
+
+
+def _warm(store: MysqlStore, connections: int) -> None:
+    """Open the store's connections before the clock starts, as the baseline's workers do theirs."""
+    ready = threading.Barrier(connections)
+
+    def hold() -> None:
+        with store.transaction(0) as tx, store.statement(0) as statement:
+            tx.rows("SELECT 1")
+            statement.rows("SELECT 1")
+            ready.wait()
+
+    threads = [threading.Thread(target=hold) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _pacer_ready(pacer: Pacer) -> None:
+    """Take the partitions and open the connections before the clock starts."""
+    pacer.dequeue("tput", 1)
+    assert isinstance(pacer.store, MysqlStore)
+    _warm(pacer.store, WORKERS)
 
 
 def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
@@ -278,11 +329,11 @@ def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
     return loop
 
 
-def _pacer_run(env: BenchEnv, count: int) -> tuple[float, float]:
-    return _throughput(env, count, _pacer_worker)
+def _pacer_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, float]:
+    return _throughput(env, count, _pacer_worker, _pacer_ready, prefilled=prefilled)
 
 
-def _pinlater_run(env: BenchEnv, count: int) -> tuple[float, float]:
+def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, float]:
     holder: dict[str, _PinLater] = {}
 
     def worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
@@ -298,8 +349,78 @@ def _pinlater_run(env: BenchEnv, count: int) -> tuple[float, float]:
 
         return loop
 
-    rate, _ = _throughput(env, count, worker)
+    rate, _ = _throughput(env, count, worker, prefilled=prefilled)
     return rate, holder["b"].statements / count
+
+
+# --- the peer: Dramatiq on Redis ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _redis_server() -> Iterator[int]:
+    """A private ``redis-server`` (Debian's) on a free port, without persistence; its port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with TemporaryDirectory() as workdir:
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        server = subprocess.Popen([*args, "--dir", workdir], stdout=subprocess.DEVNULL)
+        try:
+            client = redis.Redis(port=port)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.exceptions.ConnectionError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("redis-server did not start") from None
+                    time.sleep(0.05)
+            client.close()
+            yield port
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def _dramatiq_run(_: BenchEnv, count: int, *, prefilled: bool = False) -> float:
+    """Dramatiq's Redis broker and worker (8 threads, no-op actor): the same enqueue → run → ack as above."""
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    with _redis_server() as port:
+        broker = RedisBroker(host="127.0.0.1", port=port)  # type: ignore[no-untyped-call]
+        done = [0]
+        lock = threading.Lock()
+        finished = threading.Event()
+
+        def noop(_: str) -> None:
+            with lock:
+                done[0] += 1
+                if done[0] >= count:
+                    finished.set()
+
+        actor = dramatiq.actor(broker=broker, actor_name="noop", queue_name="tput", max_retries=1)(noop)
+        body = "x" * 64
+
+        def enqueue() -> None:
+            for _ in range(count):
+                actor.send(body)
+
+        if prefilled:
+            enqueue()
+        worker = dramatiq.Worker(broker, worker_threads=WORKERS)
+        started = time.perf_counter()
+        worker.start()
+        try:
+            if not prefilled:
+                enqueue()
+            if not finished.wait(DEADLINE_S):
+                raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
+            return count / (time.perf_counter() - started)
+        finally:
+            worker.stop()
+            broker.close()
 
 
 @contextlib.contextmanager
@@ -322,7 +443,19 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
         BASELINE,
         {
             BASELINE: lambda: _pinlater_run(env, jobs)[0],
-            "pacer-embedded": lambda: _throughput(env, jobs, _pacer_worker)[0],
+            "pacer-embedded": lambda: _pacer_run(env, jobs)[0],
+            PEER: lambda: _dramatiq_run(env, jobs),
+        },
+    )
+    drain = Scenario(
+        "dequeue-ack-8-workers-prefilled",
+        "throughput",
+        "jobs/s",
+        BASELINE,
+        {
+            BASELINE: lambda: _pinlater_run(env, jobs, prefilled=True)[0],
+            "pacer-embedded": lambda: _pacer_run(env, jobs, prefilled=True)[0],
+            PEER: lambda: _dramatiq_run(env, jobs, prefilled=True),
         },
     )
     statements = Scenario(
@@ -332,8 +465,8 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
         BASELINE,
         {
             BASELINE: lambda: _pinlater_run(env, jobs)[1],
-            "pacer-embedded": lambda: _throughput(env, jobs, _pacer_worker)[1],
+            "pacer-embedded": lambda: _pacer_run(env, jobs)[1],
         },
         higher_is_better=False,
     )
-    yield [latency(50), latency(99), throughput, statements]
+    yield [latency(50), latency(99), throughput, drain, statements]

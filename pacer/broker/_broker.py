@@ -102,6 +102,9 @@ class Broker(Pacer):
     def doorbell(self, queue: str, partition: int) -> None:
         with self._lock:
             self._bells.add((queue, partition))
+            owner = self._owners.get((queue, partition))
+        if owner is not None:
+            owner.notify()
         self._wake.set()
 
     def ownership_changed(self) -> None:

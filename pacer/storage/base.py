@@ -118,6 +118,8 @@ _JOB_COLUMNS = (
     "local_id, state, priority, run_after, created_at, updated_at, finished_at, attempts_allowed, "
     "attempts_remaining, claim_token, custom_status"
 )
+# An owner statement's fence, in the statement itself (no lock: see ``grant``).
+_FENCED = "(SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p) = :e"
 _META_QUEUE = "num_partitions, lease_ms, max_jobs_per_second, succeeded_ttl_s, failed_ttl_s"
 
 
@@ -136,6 +138,10 @@ class Store:
 
     def transaction(self, shard: int) -> contextlib.AbstractContextManager[Tx]:
         raise NotImplementedError
+
+    def statement(self, shard: int) -> contextlib.AbstractContextManager[Tx]:
+        """For one statement that commits by itself: backends may save the COMMIT round trip."""
+        return self.transaction(shard)
 
     def concat(self, *parts: str) -> str:
         return "(" + " || ".join(parts) + ")"
@@ -298,12 +304,24 @@ class Store:
             self.__dict__.setdefault("_placements", {}).pop(name, None)  # deleted, maybe re-created elsewhere
             raise
 
+    @contextlib.contextmanager
+    def _partition_statement(self, name: str, partition: int) -> Iterator[Tx]:
+        try:
+            with self.statement(self.shard_of(name, partition)) as tx:
+                yield tx
+        except QueueNotFound:
+            self.__dict__.setdefault("_placements", {}).pop(name, None)
+            raise
+
     # -- enqueue (any node, no fence) -------------------------------------------------------------------
 
     def enqueue(self, name: str, partition: int, jobs: Sequence[Job], now: int) -> list[tuple[int, int]]:
         """Insert the jobs into one partition; ``(local_id, priority)`` of each, in order."""
         table = partition_table(name, partition)
         out: list[tuple[int, int]] = []
+        if len(jobs) <= BATCH and all(job.key is None for job in jobs):  # one INSERT: it commits by itself
+            with self._partition_statement(name, partition) as tx:
+                return self._insert(tx, table, jobs, now)
         with self._partition_tx(name, partition) as tx:
             for start in range(0, len(jobs), BATCH):
                 out += self._insert(tx, table, jobs[start : start + BATCH], now)
@@ -384,27 +402,28 @@ class Store:
     def reserve(self, name: str, partition: int, epoch: int, limit: int, now: int) -> list[Reserved]:
         """Move up to ``limit`` ready jobs into the owner's buffer, priority 1 first, oldest first."""
         table = partition_table(name, partition)
-        out: list[Reserved] = []
         with self._partition_tx(name, partition) as tx:
-            self._fence(tx, name, partition, epoch)
-            for priority in (1, 2, 3):
-                if len(out) >= limit:
-                    break
-                found = tx.rows(
-                    "SELECT local_id, priority, run_after, attempts_allowed, attempts_remaining, dispatches, body "
-                    f"FROM {table} WHERE state = 0 AND priority = :pr AND run_after <= :now "
-                    f"ORDER BY run_after, local_id LIMIT :n{self.skip_locked}",
-                    {"pr": priority, "now": now, "n": limit - len(out)},
-                )
-                if not found:
-                    continue
-                ids, params = in_list("id", [row[0] for row in found])
-                tx.run(
-                    f"UPDATE {table} SET state = {RESERVED}, owner_epoch = :e WHERE local_id IN {ids}",
-                    params | {"e": epoch},
-                )
-                out += [_reserved(row) for row in found]
-        return out
+            # One range scan of ix_ready over the three priorities, in index order (no sort).
+            found = tx.rows(
+                "SELECT local_id, priority, run_after, attempts_allowed, attempts_remaining, dispatches, body "
+                f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now "
+                f"ORDER BY priority, run_after, local_id LIMIT :n{self.skip_locked}",
+                {"now": now, "n": limit},
+            )
+            if not found:
+                self._fence(tx, name, partition, epoch)  # a stale owner learns it even on an empty queue
+                return []
+            # The fence is in the statement: a takeover committed before it makes it match no row, and one
+            # racing with it waits for these row locks, then hands the rows back to PENDING.
+            ids, params = in_list("id", [row[0] for row in found])
+            matched = tx.run(
+                f"UPDATE {table} SET state = {RESERVED}, owner_epoch = :e WHERE local_id IN {ids} AND {_FENCED}",
+                params | {"e": epoch, "q": name, "p": partition},
+            )
+            if matched < len(found):
+                self._fence(tx, name, partition, epoch)
+                raise AssertionError(f"{table}: locked rows changed under a reserve")  # locked: unreachable
+        return [_reserved(row) for row in found]
 
     def grant(
         self, name: str, partition: int, epoch: int, jobs: Sequence[Reserved], lease_us: int, now: int
@@ -414,22 +433,21 @@ class Store:
             return []
         table = partition_table(name, partition)
         ids, params = in_list("id", [job.local_id for job in jobs])
-        with self._partition_tx(name, partition) as tx:
-            # The fence is part of the statement (one round trip less on the hot path). Its read takes no
-            # lock under READ COMMITTED; a takeover committed before this statement makes it match no row,
-            # and one racing with it waits for these row locks, so the lease counts as granted before it.
-            token = self.concat(":e", "'.'", "(dispatches + 1)")
+        # One statement that commits by itself: the hot path's only round trip. The fence is part of it: its
+        # read takes no lock under READ COMMITTED; a takeover committed before this statement makes it match
+        # no row, and one racing with it waits for these row locks, so the lease counts as granted before it.
+        token = self.concat(":e", "'.'", "(dispatches + 1)")
+        with self._partition_statement(name, partition) as tx:
             matched = tx.run(
                 f"UPDATE {table} SET state = 1, claim_token = {token}, "
                 "dispatches = dispatches + 1, lease_expires_at = :exp, updated_at = :now "
-                f"WHERE local_id IN {ids} AND state = {RESERVED} AND owner_epoch = :e AND "
-                "(SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p) = :e",
+                f"WHERE local_id IN {ids} AND state = {RESERVED} AND owner_epoch = :e AND {_FENCED}",
                 params | {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition},
             )
-            if matched < len(jobs):
-                self._fence(tx, name, partition, epoch)
-            if matched == len(jobs):
-                return list(jobs)
+        if matched == len(jobs):
+            return list(jobs)
+        with self._partition_tx(name, partition) as tx:
+            self._fence(tx, name, partition, epoch)
             # Some left the buffer under us (deleted by an admin): keep those leased under our claim.
             leased = {
                 int(row[0])
@@ -471,6 +489,8 @@ class Store:
             "attempts_remaining = attempts_remaining - 1 "
             "WHERE local_id = :id AND state = 1 AND claim_token = :claim"
         )
+        if self._ack_at_once(name, partition, epoch, items, now, succeed):
+            return [None] * len(items)
         out: dict[int, str | None] = {}
         with self._partition_tx(name, partition) as tx:
             self._fence(tx, name, partition, epoch)
@@ -498,6 +518,27 @@ class Store:
                     matched = tx.run(failed, params | {"retry_at": now + item.retry_delay_us})
                 out[index] = None if matched else self._why_not(tx, table, item)
         return [out[index] for index in range(len(items))]
+
+    def _ack_at_once(
+        self, name: str, partition: int, epoch: int, items: Sequence[AckItem], now: int, succeed: str
+    ) -> bool:
+        """The common batch (distinct jobs, all succeeded, one status) as one self-committing statement, fenced
+        in the statement like a lease grant; False when it did not apply to every job (the caller then sorts
+        out which and why, replayed acks included, in a transaction behind the locked fence)."""
+        append = items[0].append_status if items else ""
+        if not items or any(not item.succeeded or item.append_status != append for item in items):
+            return False
+        if len({item.local_id for item in items}) != len(items):
+            return False
+        ids, params = in_list("id", [item.local_id for item in items])
+        pairs = ", ".join(f"(:id{i}, :claim{i})" for i in range(len(items)))
+        params |= {f"claim{i}": item.claim for i, item in enumerate(items)}
+        with self._partition_statement(name, partition) as tx:
+            matched = tx.run(
+                f"{succeed}local_id IN {ids} AND (local_id, claim_token) IN ({pairs}) AND {_FENCED}",
+                params | {"append": append, "now": now, "q": name, "p": partition, "e": epoch},
+            )
+        return matched == len(items)
 
     def _why_not(self, tx: Tx, table: str, item: AckItem) -> str | None:
         found = tx.rows(f"SELECT state, claim_token FROM {table} WHERE local_id = :id", {"id": item.local_id})

@@ -110,8 +110,9 @@ class _Pool:
     takeover for longer. Connections idle nearly that long are therefore not reused.
     """
 
-    def __init__(self, url: ShardUrl, size: int, idle_timeout_s: int) -> None:
+    def __init__(self, url: ShardUrl, size: int, idle_timeout_s: int, *, autocommit: bool = False) -> None:
         self.url = url
+        self.autocommit = autocommit
         self.idle_timeout_s = idle_timeout_s
         self._idle: queue.LifoQueue[tuple[Connection, float]] = queue.LifoQueue(maxsize=size)
 
@@ -123,7 +124,7 @@ class _Pool:
             password=self.url.password,
             database=self.url.database if database else None,
             client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
-            autocommit=False,
+            autocommit=self.autocommit,
             connect_timeout=5,
             read_timeout=30,
             write_timeout=30,
@@ -168,7 +169,10 @@ class MysqlStore(Store):
     def __init__(self, shard_urls: Sequence[str], pool_size: int = 16, idle_timeout_s: int = 10) -> None:
         if not shard_urls:
             raise InvalidArgument("MySQL storage needs at least one shard URL")
-        self._pools = [_Pool(ShardUrl.parse(url), pool_size, idle_timeout_s) for url in shard_urls]
+        urls = [ShardUrl.parse(url) for url in shard_urls]
+        self._pools = [_Pool(url, pool_size, idle_timeout_s) for url in urls]
+        # Connections in autocommit mode, for statements that commit by themselves (one round trip, not two).
+        self._statement_pools = [_Pool(url, pool_size, idle_timeout_s, autocommit=True) for url in urls]
         self._lock = threading.Lock()
         self.statements = 0  # SQL statements run so far, BEGIN and COMMIT not counted (for benchmarks)
 
@@ -183,9 +187,14 @@ class MysqlStore(Store):
         # MySQL 8.0.22+ refuses binary strings in REGEXP; the pattern is a bound parameter.
         return "CONVERT(body USING utf8mb4) REGEXP :body_regex"
 
+    def transaction(self, shard: int) -> contextlib.AbstractContextManager[_MysqlTx]:
+        return self._session(self._pools[shard])
+
+    def statement(self, shard: int) -> contextlib.AbstractContextManager[_MysqlTx]:
+        return self._session(self._statement_pools[shard])
+
     @contextlib.contextmanager
-    def transaction(self, shard: int) -> Iterator[_MysqlTx]:
-        pool = self._pools[shard]
+    def _session(self, pool: _Pool) -> Iterator[_MysqlTx]:
         conn = pool.take()
         try:
             # autocommit is off: the first statement opens the transaction (no BEGIN round trip)
@@ -196,7 +205,8 @@ class MysqlStore(Store):
                 finally:
                     with self._lock:
                         self.statements += tx.statements
-            conn.commit()
+            if not pool.autocommit:
+                conn.commit()
         except pymysql.err.ProgrammingError as exc:
             _rollback(conn)
             pool.give_back(conn)
@@ -228,6 +238,8 @@ class MysqlStore(Store):
 
     def drop_databases(self) -> None:
         """Drop every shard's database (tests and teardown)."""
+        for pool in self._statement_pools:
+            pool.close()
         for pool in self._pools:
             pool.close()
             conn = pool.connect(database=False)
@@ -264,7 +276,7 @@ class MysqlStore(Store):
         return list(_OWNER)
 
     def close(self) -> None:
-        for pool in self._pools:
+        for pool in self._pools + self._statement_pools:
             pool.close()
 
 
