@@ -16,6 +16,12 @@ default is 2 s) is part of every run's tail.
 psc.Consumer in a fresh group; latency is from just before ``produce`` to the record's arrival at the
 consumer. MemQ's goal is p99 <= batch time + 1 s (here 0.25 + 1 s).
 
+``consume-*``: the same records as the ingest runs, written once per system (untimed), then read from the
+start by psc.Consumer in a fresh group with ``consume(1000, ...)``; MB/s counts from the first batch returned
+to the last record (the first batch is not counted), so the group join is left out. MemQ reads notifications
+from a 1-partition topic and objects with ranged reads; Kafka reads a 3-partition topic. MemQ's goal is 0.5x
+Kafka or better.
+
 ``s3-puts`` writes to a topic whose batches seal on size (2 MiB, with a 5 s batch time that traffic never
 reaches) and reports PUTs per GiB stored by the S3 broker (objects stored / GiB of objects) next to the
 expected figure, GiB divided by the batch size.
@@ -43,7 +49,7 @@ from benchmarks._env import BenchEnv
 from benchmarks._harness import RunFn, Scenario
 from tests.integration.memq.brokers import BrokerProcess
 
-DESCRIPTION = "MemQ (tmpfs, S3) vs Kafka ingest through psc.Producer, MB/s, and S3 PUTs per GiB"
+DESCRIPTION = "MemQ (tmpfs, S3) vs Kafka through psc: ingest and consume MB/s, e2e latency, S3 PUTs per GiB"
 
 SIZES = {"100B": 100, "1KiB": 1024}
 COUNTS = {"100B": 300_000, "1KiB": 150_000}  # per run at scale 1.0
@@ -53,6 +59,7 @@ PUTS_TOPIC = "bench-puts"
 PUTS_BATCH_BYTES = 2 * 1024 * 1024
 PAYLOADS = 4096
 LATENCY_TOPIC = "bench-latency"
+CONSUME_TOPIC = "bench-consume"
 LATENCY_RATE = 1000  # records per second
 LATENCY_SECONDS = 5.0
 LINGER_MS = 10
@@ -99,7 +106,8 @@ class _Stack:
         self.brokers: dict[str, BrokerProcess] = {}
         for name, storage in (("tmpfs", f"file://{self.tmpfs}"), ("s3", f"s3://{self.bucket}/objects")):
             notify = env.create_topic(f"memq-notify-{name}", 1)
-            self.topics.append(notify)
+            consume_notify = env.create_topic(f"memq-notify-consume-{name}", 1)  # its own: read from the start
+            self.topics += [notify, consume_notify]
             topic = {
                 "name": MEMQ_TOPIC,
                 "notification_topic": notify,
@@ -113,11 +121,12 @@ class _Stack:
                 "batch_max_ms": 5000,
             }
             latency = {**topic, "name": LATENCY_TOPIC}
+            consume = {**topic, "name": CONSUME_TOPIC, "notification_topic": consume_notify}
             config = {
                 "storage": storage,
                 "s3_endpoint_url": env.services.s3_endpoint_url,
                 "notification_bootstrap": env.bootstrap,
-                "topics": [topic, puts, latency],
+                "topics": [topic, puts, latency, consume],
                 "log_level": "WARNING",
             }
             self.brokers[name] = BrokerProcess(config, self.workdir).start()
@@ -190,8 +199,8 @@ def _kafka(stack: _Stack, count: int, data: list[bytes]) -> float:
 
 def _memq(stack: _Stack, name: str, count: int, data: list[bytes], topic: str = MEMQ_TOPIC) -> float:
     rate = _ingest(stack, stack.cluster(name) + topic, count, data)
-    if name == "tmpfs":  # keep tmpfs (memory) from filling up over the runs
-        for child in stack.tmpfs.iterdir():
+    if name == "tmpfs":  # keep tmpfs (memory) from filling up over the runs: objects are <hash>/<topic>/<name>
+        for child in stack.tmpfs.glob(f"*/{topic}"):
             shutil.rmtree(child, ignore_errors=True)
     return rate
 
@@ -254,6 +263,49 @@ def _latencies(stack: _Stack, uri: str) -> list[float]:
     return found
 
 
+def _consume_rate(stack: _Stack, uri: str, count: int, size: int) -> float:
+    """MB/s of reading ``count`` records of ``size`` bytes from the start of ``uri`` in a fresh group."""
+    group = f"memq-bench-{uuid.uuid4().hex[:8]}"
+    consumer = psc.Consumer(
+        {**stack.config(), "psc.consumer.group.id": group, "psc.consumer.offset.auto.reset": "earliest"}
+    )
+    try:
+        consumer.subscribe([uri])
+        deadline = time.monotonic() + DEADLINE_S
+        read, first, started = 0, 0, 0.0
+        while read < count and time.monotonic() < deadline:
+            batch = consumer.consume(1000, 0.5)
+            if batch and not read:  # the clock starts at the first batch, which is not counted
+                started, first = time.perf_counter(), len(batch)
+            read += len(batch)
+        elapsed = time.perf_counter() - started
+    finally:
+        consumer.close()
+    if read < count:
+        raise RuntimeError(f"{uri}: read {read} of {count} records")
+    return (count - first) * size / elapsed / 1e6
+
+
+def _consume_scenario(stack: _Stack, size: str, count: int) -> Scenario:
+    data = payloads(SIZES[size])
+    written: dict[str, str] = {}  # system -> topic URI holding the records, written at the system's first run
+
+    def kafka() -> str:
+        topic = stack.env.create_topic("memq-consume", 3)
+        stack.topics.append(topic)
+        return stack.env.services.cluster_prefix + topic
+
+    def run(system: str) -> float:
+        if system not in written:
+            uri = kafka() if system == "kafka" else stack.cluster(system.removeprefix("memq-")) + CONSUME_TOPIC
+            _ingest(stack, uri, count, data)
+            written[system] = uri
+        return _consume_rate(stack, written[system], count, SIZES[size])
+
+    systems: dict[str, RunFn] = {name: lambda name=name: run(name) for name in ("kafka", "memq-tmpfs", "memq-s3")}  # type: ignore[misc]
+    return Scenario(f"consume-{size}", "throughput", "MB/s", BASELINE, systems)
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     return statistics.quantiles(values, n=100)[int(fraction * 100) - 1]
 
@@ -309,6 +361,7 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
     try:
         yield [
             *(_ingest_scenario(stack, size, scaled(COUNTS[size])) for size in SIZES),
+            *(_consume_scenario(stack, size, scaled(COUNTS[size])) for size in SIZES),
             _puts_scenario(stack, scaled(COUNTS["1KiB"]) * 2),
             *_latency_scenarios(stack),
         ]
