@@ -396,11 +396,27 @@ def _parse_records_fast(body: bytes, count: int) -> list[RecordFields] | None:
     after every record; every length read is checked for sign.
     """
     size = len(body)
-    short, long_, head = _I16.unpack_from, _I32.unpack_from, _QB.unpack_from
+    short, long_, head, plain = _I16.unpack_from, _I32.unpack_from, _QB.unpack_from, _PLAIN_HEAD.unpack_from
     records: list[RecordFields] = []
+    append = records.append
     pos = 0
     try:
         for _ in range(count):
+            # The common record (timestamp, no id, no headers): its fixed fields and key length in one unpack.
+            if size - pos >= _PLAIN_HEAD.size:
+                internal, timestamp_ms, id_length, headers_length, key_length = plain(body, pos)
+                if internal == 11 and not id_length and not headers_length and key_length >= 0:
+                    pos += _PLAIN_HEAD.size
+                    key = body[pos : pos + key_length] if key_length else None
+                    pos += key_length
+                    (value_length,) = long_(body, pos)
+                    if value_length < 0:
+                        return None
+                    pos += 4 + value_length
+                    if pos > size:
+                        return None
+                    append((body[pos - value_length : pos], key, (), timestamp_ms, None))
+                    continue
             (internal,) = short(body, pos)
             pos += 2
             timestamp_ms, message_id = 0, None
@@ -441,7 +457,7 @@ def _parse_records_fast(body: bytes, count: int) -> list[RecordFields] | None:
             pos += value_length
             if pos > size:
                 return None
-            records.append((value, key, headers or (), timestamp_ms, message_id))
+            append((value, key, headers or (), timestamp_ms, message_id))
     except struct.error:
         return None
     return records if pos == size else None
