@@ -10,9 +10,11 @@ silently.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import Any, ClassVar, NamedTuple, Protocol
@@ -198,7 +200,8 @@ class _ObjectReader:
         if self._entry >= len(entries):
             self.done = True
             return
-        self._read_window()
+        with _collector_paused():
+            self._read_window()
 
     def _read(self, start: int, length: int, *, partial: bool = False) -> bytes | None:
         """Bytes of the object, retried on transient errors; None (and a failure) if they are not all there,
@@ -342,6 +345,21 @@ class _ObjectReader:
             partition=self.partition,
             resume_offset=resume,
         )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Decoding a window allocates a few objects per record, hundreds of thousands in one go: each 700 of them
+    would start a cyclic collection that traverses the window built so far. None of them can form a cycle, so
+    the collector waits until the window is built (if no one else turned it off)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _committed_index(metadata: str | None) -> int:
