@@ -10,10 +10,13 @@ silently.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import psc
@@ -39,6 +42,7 @@ _METADATA_PREFIX = "memq:"  # commit metadata: the index of the next record in t
 _PEEK = 64  # bytes enough for any producer message header
 
 _log = get_logger("memq.consumer")
+_new_tuple = tuple.__new__
 
 
 def pack_offset(notification_offset: int, record_index: int) -> int:
@@ -153,6 +157,15 @@ class _ObjectReader:
             self._advance()
         return self.records.popleft()
 
+    def take(self, limit: int) -> list[ConsumerRecord]:
+        """Up to `limit` records already read (none when a new window is due: `next` reads it)."""
+        records = self.records
+        if len(records) <= limit:
+            taken = list(records)
+            records.clear()
+            return taken
+        return [records.popleft() for _ in range(limit)]
+
     def after_failure(self) -> _Position:
         """Where reading resumes past the failure: the next producer message if its size is known, else the next
         notification."""
@@ -187,7 +200,8 @@ class _ObjectReader:
         if self._entry >= len(entries):
             self.done = True
             return
-        self._read_window()
+        with _collector_paused():
+            self._read_window()
 
     def _read(self, start: int, length: int, *, partial: bool = False) -> bytes | None:
         """Bytes of the object, retried on transient errors; None (and a failure) if they are not all there,
@@ -293,27 +307,30 @@ class _ObjectReader:
                 f"object {self.key!r} holds more than {_RECORD_MASK + 1} records, beyond PSC's packed offsets"
             )
         topic, uri, partition, location = self.notification.topic, self.uri, self.partition, self.location
-        base = self.notification_offset << RECORD_INDEX_BITS
-        last = len(records) - 1 if final else -1
         skip = max(0, self._start - first)
-        self.records.extend(
-            ConsumerRecord(
-                topic,
-                uri,
-                partition,
-                base | (first + i),
-                key,
-                value,
-                headers,
-                timestamp_ms,
-                message_id,
-                location,
-                number,
-                i == last,
-            )
-            for i, (value, key, headers, timestamp_ms, message_id) in enumerate(records[skip:], start=skip)
+        count = len(records) - skip
+        if count <= 0:
+            return
+        values, keys, headers, stamps, ids = zip(*records[skip:], strict=True)
+        start = (self.notification_offset << RECORD_INDEX_BITS) + first + skip  # the index fits its 19 bits
+        ends = chain(repeat(False, count - 1), (final,))
+        rows = zip(
+            repeat(topic),
+            repeat(uri),
+            repeat(partition),
+            range(start, start + count),
+            keys,
+            values,
+            headers,
+            stamps,
+            ids,
+            repeat(location),
+            repeat(number),
+            ends,
+            strict=False,  # the repeats are endless; the columns have `count` items
         )
-        self.settings.metrics.records.inc(len(records) - skip)
+        self.records.extend(map(_new_tuple, repeat(ConsumerRecord), rows))  # no Python frame per record
+        self.settings.metrics.records.inc(count)
 
     def _fail(self, offset: int, reason: str, *, next_object: bool = False, skip_records: int | None = None) -> None:
         if next_object or skip_records is None or self._index is None or self._entry + 1 >= len(self._index.entries):
@@ -328,6 +345,21 @@ class _ObjectReader:
             partition=self.partition,
             resume_offset=resume,
         )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Decoding a window allocates a few objects per record, hundreds of thousands in one go: each 700 of them
+    would start a cyclic collection that traverses the window built so far. None of them can form a cycle, so
+    the collector waits until the window is built (if no one else turned it off)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _committed_index(metadata: str | None) -> int:
@@ -490,6 +522,12 @@ class Consumer:
         deadline = None if timeout is None else time.monotonic() + timeout
         out: list[ConsumerRecord] = []
         while len(out) < num_messages:
+            reader = self._reader
+            if reader is not None and reader.records:  # records of the current window: taken in bulk
+                taken = reader.take(num_messages - len(out))
+                self._positions[(reader.uri, reader.partition)] = taken[-1]
+                out += taken
+                continue
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             record = self.poll(left)
             if record is None:

@@ -13,6 +13,7 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from memq._compression import Compression, compress, decompress
@@ -32,10 +33,12 @@ __all__ = [
     "decode_message_fields",
     "encode_message",
     "encode_object_index",
+    "encode_records",
     "encoded_record_size",
     "iter_object_records",
     "parse_message_header",
     "parse_object_index",
+    "seal_message",
 ]
 
 MESSAGE_VERSION = 100
@@ -237,6 +240,39 @@ def encoded_record_size(record: Record) -> int:
 
 
 _PLAIN_HEAD = struct.Struct(">hqBhi")  # internalFieldsLength 11, timestamp, no id, no headers, key length
+_PLAIN_UNKEYED = struct.Struct(">hqBhii")  # the same with key length 0, then the value length
+
+
+def encode_records(
+    values: Sequence[bytes],
+    keys: Sequence[bytes | None],
+    timestamps: Sequence[int],
+    headers: Sequence[tuple[tuple[str, bytes], ...]] | None = None,
+) -> bytes:
+    """The uncompressed body of records given column by column (no message ids), built in one join.
+
+    Records without headers, the common case, are packed without a Python loop per record.
+    """
+    if headers is not None and any(headers):
+        columns = zip(values, keys, timestamps, headers, strict=True)
+        return _encode_records([Record(v, k or None, h, t) for v, k, t, h in columns])
+    count = len(values)
+    if len(keys) != count or len(timestamps) != count:
+        raise ValueError(f"{count} values, {len(keys)} keys and {len(timestamps)} timestamps: one of each per record")
+    # map() over the columns runs the packing loop in C; the slices interleave heads and payloads.
+    zero = repeat(0)
+    if not any(keys):
+        parts: list[bytes] = [b""] * (2 * count)
+        parts[::2] = map(_PLAIN_UNKEYED.pack, repeat(11), timestamps, zero, zero, zero, map(len, values))
+        parts[1::2] = values
+        return b"".join(parts)
+    present = [k or b"" for k in keys]
+    parts = [b""] * (4 * count)
+    parts[::4] = map(_PLAIN_HEAD.pack, repeat(11), timestamps, zero, zero, map(len, present))
+    parts[1::4] = present
+    parts[2::4] = map(_I32.pack, map(len, values))
+    parts[3::4] = values
+    return b"".join(parts)
 
 
 def _encode_records(records: Sequence[Record]) -> bytes:
@@ -360,11 +396,27 @@ def _parse_records_fast(body: bytes, count: int) -> list[RecordFields] | None:
     after every record; every length read is checked for sign.
     """
     size = len(body)
-    short, long_, head = _I16.unpack_from, _I32.unpack_from, _QB.unpack_from
+    short, long_, head, plain = _I16.unpack_from, _I32.unpack_from, _QB.unpack_from, _PLAIN_HEAD.unpack_from
     records: list[RecordFields] = []
+    append = records.append
     pos = 0
     try:
         for _ in range(count):
+            # The common record (timestamp, no id, no headers): its fixed fields and key length in one unpack.
+            if size - pos >= _PLAIN_HEAD.size:
+                internal, timestamp_ms, id_length, headers_length, key_length = plain(body, pos)
+                if internal == 11 and not id_length and not headers_length and key_length >= 0:
+                    pos += _PLAIN_HEAD.size
+                    key = body[pos : pos + key_length] if key_length else None
+                    pos += key_length
+                    (value_length,) = long_(body, pos)
+                    if value_length < 0:
+                        return None
+                    pos += 4 + value_length
+                    if pos > size:
+                        return None
+                    append((body[pos - value_length : pos], key, (), timestamp_ms, None))
+                    continue
             (internal,) = short(body, pos)
             pos += 2
             timestamp_ms, message_id = 0, None
@@ -405,7 +457,7 @@ def _parse_records_fast(body: bytes, count: int) -> list[RecordFields] | None:
             pos += value_length
             if pos > size:
                 return None
-            records.append((value, key, headers or (), timestamp_ms, message_id))
+            append((value, key, headers or (), timestamp_ms, message_id))
     except struct.error:
         return None
     return records if pos == size else None
@@ -466,17 +518,37 @@ def encode_message(
     Raises ValueError for a form the reference reader rejects: no records, or a message id longer than the
     first id in the message.
     """
-    if not records:
+    _check_message_ids(records)
+    return seal_message(
+        _encode_records(records),
+        len(records),
+        compression=compression,
+        producer_epoch=producer_epoch,
+        request_id=request_id,
+        address=address,
+    )
+
+
+def seal_message(
+    body: bytes,
+    record_count: int,
+    *,
+    compression: Compression,
+    producer_epoch: int,
+    request_id: int,
+    address: bytes,
+) -> bytes:
+    """A producer message from an uncompressed body of ``record_count`` (at least one) records."""
+    if record_count < 1:
         raise ValueError("a message needs at least one record")
     if len(address) != 4:
         raise ValueError(f"producer address must be 4 bytes (IPv4), not {len(address)}")
-    _check_message_ids(records)
-    payload = compress(Compression(compression), _encode_records(records))
+    payload = compress(Compression(compression), body)
     if len(payload) > _MAX_INT - HEADER_LENGTH:
         raise ValueError(f"compressed body of {len(payload)} bytes does not fit a message")
     header = _PREFIX.pack(HEADER_LENGTH, MESSAGE_VERSION, _EXTRA_LENGTH)
     header += bytes([4]) + address + _EXTRA_TAIL.pack(producer_epoch, request_id)
-    header += _CHECKS.pack(zlib.crc32(payload), compression, len(records), len(payload))
+    header += _CHECKS.pack(zlib.crc32(payload), compression, record_count, len(payload))
     return header + payload
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from memq._compression import Compression
 from memq._config import ProducerConfig
 from memq._errors import MemqError
-from memq._format import HEADER_LENGTH, Record, encode_message, encoded_record_size
+from memq._format import HEADER_LENGTH, Record, encode_records, seal_message
 from memq._wire import (
     CLIENT_VERSION,
     BrokerAddress,
@@ -55,11 +55,14 @@ _log = get_logger("memq.producer")
 
 Buffer = bytes | bytearray | memoryview
 DeliveryCallback = Callable[[Any, Any], None]  # (DeliveryError | None, DeliveredRecord)
+Headers = tuple[tuple[str, bytes], ...]
+Report = DeliveryCallback | Future["DeliveredRecord"]
 _WRITE_OVERHEAD = 15 + 1 + 2 + 4 + 4  # request header + v3 write header, without the topic name
 _RECORD_FIXED = 2 + 8 + 1 + 2 + 4 + 4  # a record's length fields and timestamp (see encoded_record_size)
 _COMPRESSION = {"none": Compression.NONE, "gzip": Compression.GZIP, "zstd": Compression.ZSTD}
 _RETRY_CODES = {ResponseCode.SERVICE_UNAVAILABLE, ResponseCode.REDIRECT}
 _DOWN_S = 5.0  # how long a broker that failed is passed over while others remain
+_time = time.time
 
 
 class ProducerError(MemqError):
@@ -140,16 +143,64 @@ class DeliveredRecord:
         return self.err
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Open:
-    """A request being filled: its records, their callbacks or futures, and their uncompressed size."""
+    """A request being filled, column by column: no object per record, one join to encode it.
+
+    ``headers`` and ``reports`` stay None until a record has headers or its own report (then they hold one
+    entry per record); records without a report use the producer's default ``on_delivery``.
+    """
 
     topic: str
-    records: list[Record] = field(default_factory=list)
-    reports: list[DeliveryCallback | Future[DeliveredRecord] | None] = field(default_factory=list)
-    size: int = 0
+    capacity: int  # record bytes (uncompressed) the request can carry
+    values: list[bytes] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    stamps: list[int] = field(default_factory=list)
+    headers: list[Headers] | None = None
+    reports: list[Report | None] | None = None
+    size: int = 0  # uncompressed record bytes, as the format encodes them
     sealed: bool = False
     due: bool = False  # linger ran out while every in-flight slot was taken: sealed when one frees
+
+    def add(self, value: bytes, key: bytes | None, stamp: int, headers: Headers, report: Report | None) -> None:
+        count = len(self.values)
+        self.values.append(value)
+        self.keys.append(key)
+        self.stamps.append(stamp)
+        if headers and self.headers is None:
+            self.headers = [()] * count
+        if self.headers is not None:
+            self.headers.append(headers)
+        if report is not None and self.reports is None:
+            self.reports = [None] * count
+        if self.reports is not None:
+            self.reports.append(report)
+
+    def record(self, index: int) -> Record:
+        headers = self.headers[index] if self.headers is not None else ()
+        return Record(self.values[index], self.keys[index] or None, headers, self.stamps[index])
+
+    def split(self) -> tuple[_Open, _Open]:
+        """Two sealed halves (of a request of at least two records) that carry its records and size."""
+        half = len(self.values) // 2
+        halves = []
+        for part in (slice(0, half), slice(half, None)):
+            piece = _Open(self.topic, self.capacity, self.values[part], self.keys[part], self.stamps[part], sealed=True)
+            piece.headers = None if self.headers is None else self.headers[part]
+            piece.reports = None if self.reports is None else self.reports[part]
+            halves.append(piece)
+        first, second = halves
+        first.size = sum(
+            _record_size(first.values[i], first.keys[i], first.headers[i] if first.headers else ()) for i in range(half)
+        )
+        second.size = self.size - first.size
+        return first, second
+
+
+def _record_size(value: bytes, key: bytes | None, headers: Headers) -> int:
+    """Bytes of one record in a message body before compression (no message id: this producer sets none)."""
+    size = _RECORD_FIXED + len(value) + (len(key) if key else 0)
+    return size + sum(4 + len(name.encode()) + len(v) for name, v in headers) if headers else size
 
 
 def _local_ipv4() -> bytes:
@@ -208,12 +259,21 @@ class _Connection:
 class Producer:
     """A MemQ producer: ``Producer(brokers=["host:port"])`` or ``Producer(ProducerConfig(...))``."""
 
-    def __init__(self, config: ProducerConfig | Mapping[str, Any] | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        config: ProducerConfig | Mapping[str, Any] | None = None,
+        *,
+        on_delivery: DeliveryCallback | None = None,
+        **settings: Any,
+    ) -> None:
+        """``on_delivery`` is the default delivery callback of records produced without one of their own."""
         if isinstance(config, ProducerConfig):
             self.config = config.model_copy(update=settings) if settings else config
         else:
             self.config = ProducerConfig.model_validate({**(config or {}), **settings})
         self._compression = _COMPRESSION[self.config.compression]
+        self._on_delivery = on_delivery
+        self._max_buffered = self.config.max_inflight_bytes
         self._epoch = int(time.time() * 1000)
         self._address = _local_ipv4()
         self._ids = itertools.count()
@@ -223,7 +283,6 @@ class Producer:
         self._buffered = 0  # bytes of records produced and not yet answered
         self._unanswered = 0  # records produced and not yet answered
         self._requests = 0  # sealed requests not yet answered
-        self._capacity: dict[str, int] = {}  # record bytes a request of each topic can carry
         self._reports: queue.SimpleQueue[tuple[DeliveryCallback, DeliveryError | None, DeliveredRecord]]
         self._reports = queue.SimpleQueue()
         self._closed = False
@@ -252,6 +311,29 @@ class Producer:
         on_delivery: DeliveryCallback | None = None,
     ) -> None:
         """Queue a record; ``on_delivery(err, record)`` runs in a later ``poll`` or ``flush``."""
+        if headers is None and on_delivery is None and type(value) is bytes and (key is None or type(key) is bytes):
+            # The common record joins its topic's open request with a few list appends; anything that needs
+            # a decision (a new request, a full one, no room in flight) takes the general path below.
+            size = _RECORD_FIXED + len(value) + (len(key) if key else 0)
+            stamp = timestamp or int(_time() * 1000)
+            with self._lock:
+                pending = self._open.get(topic)
+                if (
+                    pending is not None
+                    and pending.size + size <= pending.capacity
+                    and self._buffered + size <= self._max_buffered
+                ):
+                    pending.values.append(value)
+                    pending.keys.append(key)
+                    pending.stamps.append(stamp)
+                    if pending.headers is not None:
+                        pending.headers.append(())
+                    if pending.reports is not None:
+                        pending.reports.append(None)
+                    pending.size += size
+                    self._buffered += size
+                    self._unanswered += 1
+                    return
         self._append(topic, value, key, headers, timestamp, on_delivery)
 
     def send(
@@ -284,14 +366,13 @@ class Producer:
             value = bytes(value)
         if key is not None and type(key) is not bytes:
             key = bytes(key)
-        size = _RECORD_FIXED + len(value) + (len(key) if key else 0)
-        pairs: tuple[tuple[str, bytes], ...] = ()
+        pairs: Headers = ()
         if headers is not None:
             items = headers.items() if isinstance(headers, Mapping) else headers
             pairs = tuple((name, b"" if v is None else bytes(v)) for name, v in items)
-            size += sum(4 + len(name.encode()) + len(v) for name, v in pairs)
-        record = Record(value, key or None, pairs, timestamp or int(time.time() * 1000))
-        limit = self._capacity.get(topic) or self._request_capacity(topic)
+        size = _record_size(value, key, pairs)
+        stamp = timestamp or int(_time() * 1000)
+        limit = self._request_capacity(topic)
         if size > limit:
             raise ProducerError(f"record of {size} bytes exceeds the {limit} bytes a request can carry")
         sealed: list[_Open] = []
@@ -302,11 +383,10 @@ class Producer:
                 sealed.append(full)
                 pending = None
             if pending is None:
-                pending = self._open[topic] = _Open(topic)
+                pending = self._open[topic] = _Open(topic, limit)
                 if self.config.linger_ms:
                     self._loop.call_soon_threadsafe(self._schedule_linger, pending)
-            pending.records.append(record)
-            pending.reports.append(report)
+            pending.add(value, key, stamp, pairs, report)
             pending.size += size
             self._buffered += size
             self._unanswered += 1
@@ -316,9 +396,7 @@ class Producer:
             self._dispatch(request)
 
     def _request_capacity(self, topic: str) -> int:
-        capacity = self.config.max_request_bytes - HEADER_LENGTH - _WRITE_OVERHEAD - len(topic.encode())
-        self._capacity[topic] = capacity
-        return capacity
+        return self.config.max_request_bytes - HEADER_LENGTH - _WRITE_OVERHEAD - len(topic.encode())
 
     def _wait_for_room(self, size: int) -> None:
         """Block (lock held, released while waiting) until ``size`` more bytes fit the in-flight budget."""
@@ -377,25 +455,20 @@ class Producer:
 
     def _encode(self, sealed: _Open) -> list[tuple[_Open, int, bytes]]:
         request_id = next(self._ids)
-        message = encode_message(
-            sealed.records,
+        message = seal_message(
+            encode_records(sealed.values, sealed.keys, sealed.stamps, sealed.headers),
+            len(sealed.values),
             compression=self._compression,
             producer_epoch=self._epoch,
             request_id=request_id,
             address=self._address,
         )
-        if len(message) + _WRITE_OVERHEAD + len(sealed.topic.encode()) <= self.config.max_request_bytes:
+        fits = len(message) + _WRITE_OVERHEAD + len(sealed.topic.encode()) <= self.config.max_request_bytes
+        if fits or len(sealed.values) == 1:  # one record fitted uncompressed: a frame has room for the rest
             return [(sealed, request_id, message)]
         # Compression grew incompressible records past the limit: send them as two requests.
-        half = len(sealed.records) // 2
-        parts = []
-        for records, reports in (
-            (sealed.records[:half], sealed.reports[:half]),
-            (sealed.records[half:], sealed.reports[half:]),
-        ):
-            part = _Open(sealed.topic, records, reports, sum(map(encoded_record_size, records)), True)
-            parts.extend(self._encode(part))
-        return parts
+        first, second = sealed.split()
+        return self._encode(first) + self._encode(second)
 
     # -- network (the loop thread) --------------------------------------------------------------------
 
@@ -497,20 +570,24 @@ class Producer:
 
     def _complete(self, sealed: _Open, error: DeliveryError | None) -> None:
         quiet = error is None and self.config.delivery_report_only_error
-        for record, report in zip(sealed.records, sealed.reports, strict=True):
-            if report is None or (quiet and not isinstance(report, Future)):
-                continue  # nobody listens, or only to failures
-            delivered = DeliveredRecord(sealed.topic, record, error)
-            if isinstance(report, Future):
-                if error is None:
-                    report.set_result(delivered)
+        default = self._on_delivery
+        if sealed.reports is not None or (default is not None and not quiet):
+            reports = sealed.reports or itertools.repeat(None, len(sealed.values))
+            for index, own in enumerate(reports):
+                report = default if own is None else own
+                if report is None or (quiet and not isinstance(report, Future)):
+                    continue  # nobody listens, or only to failures
+                delivered = DeliveredRecord(sealed.topic, sealed.record(index), error)
+                if isinstance(report, Future):
+                    if error is None:
+                        report.set_result(delivered)
+                    else:
+                        report.set_exception(ProducerError(str(error), error.code(), error.retriable()))
                 else:
-                    report.set_exception(ProducerError(str(error), error.code(), error.retriable()))
-            else:
-                self._reports.put((report, error, delivered))
+                    self._reports.put((report, error, delivered))
         with self._lock:
             self._buffered -= sealed.size
-            self._unanswered -= len(sealed.records)
+            self._unanswered -= len(sealed.values)
             self._requests -= 1
             self._seal_due()
             self._room.notify_all()

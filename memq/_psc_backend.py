@@ -85,10 +85,10 @@ def producer_config(endpoint: ServiceEndpoint, native: Mapping[str, Any]) -> Pro
 
 
 class MemqBackendProducer(BackendProducer):
-    def __init__(self, cluster_uri: str, producer: Producer, default_report: DeliveryCallback | None) -> None:
+    def __init__(self, cluster_uri: str, producer: Producer) -> None:
         super().__init__(cluster_uri)
         self.native = producer
-        self._default_report = default_report
+        self._produce = producer.produce
 
     def produce(
         self,
@@ -100,14 +100,8 @@ class MemqBackendProducer(BackendProducer):
         timestamp: int = 0,
         headers: Any = None,
     ) -> None:
-        self.native.produce(
-            topic,
-            b"" if value is None else value,
-            key,
-            headers=headers,
-            timestamp=timestamp,
-            on_delivery=on_delivery or self._default_report,
-        )
+        # Positional: keyword parsing is a noticeable part of a record's cost on this path.
+        self._produce(topic, b"" if value is None else value, key, headers, timestamp, on_delivery)
 
     def poll(self, timeout: float) -> int:
         return self.native.poll(max(timeout, 0.0))
@@ -135,7 +129,7 @@ class MemqBackend(Backend):
         self, endpoint: ServiceEndpoint, config: Mapping[str, Any], cluster_uri: str
     ) -> BackendProducer:
         report = config.get("on_delivery")
-        return MemqBackendProducer(cluster_uri, Producer(producer_config(endpoint, config)), report)
+        return MemqBackendProducer(cluster_uri, Producer(producer_config(endpoint, config), on_delivery=report))
 
     def create_consumer(
         self, endpoint: ServiceEndpoint, config: Mapping[str, Any], cluster_uri: str

@@ -16,6 +16,17 @@ default is 2 s) is part of every run's tail.
 psc.Consumer in a fresh group; latency is from just before ``produce`` to the record's arrival at the
 consumer. MemQ's goal is p99 <= batch time + 1 s (here 0.25 + 1 s).
 
+``consume-*``: the same records as the ingest runs, written once per system (untimed), then read from the
+start by psc.Consumer in a fresh group with ``consume(1000, 0.05)``; the clock starts with the call during
+which the group assignment arrived (so the group join is left out, and every record's fetch and decoding is
+in). MemQ reads notifications from a 1-partition topic and objects with ranged reads; Kafka reads a
+3-partition topic. MemQ's goal is 0.5x Kafka or better.
+
+``flood-s3-stalled``: S3 behind a proxy that stalls every connection; two producers (memq.Producer, no
+compression, 64 KiB records) send 40 MiB, five times the broker's 8 MiB in-flight cap, for 8 s. Reported: the
+broker's peak RSS growth over its idle RSS, next to the bound (cap + 100 MiB). The run fails if the producers
+were not slowed down, or if any record is lost once S3 flows again.
+
 ``s3-puts`` writes to a topic whose batches seal on size (2 MiB, with a 5 s batch time that traffic never
 reaches) and reports PUTs per GiB stored by the S3 broker (objects stored / GiB of objects) next to the
 expected figure, GiB divided by the batch size.
@@ -35,15 +46,17 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 
 import psc
 from benchmarks._env import BenchEnv
 from benchmarks._harness import RunFn, Scenario
-from tests.integration.memq.brokers import BrokerProcess
+from memq._producer import Producer as MemqProducer
+from tests.integration.memq.brokers import BrokerProcess, S3Proxy
 
-DESCRIPTION = "MemQ (tmpfs, S3) vs Kafka ingest through psc.Producer, MB/s, and S3 PUTs per GiB"
+DESCRIPTION = "MemQ (tmpfs, S3) vs Kafka through psc: ingest and consume MB/s, e2e latency, S3 PUTs per GiB"
 
 SIZES = {"100B": 100, "1KiB": 1024}
 COUNTS = {"100B": 300_000, "1KiB": 150_000}  # per run at scale 1.0
@@ -53,10 +66,16 @@ PUTS_TOPIC = "bench-puts"
 PUTS_BATCH_BYTES = 2 * 1024 * 1024
 PAYLOADS = 4096
 LATENCY_TOPIC = "bench-latency"
+CONSUME_TOPIC = "bench-consume"
 LATENCY_RATE = 1000  # records per second
 LATENCY_SECONDS = 5.0
 LINGER_MS = 10
 DEADLINE_S = 180.0
+MIB = 1024 * 1024
+FLOOD_CAP = 8 * MIB
+FLOOD_BYTES = 40 * MIB
+FLOOD_RECORD = 64 * 1024
+FLOOD_SECONDS = 8.0
 BASELINE = "kafka"
 MEMQ_TOPIC = "bench"
 
@@ -99,7 +118,8 @@ class _Stack:
         self.brokers: dict[str, BrokerProcess] = {}
         for name, storage in (("tmpfs", f"file://{self.tmpfs}"), ("s3", f"s3://{self.bucket}/objects")):
             notify = env.create_topic(f"memq-notify-{name}", 1)
-            self.topics.append(notify)
+            consume_notify = env.create_topic(f"memq-notify-consume-{name}", 1)  # its own: read from the start
+            self.topics += [notify, consume_notify]
             topic = {
                 "name": MEMQ_TOPIC,
                 "notification_topic": notify,
@@ -113,11 +133,12 @@ class _Stack:
                 "batch_max_ms": 5000,
             }
             latency = {**topic, "name": LATENCY_TOPIC}
+            consume = {**topic, "name": CONSUME_TOPIC, "notification_topic": consume_notify}
             config = {
                 "storage": storage,
                 "s3_endpoint_url": env.services.s3_endpoint_url,
                 "notification_bootstrap": env.bootstrap,
-                "topics": [topic, puts, latency],
+                "topics": [topic, puts, latency, consume],
                 "log_level": "WARNING",
             }
             self.brokers[name] = BrokerProcess(config, self.workdir).start()
@@ -190,8 +211,8 @@ def _kafka(stack: _Stack, count: int, data: list[bytes]) -> float:
 
 def _memq(stack: _Stack, name: str, count: int, data: list[bytes], topic: str = MEMQ_TOPIC) -> float:
     rate = _ingest(stack, stack.cluster(name) + topic, count, data)
-    if name == "tmpfs":  # keep tmpfs (memory) from filling up over the runs
-        for child in stack.tmpfs.iterdir():
+    if name == "tmpfs":  # keep tmpfs (memory) from filling up over the runs: objects are <hash>/<topic>/<name>
+        for child in stack.tmpfs.glob(f"*/{topic}"):
             shutil.rmtree(child, ignore_errors=True)
     return rate
 
@@ -254,6 +275,130 @@ def _latencies(stack: _Stack, uri: str) -> list[float]:
     return found
 
 
+def _consume_rate(stack: _Stack, uri: str, count: int, size: int) -> float:
+    """MB/s of reading ``count`` records of ``size`` bytes from the start of ``uri`` in a fresh group."""
+    group = f"memq-bench-{uuid.uuid4().hex[:8]}"
+    consumer = psc.Consumer(
+        {**stack.config(), "psc.consumer.group.id": group, "psc.consumer.offset.auto.reset": "earliest"}
+    )
+    try:
+        consumer.subscribe([uri])
+        deadline = time.monotonic() + DEADLINE_S
+        read, started = 0, 0.0
+        while read < count and time.monotonic() < deadline:
+            began = time.perf_counter()
+            batch = consumer.consume(1000, 0.05)
+            read += len(batch)
+            if not started and (batch or consumer.assignment()):
+                started = began  # the group is joined: the clock starts with the call that saw it
+        elapsed = time.perf_counter() - started
+    finally:
+        consumer.close()
+    if read < count:
+        raise RuntimeError(f"{uri}: read {read} of {count} records")
+    return count * size / elapsed / 1e6
+
+
+def _consume_scenario(stack: _Stack, size: str, count: int) -> Scenario:
+    data = payloads(SIZES[size])
+    written: dict[str, str] = {}  # system -> topic URI holding the records, written at the system's first run
+
+    def kafka() -> str:
+        topic = stack.env.create_topic("memq-consume", 3)
+        stack.topics.append(topic)
+        return stack.env.services.cluster_prefix + topic
+
+    def run(system: str) -> float:
+        if system not in written:
+            uri = kafka() if system == "kafka" else stack.cluster(system.removeprefix("memq-")) + CONSUME_TOPIC
+            _ingest(stack, uri, count, data)
+            written[system] = uri
+        return _consume_rate(stack, written[system], count, SIZES[size])
+
+    systems: dict[str, RunFn] = {name: lambda name=name: run(name) for name in ("kafka", "memq-tmpfs", "memq-s3")}  # type: ignore[misc]
+    return Scenario(f"consume-{size}", "throughput", "MB/s", BASELINE, systems)
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _flood_rss_growth(stack: _Stack) -> float:
+    """MB of broker RSS growth while producers flood a topic whose S3 uploads stall (see the module doc)."""
+    proxy = S3Proxy(stack.env.services.s3_endpoint_url)
+    notify = stack.env.create_topic("memq-notify-flood", 1)
+    stack.topics.append(notify)
+    topic = {"name": "flood", "notification_topic": notify, "batch_max_bytes": MIB, "batch_max_ms": 500}
+    config = {
+        "storage": f"s3://{stack.bucket}/flood?timeout_s=120",
+        "s3_endpoint_url": proxy.url,
+        "notification_bootstrap": stack.env.bootstrap,
+        "topics": [topic],
+        "max_inflight_bytes": FLOOD_CAP,
+        "upload_attempt_timeout_s": 60.0,
+        "producer_request_timeout_s": 240.0,
+        "log_level": "WARNING",
+    }
+    broker = BrokerProcess(config, stack.workdir).start()
+    producers = [
+        MemqProducer(
+            brokers=[broker.address],
+            compression="none",
+            linger_ms=5,
+            max_inflight_bytes=16 * MIB,
+            max_block_ms=120_000,
+            request_timeout_ms=240_000,
+        )
+        for _ in range(2)
+    ]
+    failed: list[Any] = []
+    try:
+        assert broker.proc is not None
+        idle = _rss_bytes(broker.proc.pid)
+        proxy.flowing.clear()
+
+        def report(error: Any, _record: Any) -> None:
+            if error is not None:
+                failed.append(error)
+
+        def send(producer: MemqProducer) -> None:
+            for _ in range(FLOOD_BYTES // FLOOD_RECORD // len(producers)):
+                producer.produce("flood", os.urandom(FLOOD_RECORD), on_delivery=report)
+
+        senders = [threading.Thread(target=send, args=(p,), daemon=True) for p in producers]
+        for sender in senders:
+            sender.start()
+        peak, deadline = idle, time.monotonic() + FLOOD_SECONDS
+        while time.monotonic() < deadline:
+            peak = max(peak, _rss_bytes(broker.proc.pid))
+            time.sleep(0.2)
+        if not any(sender.is_alive() for sender in senders):
+            raise RuntimeError("the producers were not slowed down while S3 stalled")
+        proxy.flowing.set()
+        for sender in senders:
+            sender.join(DEADLINE_S)
+        if any(producer.flush(DEADLINE_S) for producer in producers) or failed:
+            raise RuntimeError(f"records were lost after S3 came back: {failed[:3]}")
+        return (peak - idle) / 1e6
+    finally:
+        proxy.flowing.set()
+        for producer in producers:
+            producer.close(0)
+        broker.stop()
+        proxy.close()
+
+
+def _flood_scenario(stack: _Stack) -> Scenario:
+    systems: dict[str, RunFn] = {
+        "bound": lambda: (FLOOD_CAP + 100 * MIB) / 1e6,
+        "memq-s3": lambda: _flood_rss_growth(stack),
+    }
+    return Scenario("flood-s3-stalled", "broker RSS growth", "MB", "bound", systems, higher_is_better=False)
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     return statistics.quantiles(values, n=100)[int(fraction * 100) - 1]
 
@@ -309,7 +454,9 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
     try:
         yield [
             *(_ingest_scenario(stack, size, scaled(COUNTS[size])) for size in SIZES),
+            *(_consume_scenario(stack, size, scaled(COUNTS[size])) for size in SIZES),
             _puts_scenario(stack, scaled(COUNTS["1KiB"]) * 2),
+            _flood_scenario(stack),
             *_latency_scenarios(stack),
         ]
     finally:

@@ -18,10 +18,12 @@ from memq._format import (
     decode_message,
     encode_message,
     encode_object_index,
+    encode_records,
     encoded_record_size,
     iter_object_records,
     parse_message_header,
     parse_object_index,
+    seal_message,
 )
 from tests.unit.memq.vectors import vector
 
@@ -161,6 +163,29 @@ def _storable(records: list[Record]) -> list[Record]:
 def _as_read(record: Record) -> Record:
     """What a reader sees: an empty key or id reads back as none."""
     return Record(record.value, record.key or None, record.headers, record.timestamp_ms, record.message_id or None)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(_records.map(lambda r: Record(r.value, r.key, r.headers, r.timestamp_ms)), min_size=1, max_size=8),
+    columns_headers=st.booleans(),
+)
+def test_columns_encode_as_the_records_do(records: list[Record], columns_headers: bool) -> None:
+    """The producer's column encoding (no message ids) writes the same bytes as the record encoding."""
+    values, keys, stamps = [r.value for r in records], [r.key for r in records], [r.timestamp_ms for r in records]
+    headers = [r.headers for r in records] if columns_headers or any(r.headers for r in records) else None
+    body = encode_records(values, keys, stamps, headers)
+    kwargs: Any = {"compression": Compression.NONE, "producer_epoch": 1, "request_id": 2, "address": ADDRESS}
+    assert seal_message(body, len(records), **kwargs) == encode_message(records, **kwargs)
+    _header, decoded = decode_message(seal_message(body, len(records), **{**kwargs, "compression": Compression.ZSTD}))
+    assert decoded == [_as_read(r) for r in records]
+
+
+def test_columns_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="one of each per record"):
+        encode_records([b"a", b"b"], [None], [1, 2])
+    with pytest.raises(ValueError, match="at least one record"):
+        seal_message(b"", 0, compression=Compression.NONE, producer_epoch=1, request_id=1, address=ADDRESS)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])

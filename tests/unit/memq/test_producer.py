@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from memq._format import Compression, decode_message
-from memq._producer import DeliveryError, Producer, ProducerError, _Open
+from memq._producer import DeliveryError, Producer, ProducerError, _Open, _record_size
 
 
 class Recorder:
@@ -108,28 +108,53 @@ def test_a_record_larger_than_a_request_is_refused(producer_and_network: tuple[P
 
 def test_requests_that_compression_grows_past_the_limit_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
     import memq._producer as module
-    from memq._format import Record, encode_message, encoded_record_size
+    from memq._format import seal_message
 
-    def growing(records: Any, **kwargs: Any) -> bytes:
+    def growing(body: bytes, count: int, **kwargs: Any) -> bytes:
         # Incompressible input: the compressed body is larger than the records were.
         kwargs["compression"] = Compression.NONE
-        message = encode_message(records, **kwargs)
-        return message + bytes(64) if len(records) > 1 else message
+        message = seal_message(body, count, **kwargs)
+        return message + bytes(64) if count > 1 else message
 
-    monkeypatch.setattr(module, "encode_message", growing)
+    monkeypatch.setattr(module, "seal_message", growing)
     producer = Producer(brokers=["127.0.0.1:9"], max_request_bytes=8192)
     try:
-        pending = _Open("t")
         capacity = producer._request_capacity("t")
-        while pending.size < capacity:  # fill a request to its very limit
-            record = Record(os.urandom(min(500, capacity - pending.size - 21)))
-            pending.records.append(record)
-            pending.reports.append(None)
-            pending.size += encoded_record_size(record)
+        pending = _Open("t", capacity)
+        while pending.size < capacity:  # fill a request to its very limit, some records with a key or headers
+            index = len(pending.values)
+            key = b"k%d" % index if index % 3 == 0 else None
+            headers = (("h", b"%d" % index),) if index % 5 == 0 else ()
+            value = os.urandom(max(0, min(500, capacity - pending.size - 21 - 40)))
+            pending.add(value, key, index, headers, None)
+            pending.size += _record_size(value, key, headers)
         parts = producer._encode(pending)
         assert len(parts) == 2
         assert all(len(message) + 30 <= 8192 for _p, _id, message in parts)
-        assert [r for p, _id, _m in parts for r in p.records] == pending.records
+        assert sum(p.size for p, _id, _m in parts) == pending.size
+        sent = [r for _p, _id, message in parts for r in decode_message(message)[1]]
+        assert sent == [pending.record(i) for i in range(len(pending.values))]
+    finally:
+        producer.close(0)
+
+
+def test_a_lone_record_that_compression_grows_is_sent_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    import memq._producer as module
+    from memq._format import seal_message
+
+    def growing(body: bytes, count: int, **kwargs: Any) -> bytes:
+        return seal_message(body, count, **{**kwargs, "compression": Compression.NONE}) + bytes(64)
+
+    monkeypatch.setattr(module, "seal_message", growing)
+    producer = Producer(brokers=["127.0.0.1:9"], max_request_bytes=8192)
+    try:
+        capacity = producer._request_capacity("t")
+        pending = _Open("t", capacity)
+        value = os.urandom(capacity - 21)
+        pending.add(value, None, 1, (), None)
+        pending.size = _record_size(value, None, ())
+        ((part, _id, message),) = producer._encode(pending)
+        assert part is pending and len(message) > 8192 - 30
     finally:
         producer.close(0)
 
@@ -147,8 +172,8 @@ def test_the_producer_counts_record_sizes_as_the_format_encodes_them(
     while len(network.sent) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     (first, _id, _m), (second, _id2, _m2) = network.sent[0], network.sent[1]
-    assert first.size == encoded_record_size(first.records[0])
-    assert second.size == encoded_record_size(second.records[0])
+    assert first.size == encoded_record_size(first.record(0))
+    assert second.size == encoded_record_size(second.record(0))
     network.hold.set()
 
 
@@ -170,5 +195,44 @@ def test_only_failures_reach_callbacks_when_asked(monkeypatch: pytest.MonkeyPatc
         producer.produce("t", b"lost", on_delivery=lambda e, m: reports.append(e))
         producer.flush(5)
         assert [e.code() for e in reports] == [502]
+    finally:
+        producer.close(5)
+
+
+def test_plain_records_share_a_request_with_headers_and_callbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records on the fast path and the general one land in one request, in order, each with its report."""
+    defaults: list[Any] = []
+    producer = Producer(
+        brokers=["127.0.0.1:9"], linger_ms=60_000, on_delivery=lambda e, m: defaults.append((e, m.value()))
+    )
+    recorder = Recorder(producer)
+
+    async def deliver(self: Producer, item: Any) -> None:
+        await recorder.deliver(item)
+
+    monkeypatch.setattr(Producer, "_deliver", deliver)
+    try:
+        own: list[Any] = []
+        producer.produce("t", b"a")
+        producer.produce("t", b"b", key=b"kb")
+        producer.produce("t", b"c", headers={"h": b"1"})
+        producer.produce("t", b"d", on_delivery=lambda e, m: own.append(m.value()))
+        future = producer.send("t", bytearray(b"e"), key=memoryview(b"ke"))
+        producer.produce("t", b"f", timestamp=42)
+        assert len(producer) == 6 and not recorder.sent  # one open request, lingering
+        assert producer.flush(5) == 0
+        ((_sealed, _id, message),) = recorder.sent
+        _header, records = decode_message(message)
+        assert [(r.value, r.key, r.headers) for r in records] == [
+            (b"a", None, ()),
+            (b"b", b"kb", ()),
+            (b"c", None, (("h", b"1"),)),
+            (b"d", None, ()),
+            (b"e", b"ke", ()),
+            (b"f", None, ()),
+        ]
+        assert records[5].timestamp_ms == 42 and records[0].timestamp_ms > 1_600_000_000_000
+        assert own == [b"d"] and future.result(0).key() == b"ke"
+        assert defaults == [(None, b"a"), (None, b"b"), (None, b"c"), (None, b"f")]
     finally:
         producer.close(5)
