@@ -26,11 +26,28 @@ def harness(services: Services, new_topic: Callable[..., str], tmp_path: Path) -
     )
 
 
+def wait_for(condition: Callable[[], bool], timeout: float, lines: list[str]) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "".join(lines[-20:])
+        time.sleep(0.2)
+
+
+def wait_shared(instances: list[Instance], timeout: float = 30) -> None:
+    """Until every instance holds a partition and together they hold all of them."""
+
+    def shared() -> bool:
+        owned = [instance.owned() for instance in instances]
+        return min(owned) > 0 and sum(owned) == PARTITIONS
+
+    wait_for(shared, timeout, instances[0].lines)
+
+
 class Instance:
     """A job instance in the group mode whose log lines are collected as they come."""
 
-    def __init__(self, harness: Harness, number: int) -> None:
-        self.proc = harness.start("--group", "--instance", str(number), CONN_INTERVAL="0.3")
+    def __init__(self, harness: Harness, number: int, **env: str) -> None:
+        self.proc = harness.start("--group", "--instance", str(number), CONN_INTERVAL="0.3", **env)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -40,15 +57,18 @@ class Instance:
         for line in self.proc.stderr:
             self.lines.append(line)
 
-    def assignments(self) -> list[list[str]]:
-        """The partitions it was given at each assignment."""
-        return [json.loads(line)["partitions"] for line in list(self.lines) if '"partitions_assigned"' in line]
+    def owned(self) -> int:
+        """How many partitions it holds now (as last assigned; none after a revoke or a loss)."""
+        count = 0
+        for line in list(self.lines):
+            if '"partitions_assigned"' in line:
+                count = len(json.loads(line)["partitions"])
+            elif '"partitions_revoked"' in line or '"partitions_lost"' in line:
+                count = 0
+        return count
 
     def wait_assigned(self, count: int, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not (self.assignments() and len(self.assignments()[-1]) == count):
-            assert time.monotonic() < deadline, "".join(self.lines[-20:])
-            time.sleep(0.2)
+        wait_for(lambda: self.owned() == count, timeout, self.lines)
 
     def stop(self) -> str:
         self.proc.send_signal(signal.SIGTERM)
@@ -62,20 +82,43 @@ def test_rescale_from_two_instances_to_one_and_from_one_to_three_while_running(h
     feeder = threading.Thread(target=harness.produce, args=(9000, 1000.0))
     feeder.start()
     first, second = Instance(harness, 0), Instance(harness, 1)
-    second.wait_assigned(1)  # three partitions over two instances: one gets two, the other one
-    first.wait_assigned(2)
+    wait_shared([first, second])
     time.sleep(1)
     second.stop()  # 2 -> 1: the leaving instance commits before its partitions move
     first.wait_assigned(3)
     time.sleep(1)
     added = [Instance(harness, 1), Instance(harness, 2)]  # 1 -> 3
-    for instance in (first, *added):
-        instance.wait_assigned(1)
+    wait_shared([first, *added])
     feeder.join()
     found = harness.read(harness.out, until=len(harness.produced), timeout=60)
     for instance in (first, *added):
         instance.stop()
     assert found == harness.expected()  # no record read twice or skipped, per-partition order and state kept
+
+
+def test_a_paused_instance_is_fenced_by_the_group_and_a_killed_one_restarts(harness: Harness) -> None:
+    """SIGSTOP an instance until the group gives its partitions away, then SIGCONT it: its transaction must
+    not commit. Then SIGKILL the other and restart it under its instance number."""
+    env = {"CONN_SESSION_MS": "6000", "CONN_TXN_TIMEOUT": "10"}
+    feeder = threading.Thread(target=harness.produce, args=(12000, 800.0))
+    feeder.start()
+    first, second = Instance(harness, 0, **env), Instance(harness, 1, **env)
+    wait_shared([first, second])
+    second.proc.send_signal(signal.SIGSTOP)
+    first.wait_assigned(3)  # the session timed out: the group moved the paused instance's partition
+    second.proc.send_signal(signal.SIGCONT)  # a zombie now: its open transaction carries a stale generation
+    time.sleep(3)
+    first.proc.kill()
+    first.proc.wait()
+    first = Instance(harness, 0, **env)  # fences the killed process's transactional id, aborting its transaction
+    feeder.join()
+    found = harness.read(harness.out, until=len(harness.produced), timeout=60)
+    for instance in (first, second):
+        if instance.proc.poll() is None:
+            instance.stop()
+    assert found == harness.expected(), "".join(second.lines[-30:])
+    events = "".join(second.lines)
+    assert '"partitions_lost"' in events or '"fenced"' in events or '"job_restarting"' in events, events[-3000:]
 
 
 def test_group_mode_refuses_a_bounded_source(harness: Harness) -> None:
