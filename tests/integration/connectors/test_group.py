@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,20 @@ def harness(services: Services, new_topic: Callable[..., str], tmp_path: Path) -
         new_topic(PARTITIONS, prefix="conn-out"),
         tmp_path,
     )
+
+
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_instance_left_running() -> Iterator[None]:
+    """A failed test must not leave its job processes behind."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, lines: list[str]) -> None:
@@ -48,6 +63,7 @@ class Instance:
 
     def __init__(self, harness: Harness, number: int, **env: str) -> None:
         self.proc = harness.start("--group", "--instance", str(number), CONN_INTERVAL="0.3", **env)
+        _started.append(self.proc)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -123,5 +139,6 @@ def test_a_paused_instance_is_fenced_by_the_group_and_a_killed_one_restarts(harn
 
 def test_group_mode_refuses_a_bounded_source(harness: Harness) -> None:
     proc = harness.start("--group", "--instance", "0", CONN_BOUNDED="1")
+    _started.append(proc)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "the group mode reads unbounded sources" in err
