@@ -7,7 +7,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from connectors._ports import Committed, Record, SinkWriteError, SourceReadError
+from connectors._ports import Committed, Rebalance, Record, SinkWriteError, SourceReadError
 
 
 class KafkaConsumerPort:
@@ -24,6 +24,17 @@ class KafkaConsumerPort:
 
     def assign(self, positions: Sequence[tuple[str, int, int]]) -> None:
         self._consumer.assign([TopicPartition(t, p, o) for t, p, o in positions])
+
+    def subscribe(self, topics: Sequence[str], on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
+        def pairs(parts: list[TopicPartition]) -> list[tuple[str, int]]:
+            return [(tp.topic, tp.partition) for tp in parts]
+
+        self._consumer.subscribe(
+            list(topics),
+            on_assign=lambda _, parts: on_assign(pairs(parts)),
+            on_revoke=lambda _, parts: on_revoke(pairs(parts)),
+            on_lost=lambda _, parts: on_lost(pairs(parts)),
+        )
 
     def consume(self, max_records: int, timeout: float) -> Sequence[Record]:
         messages = self._consumer.consume(max_records, timeout)

@@ -6,7 +6,7 @@ to confluent-kafka and PSC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from connectors.errors import ConnectorError
@@ -38,6 +38,9 @@ class Record(Protocol):
     def value(self) -> Any: ...
 
 
+Rebalance = Callable[[list[tuple[str, int]]], None]
+
+
 class Committed(NamedTuple):
     offset: int
     metadata: str | None
@@ -47,6 +50,9 @@ class ConsumerPort(Protocol):
     def partitions(self, topic: str) -> list[int]: ...
 
     def assign(self, positions: Sequence[tuple[str, int, int]]) -> None: ...
+
+    def subscribe(self, topics: Sequence[str], on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
+        """Join the consumer group; the callbacks run inside ``consume`` with (topic, partition) pairs."""
 
     def consume(self, max_records: int, timeout: float) -> Sequence[Record]: ...
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import psc
-from connectors._ports import Committed, Record, SinkWriteError, SourceReadError
+from connectors._ports import Committed, Rebalance, Record, SinkWriteError, SourceReadError
+from connectors.errors import JobConfigError
 
 
 class PscConsumerPort:
@@ -25,6 +26,11 @@ class PscConsumerPort:
 
     def assign(self, positions: Sequence[tuple[str, int, int]]) -> None:
         self._consumer.assign([psc.TopicUriPartition(t, p, o) for t, p, o in positions])
+
+    def subscribe(self, topics: Sequence[str], on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
+        # PSC's consumer keeps its own bookkeeping of a subscription; assigning from inside its callbacks
+        # (how the group mode sets each partition's committed offset) would replace that subscription
+        raise JobConfigError("the group mode needs a KafkaSource; PscSource runs with --instance/--instances")
 
     def consume(self, max_records: int, timeout: float) -> Sequence[Record]:
         messages = self._consumer.consume(max_records, timeout)

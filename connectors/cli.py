@@ -18,6 +18,7 @@ from connectors.errors import (
     StateMigrationError,
     UserFunctionError,
 )
+from connectors.runtime.group import GroupRunner
 from connectors.runtime.job import Job
 from connectors.runtime.runner import Runner
 from psc.common.log import configure_logging, get_logger
@@ -65,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--instances", type=int, default=1, help="instances sharing the job; each reads the partitions it owns"
+    )
+    run.add_argument(
+        "--group",
+        action="store_true",
+        help="share the job through the Kafka consumer group: instances (each with its own --instance number) "
+        "can be added or removed while the job runs; --instances is ignored",
     )
     run.add_argument("--checkpoints", help="override the job's checkpoint store (file:DIR or s3://bucket/prefix)")
     run.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
@@ -125,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = load_job(args.job)
         if args.checkpoints:
             job.checkpoints = args.checkpoints
-        runner = Runner(job, instance=args.instance, instances=args.instances)
+        runner = (
+            GroupRunner(job, instance=args.instance)
+            if args.group
+            else Runner(job, instance=args.instance, instances=args.instances)
+        )
     except ConnectorError as exc:
         log.error("bad_job", error=str(exc))
         print(f"error: {exc}", file=sys.stderr)

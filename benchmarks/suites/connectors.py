@@ -9,6 +9,9 @@ created, transactions initialised) until the last record is committed:
   ``COMMIT_INTERVAL_S``; the job also writes a checkpoint file (fsync) per commit. Goal: >= 0.7x.
 - ``alo-pass-through``: at-least-once sink against a raw loop that flushes and commits offsets at the
   same interval. Goal: >= 0.9x.
+- the same two jobs on Quix Streams (``QUIX_VERSION`` from PyPI, same commit interval, identity map),
+  run by ``_quix_pass_through.py`` in a virtualenv of its own under ``~/.cache/kstream-toolkit``: Quix
+  Streams pins confluent-kafka below the version this project uses. Goal: connectors >= 1.5x Quix.
 - ``checkpoint-p50``/``checkpoint-p99``: how long the loop stops for a checkpoint (flush, checkpoint
   file, commit), in ms, exactly-once against at-least-once, checkpointing every ``CHECKPOINT_COST_INTERVAL_S``
   while the pass-through runs. Records wait that long on top of their usual latency.
@@ -19,10 +22,14 @@ Both read with ``consume(500)`` and read_committed. The ratio column is the job 
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
@@ -38,6 +45,31 @@ PARTITIONS = 3
 COMMIT_INTERVAL_S = 1.0
 CHECKPOINT_COST_INTERVAL_S = 0.1
 BATCH = 500
+QUIX_VERSION = "3.28.1"
+QUIX_JOB = Path(__file__).resolve().parents[1] / "_quix_pass_through.py"
+
+
+def quix_python() -> Path:
+    """The interpreter of a virtualenv holding Quix Streams, made on first use."""
+    home = Path.home() / ".cache" / "kstream-toolkit" / f"quixstreams-{QUIX_VERSION}"
+    python = home / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}"], check=True)
+    return python
+
+
+def quix_run(bootstrap: str, source: str, out: str, count: int, exactly_once: bool) -> float:
+    guarantee = "exactly-once" if exactly_once else "at-least-once"
+    done = subprocess.run(
+        [str(quix_python()), str(QUIX_JOB), bootstrap, source, out, str(count), guarantee, str(COMMIT_INTERVAL_S)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the Quix Streams job failed:\n{done.stderr[-3000:]}")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["rate"])
 
 
 def fill(bootstrap: str, topic: str, count: int) -> None:
@@ -161,6 +193,7 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
         return {
             "confluent-kafka loop": lambda: raw_loop(env.bootstrap, source, fresh(), count, eos),
             "connectors job": lambda: job_run(env.bootstrap, source, fresh(), count, eos),
+            f"quixstreams {QUIX_VERSION}": lambda: quix_run(env.bootstrap, source, fresh(), count, eos),
         }
 
     def costs(quantile: float) -> dict[str, RunFn]:

@@ -86,7 +86,8 @@ def pass_through() -> Job:
     source_topic, out_topic = _env("CONN_SOURCE"), _env("CONN_OUT")
     if _env("CONN_FAMILY", "kafka") == "kafka":
         servers = {"bootstrap.servers": _env("KAFKA_BOOTSTRAP_SERVERS")}
-        stream = job.source("in", KafkaSource([source_topic], stop=stop, config=servers))
+        group = {"session.timeout.ms": int(os.environ["CONN_SESSION_MS"])} if os.environ.get("CONN_SESSION_MS") else {}
+        stream = job.source("in", KafkaSource([source_topic], stop=stop, config={**servers, **group}))
         stream.map(tag, state="key").sink(
             "out",
             KafkaSink(
