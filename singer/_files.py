@@ -217,6 +217,10 @@ class StreamTail:
             return self.current, []
         if records:
             current.last_growth = time.monotonic()
+            # A file opened (nearly) empty has a fingerprint of few bytes, which a later copytruncate would
+            # still match: cover the bytes just read at once, not only at the next watermark save. Only what
+            # was read: bytes written after a copy was taken would stop the copy being recognised as ours.
+            self.refresh_fingerprint(current.reader.position)
             return current, records
         if current.reader.error is not None:
             self.last_error = f"{current.path}: {current.reader.error}"
@@ -460,11 +464,13 @@ class StreamTail:
         if len(self._finished) > 1024:  # forget the oldest: long rotated away
             del self._finished[next(iter(self._finished))]
 
-    def refresh_fingerprint(self) -> None:
-        """Extend a short fingerprint once the file has grown, so it covers ``FINGERPRINT_BYTES``."""
+    def refresh_fingerprint(self, upto: int = FINGERPRINT_BYTES) -> None:
+        """Extend a short fingerprint once the file has grown, so it covers up to ``upto`` bytes (at most
+        ``FINGERPRINT_BYTES``)."""
         current = self.current
-        if current is not None and current.fingerprint_bytes < FINGERPRINT_BYTES and current.same_content(current.fd):
-            current.fingerprint, current.fingerprint_bytes = fingerprint(current.fd)
+        n = min(upto, FINGERPRINT_BYTES)
+        if current is not None and current.fingerprint_bytes < n and current.same_content(current.fd):
+            current.fingerprint, current.fingerprint_bytes = fingerprint(current.fd, n)
 
     def release(self, watermark: Watermark) -> None:
         """Close finished files that the watermark has moved past."""

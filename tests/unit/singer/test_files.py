@@ -285,3 +285,19 @@ def test_a_watermark_past_the_end_of_its_copy_resumes_after_the_copy(logdir: Pat
     tail = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off, chunk_bytes=64), mark, 0.0)
     assert drain(tail) == [b"gen 2\n"]
     tail.close()
+
+
+def test_a_file_opened_empty_still_reveals_a_later_copytruncate(logdir: Path) -> None:
+    """Opened while empty, the fingerprint covers nothing: it must grow with what is read, or a truncation
+    followed by longer new content would be taken for more of the same file."""
+    live = logdir / "app.log"
+    write(live, b"")
+    tail = tail_of(logdir)
+    assert drain(tail, 2) == []
+    write(live, b"old 1\nold 2\n")
+    assert drain(tail, 3) == [b"old 1\n", b"old 2\n"]
+    os.truncate(live, 0)
+    new = [b"new line %02d\n" % i for i in range(5)]  # longer than what was read
+    write(live, b"".join(new))
+    assert drain(tail) == new
+    assert tail.stats.copytruncate == 1
