@@ -452,6 +452,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *native; /* the backend's record */
     PyObject *source; /* psc._message.Source: what the message needs from the client that received it */
+    int clean;        /* the native record was seen to carry no error: error() need not ask it again */
 } Message;
 
 /* A method of the native records, called without arguments. A backend's records are instances of one
@@ -461,6 +462,7 @@ typedef struct {
     PyObject **name;
     PyTypeObject *type; /* the static type whose descriptor is cached: it is never freed */
     PyObject *descr;
+    PyCFunction noargs; /* the descriptor's C function when it takes no arguments: called directly */
 } NativeMethod;
 
 static NativeMethod native_error = {&str_error}, native_partition = {&str_partition},
@@ -486,6 +488,17 @@ call_native(PyObject *native, NativeMethod *method)
         }
         Py_XSETREF(method->descr, descr);
         method->type = type;
+        PyMethodDef *def = ((PyMethodDescrObject *)descr)->d_method;
+        method->noargs = (def->ml_flags & ~METH_COEXIST) == METH_NOARGS ? def->ml_meth : NULL;
+    }
+    if (method->noargs != NULL) {
+        /* What the descriptor's own call does for METH_NOARGS, less its argument checks: the type is known. */
+        if (Py_EnterRecursiveCall(" in a native message method")) {
+            return NULL;
+        }
+        PyObject *result = method->noargs(native, NULL);
+        Py_LeaveRecursiveCall();
+        return result;
     }
     return PyObject_Vectorcall(method->descr, &native, 1, NULL);
 }
@@ -497,6 +510,7 @@ message_new(PyTypeObject *type, PyObject *native, PyObject *source)
     if (self != NULL) {
         self->native = Py_NewRef(native);
         self->source = Py_NewRef(source);
+        self->clean = 0;
     }
     return (PyObject *)self;
 }
@@ -531,10 +545,18 @@ FORWARD(timestamp)
 FORWARD(key)
 FORWARD(value)
 FORWARD(headers)
-FORWARD(error) /* the native KafkaError itself, as confluent-kafka returns it */
 FORWARD(leader_epoch)
 FORWARD(latency)
 #undef FORWARD
+
+static PyObject *
+Message_error(Message *self, PyObject *unused)
+{
+    if (self->clean) {
+        Py_RETURN_NONE; /* a consumed record's error never changes */
+    }
+    return call_native(self->native, &native_error); /* the native KafkaError itself, as confluent-kafka's */
+}
 
 #define ASK_SOURCE(name)                                                       \
     static PyObject *Message_##name(Message *self, PyObject *unused)           \
@@ -762,6 +784,9 @@ FastPoll_vectorcall(FastPoll *self, PyObject *const *args, size_t nargsf, PyObje
         Py_DECREF(ticked);
     }
     result = message_new(&Message_Type, native, member->source);
+    if (result != NULL) {
+        ((Message *)result)->clean = 1;
+    }
 done:
     Py_DECREF(native);
     Py_DECREF(found);
@@ -869,6 +894,7 @@ wrap_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(out);
             return NULL;
         }
+        ((Message *)message)->clean = 1;
         PyList_SET_ITEM(out, i, message);
     }
     return out;

@@ -409,8 +409,10 @@ def test_confluent_kafka_records_are_read_alike(impl: ModuleType) -> None:
     eof = confluent_kafka.Message(
         topic="t", error=confluent_kafka.KafkaError(confluent_kafka.KafkaError._PARTITION_EOF)
     )
+    assert [m.error() for m in impl.wrap_batch(source, records)] == [None, None, None]
     assert impl.wrap_batch(source, [*records, eof]) is None
     assert impl.Message(eof, source).is_eof()
+    assert impl.Message(eof, source).error().code() == confluent_kafka.KafkaError._PARTITION_EOF
     assert impl.wrap_batch(source, [Record(), *records]) is not None  # another type of record in between
 
 
