@@ -286,12 +286,16 @@ def run_with_progress(command: list[str], timeout_s: float, what: str) -> None:
     say(f"{what}: done, {downloaded} files downloaded in {time.monotonic() - started:.0f}s")
 
 
+KAFKA_RACK = "local-a"
+
+
 def kafka_properties(settings: Settings, data: Path) -> str:
     k, c = settings.kafka_port, settings.controller_port
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
+            f"broker.rack={KAFKA_RACK}",  # so that rack-aware clients (Singer's locality partitioner) have one
             f"controller.quorum.voters=1@127.0.0.1:{c}",
             f"listeners=PLAINTEXT://127.0.0.1:{k},CONTROLLER://127.0.0.1:{c}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{k}",

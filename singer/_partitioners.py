@@ -33,6 +33,8 @@ class Partitions:
 
 
 class Partitioner(ABC):
+    wants_racks = False  # whether ``partitions.racks`` should be filled in: it costs a request of its own
+
     @abstractmethod
     def partition(self, key: bytes | None, partitions: Partitions) -> int:
         """The partition id for a record with ``key``; ``partitions.ids`` is never empty."""
@@ -170,6 +172,8 @@ class Md5(_KeyHash):
 class LocalityAware(Partitioner):
     """Prefer partitions whose leader is in this host's ``rack``; all partitions when none is (or the
     broker reports no racks). ``inner`` picks among the preferred ones: any partitioner type by name."""
+
+    wants_racks = True
 
     def __init__(self, rack: str, inner: str = "random", **inner_params: Any) -> None:
         self.rack = rack

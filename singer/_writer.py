@@ -21,6 +21,7 @@ import psc
 from psc.common.log import get_logger
 from singer._files import CONTENT_ID_BYTES
 from singer._partitioners import Partitioner, Partitions
+from singer._racks import leader_racks
 from singer._records import Record
 from singer._watermark import Watermark
 
@@ -85,12 +86,14 @@ class Writer:
         self.config = dict(config)
         self.factory = factory
         self.producer = factory(self.config)
-        self._partitions: dict[str, tuple[float, Partitions]] = {}
+        self._partitions: dict[tuple[str, bool], tuple[float, Partitions]] = {}
 
-    def partitions(self, topic_uri: str) -> Partitions:
-        """The topic's partitions, from metadata at most ``PARTITIONS_TTL_S`` old; raises if it has none."""
+    def partitions(self, topic_uri: str, with_racks: bool = False) -> Partitions:
+        """The topic's partitions, from metadata at most ``PARTITIONS_TTL_S`` old; raises if it has none.
+
+        ``with_racks`` also reads each partition leader's rack, which takes a request of its own."""
         now = time.monotonic()
-        cached = self._partitions.get(topic_uri)
+        cached = self._partitions.get((topic_uri, with_racks))
         if cached is not None and now - cached[0] < PARTITIONS_TTL_S:
             return cached[1]
         metadata = self.producer.list_topics(topic_uri, 10.0)
@@ -98,8 +101,13 @@ class Writer:
         if topic is None or topic.error is not None or not topic.partitions:
             problem = "not in the metadata" if topic is None else (topic.error or "no partitions")
             raise RuntimeError(f"topic {topic_uri}: {problem}")
-        parts = Partitions(tuple(sorted(topic.partitions)))
-        self._partitions[topic_uri] = (now, parts)
+        ids = tuple(sorted(topic.partitions))
+        if with_racks:
+            leaders = {p.id: p.leader for p in topic.partitions.values()}
+            parts = Partitions(ids, leader_racks(self.config, topic_uri, leaders))
+        else:
+            parts = Partitions(ids)
+        self._partitions[(topic_uri, with_racks)] = (now, parts)
         return parts
 
     def send(
@@ -114,7 +122,7 @@ class Writer:
     ) -> None:
         """Queue ``records``; every one is reported to ``batch``. A record the producer refuses is reported
         failed at once, so the batch still completes. ``content_id(next_offset)`` gives the ``_fid`` header."""
-        parts = self.partitions(topic_uri)
+        parts = self.partitions(topic_uri, partitioner.wants_racks)
         produce = self.producer.produce
         choose = partitioner.partition
         deliver = batch.on_delivery

@@ -63,6 +63,7 @@ def test_kafka_properties_are_single_broker_kraft(stack: ModuleType, tmp_path: P
         line.split("=", 1) for line in stack.kafka_properties(settings, tmp_path / "data").splitlines() if line
     )
     assert props["process.roles"] == "broker,controller"
+    assert props["broker.rack"] == stack.KAFKA_RACK
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["transaction.state.log.replication.factor"] == "1"
     assert props["transaction.state.log.min.isr"] == "1"
