@@ -127,6 +127,7 @@ class _Member(MemberBase):
 
     __slots__ = (
         "buffer_max",
+        "carry",
         "cert_schedule",
         "cluster",
         "consume",
@@ -147,6 +148,7 @@ class _Member(MemberBase):
         "rewound",
         "served",
         "size",
+        "stored",
         "topics",
         "window",
     )
@@ -158,6 +160,11 @@ class _Member(MemberBase):
         self.manual: list[BackendPartition] | None = None  # the assignment, when assigned by hand
         self.positions: dict[_Key, int] = {}  # positions of revoked partitions, for a reset
         self.restore: dict[_Key, int] | None = None  # positions to apply at the next assignment
+        # After a reset, what the old backend consumer held for the application's next commit(), which must
+        # commit it as it would have without the reset: offsets the application stored (stored again in the new
+        # consumer once assigned) or, under librdkafka's automatic store, the positions it was given.
+        self.carry: dict[_Key, int] | None = None
+        self.stored: dict[_Key, int] = {}  # what store_offsets() stored, when the application stores offsets
         self.counts: dict[str, int] = {}  # records returned per native topic, not yet published
         self.only_topic: str | None = None  # the one topic read, when there is one: counts skip topic()
         # The fast path counts records down from ``window``; at zero it ticks: counts, sampling, housekeeping.
@@ -381,6 +388,8 @@ class Consumer:
                 member.consumer.incremental_assign(parts)
             else:
                 member.consumer.assign(parts)
+            if not self._settings.auto_store:
+                self._store_carried(member, parts)
         callback = self._callbacks[0]
         if callback is not None:
             callback(self, self._to_psc(member, parts))
@@ -400,6 +409,9 @@ class Consumer:
             member.buffer = [n for n in member.buffer if (n.topic(), n.partition()) not in gone]
             for key in gone:
                 member.rewound.pop(key, None)
+                member.stored.pop(key, None)
+                if member.carry:
+                    member.carry.pop(key, None)
 
     def _remember_positions(self, member: _Member, parts: list[BackendPartition]) -> None:
         try:
@@ -686,15 +698,21 @@ class Consumer:
         with self._lock:
             old = member.consumer
             restore = dict(member.positions)
+            owned: set[_Key] = set()
             try:
                 current = old.assignment()
                 self._remember_positions(member, current)  # the first unreturned records, buffered or not
                 restore.update(member.positions)
+                owned = {(p.topic, p.partition) for p in current}
             except Exception:
                 _log.debug("cannot read the assignment before reset", exc_info=True)
             managed, member.managed = member.managed, False  # the old consumer's revocation must store nothing
+            carry: dict[_Key, int] | None = None
             if managed:
                 self._store_returned(member)  # before the buffer goes: only what the application was given
+            else:  # librdkafka stored the returned records' offsets (the positions), or the application did
+                stored = restore if self._settings.auto_store else member.stored
+                carry = {key: stored[key] for key in owned if key in stored}
             member.buffer = []
             member.rewound.clear()
             try:
@@ -702,16 +720,29 @@ class Consumer:
             except Exception:
                 _log.debug("closing the old consumer failed", exc_info=True)
             member.bind(self._new_backend(member.cluster))
-            member.managed = managed
+            member.managed, member.carry = managed, carry  # set after the old consumer's revocation on close
             self._metrics.reset(member.cluster.cluster_uri)
             _log.warning("reset backend consumer", cluster_uri=member.cluster.cluster_uri, reason=reason)
             if member.topics:
                 member.restore = restore
                 self._subscribe_member(member)
             elif member.manual is not None:
-                member.consumer.assign(
-                    [p._replace(offset=restore.get((p.topic, p.partition), p.offset)) for p in member.manual]
-                )
+                parts = [p._replace(offset=restore.get((p.topic, p.partition), p.offset)) for p in member.manual]
+                member.consumer.assign(parts)
+                if not self._settings.auto_store:
+                    self._store_carried(member, parts)
+
+    def _store_carried(self, member: _Member, assigned: Sequence[BackendPartition]) -> None:
+        """Store again, in a new backend consumer, the offsets its predecessor held for a commit to come."""
+        carry, member.carry = member.carry, None
+        if not carry:
+            return
+        parts = [p._replace(offset=carry[key]) for p in assigned if carry.get(key := (p.topic, p.partition), -1) >= 0]
+        try:
+            if parts:
+                member.consumer.store_offsets(parts)
+        except Exception:  # the application's next commit then finds less stored: never more than it was given
+            _log.debug("cannot store carried offsets", cluster_uri=member.cluster.cluster_uri, exc_info=True)
 
     def _call(
         self, member: _Member, method: str, *args: Any, check: Callable[[Exception, int], None] | None = None
@@ -763,10 +794,16 @@ class Consumer:
             targets = list(self._by_member(offsets))
         nothing: list[ConsumerError] = []
         for member, parts in targets:
-            if parts is None and (member.managed or (self._settings.auto_store and (member.buffer or member.rewound))):
+            carried = member.carry if parts is None and self._settings.auto_store else None
+            if parts is None and (
+                member.managed or carried or (self._settings.auto_store and (member.buffer or member.rewound))
+            ):
                 # librdkafka's stored offsets are past the buffered records, or (when PSC stores them) behind the
-                # returned ones: commit what the application was given.
+                # returned ones, or (after a reset) miss what the old backend consumer returned: commit what the
+                # application was given.
                 assigned = self._positions(member, member.consumer.assignment())
+                if carried:
+                    assigned = [p if p.offset >= 0 else p._replace(offset=carried.get(p[:2], -1)) for p in assigned]
                 parts = [p for p in assigned if p.offset >= 0] or None
                 if member.managed and parts:
                     member.consumer.store_offsets(parts)  # so that the next automatic commit agrees
@@ -775,6 +812,8 @@ class Consumer:
             except _NothingStored as exc:
                 nothing.append(exc)
                 continue
+            if carried:
+                member.carry = None
             committed.extend(self._to_psc(member, result or []))
         if not asynchronous and not targets:
             nothing.append(_NothingStored.of(KafkaError(KafkaError._NO_OFFSET, "Local: No offset stored")))
@@ -790,6 +829,8 @@ class Consumer:
         chosen = [_next_offset(message)] if message is not None else list(offsets or ())
         for member, parts in self._by_member(chosen):
             member.consumer.store_offsets(parts)
+            if not self._settings.auto_store:
+                member.stored.update(((p.topic, p.partition), p.offset) for p in parts)
 
     def committed(self, partitions: Sequence[TopicUriPartition], timeout: float = -1) -> list[TopicUriPartition]:
         return self._call_per_member("committed", partitions, timeout)

@@ -310,3 +310,38 @@ def test_rebalance_with_buffered_records_loses_nothing_and_reads_nothing_twice(b
         assert revoked, "the second member's arrival revoked the first one's partitions"
     assert len(read) == len(set(read)), "nothing read twice"
     assert sorted(read) == sorted((p, o) for p in (0, 1) for o in range(2000)), "nothing lost"
+
+
+@pytest.mark.parametrize("store", ["automatic", "by the application"])
+def test_a_reset_keeps_what_the_application_was_about_to_commit(base: dict[str, Any], many: str, store: str) -> None:
+    """Remediation recreates the backend consumer between poll() and commit(): the commit is the same."""
+    manual_store = store == "by the application"
+    config = consumer_config(
+        base,
+        **{
+            "psc.consumer.commit.auto.enabled": "false",
+            "psc.consumer.enable.auto.offset.store": str(not manual_store).lower(),
+        },
+    )
+    with psc.Consumer(config) as consumer:
+        consumer.subscribe([many])
+        read = poll_n(consumer, 2500)  # from both partitions: 2000 records each
+        assert {p for p, _ in read} == {0, 1}
+        if manual_store:
+            for partition, offset in read:
+                consumer.store_offsets(offsets=[tp(many, partition, offset + 1)])
+        member = consumer._order[0]
+        old = member.consumer
+        consumer._reset(member, "a certificate about to expire")
+        assert member.consumer is not old
+        # The new backend consumer rejoins the group; the application goes on polling meanwhile.
+        deadline = time.monotonic() + TIMEOUT
+        while not consumer.assignment() and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and not manual_store:  # stored automatically as it is returned
+                read.append((message.partition() or 0, message.offset() or 0))
+        committed = consumer.commit(asynchronous=False)
+        last = {p: o for p, o in read}
+        assert committed is not None and sorted((c.partition, c.offset) for c in committed if c.offset >= 0) == sorted(
+            (p, o + 1) for p, o in last.items()
+        )
