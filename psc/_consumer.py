@@ -77,6 +77,7 @@ CommitCallback = Callable[[KafkaError | None, list[TopicUriPartition]], None]
 _SLICE_S = 0.01  # one round of waiting across all clusters
 _BUFFER_S = 0.1  # a poll buffer should be served in about this long, so the backend is called often
 _HOUSEKEEPING_EVERY = 1024  # records between housekeeping checks on the fast path, when not sampling
+_REJOIN_WAIT_S = 10.0  # how long a commit after a reset waits for the new backend consumer's assignment
 _Key = tuple[str, int]
 _REPORTED_AT_ONCE = frozenset({"UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION"})
 
@@ -794,6 +795,8 @@ class Consumer:
             targets = list(self._by_member(offsets))
         nothing: list[ConsumerError] = []
         for member, parts in targets:
+            if parts is None and member.carry and member.topics:
+                self._await_assignment(member)  # a reset's new backend consumer is still joining the group
             carried = member.carry if parts is None and self._settings.auto_store else None
             if parts is None and (
                 member.managed or carried or (self._settings.auto_store and (member.buffer or member.rewound))
@@ -820,6 +823,15 @@ class Consumer:
         if nothing and len(nothing) >= len(targets):
             raise nothing[0]  # as confluent-kafka: a synchronous commit of nothing raises _NO_OFFSET
         return None if asynchronous else committed
+
+    def _await_assignment(self, member: _Member) -> None:
+        """Serve the rebalance of a member's new backend consumer until it is assigned (bounded), so that a commit
+        right after a reset commits what the application was given; records it returns meanwhile are kept."""
+        deadline = time.monotonic() + _REJOIN_WAIT_S
+        while not member.consumer.assignment() and time.monotonic() < deadline:
+            native = member.poll(0.1)
+            if native is not None:
+                member.buffer.insert(0, native)  # returned after the records already buffered (none, after a reset)
 
     def store_offsets(
         self, message: Message | MessageId | None = None, offsets: Sequence[TopicUriPartition] | None = None

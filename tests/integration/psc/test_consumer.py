@@ -312,8 +312,11 @@ def test_rebalance_with_buffered_records_loses_nothing_and_reads_nothing_twice(b
     assert sorted(read) == sorted((p, o) for p in (0, 1) for o in range(2000)), "nothing lost"
 
 
+@pytest.mark.parametrize("polls_first", [True, False], ids=["poll-then-commit", "commit-at-once"])
 @pytest.mark.parametrize("store", ["automatic", "by the application"])
-def test_a_reset_keeps_what_the_application_was_about_to_commit(base: dict[str, Any], many: str, store: str) -> None:
+def test_a_reset_keeps_what_the_application_was_about_to_commit(
+    base: dict[str, Any], many: str, store: str, polls_first: bool
+) -> None:
     """Remediation recreates the backend consumer between poll() and commit(): the commit is the same."""
     manual_store = store == "by the application"
     config = consumer_config(
@@ -334,14 +337,17 @@ def test_a_reset_keeps_what_the_application_was_about_to_commit(base: dict[str, 
         old = member.consumer
         consumer._reset(member, "a certificate about to expire")
         assert member.consumer is not old
-        # The new backend consumer rejoins the group; the application goes on polling meanwhile.
-        deadline = time.monotonic() + TIMEOUT
-        while not consumer.assignment() and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and not manual_store:  # stored automatically as it is returned
-                read.append((message.partition() or 0, message.offset() or 0))
+        seen: list[tuple[int, int]] = []  # returned after the reset
+        if polls_first:  # the application goes on polling while the new backend consumer rejoins the group
+            deadline = time.monotonic() + TIMEOUT
+            while not consumer.assignment() and time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is not None:
+                    seen.append((message.partition() or 0, message.offset() or 0))
         committed = consumer.commit(asynchronous=False)
-        last = {p: o for p, o in read}
+        last = {p: o for p, o in (read if manual_store else read + seen)}  # as stored: automatically or not
         assert committed is not None and sorted((c.partition, c.offset) for c in committed if c.offset >= 0) == sorted(
             (p, o + 1) for p, o in last.items()
         )
+        seen += poll_n(consumer, 4000 - len(read) - len(seen))
+    assert sorted(read + seen) == sorted((p, o) for p in (0, 1) for o in range(2000)), "nothing lost or read twice"
