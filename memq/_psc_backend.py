@@ -24,6 +24,7 @@ pause/resume and offsets-for-times are not offered.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import psc
@@ -163,37 +164,45 @@ def _cluster_metadata(cluster_uri: str, found: list[WireTopicMetadata]) -> Clust
     return ClusterMetadata(cluster_uri, None, -1, brokers, topics)
 
 
-class _Record:
-    """A consumed MemQ record shaped like confluent-kafka's ``Message``; ``topic()`` is the MemQ topic."""
+class _Record(tuple):  # type: ignore[type-arg]
+    """A consumed MemQ record shaped like confluent-kafka's ``Message``; ``topic()`` is the MemQ topic.
 
-    __slots__ = ("_record",)
+    The fields of a :class:`ConsumerRecord` in its order, copied in C by ``tuple.__new__`` (no Python frame per
+    record, as a wrapper's ``__init__`` would cost).
+    """
 
-    def __init__(self, record: ConsumerRecord) -> None:
-        self._record = record
+    __slots__ = ()
 
     def topic(self) -> str:
-        return self._record.topic
+        return self[0]  # type: ignore[no-any-return]
 
     def partition(self) -> int:
-        return self._record.partition
+        return self[2]  # type: ignore[no-any-return]
 
     def offset(self) -> int:
-        return self._record.offset
+        return self[3]  # type: ignore[no-any-return]
 
     def timestamp(self) -> tuple[int, int]:
-        return (1, self._record.timestamp_ms)
+        return (1, self[7])
 
     def key(self) -> bytes | None:
-        return self._record.key
+        return self[4]  # type: ignore[no-any-return]
 
     def value(self) -> bytes:
-        return self._record.value
+        return self[5]  # type: ignore[no-any-return]
 
     def headers(self) -> list[tuple[str, bytes | None]] | None:
-        return list(self._record.headers) or None
+        return list(self[6]) or None
 
     def error(self) -> None:
         return None
+
+
+_new_tuple = tuple.__new__
+
+
+def _records(records: list[ConsumerRecord]) -> list[_Record]:
+    return list(map(_new_tuple, repeat(_Record), records))
 
 
 # Native settings that configure the notification consumer (PSC passes librdkafka names).
@@ -252,11 +261,11 @@ class MemqBackendConsumer(BackendConsumer):
 
     def poll(self, timeout: float) -> _Record | None:
         record = self._inner().poll(None if timeout is None or timeout < 0 else timeout)
-        return None if record is None else _Record(record)
+        return None if record is None else _new_tuple(_Record, record)
 
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
         records = self._inner().consume(num_messages, None if timeout is None or timeout < 0 else timeout)
-        return [_Record(r) for r in records]
+        return _records(records)
 
     def unsubscribe(self) -> None:
         if self._consumer is not None:
