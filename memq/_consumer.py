@@ -128,7 +128,7 @@ class _ObjectReader:
         # The records of the producer message decoded last, made as they are handed out (pending: how many are
         # left): the caller usually drops them before the collector's youngest generation fills up, so they are
         # never traversed, where a whole message of records made at once would be promoted and traversed again.
-        self._records: Iterator[ConsumerRecord] = iter(())
+        self._records: Iterator[Any] = iter(())  # of settings.record_type
         self.pending = 0
         self.failure: CorruptObjectError | None = None
         self.done = False
@@ -160,7 +160,8 @@ class _ObjectReader:
                 return None
             self._advance()
         self.pending -= 1
-        return next(self._records)
+        record: ConsumerRecord = next(self._records)
+        return record
 
     def take(self, limit: int) -> list[ConsumerRecord]:
         """Up to `limit` records already decoded (none when the next producer message is due: `next` decodes it)."""
@@ -349,7 +350,7 @@ class _ObjectReader:
             ends,
             strict=False,  # the repeats are endless; the columns have `count` items
         )
-        self._records = map(_new_tuple, repeat(ConsumerRecord), rows)  # no Python frame per record
+        self._records = map(_new_tuple, repeat(self.settings.record_type), rows)  # no Python frame per record
         self.pending = count
         self.settings.metrics.records.inc(count)
 
@@ -386,7 +387,13 @@ def _flag(error: Any, attribute: str) -> Any:
 
 
 def _next(place: ConsumerRecord | _Position) -> _Position:
-    return place.next_position() if isinstance(place, ConsumerRecord) else place
+    if isinstance(place, _Position):
+        return place
+    # By position: records may be made as another tuple type with ConsumerRecord's fields (_Settings.record_type).
+    offset, last_in_object = place[3], place[11]
+    if last_in_object:
+        return _Position((offset >> RECORD_INDEX_BITS) + 1, 0)
+    return _Position(offset >> RECORD_INDEX_BITS, (offset & _RECORD_MASK) + 1)
 
 
 def _count_or_none(message: memoryview) -> int | None:
@@ -424,6 +431,9 @@ class _Settings:
     read_retries: int
     max_body_bytes: int
     metrics: ConsumerMetrics
+    # What records are made as: ConsumerRecord, or a tuple type with its fields in its order (the PSC backend's
+    # message shape, made directly rather than copied from a ConsumerRecord).
+    record_type: type[tuple[Any, ...]] = ConsumerRecord
 
 
 class Consumer:
@@ -448,6 +458,7 @@ class Consumer:
         read_retries: int = 2,
         max_body_bytes: int = 256 << 20,
         metrics: ConsumerMetrics | None = None,
+        _record_type: type[tuple[Any, ...]] = ConsumerRecord,
     ) -> None:
         if (config is None) == (notification_consumer is None):
             raise ValueError("pass either config or notification_consumer")
@@ -458,7 +469,7 @@ class Consumer:
         self._inner: NotificationConsumer = notification_consumer or psc.Consumer(inner_config)
         self._config = dict(config or {})
         self.metrics = metrics or ConsumerMetrics.default()
-        self._settings = _Settings(fetch_bytes, read_retries, max_body_bytes, self.metrics)
+        self._settings = _Settings(fetch_bytes, read_retries, max_body_bytes, self.metrics, _record_type)
         self._storage_options = dict(storage_options or {})
         self._storages: dict[str, StorageHandler] = {}
         self._dead_letter_uri = dead_letter_topic_uri
