@@ -586,12 +586,16 @@ class Consumer:
                 return _committed_index(tp.metadata)
         return 0
 
+    def open_bucket(self, bucket: str) -> None:
+        """Set up the client for an S3 bucket that notifications will name (from TOPIC_METADATA's `storage`), so
+        that reading the first object does not also pay for the client's setup (a fifth of a second)."""
+        if bucket not in self._storages:
+            self._storages[bucket] = open_storage(f"s3://{bucket}", **self._storage_options)
+
     def _resolve(self, notification: Notification) -> tuple[StorageHandler, str]:
         if notification.bucket is not None:
-            storage = self._storages.get(notification.bucket)
-            if storage is None:
-                storage = open_storage(f"s3://{notification.bucket}", **self._storage_options)
-                self._storages[notification.bucket] = storage
+            self.open_bucket(notification.bucket)
+            storage = self._storages[notification.bucket]
         else:
             storage = self._storages.setdefault("file:", FileStorage("/"))
         return storage, storage.key_of(notification)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import psc
 from memq._config import MIB, ProducerConfig, TlsConfig
@@ -244,6 +245,10 @@ class MemqBackendConsumer(BackendConsumer):
             # Objects on an S3-compatible endpoint are read where the brokers wrote them.
             storage = {"endpoint_url": endpoints.pop()} if len(endpoints) == 1 else None
             self._consumer = Consumer(config, storage_options=storage, _record_type=_Record)
+        for md in found.values():
+            url = urlsplit(md.properties.get("storage", ""))
+            if url.scheme == "s3" and url.netloc:
+                self._consumer.open_bucket(url.netloc)
         self._consumer.subscribe([self._uris[t] for t in topics])
 
     def _inner(self) -> Consumer:

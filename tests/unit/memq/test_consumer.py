@@ -10,8 +10,8 @@ import pytest
 import psc
 from memq import CorruptObjectError
 from memq._consumer import Consumer, ConsumerRecord, pack_offset, unpack_offset
-from memq._format import Compression, Record, build_object, encode_message
-from memq.storage import FileStorage
+from memq._format import Compression, Notification, Record, build_object, encode_message
+from memq.storage import FileStorage, S3Storage
 
 URI = "plaintext:/rn:kafka:dev:local::c1:memq-notify"
 
@@ -408,3 +408,12 @@ def test_records_made_as_another_tuple_type_keep_positions(tmp_path: Path) -> No
     assert consumer.position() == {(URI, 0): pack_offset(0, 4)}
     consumer.consume(1, 0)  # the last record of the object: the position moves to the next notification
     assert consumer.position() == {(URI, 0): pack_offset(1, 0)}
+
+
+def test_a_bucket_opened_ahead_serves_its_notifications() -> None:
+    consumer = Consumer(notification_consumer=FakeNotifications({}), storage_options={"endpoint_url": "http://x:1"})
+    consumer.open_bucket("b")
+    opened = consumer._storages["b"]
+    note = Notification(topic="t", header_size=20, messages_size=1, message_count=1, bucket="b", key="k")
+    assert consumer._resolve(note) == (opened, "k")
+    assert isinstance(opened, S3Storage) and opened.endpoint_url == "http://x:1"
