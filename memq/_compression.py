@@ -30,16 +30,16 @@ def compress(compression: Compression, body: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
 
 
-def decompress(compression: Compression, payload: bytes, limit: int) -> bytes:
+def decompress(compression: Compression, payload: bytes | memoryview, limit: int) -> bytes:
     """Decompress a whole body of at most `limit` bytes; ValueError if it is malformed, truncated or too big."""
     if compression is Compression.NONE:
-        return payload
+        return bytes(payload)
     if compression is Compression.GZIP:
         return _gunzip(payload, limit)
     return _unzstd(payload, limit)
 
 
-def _gunzip(payload: bytes, limit: int) -> bytes:
+def _gunzip(payload: bytes | memoryview, limit: int) -> bytes:
     # Concatenated gzip members are one stream, as for java.util.zip.GZIPInputStream.
     out = bytearray()
     data = payload
@@ -58,7 +58,7 @@ def _gunzip(payload: bytes, limit: int) -> bytes:
             return bytes(out)
 
 
-def _unzstd(payload: bytes, limit: int) -> bytes:
+def _unzstd(payload: bytes | memoryview, limit: int) -> bytes:
     # One frame that states its size (what our producer writes) is decompressed in one call, straight into a
     # buffer of that size; anything else (several frames, no size: zstd-jni's streams) takes the careful path.
     try:
@@ -73,7 +73,7 @@ def _unzstd(payload: bytes, limit: int) -> bytes:
     return _unzstd_stream(payload, limit)
 
 
-def _unzstd_stream(payload: bytes, limit: int) -> bytes:
+def _unzstd_stream(payload: bytes | memoryview, limit: int) -> bytes:
     # Fed in small chunks so that a body which inflates past `limit` is stopped early; frames follow each other.
     out = bytearray()
     position = 0

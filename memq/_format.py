@@ -659,7 +659,9 @@ def decode_message_columns(
     """`decode_message`, with the records' fields column by column: (values, keys, headers, timestamps, ids)."""
     header = parse_message_header(buf, offset, verify_crc=True)
     start = header.body_offset
-    payload = bytes(memoryview(buf)[start : start + header.body_length])
+    view = memoryview(buf)[start : start + header.body_length]
+    # A compressed body is read where it lies; records are sliced from bytes, so only a plain body is copied.
+    payload = bytes(view) if header.compression is Compression.NONE else view
     try:
         body = decompress(header.compression, payload, max_body_bytes)
     except ValueError as exc:
