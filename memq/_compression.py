@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import zlib
 from enum import IntEnum
@@ -29,16 +30,16 @@ def compress(compression: Compression, body: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
 
 
-def decompress(compression: Compression, payload: bytes, limit: int) -> bytes:
+def decompress(compression: Compression, payload: bytes | memoryview, limit: int) -> bytes:
     """Decompress a whole body of at most `limit` bytes; ValueError if it is malformed, truncated or too big."""
     if compression is Compression.NONE:
-        return payload
+        return bytes(payload)
     if compression is Compression.GZIP:
         return _gunzip(payload, limit)
     return _unzstd(payload, limit)
 
 
-def _gunzip(payload: bytes, limit: int) -> bytes:
+def _gunzip(payload: bytes | memoryview, limit: int) -> bytes:
     # Concatenated gzip members are one stream, as for java.util.zip.GZIPInputStream.
     out = bytearray()
     data = payload
@@ -57,7 +58,22 @@ def _gunzip(payload: bytes, limit: int) -> bytes:
             return bytes(out)
 
 
-def _unzstd(payload: bytes, limit: int) -> bytes:
+def _unzstd(payload: bytes | memoryview, limit: int) -> bytes:
+    # One frame that states its size (what our producer writes) is decompressed in one call, straight into a
+    # buffer of that size; anything else (several frames, no size: zstd-jni's streams) takes the careful path.
+    try:
+        size = zstandard.frame_content_size(payload)
+    except zstandard.ZstdError:
+        size = -1  # not a zstd frame header: the careful path says what is wrong
+    if 0 <= size <= limit:
+        with contextlib.suppress(zstandard.ZstdError):
+            return zstandard.ZstdDecompressor().decompress(payload, allow_extra_data=False)
+    elif size > limit:
+        raise ValueError(f"states {size} bytes, decompresses to more than {limit} bytes")
+    return _unzstd_stream(payload, limit)
+
+
+def _unzstd_stream(payload: bytes | memoryview, limit: int) -> bytes:
     # Fed in small chunks so that a body which inflates past `limit` is stopped early; frames follow each other.
     out = bytearray()
     position = 0

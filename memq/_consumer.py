@@ -10,13 +10,10 @@ silently.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import psc
@@ -25,8 +22,8 @@ from memq._format import (
     MessageHeader,
     Notification,
     ObjectIndex,
-    RecordFields,
-    decode_message_fields,
+    RecordColumns,
+    decode_message_columns,
     parse_message_header,
 )
 from memq._format import parse_object_index as _parse_index
@@ -128,13 +125,20 @@ class _ObjectReader:
         self.raw = raw
         self.settings = settings
         self.key = f"{self.uri}[{self.partition}]@{self.notification_offset}"  # until the notification is read
-        self.records: deque[ConsumerRecord] = deque()
+        # The records of the producer message decoded last, made as they are handed out (pending: how many are
+        # left): the caller usually drops them before the collector's youngest generation fills up, so they are
+        # never traversed, where a whole message of records made at once would be promoted and traversed again.
+        self._records: Iterator[Any] = iter(())  # of settings.record_type
+        self.pending = 0
         self.failure: CorruptObjectError | None = None
         self.done = False
         self._start = start_index
         self._entry = 0  # next index entry to fetch
         self._record_index = 0  # object-wide index of the first record of entry `_entry`
         self._index: ObjectIndex | None = None
+        self._window: bytes | None = None  # fetched producer messages not yet decoded: entries up to _window_stop
+        self._window_base = 0  # the window's offset in the object
+        self._window_stop = 0
         self._storage: StorageHandler | None = None
         self.notification: Notification | None = None
         try:
@@ -149,22 +153,21 @@ class _ObjectReader:
 
     def next(self) -> ConsumerRecord | None:
         """The next record, None once the object is read; raises its failure until skipped."""
-        while not self.records:
+        while not self.pending:
             if self.failure is not None:
                 raise self.failure
             if self.done:
                 return None
             self._advance()
-        return self.records.popleft()
+        self.pending -= 1
+        record: ConsumerRecord = next(self._records)
+        return record
 
     def take(self, limit: int) -> list[ConsumerRecord]:
-        """Up to `limit` records already read (none when a new window is due: `next` reads it)."""
-        records = self.records
-        if len(records) <= limit:
-            taken = list(records)
-            records.clear()
-            return taken
-        return [records.popleft() for _ in range(limit)]
+        """Up to `limit` records already decoded (none when the next producer message is due: `next` decodes it)."""
+        taken = min(limit, self.pending)
+        self.pending -= taken
+        return list(islice(self._records, taken))
 
     def after_failure(self) -> _Position:
         """Where reading resumes past the failure: the next producer message if its size is known, else the next
@@ -175,6 +178,7 @@ class _ObjectReader:
     def skip_failure(self) -> None:
         position = self.after_failure()
         self.failure = None
+        self._window = None
         if position.notification_offset != self.notification_offset:
             self.done = True
         else:
@@ -184,24 +188,33 @@ class _ObjectReader:
     # -- reading -----------------------------------------------------------------------------------------
 
     def _advance(self) -> None:
-        if self._index is None:
-            self._index = self._read_index()
+        """Decode the next producer message of the window, fetching the window first when none is left.
+
+        A window's messages are decoded one at a time as their records are asked for, so only one message's
+        records exist at once: they are usually handed out and dropped before the garbage collector's youngest
+        generation fills up, which keeps its work per record small without turning it off.
+        """
+        if self._window is None:
             if self._index is None:
+                self._index = self._read_index()
+                if self._index is None:
+                    return
+            entries = self._index.entries
+            while self._entry < len(entries) and self._start > self._record_index:
+                count = self._peek_count(self._entry)
+                if count is None:
+                    return
+                if self._record_index + count > self._start:
+                    break  # the start lies inside this message: read it and drop the records before the start
+                self._record_index += count
+                self._entry += 1
+            if self._entry >= len(entries):
+                self.done = True
                 return
-        entries = self._index.entries
-        while self._entry < len(entries) and self._start > self._record_index:
-            count = self._peek_count(self._entry)
-            if count is None:
-                return
-            if self._record_index + count > self._start:
-                break  # the start lies inside this message: read it and drop the records before the start
-            self._record_index += count
-            self._entry += 1
-        if self._entry >= len(entries):
-            self.done = True
-            return
-        with _collector_paused():
             self._read_window()
+            if self._window is None:
+                return
+        self._decode_next()
 
     def _read(self, start: int, length: int, *, partial: bool = False) -> bytes | None:
         """Bytes of the object, retried on transient errors; None (and a failure) if they are not all there,
@@ -257,6 +270,7 @@ class _ObjectReader:
         return header.record_count
 
     def _read_window(self) -> None:
+        """Fetch whole producer messages from `_entry` on, at most `fetch_bytes` of them (at least one)."""
         assert self._index is not None
         entries = self._index.entries
         last = self._entry
@@ -268,50 +282,57 @@ class _ObjectReader:
             last += 1
         base = entries[self._entry].offset
         window = self._read(base, entries[last].offset + entries[last].size - base, partial=True)
-        if window is None:
-            return
-        for number in range(self._entry, last + 1):
-            entry = entries[number]
-            if entry.offset + entry.size > base + len(window):  # the messages before it are still delivered
-                end = entry.offset + entry.size - 1
-                self._fail(base + len(window), f"object ends early: wanted bytes {entry.offset}..{end}")
-                return
-            header, records = self._decode(window, entry.offset - base, entry.size, number)
-            if header is None:
-                return
-            self._emit(number, records, final=number == len(entries) - 1)
-            self._entry += 1
-            self._record_index += len(records)
+        if window is not None:
+            self._window, self._window_base, self._window_stop = window, base, last + 1
 
-    def _decode(
-        self, window: bytes, at: int, size: int, number: int
-    ) -> tuple[MessageHeader | None, list[RecordFields]]:
+    def _decode_next(self) -> None:
+        assert self._index is not None and self._window is not None
+        entries, window, base = self._index.entries, self._window, self._window_base
+        number = self._entry
+        entry = entries[number]
+        if entry.offset + entry.size > base + len(window):  # the messages before it are still delivered
+            self._window = None
+            end = entry.offset + entry.size - 1
+            self._fail(base + len(window), f"object ends early: wanted bytes {entry.offset}..{end}")
+            return
+        header, records = self._decode(window, entry.offset - base, entry.size, number)
+        if header is None:
+            self._window = None
+            return
+        self._emit(number, records, final=number == len(entries) - 1)
+        self._entry += 1
+        self._record_index += len(records[0])
+        if self._entry >= self._window_stop:
+            self._window = None
+
+    def _decode(self, window: bytes, at: int, size: int, number: int) -> tuple[MessageHeader | None, RecordColumns]:
         assert self._index is not None
         base = self._index.entries[number].offset
         message = memoryview(window)[at : at + size]
         try:
-            header, records = decode_message_fields(message, max_body_bytes=self.settings.max_body_bytes)
+            header, records = decode_message_columns(message, max_body_bytes=self.settings.max_body_bytes)
             if header.size != size:
                 raise FormatError(f"message of {header.size} bytes where the index has {size}", 0)
         except FormatError as exc:
             count = _count_or_none(message)
             self._fail(base + exc.offset, f"producer message {number}: {exc.reason}", skip_records=count)
-            return None, []
+            return None, ([], [], [], [], [])
         return header, records
 
-    def _emit(self, number: int, records: list[RecordFields], *, final: bool) -> None:
+    def _emit(self, number: int, columns: RecordColumns, *, final: bool) -> None:
         assert self.notification is not None
         first = self._record_index
-        if first + len(records) - 1 > _RECORD_MASK:
+        total = len(columns[0])
+        if first + total - 1 > _RECORD_MASK:
             raise MemqError(
                 f"object {self.key!r} holds more than {_RECORD_MASK + 1} records, beyond PSC's packed offsets"
             )
         topic, uri, partition, location = self.notification.topic, self.uri, self.partition, self.location
         skip = max(0, self._start - first)
-        count = len(records) - skip
+        count = total - skip
         if count <= 0:
             return
-        values, keys, headers, stamps, ids = zip(*records[skip:], strict=True)
+        values, keys, headers, stamps, ids = (column[skip:] for column in columns) if skip else columns
         start = (self.notification_offset << RECORD_INDEX_BITS) + first + skip  # the index fits its 19 bits
         ends = chain(repeat(False, count - 1), (final,))
         rows = zip(
@@ -329,7 +350,8 @@ class _ObjectReader:
             ends,
             strict=False,  # the repeats are endless; the columns have `count` items
         )
-        self.records.extend(map(_new_tuple, repeat(ConsumerRecord), rows))  # no Python frame per record
+        self._records = map(_new_tuple, repeat(self.settings.record_type), rows)  # no Python frame per record
+        self.pending = count
         self.settings.metrics.records.inc(count)
 
     def _fail(self, offset: int, reason: str, *, next_object: bool = False, skip_records: int | None = None) -> None:
@@ -345,21 +367,6 @@ class _ObjectReader:
             partition=self.partition,
             resume_offset=resume,
         )
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Decoding a window allocates a few objects per record, hundreds of thousands in one go: each 700 of them
-    would start a cyclic collection that traverses the window built so far. None of them can form a cycle, so
-    the collector waits until the window is built (if no one else turned it off)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _committed_index(metadata: str | None) -> int:
@@ -380,7 +387,13 @@ def _flag(error: Any, attribute: str) -> Any:
 
 
 def _next(place: ConsumerRecord | _Position) -> _Position:
-    return place.next_position() if isinstance(place, ConsumerRecord) else place
+    if isinstance(place, _Position):
+        return place
+    # By position: records may be made as another tuple type with ConsumerRecord's fields (_Settings.record_type).
+    offset, last_in_object = place[3], place[11]
+    if last_in_object:
+        return _Position((offset >> RECORD_INDEX_BITS) + 1, 0)
+    return _Position(offset >> RECORD_INDEX_BITS, (offset & _RECORD_MASK) + 1)
 
 
 def _count_or_none(message: memoryview) -> int | None:
@@ -418,6 +431,9 @@ class _Settings:
     read_retries: int
     max_body_bytes: int
     metrics: ConsumerMetrics
+    # What records are made as: ConsumerRecord, or a tuple type with its fields in its order (the PSC backend's
+    # message shape, made directly rather than copied from a ConsumerRecord).
+    record_type: type[tuple[Any, ...]] = ConsumerRecord
 
 
 class Consumer:
@@ -442,6 +458,7 @@ class Consumer:
         read_retries: int = 2,
         max_body_bytes: int = 256 << 20,
         metrics: ConsumerMetrics | None = None,
+        _record_type: type[tuple[Any, ...]] = ConsumerRecord,
     ) -> None:
         if (config is None) == (notification_consumer is None):
             raise ValueError("pass either config or notification_consumer")
@@ -452,7 +469,7 @@ class Consumer:
         self._inner: NotificationConsumer = notification_consumer or psc.Consumer(inner_config)
         self._config = dict(config or {})
         self.metrics = metrics or ConsumerMetrics.default()
-        self._settings = _Settings(fetch_bytes, read_retries, max_body_bytes, self.metrics)
+        self._settings = _Settings(fetch_bytes, read_retries, max_body_bytes, self.metrics, _record_type)
         self._storage_options = dict(storage_options or {})
         self._storages: dict[str, StorageHandler] = {}
         self._dead_letter_uri = dead_letter_topic_uri
@@ -523,7 +540,7 @@ class Consumer:
         out: list[ConsumerRecord] = []
         while len(out) < num_messages:
             reader = self._reader
-            if reader is not None and reader.records:  # records of the current window: taken in bulk
+            if reader is not None and reader.pending:  # records of the current producer message: taken in bulk
                 taken = reader.take(num_messages - len(out))
                 self._positions[(reader.uri, reader.partition)] = taken[-1]
                 out += taken
@@ -569,12 +586,16 @@ class Consumer:
                 return _committed_index(tp.metadata)
         return 0
 
+    def open_bucket(self, bucket: str) -> None:
+        """Set up the client for an S3 bucket that notifications will name (from TOPIC_METADATA's `storage`), so
+        that reading the first object does not also pay for the client's setup (a fifth of a second)."""
+        if bucket not in self._storages:
+            self._storages[bucket] = open_storage(f"s3://{bucket}", **self._storage_options)
+
     def _resolve(self, notification: Notification) -> tuple[StorageHandler, str]:
         if notification.bucket is not None:
-            storage = self._storages.get(notification.bucket)
-            if storage is None:
-                storage = open_storage(f"s3://{notification.bucket}", **self._storage_options)
-                self._storages[notification.bucket] = storage
+            self.open_bucket(notification.bucket)
+            storage = self._storages[notification.bucket]
         else:
             storage = self._storages.setdefault("file:", FileStorage("/"))
         return storage, storage.key_of(notification)

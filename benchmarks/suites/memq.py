@@ -28,8 +28,11 @@ broker's peak RSS growth over its idle RSS, next to the bound (cap + 100 MiB). T
 were not slowed down, or if any record is lost once S3 flows again.
 
 ``s3-puts`` writes to a topic whose batches seal on size (2 MiB, with a 5 s batch time that traffic never
-reaches) and reports PUTs per GiB stored by the S3 broker (objects stored / GiB of objects) next to the
-expected figure, GiB divided by the batch size.
+reaches) and reports PUTs per GiB stored by the S3 broker next to the expected figure, GiB divided by the
+batch size. PUTs are the write requests the broker's S3 client sent (PutObject, and the requests of a
+multipart upload; retries count), read from its ``memq_broker_storage_requests_total``. ``size-sealed``
+counts the objects whose batch reached the size; ``all objects`` adds each run's last batch, which the
+5 s timer seals below the size once the producer stops (about one extra PUT per run).
 """
 
 from __future__ import annotations
@@ -162,14 +165,18 @@ class _Stack:
             "psc.producer.delivery.report.only.error": "true",
         }
 
-    def metric(self, name: str, series: str) -> float:
+    def metrics(self, name: str) -> dict[tuple[Any, ...], float]:
+        """The broker's samples, keyed by (metric name, (label, value), ...) with labels sorted by name."""
         broker = self.brokers[name]
-        url = f"http://127.0.0.1:{broker.metrics_port}/metrics"
-        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{broker.metrics_port}/metrics", timeout=10).read().decode()
+        samples: dict[tuple[Any, ...], float] = {}
         for line in text.splitlines():
-            if line.startswith(series + " "):
-                return float(line.split()[-1])
-        return 0.0
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                metric, _, labels = series.partition("{")
+                pairs = sorted(tuple(p.split("=", 1)) for p in labels.rstrip("}").split(",") if p)
+                samples[(metric, *((k, v.strip('"')) for k, v in pairs))] = float(value)
+        return samples
 
     def close(self) -> None:
         for broker in self.brokers.values():
@@ -217,13 +224,35 @@ def _memq(stack: _Stack, name: str, count: int, data: list[bytes], topic: str = 
     return rate
 
 
-def _puts_per_gib(stack: _Stack, count: int, data: list[bytes]) -> float:
-    objects = 'memq_broker_objects_total{outcome="stored"}'
-    before = stack.metric("s3", objects), stack.metric("s3", "memq_broker_object_bytes_sum")
+_WRITE_REQUESTS = ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")
+
+
+def _puts_per_gib(stack: _Stack, count: int, data: list[bytes]) -> dict[str, float]:
+    """PUT requests per GiB stored by the S3 broker for one ingest run, over all objects and over size-sealed ones.
+
+    PUTs are the write requests the broker's S3 client sent (retries included); bytes are those of the stored
+    objects (index included), split by what sealed their batch. The run's last batch is sealed by time, not
+    size, and smaller than the batch size, so it raises the all-objects figure by up to one PUT per run.
+    """
+
+    def snapshot() -> tuple[float, float, float, float]:
+        samples = stack.metrics("s3")
+        requests = "memq_broker_storage_requests_total"
+        puts = sum(samples.get((requests, ("operation", op)), 0.0) for op in _WRITE_REQUESTS)
+        sealed = {
+            reason: (
+                samples.get(("memq_broker_batches_total", ("reason", reason), ("topic", PUTS_TOPIC)), 0.0),
+                samples.get(("memq_broker_stored_bytes_total", ("reason", reason), ("topic", PUTS_TOPIC)), 0.0),
+            )
+            for reason in ("size", "count", "time", "shutdown")
+        }
+        other = sum(n for reason, (n, _) in sealed.items() if reason != "size")
+        return puts, other, sealed["size"][1], sum(b for _, b in sealed.values())
+
+    before = snapshot()
     _memq(stack, "s3", count, data, PUTS_TOPIC)
-    stored = stack.metric("s3", objects) - before[0]
-    stored_bytes = stack.metric("s3", "memq_broker_object_bytes_sum") - before[1]
-    return stored / (stored_bytes / 2**30)
+    puts, other, size_bytes, all_bytes = (b - a for a, b in zip(before, snapshot(), strict=True))
+    return {"all objects": puts / (all_bytes / 2**30), "size-sealed": (puts - other) / (size_bytes / 2**30)}
 
 
 def _latencies(stack: _Stack, uri: str) -> list[float]:
@@ -437,9 +466,18 @@ def _ingest_scenario(stack: _Stack, size: str, count: int) -> Scenario:
 
 def _puts_scenario(stack: _Stack, count: int) -> Scenario:
     data = payloads(SIZES["1KiB"])
+    pending: dict[str, float] = {}  # one run measures both figures; the other system's call takes its figure
+
+    def run(figure: str) -> float:
+        if figure not in pending:
+            pending.clear()
+            pending.update(_puts_per_gib(stack, count, data))
+        return pending.pop(figure)
+
     systems: dict[str, RunFn] = {
         "expected": lambda: 2**30 / PUTS_BATCH_BYTES,
-        "memq-s3": lambda: _puts_per_gib(stack, count, data),
+        "memq-s3 size-sealed": lambda: run("size-sealed"),
+        "memq-s3 all objects": lambda: run("all objects"),
     }
     return Scenario("s3-puts-1KiB", "PUTs per GiB stored", "PUT/GiB", "expected", systems, higher_is_better=False)
 

@@ -1,11 +1,18 @@
 """Per-topic batching and the durable write path: seal, store, announce, then answer every request.
 
 A batch collects producer messages of one topic until it reaches its byte or message limit or its time
-runs out. A sealed batch is uploaded by at most ``upload_parallelism`` tasks at once; the bytes of open
-and uploading batches count against ``max_inflight_bytes``, and connections stop reading while that
-budget is exhausted, so memory stays bounded without a queue. Each request learns its batch's outcome:
-OK only once the object is stored and Kafka (acks=all) has acknowledged its notification; 502 when the
-upload or the notification finally fails.
+runs out. Producer messages are stored whole, so a batch rarely lands exactly on ``batch_max_bytes``: the
+message that reaches the size joins the batch and seals it, and the topic's next batch seals that much
+earlier. A topic's size-sealed objects thus add up to their count times ``batch_max_bytes``, give or take
+one message (PUTs per GiB = GiB / ``batch_max_bytes``), and none exceeds ``batch_max_bytes`` by more than
+one message. (The reference refuses a message that would overshoot, so its objects fall short of the size
+and cost more PUTs than the size promises.)
+
+A sealed batch is uploaded by at most ``upload_parallelism`` tasks at once; the bytes of open and uploading
+batches count against ``max_inflight_bytes``, and connections stop reading while that budget is exhausted,
+so memory stays bounded without a queue. Each request learns its batch's outcome: OK only once the object
+is stored and Kafka (acks=all) has acknowledged its notification; 502 when the upload or the notification
+finally fails.
 """
 
 from __future__ import annotations
@@ -41,17 +48,12 @@ class Outcome:
 class Batch:
     topic: TopicConfig
     first_request_id: int
+    target: int  # bytes at which the batch seals: batch_max_bytes less the previous batch's overshoot
     messages: list[bytes] = field(default_factory=list)
     waiters: list[asyncio.Future[Outcome]] = field(default_factory=list)
     size: int = 0
-    sealed: bool = False
+    sealed: str = ""  # what sealed it: size, count, time or shutdown
     timer: asyncio.TimerHandle | None = None
-
-    def fits(self, size: int) -> bool:
-        return self.size + size <= self.topic.batch_max_bytes and len(self.messages) < self.topic.batch_max_messages
-
-    def full(self) -> bool:
-        return self.size >= self.topic.batch_max_bytes or len(self.messages) >= self.topic.batch_max_messages
 
 
 class InflightBudget:
@@ -99,6 +101,7 @@ class BatchManager:
         self._metrics = metrics
         self.budget = InflightBudget(config.max_inflight_bytes, metrics)
         self._open: dict[str, Batch] = {}
+        self._overshoot: dict[str, int] = {}  # per topic: bytes its last size-sealed batch went past its target
         self._uploads: set[asyncio.Task[None]] = set()
         self._upload_slots = asyncio.Semaphore(config.upload_parallelism)
         # Server request ids name objects; a random start keeps restarted brokers from reusing names.
@@ -107,11 +110,9 @@ class BatchManager:
     def add(self, topic: TopicConfig, message: bytes, request_id: int) -> asyncio.Future[Outcome]:
         """Put a producer message in its topic's open batch; the future holds the batch's outcome."""
         batch = self._open.get(topic.name)
-        if batch is not None and not batch.fits(len(message)):
-            self._seal(batch, "size")
-            batch = None
         if batch is None:
-            batch = self._open[topic.name] = Batch(topic, request_id)
+            target = topic.batch_max_bytes - self._overshoot.pop(topic.name, 0)
+            batch = self._open[topic.name] = Batch(topic, request_id, target)
             loop = asyncio.get_running_loop()
             batch.timer = loop.call_later(topic.batch_max_ms / 1000, self._seal, batch, "time")
         waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -121,8 +122,11 @@ class BatchManager:
         self.budget.take(len(message))
         self._metrics.bytes_in.labels(topic.name).inc(len(message))
         self._metrics.messages_in.labels(topic.name).inc()
-        if batch.full():
-            self._seal(batch, "size" if batch.size >= topic.batch_max_bytes else "count")
+        if batch.size >= batch.target:
+            self._overshoot[topic.name] = batch.size - batch.target
+            self._seal(batch, "size")
+        elif len(batch.messages) >= topic.batch_max_messages:
+            self._seal(batch, "count")
         return waiter
 
     def seal_all(self, reason: str = "shutdown") -> None:
@@ -137,7 +141,7 @@ class BatchManager:
     def _seal(self, batch: Batch, reason: str) -> None:
         if batch.sealed:
             return
-        batch.sealed = True
+        batch.sealed = reason
         if batch.timer is not None:
             batch.timer.cancel()
         if self._open.get(batch.topic.name) is batch:
@@ -195,6 +199,7 @@ class BatchManager:
             return Outcome(ResponseCode.REQUEST_FAILED, f"upload failed after {self._config.upload_attempts} attempts")
         self._metrics.upload_seconds.observe(time.monotonic() - started)
         self._metrics.object_bytes.observe(index.object_size)
+        self._metrics.stored_bytes.labels(topic.name, batch.sealed).inc(index.object_size)
         notification = store.notification(
             key,
             topic=topic.name,

@@ -17,6 +17,12 @@ class BrokerMetrics:
         self.batches = r.counter("batches_total", "Batches sealed, by what sealed them", ["topic", "reason"])
         self.objects = r.counter("objects_total", "Batches finished, by outcome (stored or failed)", ["outcome"])
         self.object_bytes = r.histogram("object_bytes", "Size of stored objects", buckets=_SIZE_BUCKETS)
+        self.stored_bytes = r.counter(
+            "stored_bytes_total", "Bytes of stored objects, by what sealed their batch", ["topic", "reason"]
+        )
+        self.storage_requests = r.counter(
+            "storage_requests_total", "Requests sent to the object store, by operation (PutObject, ...)", ["operation"]
+        )
         self.upload_seconds = r.histogram("upload_seconds", "Time to store one object, all attempts")
         self.notify_seconds = r.histogram("notify_seconds", "Time for Kafka to acknowledge a notification")
         self.upload_retries = r.counter("upload_retries_total", "Upload attempts that failed and were retried")

@@ -64,12 +64,16 @@ class Broker:
             options = (
                 {"endpoint_url": config.s3_endpoint_url} if config.s3_endpoint_url and url.startswith("s3:") else {}
             )
-            self._stores[topic.name] = open_storage(url, **options)
+            store = self._stores[topic.name] = open_storage(url, **options)
+            store.on_request = self._count_storage_request
         self._notifier: Any = None
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._stopping = asyncio.Event()
         self.address: BrokerAddress | None = None
+
+    def _count_storage_request(self, operation: str) -> None:
+        self.metrics.storage_requests.labels(operation).inc()
 
     # -- lifecycle ------------------------------------------------------------------------------------
 

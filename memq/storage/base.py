@@ -30,6 +30,9 @@ class StorageHandler(ABC):
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix.strip("/")
+        # Called with the operation's name for each request sent to a remote store (S3: PutObject, UploadPart,
+        # retries included), so the broker can count what its objects cost; local handlers send none.
+        self.on_request: Callable[[str], None] | None = None
 
     @classmethod
     @abstractmethod

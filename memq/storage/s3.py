@@ -66,6 +66,11 @@ class S3Storage(StorageHandler):
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self._client = _client(endpoint_url, region, access_key_id, secret_access_key, max_attempts, timeout_s)
+        self._client.meta.events.register("before-send.s3", self._sending)
+
+    def _sending(self, event_name: str, **_: Any) -> None:
+        if self.on_request is not None:
+            self.on_request(event_name.rpartition(".")[2])  # before-send.s3.PutObject -> PutObject
 
     @classmethod
     def from_url(cls, url: SplitResult, options: Mapping[str, str]) -> S3Storage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,7 +76,10 @@ def test_objects_go_to_s3_under_hash_prefixes_and_are_announced_by_bucket_and_ke
         for future in futures:
             future.result(30)
     values = []
-    for notification in read_notifications(kafka_bootstrap, notify):
+    notifications = read_notifications(kafka_bootstrap, notify)
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{broker.metrics_port}/metrics", timeout=10).read().decode()
+    assert f'memq_broker_storage_requests_total{{operation="PutObject"}} {len(notifications)}.0' in metrics
+    for notification in notifications:
         assert notification.bucket == name and notification.key is not None
         prefix, path, *_ = notification.key.split("/")
         assert len(prefix) == 2 and int(prefix, 16) >= 0 and path == "memq"

@@ -52,9 +52,14 @@ def test_put_and_ranged_reads(services: Services, bucket: str) -> None:
 
 def test_large_objects_go_up_in_parts(services: Services, bucket: str) -> None:
     storage = _storage(services, bucket, multipart_threshold=str(5 << 20), part_size=str(5 << 20))
+    sent: list[str] = []
+    storage.on_request = sent.append
     parts = [os.urandom(3 << 20), os.urandom(4 << 20), os.urandom(5 << 20 | 12345)]
     whole = b"".join(parts)
     storage.put("aa/pre/t/big", parts)
+    assert sent == ["CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"]
+    storage.put("aa/pre/t/small", [b"x"])
+    assert sent[-1] == "PutObject" and len(sent) == 6
     s3 = storage._client
     etag = s3.head_object(Bucket=bucket, Key="aa/pre/t/big")["ETag"]
     assert etag.strip('"').endswith("-3")  # a multipart upload of three parts

@@ -83,15 +83,35 @@ def test_count_seals_a_batch_and_everyone_gets_ok_after_storage_and_notification
     asyncio.run(run())
 
 
-def test_size_seals_before_overflowing_and_time_seals_the_rest() -> None:
+def test_the_message_reaching_the_size_seals_and_time_seals_the_rest() -> None:
     async def run() -> None:
         size = len(_message(b"x" * 100))
         h = Harness(_config(batch_max_bytes=2 * size + 10, batch_max_ms=100), MemoryStore())
-        waiters = [h.add(b"x" * 100) for _ in range(3)]
+        waiters = [h.add(b"x" * 100) for _ in range(4)]
         await asyncio.wait_for(asyncio.gather(*waiters), 5)
-        counts = sorted(n.message_count for _t, n in h.notified)
-        assert counts == [1, 2]  # the third did not fit: sealed the first; time sealed the second
-        assert all(n.object_size <= 2 * size + 10 + n.header_size for _t, n in h.notified)
+        counts = [n.message_count for _t, n in h.notified]
+        assert sorted(counts) == [1, 3]  # the third crossed the size and sealed; time sealed the fourth
+
+    asyncio.run(run())
+
+
+def test_size_sealed_objects_average_the_batch_size() -> None:
+    """Each batch seals earlier by what the previous one overshot, so n objects hold n x batch_max_bytes."""
+
+    async def run() -> None:
+        limit = 10_000
+        h = Harness(_config(batch_max_bytes=limit, batch_max_ms=60000), MemoryStore())
+        messages = [_message(b"v" * (300 + 97 * (i % 23))) for i in range(400)]
+        waiters = [h.manager.add(h.config.topics[0], m, i) for i, m in enumerate(messages)]
+        h.manager.seal_all()
+        await asyncio.wait_for(asyncio.gather(*waiters), 10)
+        largest = max(len(m) for m in messages)
+        by_order = sorted(h.notified, key=lambda tn: int(str(tn[1].path).rsplit("/", 1)[1].split("_")[0]))
+        sized = [n.object_size - n.header_size for _t, n in by_order[:-1]]  # the last was sealed by seal_all
+        assert len(sized) >= 20
+        assert all(limit - largest < s < limit + largest for s in sized)
+        assert abs(sum(sized) - len(sized) * limit) < largest  # the overshoots telescope
+        assert sum(n.object_size - n.header_size for _t, n in h.notified) == sum(map(len, messages))
 
     asyncio.run(run())
 

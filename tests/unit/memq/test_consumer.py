@@ -10,8 +10,8 @@ import pytest
 import psc
 from memq import CorruptObjectError
 from memq._consumer import Consumer, ConsumerRecord, pack_offset, unpack_offset
-from memq._format import Compression, Record, build_object, encode_message
-from memq.storage import FileStorage
+from memq._format import Compression, Notification, Record, build_object, encode_message
+from memq.storage import FileStorage, S3Storage
 
 URI = "plaintext:/rn:kafka:dev:local::c1:memq-notify"
 
@@ -389,3 +389,31 @@ def test_commit_explicit_packed_offsets_and_read_them_back(tmp_path: Path) -> No
     assert consumer.committed([(URI, 0)]) == {(URI, 0): pack_offset(7, 0)}
     with pytest.raises(ValueError, match="either"):
         consumer.commit(ConsumerRecord("t", URI, 0, 0, None, b"", (), 0, None, "x", 0, True), offsets={})
+
+
+def test_records_made_as_another_tuple_type_keep_positions(tmp_path: Path) -> None:
+    class Shaped(tuple):  # type: ignore[type-arg]  # ConsumerRecord's fields in order, as PSC's backend makes them
+        __slots__ = ()
+
+    storage = FileStorage(tmp_path)
+    note, _ = _store(storage, "o", [_records("m0", 3), _records("m1", 2)])
+    later, _ = _store(storage, "p", [_records("n0", 1)])
+    topic = FakeNotifications({0: [note, later]})
+    consumer = _consumer(topic, _record_type=Shaped)
+    batch = consumer.consume(4, 0)
+    assert [type(r).__name__ for r in batch] == ["Shaped"] * 4
+    assert [ConsumerRecord(*r).value for r in batch] == [b"m0-0", b"m0-1", b"m0-2", b"m1-0"]
+    consumer.commit()
+    assert (topic.committed_offsets[0].offset, topic.committed_offsets[0].metadata) == (0, "memq:4")
+    assert consumer.position() == {(URI, 0): pack_offset(0, 4)}
+    consumer.consume(1, 0)  # the last record of the object: the position moves to the next notification
+    assert consumer.position() == {(URI, 0): pack_offset(1, 0)}
+
+
+def test_a_bucket_opened_ahead_serves_its_notifications() -> None:
+    consumer = Consumer(notification_consumer=FakeNotifications({}), storage_options={"endpoint_url": "http://x:1"})
+    consumer.open_bucket("b")
+    opened = consumer._storages["b"]
+    note = Notification(topic="t", header_size=20, messages_size=1, message_count=1, bucket="b", key="k")
+    assert consumer._resolve(note) == (opened, "k")
+    assert isinstance(opened, S3Storage) and opened.endpoint_url == "http://x:1"
