@@ -34,27 +34,24 @@ OTS = struct.Struct(">q")
 PARTITIONS_TTL_S = 30.0
 
 
-class Batch:
-    """Records read together from one file, acknowledged as a whole."""
+class Batch(psc.DeliveryTally):
+    """Records read together from one file, acknowledged as a whole; the delivery callback of all of them.
 
-    __slots__ = ("acked", "bytes", "count", "deadline", "failures", "held", "pending", "watermark")
+    As a ``DeliveryTally`` its successes are counted without a Python call per record."""
+
+    __slots__ = ("bytes", "count", "deadline", "failures", "held", "watermark")
 
     def __init__(self, watermark: Watermark, count: int, nbytes: int, deadline: float) -> None:
+        super().__init__(count)
         self.watermark = watermark  # where the stream resumes once this batch and all before it are delivered
         self.count = count
         self.bytes = nbytes
         self.held = nbytes + count * RECORD_OVERHEAD_BYTES  # memory held until it is acknowledged
-        self.pending = count
-        self.acked = 0
         self.failures: list[tuple[str, int | None]] = []  # (error, offset after the failed record)
         self.deadline = deadline
 
-    def on_delivery(self, err: Any, msg: Any) -> None:
-        self.pending -= 1
-        if err is None:
-            self.acked += 1
-        else:
-            self.failures.append((str(err), _next_offset_of(msg)))
+    def failed(self, err: Any, msg: Any) -> None:
+        self.failures.append((str(err), _next_offset_of(msg)))
 
     @property
     def done(self) -> bool:
@@ -117,7 +114,6 @@ class Writer:
         failed at once, so the batch still completes. ``content_id(next_offset)`` gives the ``_fid`` header."""
         chosen = partitioner.partition_many([r.key for r in records], self.partitions(topic_uri))
         produce = self.producer.produce
-        deliver = batch.on_delivery
         pack_mid, pack_ots = MID.pack, OTS.pack
         read_ots = pack_ots(time.time_ns())  # text records have no timestamp: the read time
         file_id = content_id(CONTENT_ID_BYTES)
@@ -132,7 +128,7 @@ class Writer:
                     "host": host,
                     "_fid": file_id if end >= CONTENT_ID_BYTES else content_id(end),
                 }
-                produce(topic_uri, value, key, partition, headers=headers, on_delivery=deliver)
+                produce(topic_uri, value, key, partition, headers=headers, on_delivery=batch)
         except (BufferError, psc.PscError, ValueError) as exc:
             # Whatever was not queued fails the batch: it is read again from the watermark.
             for rest in records[index:]:
