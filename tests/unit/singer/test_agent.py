@@ -212,6 +212,20 @@ def test_inflight_bytes_are_capped(setup: tuple[Path, Path]) -> None:
     assert sum(s.inflight_bytes for s in agent.streams.values()) <= 1024 + 4096 + 4096 // 100 * 512
 
 
+def test_what_was_acknowledged_since_the_last_turn_leaves_room_in_this_one(setup: tuple[Path, Path]) -> None:
+    """At the cap, a turn settles before it measures the room: a stream behind reads in every turn, and the
+    agent never sleeps while it has data to read."""
+    config, logs = setup
+    (config / "singer.toml").write_text("max_inflight_bytes = 1024\nuse_inotify = false\npoll_interval_s = 0.01\n")
+    (logs / "app.log").write_bytes((b"y" * 99 + b"\n") * 5000)
+    write_stream(config, "app", logs, batch_records=5)
+    agent = make_agent(config)
+    agent.reload()
+    for stream in agent.streams.values():
+        stream.tail.make_reader = _small_chunks(stream.tail.make_reader)
+    assert [agent.run_once(100.0 + i * 0.05) for i in range(10)] == [True] * 10  # the producer acks at turn end
+
+
 def test_the_cap_counts_what_each_record_holds_beyond_its_value(setup: tuple[Path, Path]) -> None:
     """Short lines: their headers and the producer's bookkeeping outweigh them, and are held as long."""
     config, logs = setup
