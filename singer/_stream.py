@@ -84,6 +84,9 @@ class Stream:
         self._reported: dict[str, int] = {}
         self._repeats = LogThrottle(_log)
         self._labels = metrics.lag_bytes.labels(key)  # created so every stream shows up at 0
+        # Counted for each batch: looked up once (labels() takes a lock and builds a key every call).
+        self._records_sent = metrics.records_sent.labels(key)
+        self._bytes_sent = metrics.bytes_sent.labels(key)
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -229,8 +232,8 @@ class Stream:
             if batch.ok:
                 self.inflight.popleft()
                 self._unsaved, advanced = batch.watermark, True
-                self.metrics.records_sent.labels(self.key).inc(batch.count)
-                self.metrics.bytes_sent.labels(self.key).inc(batch.bytes)
+                self._records_sent.inc(batch.count)
+                self._bytes_sent.inc(batch.bytes)
             elif batch.done or now > batch.deadline:
                 # Rewind only once the producer holds none of the stream's records: records it still holds
                 # would be delivered as well as their re-sent copies, outside the cap on bytes in flight.
