@@ -1010,8 +1010,8 @@ intern_names(void)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern_names() < 0 || PyType_Ready(&DeliveryTally_Type) < 0 || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&Report_Type) < 0 ||
-        PyType_Ready(&FastProduce_Type) < 0 ||
+    if (intern_names() < 0 || PyType_Ready(&DeliveryTally_Type) < 0 || PyType_Ready(&RouteBase_Type) < 0 ||
+        PyType_Ready(&Report_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
         PyType_Ready(&Message_Type) < 0 || PyType_Ready(&MemberBase_Type) < 0 || PyType_Ready(&FastPoll_Type) < 0) {
         return NULL;
     }
