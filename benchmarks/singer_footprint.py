@@ -1,6 +1,7 @@
 """Singer's footprint: many streams written at a total rate; memory, threads and CPU per GB shipped.
 
-``python -m benchmarks.singer_footprint [--streams 100] [--rate-mb 20] [--seconds 30] [--json FILE]``
+``python -m benchmarks.singer_footprint [--streams 100] [--rate-mb 20] [--seconds 30] [--json FILE]
+[--agent KEY=VALUE] [--stream KEY=VALUE]``
 
 Writers append 1 KiB lines to one file per stream directory (a single writer thread, in ticks of 50 ms);
 ``singer run`` ships them to a 3-partition topic. At the end the report gives the agent's peak RSS, its
@@ -64,7 +65,9 @@ def _shipped(state: Path) -> int:
     return total
 
 
-def measure(services: Services, streams: int, rate_mb_s: float, seconds: float) -> Footprint:
+def measure(
+    services: Services, streams: int, rate_mb_s: float, seconds: float, agent_toml: str = "", stream_toml: str = ""
+) -> Footprint:
     topic = f"singer-footprint-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap_servers})
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
@@ -72,9 +75,11 @@ def measure(services: Services, streams: int, rate_mb_s: float, seconds: float) 
         base = Path(tmp)
         conf, logs = base / "conf", base / "logs"
         (conf / "conf.d").mkdir(parents=True)
-        (conf / "singer.toml").write_text(f'[producer]\n"psc.discovery.file" = "{services.psc_discovery_file}"\n')
+        (conf / "singer.toml").write_text(
+            f'{agent_toml}[producer]\n"psc.discovery.file" = "{services.psc_discovery_file}"\n'
+        )
         (conf / "conf.d" / "all.toml").write_text(
-            f'dir = "{logs}/s*"\npattern = "app\\\\.log"\ntopic_uri = "{services.cluster_prefix}{topic}"\n'
+            f'dir = "{logs}/s*"\npattern = "app\\\\.log"\ntopic_uri = "{services.cluster_prefix}{topic}"\n{stream_toml}'
         )
         files = []
         for i in range(streams):
@@ -131,9 +136,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-mb", type=float, default=20.0, help="MB/s written across all streams")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--json", type=Path, help="also write the result to this file")
+    parser.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an agent setting (TOML value), e.g. max_inflight_bytes=8388608; repeatable",
+    )
+    parser.add_argument(
+        "--stream",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a stream setting (TOML value), e.g. watermark_interval_s=1.0; repeatable",
+    )
     args = parser.parse_args(argv)
+    agent_toml = "".join(f"{setting}\n" for setting in args.agent)
+    stream_toml = "".join(f"{setting}\n" for setting in args.stream)
     with resolve_services() as services:
-        result = measure(services, args.streams, args.rate_mb, args.seconds)
+        result = measure(services, args.streams, args.rate_mb, args.seconds, agent_toml, stream_toml)
     print(json.dumps(asdict(result)))
     if args.json:
         args.json.write_text(json.dumps(asdict(result), indent=2) + "\n")

@@ -22,6 +22,7 @@ from confluent_kafka import (
     libversion,
 )
 
+from psc._accel import DeliveryTally
 from psc._config import PscConfig
 from psc._consumer import Consumer
 from psc._deserializing_consumer import DeserializingConsumer
@@ -79,6 +80,7 @@ __all__ = [
     "ConsumerGroupState",
     "ConsumerGroupTopicPartitions",
     "ConsumerGroupType",
+    "DeliveryTally",
     "DeserializingConsumer",
     "DiscoveryError",
     "ElectionType",

@@ -9,15 +9,23 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from psc._speedups import FastPoll, FastProduce, MemberBase, Message, RouteBase, wrap_batch
+    from psc._speedups import (
+        DeliveryTally,
+        FastPoll,
+        FastProduce,
+        MemberBase,
+        Message,
+        RouteBase,
+        wrap_batch,
+    )
 else:
     try:
         if os.environ.get("PSC_NO_SPEEDUPS"):
             raise ImportError("PSC_NO_SPEEDUPS is set")
-        from psc._speedups import FastPoll, FastProduce, MemberBase, Message, RouteBase, wrap_batch
+        from psc._speedups import DeliveryTally, FastPoll, FastProduce, MemberBase, Message, RouteBase, wrap_batch
     except ImportError:  # built without a C compiler
-        from psc._fallback import FastPoll, FastProduce, MemberBase, Message, RouteBase, wrap_batch
+        from psc._fallback import DeliveryTally, FastPoll, FastProduce, MemberBase, Message, RouteBase, wrap_batch
 
 SPEEDUPS = FastProduce.__module__ == "psc._speedups"
 
-__all__ = ["SPEEDUPS", "FastPoll", "FastProduce", "MemberBase", "Message", "RouteBase", "wrap_batch"]
+__all__ = ["SPEEDUPS", "DeliveryTally", "FastPoll", "FastProduce", "MemberBase", "Message", "RouteBase", "wrap_batch"]

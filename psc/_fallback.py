@@ -27,6 +27,29 @@ class RouteBase:
         self.plain = False
 
 
+class DeliveryTally:
+    """A delivery callback that counts its reports: ``pending`` goes down on each, ``acked`` up on each success,
+    and a failure calls ``failed(err, msg)``. A :class:`Report` counts the successes of a tally that keeps this
+    ``__call__`` without building a Message: one tally can serve a whole batch of records."""
+
+    __slots__ = ("acked", "pending")
+
+    def __init__(self, pending: int = 0) -> None:
+        self.pending = pending
+        self.acked = 0
+
+    def __call__(self, err: Any, msg: Any) -> Any:
+        self.pending -= 1
+        if err is None:
+            self.acked += 1
+            return None
+        return self.failed(err, msg)
+
+    def failed(self, err: Any, msg: Any) -> Any:
+        """One record's delivery failed; does nothing unless overridden."""
+        return None
+
+
 class Report:
     """The delivery report of a fast-path record with a callback or headers to keep: ``report(err, native)``.
 
@@ -45,8 +68,14 @@ class Report:
     def __call__(self, err: Any, native: Any) -> Any:
         if err is not None:
             return self.failed(self.route, self.callback, self.headers, err, native)
-        if self.callback is not None:
-            self.callback(None, Message(native, self.route.source))
+        callback = self.callback
+        if callback is None:
+            return None
+        if isinstance(callback, DeliveryTally) and type(callback).__call__ is DeliveryTally.__call__:
+            callback.pending -= 1
+            callback.acked += 1
+            return None
+        callback(None, Message(native, self.route.source))
         return None
 
 
@@ -97,7 +126,8 @@ class FastProduce:
         value, key = given.get("value"), given.get("key")
         report = None
         if callback is not None or (headers is not None and self.keep_headers):
-            report = Report(route, callback, headers, self.failed)
+            # Headers are kept only for remediation's re-produce: without it they would only hold memory.
+            report = Report(route, callback, headers if self.keep_headers else None, self.failed)
         call: tuple[Any, ...] = (route.topic, value, key)
         names: dict[str, Any] = {}
         if report is not None or headers is not None or partition != -1 or timestamp:

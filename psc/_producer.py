@@ -8,7 +8,8 @@ one dispatch here.
 Hot path: with bytes serde and no interceptors, ``produce`` is a dict lookup, an integer increment and the
 backend's own ``produce``, in C (``psc/_speedups.c``), with confluent-kafka's arguments. A record with a
 callback, or with headers while remediation is on, is given a ``Report`` as its ``on_delivery``: a success
-calls the callback with a ``Message`` in C, a failure goes to the remediation below. Records without a
+calls the callback with a ``Message`` in C (a ``DeliveryTally`` callback is only counted, so one tally can
+serve a batch of records), a failure goes to the remediation below. Records without a
 callback report to one delivery handler configured on the backend producer, which only acts on failures; a
 success still costs confluent-kafka a message object and one Python call.
 ``psc.producer.delivery.report.only.error=true`` removes that cost: confluent-kafka then calls Python for
@@ -21,8 +22,8 @@ produce latency is sampled.
 Remediation: a failed delivery is classified by the remediation catalogue. RETRY re-produces the record
 (bounded, with backoff) before the application hears of it; RESET replaces the cluster's backend
 producer, retiring the old one once its in-flight records are done, and re-produces what failed.
-Delivery reports do not carry headers, so records with headers keep them in their callback until
-delivered.
+Delivery reports do not carry headers, so while remediation is on, records with headers keep them in
+their callback until delivered.
 
 Fatal errors: confluent-kafka raises a client's fatal error (an idempotent producer that lost its
 guarantees) from ``poll``/``flush`` rather than passing it to ``error_cb``; ``produce`` then fails with

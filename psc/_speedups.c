@@ -9,7 +9,8 @@
  *   interceptors, not due for a latency sample). Anything else, and any exception from the backend, goes to
  *   the Python implementation, which stays the specification.
  * - Report: the delivery report of such a record with a callback or headers: a success calls the
- *   callback with a Message, a failure goes to Python's remediation.
+ *   callback with a Message (or only counts it, for a DeliveryTally), a failure goes to Python's remediation.
+ * - DeliveryTally: a delivery callback that counts reports, so one object can serve a batch of records.
  * - RouteBase: the fields of a producer route FastProduce reads (psc._producer._Route extends it).
  * - FastPoll: Consumer.poll() for one cluster, served from the member's buffer; MemberBase holds the
  *   fields it reads (psc._consumer._Member extends it). An empty buffer, an error, serde or
@@ -93,6 +94,89 @@ static PyTypeObject RouteBase_Type = {
     .tp_members = RouteBase_members,
 };
 
+/* --- DeliveryTally ------------------------------------------------------------------------------- */
+
+/* A delivery callback that counts its reports: `pending` goes down on each, `acked` up on each success, and
+ * a failure calls the `failed(err, msg)` method. A Report counts the successes of a tally that keeps this
+ * __call__ without building a Message or calling Python: one tally can serve a whole batch of records. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t pending;
+    Py_ssize_t acked;
+} DeliveryTally;
+
+static PyObject *str_failed;
+
+static int
+DeliveryTally_init(DeliveryTally *self, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t pending = 0;
+    static char *kwlist[] = {"pending", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:DeliveryTally", kwlist, &pending)) {
+        return -1;
+    }
+    self->pending = pending;
+    self->acked = 0;
+    return 0;
+}
+
+static PyObject *
+DeliveryTally_call(DeliveryTally *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *err, *msg;
+    if ((kwds != NULL && PyDict_GET_SIZE(kwds) != 0) || !PyArg_ParseTuple(args, "OO:DeliveryTally", &err, &msg)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "a delivery report takes (err, msg)");
+        }
+        return NULL;
+    }
+    self->pending--;
+    if (err == Py_None) {
+        self->acked++;
+        Py_RETURN_NONE;
+    }
+    return PyObject_CallMethodObjArgs((PyObject *)self, str_failed, err, msg, NULL);
+}
+
+static PyObject *
+DeliveryTally_failed(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef DeliveryTally_methods[] = {
+    {"failed", (PyCFunction)(void (*)(void))DeliveryTally_failed, METH_FASTCALL,
+     "failed(err, msg): one record's delivery failed; does nothing unless overridden."},
+    {NULL},
+};
+
+static PyMemberDef DeliveryTally_members[] = {
+    {"pending", T_PYSSIZET, offsetof(DeliveryTally, pending), 0, "reports still expected"},
+    {"acked", T_PYSSIZET, offsetof(DeliveryTally, acked), 0, "successful reports"},
+    {NULL},
+};
+
+static PyTypeObject DeliveryTally_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "psc.DeliveryTally",
+    .tp_doc = "DeliveryTally(pending=0): a delivery callback counting reports; failures go to failed(err, msg).",
+    .tp_basicsize = sizeof(DeliveryTally),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)DeliveryTally_init,
+    .tp_call = (ternaryfunc)DeliveryTally_call,
+    .tp_methods = DeliveryTally_methods,
+    .tp_members = DeliveryTally_members,
+};
+
+/* A tally whose __call__ is ours: its successes can be counted here, without a call. */
+static inline int
+is_plain_tally(PyObject *callback)
+{
+    return PyObject_TypeCheck(callback, &DeliveryTally_Type) &&
+           Py_TYPE(callback)->tp_call == (ternaryfunc)DeliveryTally_call;
+}
+
 /* --- Report ---------------------------------------------------------------------------------------- */
 
 /* The delivery report of a fast-path record that has a callback or headers to keep, as the backend calls
@@ -126,6 +210,11 @@ Report_vectorcall(Report *self, PyObject *const *args, size_t nargsf, PyObject *
         return PyObject_Vectorcall(self->failed, call, 5, NULL);
     }
     if (self->callback == Py_None) {
+        Py_RETURN_NONE;
+    }
+    if (is_plain_tally(self->callback)) {
+        ((DeliveryTally *)self->callback)->pending--;
+        ((DeliveryTally *)self->callback)->acked++;
         Py_RETURN_NONE;
     }
     PyObject *source = ((RouteBase *)self->route)->source;
@@ -319,7 +408,9 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
     PyObject *value = slots[A_VALUE] ? slots[A_VALUE] : Py_None, *key = slots[A_KEY] ? slots[A_KEY] : Py_None;
     PyObject *report = NULL;
     if (callback != NULL || (headers != NULL && self->keep_headers)) {
-        report = report_new(found, callback ? callback : Py_None, headers ? headers : Py_None, self->failed);
+        /* Headers are kept only for remediation's re-produce: without it they would only hold memory. */
+        PyObject *kept = headers && self->keep_headers ? headers : Py_None;
+        report = report_new(found, callback ? callback : Py_None, kept, self->failed);
         if (report == NULL) {
             Py_DECREF(found);
             return NULL;
@@ -926,6 +1017,7 @@ intern_names(void)
         {&str_headers, "headers"},     {&str_topic, "topic"},         {&str_topic_uri, "topic_uri"},
         {&str_is_eof, "is_eof"},       {&str_message_id, "message_id"}, {&str_leader_epoch, "leader_epoch"},
         {&str_latency, "latency"},     {&str_callback, "callback"},   {&str_on_delivery, "on_delivery"},
+        {&str_failed, "failed"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);
@@ -944,8 +1036,8 @@ intern_names(void)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern_names() < 0 || PyType_Ready(&RouteBase_Type) < 0 || PyType_Ready(&Report_Type) < 0 ||
-        PyType_Ready(&FastProduce_Type) < 0 ||
+    if (intern_names() < 0 || PyType_Ready(&DeliveryTally_Type) < 0 || PyType_Ready(&RouteBase_Type) < 0 ||
+        PyType_Ready(&Report_Type) < 0 || PyType_Ready(&FastProduce_Type) < 0 ||
         PyType_Ready(&Message_Type) < 0 || PyType_Ready(&MemberBase_Type) < 0 || PyType_Ready(&FastPoll_Type) < 0) {
         return NULL;
     }
@@ -953,7 +1045,8 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "RouteBase", (PyObject *)&RouteBase_Type) < 0 ||
+    if (PyModule_AddObjectRef(module, "DeliveryTally", (PyObject *)&DeliveryTally_Type) < 0 ||
+        PyModule_AddObjectRef(module, "RouteBase", (PyObject *)&RouteBase_Type) < 0 ||
         PyModule_AddObjectRef(module, "Report", (PyObject *)&Report_Type) < 0 ||
         PyModule_AddObjectRef(module, "FastProduce", (PyObject *)&FastProduce_Type) < 0 ||
         PyModule_AddObjectRef(module, "Message", (PyObject *)&Message_Type) < 0 ||

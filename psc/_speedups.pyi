@@ -4,6 +4,13 @@ from typing import Any
 from psc._source import MessageId, Source
 from psc.backends.base import NativeError, NativeRecord
 
+class DeliveryTally:
+    pending: int
+    acked: int
+    def __init__(self, pending: int = 0) -> None: ...
+    def __call__(self, err: Any, msg: Any) -> Any: ...
+    def failed(self, err: Any, msg: Any) -> Any: ...
+
 class RouteBase:
     produce: Any
     topic: Any

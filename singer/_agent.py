@@ -144,6 +144,8 @@ class Agent:
             key for key, stream in self.streams.items()
             if now - self._last_look.get(key, 0.0) >= self.settings.poll_interval_s
         }  # fmt: skip
+        for stream in self.streams.values():
+            stream.settle(now)  # first, so what was acknowledged since the last turn leaves room to read
         room = self.settings.max_inflight_bytes - sum(s.inflight_bytes for s in self.streams.values())
         worked = False
         for key, stream in self.streams.items():

@@ -41,7 +41,8 @@ class AgentSettings(ToolkitSettings):
     metrics_addr: str = "127.0.0.1"
     poll_interval_s: float = Field(1.0, gt=0)  # directory rescans without inotify
     reload_interval_s: float = Field(2.0, gt=0)
-    max_inflight_bytes: int = Field(16 << 20, ge=1 << 10)
+    # What librdkafka holds for records in flight stays in the process's heap: this bounds peak memory.
+    max_inflight_bytes: int = Field(8 << 20, ge=1 << 10)
     drain_timeout_s: float = Field(10.0, ge=0)
     stuck_after_s: float = Field(600.0, gt=0)
     use_inotify: bool = True

@@ -17,7 +17,7 @@ import random
 import struct
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,18 +39,36 @@ class Partitioner(ABC):
     def partition(self, key: bytes | None, partitions: Partitions) -> int:
         """The partition id for a record with ``key``; ``partitions.ids`` is never empty."""
 
+    def partition_many(self, keys: Sequence[bytes | None], partitions: Partitions) -> list[int]:
+        """The partition of each of a batch's records, in order; override where one call can do them all."""
+        return [self.partition(key, partitions) for key in keys]
+
+
+def _cycle(ids: Sequence[int], start: int, count: int) -> list[int]:
+    """``count`` ids in turn from ``ids[start % len(ids)]``, without a Python call per id."""
+    first = start % len(ids)
+    return list(itertools.islice(itertools.cycle([*ids[first:], *ids[:first]]), count))
+
 
 class RoundRobin(Partitioner):
     def __init__(self) -> None:
-        self._counter = itertools.count(random.randrange(1 << 16))
+        self._next = random.randrange(1 << 16)
 
     def partition(self, key: bytes | None, partitions: Partitions) -> int:
-        return partitions.ids[next(self._counter) % len(partitions.ids)]
+        self._next += 1
+        return partitions.ids[(self._next - 1) % len(partitions.ids)]
+
+    def partition_many(self, keys: Sequence[bytes | None], partitions: Partitions) -> list[int]:
+        start, self._next = self._next, self._next + len(keys)
+        return _cycle(partitions.ids, start, len(keys))
 
 
 class Random(Partitioner):
     def partition(self, key: bytes | None, partitions: Partitions) -> int:
         return random.choice(partitions.ids)
+
+    def partition_many(self, keys: Sequence[bytes | None], partitions: Partitions) -> list[int]:
+        return random.choices(partitions.ids, k=len(keys))
 
 
 class Fixed(Partitioner):
@@ -66,15 +84,21 @@ class Fixed(Partitioner):
         self.round_robin = mode == "round_robin"
         self._drawn_from: tuple[int, ...] = ()
         self._chosen: list[int] = []
-        self._counter = itertools.count()
+        self._next = 0
 
     def partition(self, key: bytes | None, partitions: Partitions) -> int:
+        return self.partition_many((key,), partitions)[0]
+
+    def partition_many(self, keys: Sequence[bytes | None], partitions: Partitions) -> list[int]:
         if partitions.ids != self._drawn_from:
             self._drawn_from = partitions.ids
             self._chosen = random.sample(partitions.ids, min(self.count, len(partitions.ids)))
+        if len(self._chosen) == 1:
+            return self._chosen * len(keys)
         if self.round_robin:
-            return self._chosen[next(self._counter) % len(self._chosen)]
-        return random.choice(self._chosen)
+            start, self._next = self._next, self._next + len(keys)
+            return _cycle(self._chosen, start, len(keys))
+        return random.choices(self._chosen, k=len(keys))
 
 
 class Single(Fixed):
@@ -181,9 +205,12 @@ class LocalityAware(Partitioner):
         self.missing_local = False  # the last call found no local partition
 
     def partition(self, key: bytes | None, partitions: Partitions) -> int:
+        return self.partition_many((key,), partitions)[0]
+
+    def partition_many(self, keys: Sequence[bytes | None], partitions: Partitions) -> list[int]:
         local = tuple(p for p in partitions.ids if partitions.racks.get(p) == self.rack)
         self.missing_local = not local
-        return self.inner.partition(key, Partitions(local) if local else partitions)
+        return self.inner.partition_many(keys, Partitions(local) if local else partitions)
 
 
 def available() -> dict[str, Any]:

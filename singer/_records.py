@@ -57,7 +57,10 @@ class Reader:
         raise NotImplementedError
 
     def _pread(self) -> bytes:
-        data = os.pread(self.fd, self.chunk_bytes, self._read_to)
+        # Ask for what the file holds, not a whole chunk: pread allocates the size asked for, and a megabyte per
+        # read for the few kilobytes a tailed file gains between reads would grow the heap for nothing.
+        size = min(self.chunk_bytes, os.fstat(self.fd).st_size - self._read_to)
+        data = os.pread(self.fd, size, self._read_to) if size > 0 else b""
         self._read_to += len(data)
         self.eof = len(data) < self.chunk_bytes
         return data

@@ -12,6 +12,9 @@ skipped), counted either way, so it cannot block its stream forever.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 import os
 import re
 import time
@@ -36,6 +39,7 @@ POISON_STRIKES = 2
 # The producer reports a record failed after batch_timeout_s (its delivery timeout); a batch whose reports
 # are this much later is given up on without them.
 REPORT_GRACE_S = 5.0
+_VALUE = operator.itemgetter(0)  # Record.value, in C
 
 
 class Stream:
@@ -80,6 +84,9 @@ class Stream:
         self._reported: dict[str, int] = {}
         self._repeats = LogThrottle(_log)
         self._labels = metrics.lag_bytes.labels(key)  # created so every stream shows up at 0
+        # Counted for each batch: looked up once (labels() takes a lock and builds a key every call).
+        self._records_sent = metrics.records_sent.labels(key)
+        self._bytes_sent = metrics.bytes_sent.labels(key)
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -154,26 +161,33 @@ class Stream:
             if self._queued_to != (current.device, current.inode, end) and end > 0:
                 self._queue(current, [], end, now)  # records dropped by the reader still move the watermark
             return False
+        # Batches of at most batch_records records, closed by the record that reaches batch_bytes; found on the
+        # running total of value sizes, without a Python step per record.
         limit_n, limit_b = self.settings.batch_records, self.settings.batch_bytes
-        start = 0
+        total = list(itertools.accumulate(map(len, map(_VALUE, records))))
+        start, before = 0, 0
         while start < len(records):
-            size, stop = 0, start
-            while stop < len(records) and stop - start < limit_n and (size < limit_b or stop == start):
-                size += len(records[stop].value)
-                stop += 1
+            stop = min(bisect.bisect_left(total, before + limit_b, start) + 1, start + limit_n, len(records))
             self._queue(
-                current, records[start:stop], end if stop == len(records) else records[stop - 1].next_offset, now
+                current,
+                records[start:stop],
+                end if stop == len(records) else records[stop - 1].next_offset,
+                now,
+                total[stop - 1] - before,
             )
-            start = stop
+            start, before = stop, total[stop - 1]
         return True
 
-    def _queue(self, current: OpenFile, records: list[Record], end: int, now: float) -> None:
+    def _queue(self, current: OpenFile, records: list[Record], end: int, now: float, nbytes: int = 0) -> None:
+        """Send ``records`` (``nbytes`` of values) as one batch that moves the watermark to ``end``."""
         if self._poison:
-            records = self._divert_poison(current, records)
+            kept = self._divert_poison(current, records)
+            if len(kept) != len(records):
+                records, nbytes = kept, sum(len(r.value) for r in kept)
         batch = Batch(
             current.watermark(end),
             len(records),
-            sum(len(r.value) for r in records),
+            nbytes,
             now + self.settings.batch_timeout_s + REPORT_GRACE_S,
         )
         self.inflight.append(batch)
@@ -218,8 +232,8 @@ class Stream:
             if batch.ok:
                 self.inflight.popleft()
                 self._unsaved, advanced = batch.watermark, True
-                self.metrics.records_sent.labels(self.key).inc(batch.count)
-                self.metrics.bytes_sent.labels(self.key).inc(batch.bytes)
+                self._records_sent.inc(batch.count)
+                self._bytes_sent.inc(batch.bytes)
             elif batch.done or now > batch.deadline:
                 # Rewind only once the producer holds none of the stream's records: records it still holds
                 # would be delivered as well as their re-sent copies, outside the cap on bytes in flight.

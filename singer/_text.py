@@ -1,15 +1,20 @@
 """Text logs: only ``\\n`` ends a line; optional multi-line records that start where a regex matches.
 
-Lines are cut out of large chunks with ``bytes.find``, so the Python work per line is a find, a slice and a
-tuple. A line longer than the maximum is cut to it (the rest is read and dropped, never held in memory) and
-counted. An unterminated last line is held until its newline arrives or the file is finished (rotated).
+Lines are cut out of large chunks in bulk: ``bytes.splitlines`` (or ``split``) and their end offsets summed
+in C, so the Python work per line is building its record. Chunks with a line over the limit (or a ``\r``,
+which ``splitlines`` also cuts at) take a loop of ``bytes.find``. A line longer than the maximum is cut to it
+(the rest is read and dropped, never held in memory) and counted. An unterminated last line is held until
+its newline arrives or the file is finished (rotated).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from singer._records import Reader, Record
+
+_plus_one = (1).__add__
 
 
 class TextReader(Reader):
@@ -79,6 +84,9 @@ class TextReader(Reader):
             self._count_cut(cut)
             records.append(Record(line, base + start))
             newline = data.find(b"\n", start)
+        last = data.rfind(b"\n")
+        if newline >= 0 and self._bulk(data[start : last + 1], base + start, records):
+            start, newline = last + 1, -1
         append = records.append
         while newline >= 0:
             if newline - start > limit:
@@ -91,6 +99,25 @@ class TextReader(Reader):
         if records:
             self.position = records[-1].next_offset
         self._hold(data, start)
+
+    def _bulk(self, body: bytes, base: int, records: list[Record]) -> bool:
+        """Records of whole lines (``body`` ends with a newline), split in one call; False, with nothing added,
+        if a line is over the limit or the split would also cut at ``\r``."""
+        if self.keep_newline:
+            if b"\r" in body:
+                return False  # bytes.splitlines also ends lines at \r
+            lines = body.splitlines(keepends=True)
+            ends = itertools.accumulate(map(len, lines), initial=base)
+            over = max(map(len, lines)) - 1 > self.limit
+        else:
+            lines = body[:-1].split(b"\n")
+            ends = itertools.accumulate(map(_plus_one, map(len, lines)), initial=base)
+            over = max(map(len, lines)) > self.limit
+        if over:
+            return False
+        next(ends)  # the start of the first line
+        records.extend(map(Record, lines, ends))
+        return True
 
     def _multiline(self, data: bytes, records: list[Record]) -> None:
         keep = 1 if self.keep_newline else 0

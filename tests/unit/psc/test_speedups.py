@@ -535,3 +535,78 @@ def test_producer_keeps_the_headers_of_a_fast_path_record_for_its_retry_and_repo
         ]
     finally:
         unregister_backend("fake")
+
+
+def test_a_tally_counts_reports_and_hands_failures_to_its_failed_method(impl: ModuleType) -> None:
+    class Batch(impl.DeliveryTally):  # type: ignore[name-defined, misc]
+        __slots__ = ("errors",)
+
+        def __init__(self, pending: int) -> None:
+            super().__init__(pending)
+            self.errors: list[tuple[Any, Any]] = []
+
+        def failed(self, err: Any, msg: Any) -> None:
+            self.errors.append((err, msg))
+
+    batch = Batch(3)
+    assert (batch.pending, batch.acked) == (3, 0)
+    batch(None, Record())
+    batch("boom", "msg")
+    assert (batch.pending, batch.acked, batch.errors) == (1, 1, [("boom", "msg")])
+    plain = impl.DeliveryTally()
+    assert plain("ignored", None) is None and (plain.pending, plain.acked) == (-1, 0)
+    with pytest.raises(TypeError):
+        plain(None)
+
+
+def test_a_report_counts_a_tally_without_a_message_unless_it_overrides_its_call(impl: ModuleType) -> None:
+    recorder = Recorder()
+    fast, route = make(impl, recorder, keep_headers=False)
+    tally = impl.DeliveryTally(2)
+    fast("uri", b"v", headers=HEADERS, on_delivery=tally)
+    fast("uri", b"w", headers=HEADERS, on_delivery=tally)
+    first, second = (sent[4] for sent in recorder.produced)
+    assert first(None, Record()) is None
+    assert (tally.pending, tally.acked) == (1, 1)
+    assert second("boom", "native") == "failed"  # a failure still goes to the remediation, which reports it
+    assert recorder.failed == [(route, tally, None, "boom", "native")]
+    assert (tally.pending, tally.acked) == (1, 1)
+
+    heard: list[Any] = []
+
+    class Loud(impl.DeliveryTally):  # type: ignore[name-defined, misc]
+        def __call__(self, err: Any, msg: Any) -> None:
+            heard.append((err, type(msg)))
+
+    fast("uri", b"x", on_delivery=Loud(1))
+    recorder.produced[-1][4](None, Record())
+    assert heard == [(None, impl.Message)]
+
+
+def test_a_producer_reports_to_a_tally_and_its_failures_reach_failed() -> None:
+    from psc.backends import register_backend, unregister_backend
+    from tests.unit.psc.test_clients import FakeError
+
+    class Batch(psc.DeliveryTally):
+        __slots__ = ("errors",)
+
+        def __init__(self, pending: int) -> None:
+            super().__init__(pending)
+            self.errors: list[Any] = []
+
+        def failed(self, err: Any, msg: Any) -> None:
+            self.errors.append((err, msg.value()))
+
+    fake = FakeBackend()
+    register_backend("fake", fake)
+    try:
+        producer = psc.Producer({**CONFIG, "psc.auto.resolution.enabled": "false"})
+        batch = Batch(3)
+        for value in (b"a", b"b", b"c"):
+            producer.produce(A + "t", value, headers=HEADERS, on_delivery=batch)
+        fake.failures.append(FakeError("_MSG_TIMED_OUT", code=-192, retriable=True))  # the next one delivered
+        assert producer.flush(1) == 0
+        assert (batch.pending, batch.acked) == (0, 2)
+        assert [value for _, value in batch.errors] == [b"a"]
+    finally:
+        unregister_backend("fake")

@@ -212,6 +212,39 @@ def test_inflight_bytes_are_capped(setup: tuple[Path, Path]) -> None:
     assert sum(s.inflight_bytes for s in agent.streams.values()) <= 1024 + 4096 + 4096 // 100 * 512
 
 
+def test_what_was_acknowledged_since_the_last_turn_leaves_room_in_this_one(setup: tuple[Path, Path]) -> None:
+    """At the cap, a turn settles before it measures the room: a stream behind reads in every turn, and the
+    agent never sleeps while it has data to read."""
+    config, logs = setup
+    (config / "singer.toml").write_text("max_inflight_bytes = 1024\nuse_inotify = false\npoll_interval_s = 0.01\n")
+    (logs / "app.log").write_bytes((b"y" * 99 + b"\n") * 5000)
+    write_stream(config, "app", logs, batch_records=5)
+    agent = make_agent(config)
+    agent.reload()
+    for stream in agent.streams.values():
+        stream.tail.make_reader = _small_chunks(stream.tail.make_reader)
+    assert [agent.run_once(100.0 + i * 0.05) for i in range(10)] == [True] * 10  # the producer acks at turn end
+
+
+@pytest.mark.parametrize(
+    ("batch_records", "counts", "sizes"),
+    [(100, [2, 2, 2, 3], [10, 10, 26, 9]), (2, [2, 2, 2, 2, 1], [10, 10, 26, 6, 3])],
+)
+def test_a_chunk_is_cut_into_batches_by_records_and_by_the_record_that_reaches_batch_bytes(
+    setup: tuple[Path, Path], batch_records: int, counts: list[int], sizes: list[int]
+) -> None:
+    config, logs = setup
+    (logs / "app.log").write_bytes(b"aaaa\n" * 5 + b"b" * 20 + b"\n" + b"cc\n" * 3)
+    write_stream(config, "app", logs, batch_records=batch_records, batch_bytes=10)
+    agent = make_agent(config)
+    agent.reload()
+    FakeProducer.instances[0].hold = True
+    turns(agent, 3)
+    [stream] = agent.streams.values()
+    assert [(b.count, b.bytes) for b in stream.inflight] == list(zip(counts, sizes, strict=True))
+    assert [b.watermark.offset for b in stream.inflight][-1] == 5 * 5 + 21 + 9
+
+
 def test_the_cap_counts_what_each_record_holds_beyond_its_value(setup: tuple[Path, Path]) -> None:
     """Short lines: their headers and the producer's bookkeeping outweigh them, and are held as long."""
     config, logs = setup

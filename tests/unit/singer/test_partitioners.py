@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -106,6 +107,31 @@ def test_locality_prefers_local_leaders_and_falls_back() -> None:
     assert {local.partition(None, parts) for _ in range(200)} == {0, 2}
     elsewhere = LocalityAware(rack="z", inner="round_robin")
     assert {elsewhere.partition(None, parts) for _ in range(8)} == {0, 1, 2, 3} and elsewhere.missing_local
+
+
+@pytest.mark.parametrize(
+    "make",
+    [RoundRobin, lambda: Fixed(count=3, mode="round_robin"), Single, lambda: Crc32()],
+    ids=["round_robin", "fixed-rr", "single", "crc32"],
+)
+def test_a_batch_is_partitioned_as_record_by_record_calls_would(make: Any) -> None:
+    keys: list[bytes | None] = [str(i).encode() for i in range(7)] if make is not Single else [None] * 7
+    one_by_one, bulk = make(), make()
+    for p in (one_by_one, bulk):  # the same start, where it is drawn at random
+        if isinstance(p, RoundRobin):
+            p._next = 5
+    expected = [one_by_one.partition(k, P60) for k in keys]
+    if isinstance(one_by_one, Fixed):  # same draw
+        bulk._drawn_from, bulk._chosen = one_by_one._drawn_from, one_by_one._chosen
+    assert bulk.partition_many(keys, P60) == expected
+    assert bulk.partition_many(keys, P60) == [one_by_one.partition(k, P60) for k in keys]  # and it goes on
+
+
+def test_random_choices_in_bulk_stay_within_the_partitions() -> None:
+    picks = create("random", {}).partition_many([None] * 3000, Partitions((4, 6, 8)))
+    assert len(picks) == 3000 and set(picks) == {4, 6, 8}
+    fixed = Fixed(count=2).partition_many([None] * 500, P60)
+    assert len(set(fixed)) == 2
 
 
 def test_entry_points_build_by_name_and_name_the_problem() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from collections.abc import Iterator
@@ -136,6 +137,28 @@ def test_text_round_trip_whatever_the_chunks_and_write_boundaries(
     os.close(log.fd)
     assert [r.value for r in got] == [line + b"\n" for line in lines]
     assert got == [] or got[-1].next_offset == len(data)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    lines=st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=40),
+    chunk=st.sampled_from([7, 64, 1 << 20]),
+    keep=st.booleans(),
+    limit=st.integers(min_value=2, max_value=40),
+)
+def test_every_record_and_offset_whatever_the_chunk_newline_option_and_limit(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], chunk: int, keep: bool, limit: int
+) -> None:
+    """Whole chunks split in bulk and line by line (a line over the limit, a \r) give the same records."""
+    log = LogFile(tmp_path_factory.mktemp("t") / "x.log")
+    log.append(b"".join(line + b"\n" for line in lines))
+    reader = TextReader(log.fd, 0, chunk_bytes=chunk, keep_newline=keep, max_message_bytes=limit)
+    got = read_all(reader)
+    os.close(log.fd)
+    room = limit - 1 if keep else limit
+    ends = list(itertools.accumulate(len(line) + 1 for line in lines))
+    assert got == [Record(line[:room] + (b"\n" if keep else b""), end) for line, end in zip(lines, ends, strict=True)]
+    assert reader.stats.truncated == sum(1 for line in lines if len(line) > room)
 
 
 # --- thrift ------------------------------------------------------------------------------------------
