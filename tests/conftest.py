@@ -11,10 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.services import Services, resolve_services
 
 ROOT = Path(__file__).resolve().parent
+
+# Property tests check results, never speed: Hypothesis's per-example deadline would fail them on a busy machine.
+settings.register_profile("kstream", deadline=None)
+settings.load_profile("kstream")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
