@@ -28,7 +28,7 @@ from connectors.checkpointing.stores import CheckpointStore, open_store
 from connectors.errors import CheckpointCorruptError, JobConfigError, NoValidCheckpointError
 from connectors.runtime.job import Job
 from connectors.runtime.metrics import JobMetrics
-from connectors.runtime.runner import Runner, is_fenced, witness_of
+from connectors.runtime.runner import Runner, witness_of
 from connectors.sinks.base import SinkWriter
 from connectors.sources.base import Source, SourceReader
 from psc.common.log import get_logger
@@ -197,14 +197,7 @@ class GroupRunner(Runner):
             self._writer = None
             if reader is not None:
                 reader.commit_on_revoke = False  # after a failure, offsets may be ahead of what was written
-            if port is not None:
-                port.close()
-            try:
-                writer.close()
-            except Exception as exc:
-                if is_fenced(exc):
-                    raise self._fenced(exc) from exc
-                self._log.warning("sink_close_failed", error=repr(exc))
+            self.close_quietly(port, writer)
 
     def _checkpoint(self, reader: SourceReader, writer: SinkWriter, checkpoint_id: int) -> None:
         assert isinstance(reader, GroupReader)
@@ -227,6 +220,7 @@ class GroupRunner(Runner):
             self.states.prune(changed)
         duration = time.monotonic() - started
         self.metrics.checkpoint_done(duration)
+        self.completed_checkpoints += 1
         self._log.info(
             "checkpoint_completed", checkpoint=checkpoint_id, splits=len(splits), duration_s=round(duration, 4)
         )
@@ -240,6 +234,5 @@ class GroupRunner(Runner):
 
     def abort_after_loss(self) -> None:
         if self._writer is not None and self._writer.transactional_id is not None:
-            self._writer.port.abort_transaction(30)
-            self._writer.port.begin_transaction()
+            self._writer.abort()
             self._log.warning("transaction_aborted_partitions_lost")

@@ -13,7 +13,8 @@ import secrets
 import time
 from typing import Any
 
-from connectors._ports import Record
+from connectors._bounded import bounded
+from connectors._ports import ConsumerPort, Record
 from connectors.checkpointing.format import Checkpoint
 from connectors.checkpointing.manager import CheckpointManager
 from connectors.checkpointing.state import PendingTransaction, SinkState, Split
@@ -33,6 +34,8 @@ from connectors.sources.base import SourceReader
 from psc.common.log import get_logger
 
 BATCH = 500
+CLOSE_TIMEOUT_S = 15.0
+COMMITTED_TIMEOUT_S = 30.0
 _FATAL = (JobConfigError, NoValidCheckpointError, StateMigrationError, UserFunctionError, FencedError)
 _WITNESS_PREFIX = "connectors"
 
@@ -79,12 +82,15 @@ class Runner:
         )
         self.checkpoints = CheckpointManager(store, job.name, keep=job.keep_checkpoints, metrics=self.metrics)
         self._log = get_logger("connectors.job", job=job.name, instance=instance)
+        self.completed_checkpoints = 0
 
     def run(self) -> None:
-        """Run until the source is finished or a stop is asked for; restart in-process after failures."""
+        """Run until the source is finished or a stop is asked for; restart in-process after failures.
+        An attempt that completed a checkpoint made progress: the failures before it no longer count."""
         self.checkpoints.store.check_writable()
         failures = 0
         while True:
+            completed = self.completed_checkpoints
             try:
                 self._attempt()
                 return
@@ -93,6 +99,8 @@ class Runner:
             except Exception as exc:
                 if is_fenced(exc):
                     raise self._fenced(exc) from exc
+                if self.completed_checkpoints > completed:
+                    failures = 0
                 failures += 1
                 self.metrics.restarts.inc()
                 if failures > self.job.max_restarts:
@@ -119,15 +127,22 @@ class Runner:
             reader = SourceReader(self.source, port, splits, self.instance, self.instances)
             self._loop(reader, writer, checkpoint)
         finally:
-            if port is not None:
-                port.close()
+            self.close_quietly(port, writer)
+
+    def close_quietly(self, port: ConsumerPort | None, writer: SinkWriter) -> None:
+        """Close the consumer and the writer of a finished or failed attempt, each within a deadline."""
+        if port is not None:
             try:
-                writer.close()
+                bounded(CLOSE_TIMEOUT_S, "consumer close", port.close)
             except Exception as exc:
-                # a fenced producer may first fail as undelivered (purged) records; aborting names the fencing
-                if is_fenced(exc):
-                    raise self._fenced(exc) from exc
-                self._log.warning("sink_close_failed", error=repr(exc))
+                self._log.warning("source_close_failed", error=repr(exc))
+        try:
+            writer.close()
+        except Exception as exc:
+            # a fenced producer may first fail as undelivered (purged) records; aborting names the fencing
+            if is_fenced(exc):
+                raise self._fenced(exc) from exc
+            self._log.warning("sink_close_failed", error=repr(exc))
 
     def _restore(self, port: Any) -> tuple[Checkpoint | None, list[Split]]:
         """The newest checkpoint whose transaction committed.
@@ -177,7 +192,12 @@ class Runner:
     def _witness(self, port: Any, splits: list[Split], pending: PendingTransaction) -> str:
         """``committed``: the group's offsets name this transaction or a later checkpoint;
         ``not_committed``: they name an earlier one; ``unknown``: they name none of this job's."""
-        committed = port.committed([(s.topic, s.partition) for s in splits], 30) if splits else {}
+        pairs = [(s.topic, s.partition) for s in splits]
+        committed = (
+            bounded(COMMITTED_TIMEOUT_S + 5, "committed", lambda: port.committed(pairs, COMMITTED_TIMEOUT_S))
+            if pairs
+            else {}
+        )
         seen = [witnessed_checkpoint(found.metadata, self.job.name) for found in committed.values()]
         if any(found.metadata == pending.witness for found in committed.values()):
             return "committed"
@@ -245,6 +265,7 @@ class Runner:
         self.checkpoints.prune()
         duration = time.monotonic() - started
         self.metrics.checkpoint_done(duration)
+        self.completed_checkpoints += 1
         try:
             self.metrics.lag.set(reader.lag())
         except Exception as exc:
