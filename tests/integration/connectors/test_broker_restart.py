@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,12 +56,17 @@ def test_broker_killed_and_restarted_mid_job_the_job_recovers_exactly_once(kafka
     try:
         first = harness.read(out, until=1500, timeout=30)
         assert sum(map(len, first.values())) >= 1500  # running and committing before the crash
+        feeder = threading.Thread(target=harness.produce, args=(3000, 1500.0))  # records in flight at the crash
+        feeder.start()
+        time.sleep(1)
         kill_broker(kafka)
         time.sleep(3)
         kafka.up()
-        harness.produce(1500)
+        feeder.join()
         found = harness.read(out, until=len(harness.produced), timeout=60)
     finally:
         rc, err = stop(proc)
     assert rc == 0, err[-3000:]
-    assert found == harness.expected()  # each record once under read_committed, per-partition order kept
+    counts = {p: (len(found.get(p, [])), len(v)) for p, v in harness.expected().items()}
+    # each record once under read_committed, per-partition order kept
+    assert found == harness.expected(), f"found/expected per partition {counts}\n{err[-3000:]}"
