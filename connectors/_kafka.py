@@ -103,6 +103,19 @@ class KafkaProducerPort:
             except BufferError:
                 self._producer.poll(0.05)
 
+    def produce_records(self, topic: str, records: Sequence[Record], keep_partition: bool) -> None:
+        produce = self._producer.produce
+        for record in records:
+            while True:
+                try:
+                    if keep_partition:
+                        produce(topic, record.value(), record.key(), record.partition())  # type: ignore[arg-type]
+                    else:
+                        produce(topic, record.value(), record.key())
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+
     def flush(self, timeout: float) -> None:
         left = self._producer.flush(timeout)
         failure, self._failure = self._failure, None

@@ -95,6 +95,10 @@ class PscProducerPort:
             except BufferError:
                 self._producer.poll(0.05)
 
+    def produce_records(self, topic: str, records: Sequence[Record], keep_partition: bool) -> None:
+        for record in records:
+            self.produce(topic, record.value(), record.key(), record.partition() if keep_partition else None)
+
     def flush(self, timeout: float) -> None:
         left = self._producer.flush(timeout)
         failure, self._failure = self._failure, None

@@ -137,11 +137,11 @@ class GroupReader(SourceReader):
         self.splits.clear()
         self.saved.clear()
 
-    def poll(self, max_records: int, timeout: float) -> list[tuple[Record, Split]]:
+    def poll(self, max_records: int, timeout: float) -> Sequence[Record]:
         """Records of the current assignment past each split's offset. A batch spanning a rebalance may hold
         records of partitions given away (skipped) and, for partitions kept, the start of the old fetch
         followed by the same records fetched again from the committed offset (skipped as already read)."""
-        out: list[tuple[Record, Split]] = []
+        out: list[Record] = []
         splits = self.splits
         for record in self.port.consume(max_records, timeout):
             split = splits.get((record.topic(), record.partition()))  # type: ignore[arg-type]
@@ -149,7 +149,7 @@ class GroupReader(SourceReader):
             if split is None or split.next_offset is None or offset < split.next_offset:
                 continue
             split.next_offset = offset + 1
-            out.append((record, split))
+            out.append(record)
         return out
 
     def changed(self) -> list[Split]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from connectors._bounded import bounded
@@ -212,7 +213,7 @@ class Runner:
         next_id = max(self.checkpoints.max_id(), restored.checkpoint_id if restored else 0) + 1
         interval = job.checkpoint_interval_s
         due = time.monotonic() + interval
-        process = self._processor(writer)
+        process = self._processor(reader, writer)
         records_in, records_out = self.metrics.records_in, self.metrics.records_out
         while True:
             if job.stop_event.is_set():
@@ -221,17 +222,14 @@ class Runner:
                 return
             batch = reader.poll(BATCH, 0.1)
             if batch:
-                out = 0
-                for record, split in batch:
-                    out += process(record, split)
                 records_in.inc(len(batch))
-                records_out.inc(out)
+                records_out.inc(process(batch))
             else:
                 reader.catch_up_positions()
-                if reader.finished:
-                    self._checkpoint(reader, writer, next_id)
-                    self._log.info("finished", checkpoint=next_id)
-                    return
+            if reader.finished:
+                self._checkpoint(reader, writer, next_id)
+                self._log.info("finished", checkpoint=next_id)
+                return
             if time.monotonic() >= due:
                 self._checkpoint(reader, writer, next_id)
                 next_id += 1
@@ -274,11 +272,16 @@ class Runner:
 
     # --- user functions --------------------------------------------------------------------------------
 
-    def _processor(self, writer: SinkWriter) -> Any:
+    def _processor(self, reader: SourceReader, writer: SinkWriter) -> Callable[[Sequence[Record]], int]:
+        """The function that takes a batch of records through the user functions to the sink, returning
+        how many records it wrote."""
         steps = list(enumerate(self.job.steps))
+        if not steps:
+            return writer.copy
         dead_letter = self.job.dead_letter_topic if self.job.on_error == "dead_letter" else None
         dead_letters = self.metrics.dead_letters
         log = self._log
+        split_of = reader.split_of
 
         def state_for(index: int, step: Step, record: Record, split: Split) -> State:
             slot = split.state.setdefault(f"step{index}", {})
@@ -306,15 +309,9 @@ class Runner:
             return values
 
         write = writer.writer_for_sink_topic()
-        if not steps:
 
-            def copy(record: Record, split: Split) -> int:
-                write(record.value(), record.key(), record.partition())  # type: ignore[arg-type]
-                return 1
-
-            return copy
-
-        def process(record: Record, split: Split) -> int:
+        def process_one(record: Record) -> int:
+            split = split_of(record)
             try:
                 values = apply(record, split)
             except Exception as exc:
@@ -329,6 +326,9 @@ class Runner:
             for value in values:
                 write(value, key, partition)
             return len(values)
+
+        def process(records: Sequence[Record]) -> int:
+            return sum(process_one(record) for record in records)
 
         return process
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from connectors._bounded import ClientStuckError, bounded
-from connectors._ports import ProducerPort
+from connectors._ports import ProducerPort, Record
 from connectors.checkpointing.state import Family, SinkState, read_sink, sink_section
 from connectors.errors import JobConfigError
 
@@ -124,6 +124,11 @@ class SinkWriter:
             produce(topic, value if type(value) is bytes else to_bytes(value), key, partition if keep else None)
 
         return write
+
+    def copy(self, records: Sequence[Record]) -> int:
+        """Input records unchanged to the sink's topic (no user function): one call per batch."""
+        self.port.produce_records(self.sink.topic, records, self._keep_partition)
+        return len(records)
 
     def flush(self) -> None:
         port = self.port

@@ -100,6 +100,9 @@ class MemoryProducer:
     def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int | None) -> None:
         self.open.append(value or b"")
 
+    def produce_records(self, topic: str, records: Sequence[Any], keep_partition: bool) -> None:
+        self.open.extend(record.value() for record in records)
+
     def flush(self, timeout: float) -> None:
         pass
 
