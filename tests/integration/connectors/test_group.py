@@ -112,6 +112,22 @@ def test_rescale_from_two_instances_to_one_and_from_one_to_three_while_running(h
     assert found == harness.expected()  # no record read twice or skipped, per-partition order and state kept
 
 
+def test_rescale_with_the_psc_source_and_sink_from_two_instances_to_one_and_back(harness: Harness) -> None:
+    feeder = threading.Thread(target=harness.produce, args=(4000, 1000.0))
+    feeder.start()
+    first, second = Instance(harness, 0, CONN_FAMILY="psc"), Instance(harness, 1, CONN_FAMILY="psc")
+    wait_shared([first, second])
+    second.stop()
+    first.wait_assigned(3)
+    second = Instance(harness, 1, CONN_FAMILY="psc")
+    wait_shared([first, second])
+    feeder.join()
+    found = harness.read(harness.out, until=len(harness.produced), timeout=60)
+    for instance in (first, second):
+        instance.stop()
+    assert found == harness.expected()
+
+
 def test_a_paused_instance_is_fenced_by_the_group_and_a_killed_one_restarts(harness: Harness) -> None:
     """SIGSTOP an instance until the group gives its partitions away, then SIGCONT it: its transaction must
     not commit. Then SIGKILL the other and restart it under its instance number."""
