@@ -16,7 +16,7 @@ from connectors.errors import JobConfigError
 Guarantee = Literal["exactly_once", "at_least_once"]
 Partitioning = Literal["key", "source"]
 TXN_TIMEOUT_S = 30.0
-CALL_TIMEOUT_S = 60.0  # flush and init_transactions: how long the broker may be away before the attempt fails
+CALL_TIMEOUT_S = 60.0  # init_transactions, and flush at most: how long the broker may be away before a restart
 GRACE_S = 2.0  # past a call's own timeout before it counts as stuck
 
 
@@ -131,8 +131,10 @@ class SinkWriter:
         return len(records)
 
     def flush(self) -> None:
-        port = self.port
-        self._bounded(CALL_TIMEOUT_S, "flush", lambda: port.flush(CALL_TIMEOUT_S))
+        """Deliver the checkpoint's records within the transaction timeout (also the at-least-once limit):
+        a producer that cannot deliver by then is replaced, and the job replays from its last checkpoint."""
+        port, timeout = self.port, min(CALL_TIMEOUT_S, self.sink.transaction_timeout_s)
+        self._bounded(timeout, "flush", lambda: port.flush(timeout))
 
     def commit(self, offsets: list[Any], group_metadata: Any) -> None:
         """Commit the open transaction, within the transaction timeout: past it the broker aborts it anyway."""
@@ -164,4 +166,4 @@ class SinkWriter:
                 self._bounded(10, "abort_transaction", lambda: port.abort_transaction(10))
         finally:
             if not self._abandoned:
-                self._bounded(10, "producer close", port.close)
+                self._bounded(5, "producer close", port.close)
