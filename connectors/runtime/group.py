@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from urllib.parse import quote, unquote
 
+from connectors._bounded import bounded
 from connectors._ports import ConsumerPort, Record
 from connectors.checkpointing.format import Checkpoint, decode, encode
 from connectors.checkpointing.state import Split
@@ -29,7 +30,7 @@ from connectors.errors import CheckpointCorruptError, JobConfigError, NoValidChe
 from connectors.runtime.job import Job
 from connectors.runtime.metrics import JobMetrics
 from connectors.runtime.runner import Runner, witness_of
-from connectors.sinks.base import SinkWriter
+from connectors.sinks.base import CALL_TIMEOUT_S, SinkWriter
 from connectors.sources.base import Source, SourceReader
 from psc.common.log import get_logger
 
@@ -212,8 +213,9 @@ class GroupRunner(Runner):
         offsets = reader.offsets()
         if writer.transactional_id is not None:
             writer.commit(reader.port.transaction_offsets(offsets, witness), reader.port.group_metadata())
-        elif offsets:
-            reader.port.commit(offsets, witness, asynchronous=False)  # the group's offsets are the truth here
+        elif offsets:  # the group's offsets are the truth here
+            port = reader.port
+            bounded(CALL_TIMEOUT_S, "offset commit", lambda: port.commit(offsets, witness, asynchronous=False))
         for split in changed:
             reader.saved[(split.topic, split.partition)] = split.next_offset or 0
         if self.states is not None and changed:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -105,6 +106,29 @@ class Harness:
         finally:
             consumer.close()
         return dict(found)
+
+
+class Running:
+    """A job process whose stderr is collected as it comes: a pipe nobody reads fills (librdkafka logs every
+    reconnect attempt while a broker is away) and freezes the job."""
+
+    def __init__(self, harness: Harness, *args: str, **env: str) -> None:
+        self.proc = harness.start(*args, **env)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, then the exit code and the whole log."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return self.proc.returncode, "".join(self.lines)
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:

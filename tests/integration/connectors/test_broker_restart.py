@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.singer_outage import PrivateKafka, private_kafka
-from tests.integration.connectors.harness import PARTITIONS, Harness
+from tests.integration.connectors.harness import PARTITIONS, Harness, Running
 
 
 @pytest.fixture
@@ -46,28 +46,6 @@ def topics(kafka: PrivateKafka, count: int) -> list[str]:
     for future in admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names]).values():
         future.result(30)
     return names
-
-
-class Running:
-    """A job process whose stderr is drained as it comes: during an outage librdkafka logs a line per
-    reconnect attempt, and a pipe nobody reads would fill and freeze the job."""
-
-    def __init__(self, harness: Harness, **env: str) -> None:
-        self.proc = harness.start(**env)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def stop(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self._reader.join(timeout=10)
-        return self.proc.returncode, "".join(self.lines)
 
 
 def events(log: str) -> str:
