@@ -257,3 +257,14 @@ def test_the_instance_count_of_a_checkpoint_must_match(tmp_path: Path) -> None:
     job, metrics = build(tmp_path / "a", log)
     with pytest.raises(JobConfigError, match="taken with 1 instances, this run has 2"):
         Runner(job, instance=0, instances=2, metrics=metrics).run()
+
+
+def test_a_bounded_reader_drops_records_past_its_stop_offset_within_a_batch() -> None:
+    from connectors.sources.base import SourceReader
+
+    log = Log(4)
+    reader = SourceReader(MemorySource(log, stop="latest"), MemoryConsumer(log), [])
+    log.records += [b"late"] * 3  # arrived after the stop offset was fixed
+    seen = [record.value() for _ in range(5) for record in reader.poll(500, 0)]
+    assert seen == [b"v0", b"v1", b"v2", b"v3"]
+    assert reader.splits[("t", 0)].next_offset == 4 and reader.finished
