@@ -1,25 +1,23 @@
 """A private Kafka broker killed and restarted under a running job: the job recovers by itself.
 
 The shared broker must never be stopped, so the job runs against a broker of its own (the stack launcher
-with its own home and ports). A broker restart leaves librdkafka's transactional calls blocked past their
-timeouts; the job gives up on the stuck producer, fences it with a new one and restores its checkpoint.
+with its own home and ports). A broker restart can leave librdkafka's calls blocked past their timeouts:
+each has a deadline, after which the job gives up on the client, fences a stuck producer with a new one
+and restores its checkpoint. ``python -m benchmarks.connectors_broker_restart`` runs longer schedules.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks.connectors_broker_restart import create_topics, first_copies, kill_broker
 from benchmarks.singer_outage import PrivateKafka, private_kafka
-from tests.integration.connectors.harness import PARTITIONS, Harness, Running
+from tests.integration.connectors.harness import Harness, Running
 
 
 @pytest.fixture
@@ -28,43 +26,17 @@ def kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
         yield started
 
 
-def kill_broker(kafka: PrivateKafka) -> None:
-    """SIGKILL the broker's process group, as a crash would."""
-    pid = int((kafka.home / "kafka.pid").read_text())
-    os.killpg(pid, signal.SIGKILL)
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-
-
-def topics(kafka: PrivateKafka, count: int) -> list[str]:
-    names = [f"conn-{uuid.uuid4().hex[:8]}" for _ in range(count)]
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-    for future in admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names]).values():
-        future.result(30)
-    return names
-
-
 def events(log: str) -> str:
     """The job's log lines but librdkafka's and routine checkpoints, for a failure message."""
     lines = [line for line in log.splitlines() if line.startswith("{") and "checkpoint_completed" not in line]
     return "\n".join(lines[-40:])
 
 
-def first_copies(values: list[bytes]) -> list[bytes]:
-    """The values in order with repeats left out: at-least-once output replays from its checkpoint."""
-    seen: set[bytes] = set()
-    return [v for v in values if not (v in seen or seen.add(v))]  # type: ignore[func-returns-value]
-
-
 def test_broker_killed_and_restarted_mid_job_both_guarantees_recover_on_their_own(
     kafka: PrivateKafka, tmp_path: Path
 ) -> None:
     """An exactly-once and an at-least-once job read one topic while the broker is SIGKILLed and restarted."""
-    source, exactly, at_least = topics(kafka, 3)
+    source, exactly, at_least = create_topics(kafka, 3)
     harness = Harness(kafka.bootstrap, kafka.discovery_file, source, exactly, tmp_path)
     alo = Harness(kafka.bootstrap, kafka.discovery_file, source, at_least, tmp_path)
     alo.produced = harness.produced  # one input, two jobs
