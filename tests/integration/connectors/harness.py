@@ -40,7 +40,8 @@ class Harness:
         self.checkpoint_dir = tmp_path / "chk" / self.env["CONN_JOB"] / "i0"
 
     def produce(self, count: int, rate: float | None = None) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap})
+        # idempotent: a retry after a broker restart must not write an input record twice
+        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
         start = len(self.produced)
         for i in range(start, start + count):
             record = (i % PARTITIONS, f"k{i % 7}".encode(), f"v{i}".encode())
