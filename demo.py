@@ -10,6 +10,7 @@ Parts, each a few seconds, each printing what it measured and stopping the proce
           notification shown; the records read back with psc.Consumer.
 - singer: a log file written and rotated while ``singer run`` ships it; every line read back.
 - pacer:  jobs enqueued; two brokers and a worker pool as processes; one broker killed; every job done.
+- connectors: an exactly-once stream job as a process, SIGKILLed mid-run, restarted; output complete, no duplicate.
 
 Exits 1 if any part fails.
 """
@@ -24,7 +25,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from demos import kafka, memq, pacer, singer
+from demos import connectors, kafka, memq, pacer, singer
 from demos._common import ROOT, DemoFailure, Services, step
 from psc.common import configure_logging
 
@@ -33,6 +34,7 @@ PARTS: dict[str, Callable[[Services], None]] = {
     "memq": memq.run,
     "singer": singer.run,
     "pacer": pacer.run,
+    "connectors": connectors.run,
 }
 
 

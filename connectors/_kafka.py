@@ -1,9 +1,13 @@
-"""confluent-kafka behind the source and sink ports."""
+"""confluent-kafka behind the source and sink ports.
+
+PSC's clients take confluent-kafka's call shapes (topic URIs where topic names go), so the PSC ports
+(``_psc_adapter.py``) are these classes with PSC's client and partition types.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -11,8 +15,11 @@ from connectors._ports import Committed, Rebalance, Record, SinkWriteError, Sour
 
 
 class KafkaConsumerPort:
+    client: ClassVar[Any] = Consumer
+    partition_type: ClassVar[Any] = TopicPartition
+
     def __init__(self, config: dict[str, Any]) -> None:
-        self._consumer = Consumer(config)
+        self._consumer = self.client(config)
 
     def partitions(self, topic: str) -> list[int]:
         meta = self._consumer.list_topics(topic, timeout=30).topics.get(topic)
@@ -23,7 +30,7 @@ class KafkaConsumerPort:
         return sorted(meta.partitions)
 
     def assign(self, positions: Sequence[tuple[str, int, int]]) -> None:
-        self._consumer.assign([TopicPartition(t, p, o) for t, p, o in positions])
+        self._consumer.assign([self.partition_type(t, p, o) for t, p, o in positions])
 
     def subscribe(self, topics: Sequence[str], on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
         def pairs(parts: list[TopicPartition]) -> list[tuple[str, int]]:
@@ -37,23 +44,25 @@ class KafkaConsumerPort:
         )
 
     def consume(self, max_records: int, timeout: float) -> Sequence[Record]:
-        messages = self._consumer.consume(max_records, timeout)
+        messages: list[Any] = self._consumer.consume(max_records, timeout)
         for msg in messages:
             err = msg.error()
             if err is not None:
                 return _without_errors(messages)
-        return messages
+        records: list[Record] = messages
+        return records
 
     def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        found = self._consumer.position([TopicPartition(t, p) for t, p in partitions])
+        found = self._consumer.position([self.partition_type(t, p) for t, p in partitions])
         return {(tp.topic, tp.partition): tp.offset for tp in found}
 
     def committed(self, partitions: Sequence[tuple[str, int]], timeout: float) -> dict[tuple[str, int], Committed]:
-        found = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
+        found = self._consumer.committed([self.partition_type(t, p) for t, p in partitions], timeout=timeout)
         return {(tp.topic, tp.partition): Committed(tp.offset, tp.metadata) for tp in found}
 
     def watermarks(self, topic: str, partition: int, timeout: float, cached: bool = False) -> tuple[int, int]:
-        found = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout, cached=cached)
+        partition_at = self.partition_type(topic, partition)
+        found = self._consumer.get_watermark_offsets(partition_at, timeout=timeout, cached=cached)
         return (int(found[0]), int(found[1])) if found else (-1, -1)
 
     def group_metadata(self) -> Any:
@@ -67,7 +76,7 @@ class KafkaConsumerPort:
             self._consumer.commit(offsets=native, asynchronous=False)
 
     def transaction_offsets(self, offsets: Sequence[tuple[str, int, int]], metadata: str | None) -> list[Any]:
-        return [TopicPartition(t, p, o, metadata=metadata) for t, p, o in offsets]
+        return [self.partition_type(t, p, o, metadata=metadata) for t, p, o in offsets]
 
     def close(self) -> None:
         self._consumer.close()
@@ -83,9 +92,13 @@ def _without_errors(messages: list[Any]) -> list[Record]:
 
 
 class KafkaProducerPort:
+    """``config`` must ask for delivery reports of failures only (``delivery.report.only.error``): a Python
+    call per delivered record would cost as much as producing it."""
+
+    client: ClassVar[Any] = Producer
+
     def __init__(self, config: dict[str, Any]) -> None:
-        # failures only: a Python call per delivered record would cost as much as producing it
-        self._producer = Producer({**config, "delivery.report.only.error": True, "on_delivery": self._on_delivery})
+        self._producer = self.client({**config, "on_delivery": self._on_delivery})
         self._failure: str | None = None
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
@@ -102,6 +115,19 @@ class KafkaProducerPort:
                 return
             except BufferError:
                 self._producer.poll(0.05)
+
+    def produce_records(self, topic: str, records: Sequence[Record], keep_partition: bool) -> None:
+        produce = self._producer.produce
+        for record in records:
+            while True:
+                try:
+                    if keep_partition:
+                        produce(topic, record.value(), record.key(), record.partition())
+                    else:
+                        produce(topic, record.value(), record.key())
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
 
     def flush(self, timeout: float) -> None:
         left = self._producer.flush(timeout)

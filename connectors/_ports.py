@@ -75,6 +75,9 @@ class ConsumerPort(Protocol):
 class ProducerPort(Protocol):
     def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int | None) -> None: ...
 
+    def produce_records(self, topic: str, records: Sequence[Record], keep_partition: bool) -> None:
+        """Copy input records (value and key) to ``topic``, in their own partition numbers if ``keep_partition``."""
+
     def flush(self, timeout: float) -> None:
         """Deliver everything queued; raise ``SinkWriteError`` for the first failed record since the last flush."""
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from urllib.parse import quote, unquote
 
+from connectors._bounded import bounded
 from connectors._ports import ConsumerPort, Record
 from connectors.checkpointing.format import Checkpoint, decode, encode
 from connectors.checkpointing.state import Split
@@ -28,8 +29,8 @@ from connectors.checkpointing.stores import CheckpointStore, open_store
 from connectors.errors import CheckpointCorruptError, JobConfigError, NoValidCheckpointError
 from connectors.runtime.job import Job
 from connectors.runtime.metrics import JobMetrics
-from connectors.runtime.runner import Runner, is_fenced, witness_of
-from connectors.sinks.base import SinkWriter
+from connectors.runtime.runner import Runner, witness_of
+from connectors.sinks.base import CALL_TIMEOUT_S, SinkWriter
 from connectors.sources.base import Source, SourceReader
 from psc.common.log import get_logger
 
@@ -137,11 +138,11 @@ class GroupReader(SourceReader):
         self.splits.clear()
         self.saved.clear()
 
-    def poll(self, max_records: int, timeout: float) -> list[tuple[Record, Split]]:
+    def poll(self, max_records: int, timeout: float) -> Sequence[Record]:
         """Records of the current assignment past each split's offset. A batch spanning a rebalance may hold
         records of partitions given away (skipped) and, for partitions kept, the start of the old fetch
         followed by the same records fetched again from the committed offset (skipped as already read)."""
-        out: list[tuple[Record, Split]] = []
+        out: list[Record] = []
         splits = self.splits
         for record in self.port.consume(max_records, timeout):
             split = splits.get((record.topic(), record.partition()))  # type: ignore[arg-type]
@@ -149,7 +150,7 @@ class GroupReader(SourceReader):
             if split is None or split.next_offset is None or offset < split.next_offset:
                 continue
             split.next_offset = offset + 1
-            out.append((record, split))
+            out.append(record)
         return out
 
     def changed(self) -> list[Split]:
@@ -197,14 +198,7 @@ class GroupRunner(Runner):
             self._writer = None
             if reader is not None:
                 reader.commit_on_revoke = False  # after a failure, offsets may be ahead of what was written
-            if port is not None:
-                port.close()
-            try:
-                writer.close()
-            except Exception as exc:
-                if is_fenced(exc):
-                    raise self._fenced(exc) from exc
-                self._log.warning("sink_close_failed", error=repr(exc))
+            self.close_quietly(port, writer)
 
     def _checkpoint(self, reader: SourceReader, writer: SinkWriter, checkpoint_id: int) -> None:
         assert isinstance(reader, GroupReader)
@@ -219,14 +213,16 @@ class GroupRunner(Runner):
         offsets = reader.offsets()
         if writer.transactional_id is not None:
             writer.commit(reader.port.transaction_offsets(offsets, witness), reader.port.group_metadata())
-        elif offsets:
-            reader.port.commit(offsets, witness, asynchronous=False)  # the group's offsets are the truth here
+        elif offsets:  # the group's offsets are the truth here
+            port = reader.port
+            bounded(CALL_TIMEOUT_S, "offset commit", lambda: port.commit(offsets, witness, asynchronous=False))
         for split in changed:
             reader.saved[(split.topic, split.partition)] = split.next_offset or 0
         if self.states is not None and changed:
             self.states.prune(changed)
         duration = time.monotonic() - started
         self.metrics.checkpoint_done(duration)
+        self.completed_checkpoints += 1
         self._log.info(
             "checkpoint_completed", checkpoint=checkpoint_id, splits=len(splits), duration_s=round(duration, 4)
         )
@@ -240,6 +236,5 @@ class GroupRunner(Runner):
 
     def abort_after_loss(self) -> None:
         if self._writer is not None and self._writer.transactional_id is not None:
-            self._writer.port.abort_transaction(30)
-            self._writer.port.begin_transaction()
+            self._writer.abort()
             self._log.warning("transaction_aborted_partitions_lost")

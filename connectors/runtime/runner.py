@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from connectors._ports import Record
+from connectors._bounded import bounded
+from connectors._ports import ConsumerPort, Record
 from connectors.checkpointing.format import Checkpoint
 from connectors.checkpointing.manager import CheckpointManager
 from connectors.checkpointing.state import PendingTransaction, SinkState, Split
@@ -33,6 +35,8 @@ from connectors.sources.base import SourceReader
 from psc.common.log import get_logger
 
 BATCH = 500
+CLOSE_TIMEOUT_S = 5.0  # a consumer's close waits for outstanding offset commits: not worth more
+COMMITTED_TIMEOUT_S = 30.0
 _FATAL = (JobConfigError, NoValidCheckpointError, StateMigrationError, UserFunctionError, FencedError)
 _WITNESS_PREFIX = "connectors"
 
@@ -79,12 +83,15 @@ class Runner:
         )
         self.checkpoints = CheckpointManager(store, job.name, keep=job.keep_checkpoints, metrics=self.metrics)
         self._log = get_logger("connectors.job", job=job.name, instance=instance)
+        self.completed_checkpoints = 0
 
     def run(self) -> None:
-        """Run until the source is finished or a stop is asked for; restart in-process after failures."""
+        """Run until the source is finished or a stop is asked for; restart in-process after failures.
+        An attempt that completed a checkpoint made progress: the failures before it no longer count."""
         self.checkpoints.store.check_writable()
         failures = 0
         while True:
+            completed = self.completed_checkpoints
             try:
                 self._attempt()
                 return
@@ -93,6 +100,8 @@ class Runner:
             except Exception as exc:
                 if is_fenced(exc):
                     raise self._fenced(exc) from exc
+                if self.completed_checkpoints > completed:
+                    failures = 0
                 failures += 1
                 self.metrics.restarts.inc()
                 if failures > self.job.max_restarts:
@@ -119,15 +128,22 @@ class Runner:
             reader = SourceReader(self.source, port, splits, self.instance, self.instances)
             self._loop(reader, writer, checkpoint)
         finally:
-            if port is not None:
-                port.close()
+            self.close_quietly(port, writer)
+
+    def close_quietly(self, port: ConsumerPort | None, writer: SinkWriter) -> None:
+        """Close the consumer and the writer of a finished or failed attempt, each within a deadline."""
+        if port is not None:
             try:
-                writer.close()
+                bounded(CLOSE_TIMEOUT_S, "consumer close", port.close)
             except Exception as exc:
-                # a fenced producer may first fail as undelivered (purged) records; aborting names the fencing
-                if is_fenced(exc):
-                    raise self._fenced(exc) from exc
-                self._log.warning("sink_close_failed", error=repr(exc))
+                self._log.warning("source_close_failed", error=repr(exc))
+        try:
+            writer.close()
+        except Exception as exc:
+            # a fenced producer may first fail as undelivered (purged) records; aborting names the fencing
+            if is_fenced(exc):
+                raise self._fenced(exc) from exc
+            self._log.warning("sink_close_failed", error=repr(exc))
 
     def _restore(self, port: Any) -> tuple[Checkpoint | None, list[Split]]:
         """The newest checkpoint whose transaction committed.
@@ -177,7 +193,12 @@ class Runner:
     def _witness(self, port: Any, splits: list[Split], pending: PendingTransaction) -> str:
         """``committed``: the group's offsets name this transaction or a later checkpoint;
         ``not_committed``: they name an earlier one; ``unknown``: they name none of this job's."""
-        committed = port.committed([(s.topic, s.partition) for s in splits], 30) if splits else {}
+        pairs = [(s.topic, s.partition) for s in splits]
+        committed = (
+            bounded(COMMITTED_TIMEOUT_S + 5, "committed", lambda: port.committed(pairs, COMMITTED_TIMEOUT_S))
+            if pairs
+            else {}
+        )
         seen = [witnessed_checkpoint(found.metadata, self.job.name) for found in committed.values()]
         if any(found.metadata == pending.witness for found in committed.values()):
             return "committed"
@@ -192,7 +213,7 @@ class Runner:
         next_id = max(self.checkpoints.max_id(), restored.checkpoint_id if restored else 0) + 1
         interval = job.checkpoint_interval_s
         due = time.monotonic() + interval
-        process = self._processor(writer)
+        process = self._processor(reader, writer)
         records_in, records_out = self.metrics.records_in, self.metrics.records_out
         while True:
             if job.stop_event.is_set():
@@ -201,17 +222,14 @@ class Runner:
                 return
             batch = reader.poll(BATCH, 0.1)
             if batch:
-                out = 0
-                for record, split in batch:
-                    out += process(record, split)
                 records_in.inc(len(batch))
-                records_out.inc(out)
+                records_out.inc(process(batch))
             else:
                 reader.catch_up_positions()
-                if reader.finished:
-                    self._checkpoint(reader, writer, next_id)
-                    self._log.info("finished", checkpoint=next_id)
-                    return
+            if reader.finished:
+                self._checkpoint(reader, writer, next_id)
+                self._log.info("finished", checkpoint=next_id)
+                return
             if time.monotonic() >= due:
                 self._checkpoint(reader, writer, next_id)
                 next_id += 1
@@ -245,6 +263,7 @@ class Runner:
         self.checkpoints.prune()
         duration = time.monotonic() - started
         self.metrics.checkpoint_done(duration)
+        self.completed_checkpoints += 1
         try:
             self.metrics.lag.set(reader.lag())
         except Exception as exc:
@@ -253,11 +272,16 @@ class Runner:
 
     # --- user functions --------------------------------------------------------------------------------
 
-    def _processor(self, writer: SinkWriter) -> Any:
+    def _processor(self, reader: SourceReader, writer: SinkWriter) -> Callable[[Sequence[Record]], int]:
+        """The function that takes a batch of records through the user functions to the sink, returning
+        how many records it wrote."""
         steps = list(enumerate(self.job.steps))
+        if not steps:
+            return writer.copy
         dead_letter = self.job.dead_letter_topic if self.job.on_error == "dead_letter" else None
         dead_letters = self.metrics.dead_letters
         log = self._log
+        split_of = reader.split_of
 
         def state_for(index: int, step: Step, record: Record, split: Split) -> State:
             slot = split.state.setdefault(f"step{index}", {})
@@ -285,15 +309,9 @@ class Runner:
             return values
 
         write = writer.writer_for_sink_topic()
-        if not steps:
 
-            def copy(record: Record, split: Split) -> int:
-                write(record.value(), record.key(), record.partition())  # type: ignore[arg-type]
-                return 1
-
-            return copy
-
-        def process(record: Record, split: Split) -> int:
+        def process_one(record: Record) -> int:
+            split = split_of(record)
             try:
                 values = apply(record, split)
             except Exception as exc:
@@ -308,6 +326,9 @@ class Runner:
             for value in values:
                 write(value, key, partition)
             return len(values)
+
+        def process(records: Sequence[Record]) -> int:
+            return sum(process_one(record) for record in records)
 
         return process
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from connectors._ports import ProducerPort
+from connectors._bounded import ClientStuckError, bounded
+from connectors._ports import ProducerPort, Record
 from connectors.checkpointing.state import Family, SinkState, read_sink, sink_section
 from connectors.errors import JobConfigError
 
 Guarantee = Literal["exactly_once", "at_least_once"]
 Partitioning = Literal["key", "source"]
 TXN_TIMEOUT_S = 30.0
+CALL_TIMEOUT_S = 60.0  # init_transactions, and flush at most: how long the broker may be away before a restart
+GRACE_S = 2.0  # past a call's own timeout before it counts as stuck
 
 
 def to_bytes(value: Any) -> bytes | None:
@@ -77,20 +80,33 @@ class Sink(ABC):
 
 
 class SinkWriter:
-    """Produces records; ``commit`` ends the checkpoint's transaction with the source offsets in it."""
+    """Produces records; ``commit`` ends the checkpoint's transaction with the source offsets in it.
+
+    Every call that waits on the broker is bounded (``connectors._bounded``): a stuck call abandons the
+    producer, the job's attempt fails, and the next attempt's writer creates a new producer under the same
+    transactional id, whose ``init_transactions`` fences the stuck one."""
 
     def __init__(self, sink: Sink, transactional_id: str | None) -> None:
         self.sink = sink
         self.transactional_id = transactional_id if sink.exactly_once else None
         self.port = sink.open_port(self.transactional_id)
         self._keep_partition = sink.partitioning == "source"
+        self._abandoned = False
+
+    def _bounded(self, timeout_s: float, what: str, call: Callable[[], None]) -> None:
+        try:
+            bounded(timeout_s + GRACE_S, what, call)
+        except ClientStuckError:
+            self._abandoned = True
+            raise
 
     def start(self) -> None:
         """Exactly-once: ``init_transactions`` fences any earlier owner of the id and aborts its open
         transaction at once, rather than after the transaction timeout."""
         if self.transactional_id is not None:
-            self.port.init_transactions(60)
-            self.port.begin_transaction()
+            port = self.port
+            self._bounded(CALL_TIMEOUT_S, "init_transactions", lambda: port.init_transactions(CALL_TIMEOUT_S))
+            port.begin_transaction()
 
     def write(self, value: Any, key: bytes | None, partition: int, topic: str | None = None) -> None:
         self.port.produce(
@@ -109,20 +125,45 @@ class SinkWriter:
 
         return write
 
+    def copy(self, records: Sequence[Record]) -> int:
+        """Input records unchanged to the sink's topic (no user function): one call per batch."""
+        self.port.produce_records(self.sink.topic, records, self._keep_partition)
+        return len(records)
+
     def flush(self) -> None:
-        self.port.flush(60)
+        """Deliver the checkpoint's records within the transaction timeout (also the at-least-once limit):
+        a producer that cannot deliver by then is replaced, and the job replays from its last checkpoint."""
+        port, timeout = self.port, min(CALL_TIMEOUT_S, self.sink.transaction_timeout_s)
+        self._bounded(timeout, "flush", lambda: port.flush(timeout))
 
     def commit(self, offsets: list[Any], group_metadata: Any) -> None:
+        """Commit the open transaction, within the transaction timeout: past it the broker aborts it anyway."""
         if self.transactional_id is None:
             return
-        if offsets:  # an instance may own no partition
-            self.port.send_offsets_to_transaction(offsets, group_metadata, 60)
-        self.port.commit_transaction(60)
-        self.port.begin_transaction()
+        port, timeout = self.port, self.sink.transaction_timeout_s
+
+        def end() -> None:
+            if offsets:  # an instance may own no partition
+                port.send_offsets_to_transaction(offsets, group_metadata, timeout)
+            port.commit_transaction(timeout)
+
+        self._bounded(timeout, "send_offsets_to_transaction/commit_transaction", end)
+        port.begin_transaction()
+
+    def abort(self) -> None:
+        """Abort the open transaction and begin the next one."""
+        port = self.port
+        self._bounded(30, "abort_transaction", lambda: port.abort_transaction(30))
+        port.begin_transaction()
 
     def close(self) -> None:
+        """Abort the open transaction and close the producer, unless a stuck call still holds it."""
+        if self._abandoned:
+            return
+        port = self.port
         try:
             if self.transactional_id is not None:
-                self.port.abort_transaction(10)
+                self._bounded(10, "abort_transaction", lambda: port.abort_transaction(10))
         finally:
-            self.port.close()
+            if not self._abandoned:
+                self._bounded(5, "producer close", port.close)

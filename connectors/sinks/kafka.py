@@ -13,7 +13,7 @@ class KafkaSink(Sink):
     family = "kafka"
 
     def open_port(self, transactional_id: str | None) -> ProducerPort:
-        config = {**self.config, "enable.idempotence": True, "acks": "all"}
+        config = {**self.config, "enable.idempotence": True, "acks": "all", "delivery.report.only.error": True}
         if transactional_id is not None:
             config["transactional.id"] = transactional_id
             config["transaction.timeout.ms"] = int(self.transaction_timeout_s * 1000)

@@ -42,7 +42,7 @@ class PscSink(Sink):
     def open_port(self, transactional_id: str | None) -> ProducerPort:
         from connectors._psc_adapter import PscProducerPort
 
-        config = dict(self.config)
+        config = {**self.config, "psc.producer.delivery.report.only.error": "true"}
         if transactional_id is not None:
             config["psc.producer.transactional.id"] = transactional_id
             timeout_ms = int(self.transaction_timeout_s * 1000)

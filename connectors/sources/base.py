@@ -100,19 +100,32 @@ class SourceReader:
             if source.stop == "latest" and split.stop_offset is None:
                 split.stop_offset = high
 
-    def poll(self, max_records: int, timeout: float) -> list[tuple[Record, Split]]:
-        out: list[tuple[Record, Split]] = []
-        append = out.append
-        splits = self.splits
-        for record in self.port.consume(max_records, timeout):
-            split = splits[(record.topic(), record.partition())]  # type: ignore[index]
-            offset: int = record.offset()  # type: ignore[assignment]
+    def poll(self, max_records: int, timeout: float) -> Sequence[Record]:
+        """The next records, each split advanced past its last one. Work per record is one dict store:
+        records arrive in offset order per partition, so only each partition's last record moves its split."""
+        records = self.port.consume(max_records, timeout)
+        if not records:
+            return records
+        last: dict[tuple[str, int], Record] = {}
+        for record in records:
+            last[record.topic(), record.partition()] = record  # type: ignore[index]
+        splits, beyond = self.splits, False
+        for key, record in last.items():
+            split = splits[key]
+            split.next_offset = record.offset() + 1  # type: ignore[operator]
             stop = split.stop_offset
-            if stop is not None and offset >= stop:
-                continue
-            split.next_offset = offset + 1
-            append((record, split))
-        return out
+            if stop is not None and split.next_offset > stop:
+                split.next_offset, beyond = stop, True
+        if beyond:  # a bounded source read past its stop offsets: drop what lies beyond
+            return [r for r in records if not self._beyond_stop(r)]
+        return records
+
+    def _beyond_stop(self, record: Record) -> bool:
+        stop = self.split_of(record).stop_offset
+        return stop is not None and record.offset() >= stop  # type: ignore[operator]
+
+    def split_of(self, record: Record) -> Split:
+        return self.splits[record.topic(), record.partition()]  # type: ignore[index]
 
     def catch_up_positions(self) -> None:
         """After an empty poll: positions skip transaction markers that no record reports."""

@@ -32,7 +32,12 @@ class PscSource(Source):
         from connectors._psc_adapter import PscConsumerPort
 
         return PscConsumerPort(
-            {**self.config, "psc.consumer.group.id": group_id, "psc.consumer.isolation.level": "read_committed"}
+            {
+                **self.config,
+                "psc.consumer.group.id": group_id,
+                "psc.consumer.commit.auto.enabled": "false",
+                "psc.consumer.isolation.level": "read_committed",
+            }
         )
 
     def topic_name(self, topic: str) -> str:

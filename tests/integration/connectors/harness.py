@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -39,7 +40,8 @@ class Harness:
         self.checkpoint_dir = tmp_path / "chk" / self.env["CONN_JOB"] / "i0"
 
     def produce(self, count: int, rate: float | None = None) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap})
+        # idempotent: a retry after a broker restart must not write an input record twice
+        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
         start = len(self.produced)
         for i in range(start, start + count):
             record = (i % PARTITIONS, f"k{i % 7}".encode(), f"v{i}".encode())
@@ -105,6 +107,29 @@ class Harness:
         finally:
             consumer.close()
         return dict(found)
+
+
+class Running:
+    """A job process whose stderr is collected as it comes: a pipe nobody reads fills (librdkafka logs every
+    reconnect attempt while a broker is away) and freezes the job."""
+
+    def __init__(self, harness: Harness, *args: str, **env: str) -> None:
+        self.proc = harness.start(*args, **env)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, then the exit code and the whole log."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return self.proc.returncode, "".join(self.lines)
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:

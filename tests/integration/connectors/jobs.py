@@ -77,7 +77,7 @@ def pass_through() -> Job:
         checkpoint_interval_s=float(_env("CONN_INTERVAL", "0.5")),
         on_error=_env("CONN_ON_ERROR", "stop"),  # type: ignore[arg-type]
         dead_letter_topic=os.environ.get("CONN_DLQ"),
-        max_restarts=2,
+        max_restarts=int(_env("CONN_MAX_RESTARTS", "2")),
         restart_backoff_s=0.2,
     )
     stop: Any = "latest" if os.environ.get("CONN_BOUNDED") else None

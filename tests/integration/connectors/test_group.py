@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.connectors.harness import PARTITIONS, Harness
+from tests.integration.connectors.harness import PARTITIONS, Harness, Running
 from tests.services import Services
 
 
@@ -58,20 +58,12 @@ def wait_shared(instances: list[Instance], timeout: float = 30) -> None:
     wait_for(shared, timeout, instances[0].lines)
 
 
-class Instance:
+class Instance(Running):
     """A job instance in the group mode whose log lines are collected as they come."""
 
     def __init__(self, harness: Harness, number: int, **env: str) -> None:
-        self.proc = harness.start("--group", "--instance", str(number), CONN_INTERVAL="0.3", **env)
+        super().__init__(harness, "--group", "--instance", str(number), CONN_INTERVAL="0.3", **env)
         _started.append(self.proc)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
 
     def owned(self) -> int:
         """How many partitions it holds now (as last assigned; none after a revoke or a loss)."""
@@ -86,12 +78,10 @@ class Instance:
     def wait_assigned(self, count: int, timeout: float = 30) -> None:
         wait_for(lambda: self.owned() == count, timeout, self.lines)
 
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self._reader.join(timeout=10)
-        assert self.proc.returncode == 0, "".join(self.lines[-20:])
-        return "".join(self.lines)
+    def stop(self) -> tuple[int, str]:
+        returncode, log = super().stop()
+        assert returncode == 0, "".join(self.lines[-20:])
+        return returncode, log
 
 
 def test_rescale_from_two_instances_to_one_and_from_one_to_three_while_running(harness: Harness) -> None:
@@ -110,6 +100,22 @@ def test_rescale_from_two_instances_to_one_and_from_one_to_three_while_running(h
     for instance in (first, *added):
         instance.stop()
     assert found == harness.expected()  # no record read twice or skipped, per-partition order and state kept
+
+
+def test_rescale_with_the_psc_source_and_sink_from_two_instances_to_one_and_back(harness: Harness) -> None:
+    feeder = threading.Thread(target=harness.produce, args=(4000, 1000.0))
+    feeder.start()
+    first, second = Instance(harness, 0, CONN_FAMILY="psc"), Instance(harness, 1, CONN_FAMILY="psc")
+    wait_shared([first, second])
+    second.stop()
+    first.wait_assigned(3)
+    second = Instance(harness, 1, CONN_FAMILY="psc")
+    wait_shared([first, second])
+    feeder.join()
+    found = harness.read(harness.out, until=len(harness.produced), timeout=60)
+    for instance in (first, second):
+        instance.stop()
+    assert found == harness.expected()
 
 
 def test_a_paused_instance_is_fenced_by_the_group_and_a_killed_one_restarts(harness: Harness) -> None:

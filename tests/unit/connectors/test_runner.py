@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ class Log:
         self.committed: list[bytes] = []
         self.group: dict[tuple[str, int], Committed] = {}
         self.failures_left = 0
+        self.stuck_commits = 0  # how many next send_offsets_to_transaction calls block until released
+        self.release = threading.Event()
 
 
 class MemoryConsumer:
@@ -97,6 +100,9 @@ class MemoryProducer:
     def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int | None) -> None:
         self.open.append(value or b"")
 
+    def produce_records(self, topic: str, records: Sequence[Any], keep_partition: bool) -> None:
+        self.open.extend(record.value() for record in records)
+
     def flush(self, timeout: float) -> None:
         pass
 
@@ -107,6 +113,10 @@ class MemoryProducer:
         self.open = []
 
     def send_offsets_to_transaction(self, offsets: list[Any], group_metadata: Any, timeout: float) -> None:
+        if self.log.stuck_commits:  # as librdkafka's call may, past its own timeout, after a broker restart
+            self.log.stuck_commits -= 1
+            self.log.release.wait()
+            raise RuntimeError("fenced by a newer producer")
         self.pending_offsets = offsets
 
     def commit_transaction(self, timeout: float) -> None:
@@ -135,17 +145,21 @@ class MemorySource(Source):
 class MemorySink(Sink):
     family = "kafka"
 
-    def __init__(self, log: Log) -> None:
-        super().__init__("out")
+    def __init__(self, log: Log, transaction_timeout_s: float = 30.0) -> None:
+        super().__init__("out", transaction_timeout_s=transaction_timeout_s)
         self.log = log
 
     def open_port(self, transactional_id: str | None) -> ProducerPort:
         return MemoryProducer(self.log)
 
 
-def build(tmp_path: Path, log: Log, *, stop: Any = "latest", **kwargs: Any) -> tuple[Job, JobMetrics]:
+def build(
+    tmp_path: Path, log: Log, *, stop: Any = "latest", txn_timeout_s: float = 30.0, **kwargs: Any
+) -> tuple[Job, JobMetrics]:
     job = Job("mem", checkpoints=f"file:{tmp_path}", checkpoint_interval_s=0.01, restart_backoff_s=0.01, **kwargs)
-    job.source("in", MemorySource(log, stop=stop)).map(lambda v: v.upper()).sink("out", MemorySink(log))
+    job.source("in", MemorySource(log, stop=stop)).map(lambda v: v.upper()).sink(
+        "out", MemorySink(log, transaction_timeout_s=txn_timeout_s)
+    )
     return job, JobMetrics("mem", CollectorRegistry())
 
 
@@ -157,6 +171,36 @@ def test_a_bounded_job_restarts_after_failures_and_finishes_exactly_once(tmp_pat
     assert log.committed == [f"V{i}".encode() for i in range(50)]
     assert metrics.restarts._value.get() == 2
     assert metrics.records_in._value.get() == 50
+
+
+def test_a_commit_stuck_past_the_transaction_timeout_is_abandoned_and_the_job_recovers(tmp_path: Path) -> None:
+    log = Log(60)
+    log.stuck_commits = 1
+    job, metrics = build(tmp_path, log, txn_timeout_s=0.1)
+    try:
+        Runner(job, metrics=metrics).run()
+    finally:
+        log.release.set()
+    assert log.committed == [f"V{i}".encode() for i in range(60)]  # the stuck transaction's records once
+    assert metrics.restarts._value.get() == 1
+
+
+def test_failures_count_again_from_zero_after_a_checkpoint_completed(tmp_path: Path) -> None:
+    log = Log(30)
+    log.failures_left = 1
+    job, metrics = build(tmp_path, log, max_restarts=1)
+    runner = Runner(job, metrics=metrics)
+    original = runner._checkpoint
+
+    def fail_after_the_first(*args: Any) -> None:
+        original(*args)
+        if runner.completed_checkpoints == 1:
+            log.failures_left = 1  # a second failure, after progress
+
+    runner._checkpoint = fail_after_the_first  # type: ignore[method-assign,assignment]
+    runner.run()
+    assert log.committed == [f"V{i}".encode() for i in range(30)]
+    assert metrics.restarts._value.get() == 2
 
 
 def test_too_many_failures_fail_the_job(tmp_path: Path) -> None:
@@ -213,3 +257,14 @@ def test_the_instance_count_of_a_checkpoint_must_match(tmp_path: Path) -> None:
     job, metrics = build(tmp_path / "a", log)
     with pytest.raises(JobConfigError, match="taken with 1 instances, this run has 2"):
         Runner(job, instance=0, instances=2, metrics=metrics).run()
+
+
+def test_a_bounded_reader_drops_records_past_its_stop_offset_within_a_batch() -> None:
+    from connectors.sources.base import SourceReader
+
+    log = Log(4)
+    reader = SourceReader(MemorySource(log, stop="latest"), MemoryConsumer(log), [])
+    log.records += [b"late"] * 3  # arrived after the stop offset was fixed
+    seen = [record.value() for _ in range(5) for record in reader.poll(500, 0)]
+    assert seen == [b"v0", b"v1", b"v2", b"v3"]
+    assert reader.splits[("t", 0)].next_offset == 4 and reader.finished

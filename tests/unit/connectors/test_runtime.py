@@ -105,6 +105,16 @@ class FakeWriter:
         return self.write
 
 
+class FakeReader:
+    """Every record belongs to one split."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def split_of(self, record: Any) -> Split:
+        return self.split
+
+
 def runner_for(j: Job) -> Runner:
     return Runner(j)
 
@@ -120,10 +130,10 @@ def test_user_functions_chain_and_keep_per_key_state(tmp_path: Path) -> None:
         lambda v: [v, v]
     ).sink("out", KafkaSink("o", config=SERVERS))
     writer = FakeWriter()
-    process = runner_for(j)._processor(writer)  # type: ignore[arg-type]
     split = Split("t", 0, 0)
-    for offset, (key, value) in enumerate([(b"a", b"x"), (b"b", b"y"), (b"a", b"drop"), (b"a", b"z")]):
-        process(Record("t", 0, offset, key, value), split)
+    process = runner_for(j)._processor(FakeReader(split), writer)  # type: ignore[arg-type]
+    batch = [(b"a", b"x"), (b"b", b"y"), (b"a", b"drop"), (b"a", b"z")]
+    assert process([Record("t", 0, offset, key, value) for offset, (key, value) in enumerate(batch)]) == 6
     assert [w[0] for w in writer.written] == [b"x1", b"x1", b"y1", b"y1", b"z2", b"z2"]
     assert split.state == {"step1": {b"a".hex(): {"n": 2}, b"b".hex(): {"n": 1}}}
 
@@ -135,12 +145,13 @@ def test_a_raising_function_stops_the_job_or_goes_to_the_dead_letter_topic(tmp_p
     stopping = job(tmp_path)
     stopping.source("in", KafkaSource(["t"], config=SERVERS)).map(boom).sink("out", KafkaSink("o", config=SERVERS))
     with pytest.raises(UserFunctionError, match=r"t \[2\] @ 7.*bad record"):
-        runner_for(stopping)._processor(FakeWriter())(Record("t", 2, 7, b"k", b"v"), Split("t", 2))  # type: ignore[arg-type]
+        runner_for(stopping)._processor(FakeReader(Split("t", 2)), FakeWriter())([Record("t", 2, 7, b"k", b"v")])  # type: ignore[arg-type]
 
     dead = job(tmp_path, on_error="dead_letter", dead_letter_topic="dlq")
     dead.source("in", KafkaSource(["t"], config=SERVERS)).map(boom).sink("out", KafkaSink("o", config=SERVERS))
     writer = FakeWriter()
-    assert runner_for(dead)._processor(writer)(Record("t", 2, 7, b"k", b"v"), Split("t", 2)) == 0  # type: ignore[arg-type]
+    process = runner_for(dead)._processor(FakeReader(Split("t", 2)), writer)  # type: ignore[arg-type]
+    assert process([Record("t", 2, 7, b"k", b"v")]) == 0
     assert writer.written == [(b"v", b"k", 2, "dlq")]
 
 

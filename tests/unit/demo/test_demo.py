@@ -66,7 +66,7 @@ def test_demo_parts_cover_every_package() -> None:
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert list(module.PARTS) == ["kafka", "memq", "singer", "pacer"]
+    assert list(module.PARTS) == ["kafka", "memq", "singer", "pacer", "connectors"]
 
 
 def test_pacer_broker_settings_render_as_toml_the_broker_loads(tmp_path: Path) -> None:

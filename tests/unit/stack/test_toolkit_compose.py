@@ -36,6 +36,7 @@ def test_toolkit_declares_memq_singer_pacer_brokers_and_a_worker() -> None:
     assert ["singer", "run"] in commands.values()
     assert list(commands.values()).count(["pacer", "broker"]) == 2
     assert ["pacer", "worker"] in commands.values()
+    assert ["connectors", "run"] in commands.values()
 
 
 def test_every_command_is_a_project_entry_point_or_the_demo() -> None:
@@ -99,12 +100,26 @@ def test_worker_handler_imports_and_brokers_are_declared() -> None:
             assert {url.split("//")[1].split(":")[0] for url in urls} <= declared
 
 
+def test_the_stream_job_loads_and_keeps_its_checkpoints_in_a_volume() -> None:
+    for name, service in services().items():
+        command = service["command"]
+        if command[:2] == ["connectors", "run"]:
+            module, _, attribute = command[2].partition(":")
+            assert callable(getattr(importlib.import_module(module), attribute)), name  # built at start: no broker
+            store = command[command.index("--checkpoints") + 1].removeprefix("file:")
+            mounts = {volume.split(":")[1] for volume in service["volumes"]}
+            assert store in mounts, f"{name}: checkpoints in {store}, not in a volume"
+            assert command[command.index("--metrics-port") + 1] in str(service["healthcheck"]["test"])
+            return
+    pytest.fail("no connectors job service")
+
+
 def test_discovery_file_names_the_compose_services() -> None:
     entries = json.loads((COMPOSE / "psc-discovery.json").read_text())
     hosts = {entry["connect"].split(":")[0] for entry in entries.values()}
     assert hosts <= {"kafka"} | set(services())
 
 
-@pytest.mark.parametrize("module", ["memq.cli", "singer.cli", "pacer.cli"])
+@pytest.mark.parametrize("module", ["memq.cli", "singer.cli", "pacer.cli", "connectors.cli"])
 def test_entry_point_modules_import(module: str) -> None:
     assert callable(importlib.import_module(module).main)
