@@ -1,13 +1,14 @@
 """One stream's pipeline: tail its files, send batches, and advance the watermark as batches are acknowledged.
 
-Several batches may be in flight; they are settled in order, and the watermark moves to the end of a batch
-only when it and every batch before it were fully acknowledged, and written in the next loop turn, so a
-crash resends only the batches in flight. A failed or timed-out batch rewinds the stream to the watermark,
-once the producer has reported every batch it still holds (it must not deliver records that are also sent
-again), and everything after it is read and sent again after a backoff (at-least-once; consumers
-deduplicate by ``_mid``). A record that keeps failing while its batch-mates succeed, or that the
-broker calls too large, is poison: the next time it is read it goes to the dead-letter topic (or is
-skipped), counted either way, so it cannot block its stream forever.
+Batches are settled in order, and the watermark moves to the end of a batch only when it and every batch
+before it were fully acknowledged. A :class:`SendWindow` bounds the batches not yet covered by a written
+watermark (one by default: the next batch is sent once the previous one's watermark is on disk), so a crash
+resends at most that many; records read beyond the window wait in memory for it to open. A failed or
+timed-out batch rewinds the stream to the watermark, once the producer has reported every batch it still
+holds (it must not deliver records that are also sent again), and everything after it is read and sent
+again after a backoff (at-least-once; consumers deduplicate by ``_mid``). A record that keeps failing while
+its batch-mates succeed, or that the broker calls too large, is poison: the next time it is read it goes to
+the dead-letter topic (or is skipped), counted either way, so it cannot block its stream forever.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from singer._records import Reader, ReadStats, Record
 from singer._text import TextReader
 from singer._thrift import ThriftReader
 from singer._watermark import ReferenceWatermarkError, Watermark, WatermarkStore, read_reference_watermark
-from singer._writer import Batch, Writer
+from singer._writer import RECORD_OVERHEAD_BYTES, Batch, Writer
 
 _log = get_logger("singer.stream")
 _TOO_LARGE = ("too large", "msg_size_too_large", "record_too_large")
@@ -36,6 +37,18 @@ POISON_STRIKES = 2
 # The producer reports a record failed after batch_timeout_s (its delivery timeout); a batch whose reports
 # are this much later is given up on without them.
 REPORT_GRACE_S = 5.0
+
+
+class SendWindow:
+    """The in-flight policy: how many of a stream's batches may be un-watermarked at once, that is sent and not
+    yet acknowledged, or acknowledged with their watermark not yet written. A crash resends at most ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.unsaved = 0  # acknowledged batches whose watermark is not written yet
+
+    def open(self, inflight: int) -> bool:
+        return inflight + self.unsaved < self.limit
 
 
 class Stream:
@@ -60,6 +73,9 @@ class Stream:
         self.partitioner = partitioner
         self.read_stats = ReadStats()
         self.inflight: deque[Batch] = deque()
+        self.window = SendWindow(settings.max_inflight_batches)
+        self._held: tuple[OpenFile, list[Record], int] | None = None  # read, waiting for the window: file, records, end
+        self._held_bytes = 0
         self.watermark = store.load(key) or self._migrated()
         self.tail = StreamTail(
             directory, re.compile(settings.pattern), self._reader, self.watermark, settings.rotation_grace_s
@@ -130,12 +146,17 @@ class Stream:
 
     @property
     def inflight_bytes(self) -> int:
-        return sum(b.held for b in self.inflight)
+        """Memory held by records read and not yet acknowledged: those in flight and those waiting to be sent."""
+        return sum(b.held for b in self.inflight) + self._held_bytes
 
     def step(self, now: float, look_around: bool, room_bytes: int) -> bool:
         """Settle finished batches, then read and send one chunk if allowed. True if records were sent."""
         self.settle(now)
-        if now < self._retry_at or room_bytes <= 0 or self._failing:
+        if now < self._retry_at or self._failing or not self.window.open(len(self.inflight)):
+            return False
+        if self._held is not None:  # already in memory and counted: sent whatever the room
+            return self._send_held(now)
+        if room_bytes <= 0:
             return False
         try:
             current, records = self.tail.read(look_around)
@@ -154,9 +175,16 @@ class Stream:
             if self._queued_to != (current.device, current.inode, end) and end > 0:
                 self._queue(current, [], end, now)  # records dropped by the reader still move the watermark
             return False
+        self._held = (current, records, end)
+        return self._send_held(now)
+
+    def _send_held(self, now: float) -> bool:
+        """Cut the records read into batches and send as many as the window allows; the rest wait."""
+        assert self._held is not None
+        current, records, end = self._held
         limit_n, limit_b = self.settings.batch_records, self.settings.batch_bytes
         start = 0
-        while start < len(records):
+        while start < len(records) and self.window.open(len(self.inflight)):
             size, stop = 0, start
             while stop < len(records) and stop - start < limit_n and (size < limit_b or stop == start):
                 size += len(records[stop].value)
@@ -165,6 +193,10 @@ class Stream:
                 current, records[start:stop], end if stop == len(records) else records[stop - 1].next_offset, now
             )
             start = stop
+        rest = records[start:]
+        self._held = (current, rest, end) if rest else None
+        self._held_bytes = sum(len(r.value) for r in rest) + len(rest) * RECORD_OVERHEAD_BYTES
+        self.hungry = self.hungry or self._held is not None
         return True
 
     def _queue(self, current: OpenFile, records: list[Record], end: int, now: float) -> None:
@@ -218,6 +250,7 @@ class Stream:
             if batch.ok:
                 self.inflight.popleft()
                 self._unsaved, advanced = batch.watermark, True
+                self.window.unsaved += 1
                 self.metrics.records_sent.labels(self.key).inc(batch.count)
                 self.metrics.bytes_sent.labels(self.key).inc(batch.bytes)
             elif batch.done or now > batch.deadline:
@@ -246,6 +279,7 @@ class Stream:
             self._repeats.log("error", ("save", self.key), "watermark not saved", stream=self.key, error=str(exc))
             return
         self._unsaved, self._saved_at = None, now
+        self.window.unsaved = 0
         self.watermark = mark
         self.tail.release(mark)
         self.tail.refresh_fingerprint()
@@ -273,6 +307,7 @@ class Stream:
             error=reason, retry_in_s=round(self._backoff, 2),
         )  # fmt: skip
         self.inflight.clear()
+        self._held, self._held_bytes = None, 0
         self._queued_to = None
         self.save(now)  # what was acknowledged before the failure is kept
         self.tail.rewind(self.watermark)
@@ -324,10 +359,17 @@ class Stream:
         self.save(time.monotonic())
         self.tail.close()
         self.inflight.clear()
+        self._held, self._held_bytes = None, 0
 
     @property
     def idle(self) -> bool:
+        """Nothing in flight (records read and waiting for the window are not sent on a drain)."""
         return not self.inflight
+
+    @property
+    def waiting(self) -> bool:
+        """Records are read and wait for the window to open: an acknowledgement or a watermark write."""
+        return self._held is not None
 
 
 def stream_key(name: str, directory: Path) -> str:

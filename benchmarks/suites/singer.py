@@ -87,6 +87,10 @@ def singer_wm_interval(env: BenchEnv, topic: str, path: Path, lines: int) -> flo
     return singer_ship(env, topic, path, lines, "watermark_interval_s = 0.2\n")
 
 
+def singer_window_16(env: BenchEnv, topic: str, path: Path, lines: int) -> float:
+    return singer_ship(env, topic, path, lines, "max_inflight_batches = 16\n")
+
+
 def _offset(state: Path) -> int:
     for mark in state.glob("*.json") if state.is_dir() else ():
         if mark.name != "status.json":
@@ -129,6 +133,8 @@ def _scenario(files: _Files, size: str, lines: int) -> Scenario:
         # The watermark written at most every 0.2 s instead of after each turn's acknowledgements: the cost
         # of those fsyncs.
         "singer-wm-0.2s": lambda: files.run("singer", singer_wm_interval, size, lines),
+        # Up to 16 batches in flight instead of one: what pipelining gains, against up to 16 resent per crash.
+        "singer-window-16": lambda: files.run("singer", singer_window_16, size, lines),
     }
     return Scenario(f"ship-{size}", "throughput", "lines/s", BASELINE, systems)
 
