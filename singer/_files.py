@@ -43,6 +43,7 @@ _log = get_logger("singer.files")
 
 FINGERPRINT_BYTES = 1024
 CONTENT_ID_BYTES = 64
+TAIL_CHECK_BYTES = 64  # the bytes just before the read position, checked with the fingerprint
 
 ReaderFactory = Callable[[int, int], Reader]
 
@@ -112,9 +113,11 @@ class OpenFile:
     fingerprint: str
     fingerprint_bytes: int
     reader: Reader
+    head: bytes = b""  # the first bytes (up to CONTENT_ID_BYTES), taken with the fingerprint, for ``_fid``
     last_growth: float = field(default_factory=time.monotonic)
     last_size: int = 0  # the largest size seen with this content
     watched: tuple[float, int, float] = (0.0, 0, 0.0)  # (opened at, size then, last_size seen at): the write rate
+    tail: tuple[int, bytes] = (0, b"")  # (offset, bytes) just before the last read position, as read
     _content_id: bytes | None = None
 
     @property
@@ -128,14 +131,34 @@ class OpenFile:
         """8 bytes naming this generation of the file: a digest of its first ``CONTENT_ID_BYTES`` bytes, or of
         its first ``upto`` if that is fewer. Bytes before a record never change while it can be re-sent, so a
         record always gets the same id; with ``_mid`` it tells records apart across copytruncate and a
-        reused inode, where the offsets start again."""
-        n = min(upto, CONTENT_ID_BYTES)
-        if n == CONTENT_ID_BYTES and self._content_id is not None:
+        reused inode, where the offsets start again. Taken from ``head``, the bytes checked with the
+        fingerprint when the records were read, never from the file at send time: by then it may have been
+        truncated and rewritten, and old records would carry the new content's id."""
+        head = self.head[:upto]
+        if len(head) == CONTENT_ID_BYTES and self._content_id is not None:
             return self._content_id
-        digest = hashlib.sha256(os.pread(self.fd, n, 0)).digest()[:8]
-        if n == CONTENT_ID_BYTES:
+        digest = hashlib.sha256(head).digest()[:8]
+        if len(head) == CONTENT_ID_BYTES:
             self._content_id = digest
         return digest
+
+    def take_fingerprint(self, data: bytes) -> None:
+        """Fingerprint and head from the file's first bytes ``data``, read in one go."""
+        self.fingerprint, self.fingerprint_bytes = hashlib.sha256(data).hexdigest(), len(data)
+        if len(self.head) < CONTENT_ID_BYTES:
+            self.head = data[:CONTENT_ID_BYTES]
+
+    def tail_intact(self) -> bool:
+        """Whether the bytes just before the last read position are still those that were read: a truncation
+        followed by new content past that position, whose first bytes happen to match, fails here."""
+        offset, data = self.tail
+        return not data or os.pread(self.fd, len(data), offset) == data
+
+    def read_tail(self) -> tuple[int, bytes]:
+        """The bytes just before the reader's position, to check later with ``tail_intact``."""
+        end = self.reader.position
+        start = max(end - TAIL_CHECK_BYTES, 0)
+        return start, os.pread(self.fd, end - start, start)
 
     def write_rate(self) -> float:
         """Bytes per second the file grew by while it was watched (0 until watched for a while)."""
@@ -211,11 +234,13 @@ class StreamTail:
             current = self.current
         before = current.reader.position
         records = current.reader.read()
+        tail = current.read_tail() if records else current.tail  # taken before the check that vouches for it
         if records and self._rewritten(current):
             # Truncated while it was read: what was read may be the new content at old offsets. Drop it.
             self._truncated(current, before)
             return self.current, []
         if records:
+            current.tail = tail
             current.last_growth = time.monotonic()
             # A file opened (nearly) empty has a fingerprint of few bytes, which a later copytruncate would
             # still match: cover the bytes just read at once, not only at the next watermark save. Only what
@@ -304,6 +329,8 @@ class StreamTail:
                 return False
         reader = current.reader
         if size < reader.position + reader.held_bytes or not current.same_content(current.fd):
+            return True
+        if not current.tail_intact():
             return True
         self._seen(current, size)
         return False
@@ -443,16 +470,17 @@ class StreamTail:
             self.last_error = f"{f.path}: cannot open: {exc.strerror}"
             return False
         st = os.fstat(fd)
+        first = os.pread(fd, FINGERPRINT_BYTES, 0)  # one read: the bytes checked are the bytes fingerprinted
         if expect is not None:
-            digest, _ = fingerprint(fd, expect.fingerprint_bytes)
-            if digest != expect.fingerprint or st.st_size < offset:
+            head = first[: expect.fingerprint_bytes]
+            if hashlib.sha256(head).hexdigest() != expect.fingerprint or st.st_size < offset:
                 os.close(fd)
                 return False
-        digest, nbytes = fingerprint(fd)
         self.current = OpenFile(
-            f.path, fd, st.st_dev, st.st_ino, digest, nbytes, self.make_reader(fd, offset), last_size=st.st_size,
+            f.path, fd, st.st_dev, st.st_ino, "", 0, self.make_reader(fd, offset), last_size=st.st_size,
             watched=(time.monotonic(), st.st_size, time.monotonic()),
         )  # fmt: skip
+        self.current.take_fingerprint(first)
         self.stats.files_opened += 1
         self.last_error = None
         return True
@@ -466,11 +494,15 @@ class StreamTail:
 
     def refresh_fingerprint(self, upto: int = FINGERPRINT_BYTES) -> None:
         """Extend a short fingerprint once the file has grown, so it covers up to ``upto`` bytes (at most
-        ``FINGERPRINT_BYTES``)."""
+        ``FINGERPRINT_BYTES``). One read both checks the old bytes and takes the new ones, so a truncation
+        between the two cannot slip new content into the fingerprint."""
         current = self.current
         n = min(upto, FINGERPRINT_BYTES)
-        if current is not None and current.fingerprint_bytes < n and current.same_content(current.fd):
-            current.fingerprint, current.fingerprint_bytes = fingerprint(current.fd, n)
+        if current is None or current.fingerprint_bytes >= n:
+            return
+        data = os.pread(current.fd, n, 0)
+        if hashlib.sha256(data[: current.fingerprint_bytes]).hexdigest() == current.fingerprint:
+            current.take_fingerprint(data)
 
     def release(self, watermark: Watermark) -> None:
         """Close finished files that the watermark has moved past."""

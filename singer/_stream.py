@@ -282,7 +282,6 @@ class Stream:
         self.window.unsaved = 0
         self.watermark = mark
         self.tail.release(mark)
-        self.tail.refresh_fingerprint()
 
     def _rewind(self, batch: Batch, now: float) -> None:
         if batch.failures:

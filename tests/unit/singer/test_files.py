@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -301,3 +302,30 @@ def test_a_file_opened_empty_still_reveals_a_later_copytruncate(logdir: Path) ->
     write(live, b"".join(new))
     assert drain(tail) == new
     assert tail.stats.copytruncate == 1
+
+
+def test_a_rewrite_that_starts_alike_is_caught_by_the_bytes_before_the_position(logdir: Path) -> None:
+    """Logs that open with the same banner (longer than the fingerprint): truncated and written past the read
+    position again before the next look, only the bytes just before that position tell the contents apart."""
+    live = logdir / "app.log"
+    banner = b"# service started, build 1.2.3 " + b"=" * 1100 + b"\n"
+    write(live, banner + b"old 1\nold 2\n")
+    tail = tail_of(logdir)
+    assert drain(tail, 40)[-2:] == [b"old 1\n", b"old 2\n"]
+    os.truncate(live, 0)
+    write(live, banner + b"new 1 is longer\nnew 2\n")
+    assert drain(tail, 40)[-2:] == [b"new 1 is longer\n", b"new 2\n"]
+    assert tail.stats.copytruncate == 1
+
+
+def test_the_file_id_is_that_of_the_content_read_even_if_the_file_changed_since(logdir: Path) -> None:
+    live = logdir / "app.log"
+    old = b"".join(b"old line %03d\n" % i for i in range(10))
+    write(live, old)
+    tail = tail_of(logdir)
+    current, records = tail.read()
+    assert current is not None and records
+    os.truncate(live, 0)  # copytruncate between the read and the send
+    write(live, b"".join(b"new line %03d\n" % i for i in range(10)))
+    assert current.content_id(64) == hashlib.sha256(old[:64]).digest()[:8]
+    assert current.content_id(records[0].next_offset) == hashlib.sha256(old[: records[0].next_offset]).digest()[:8]
