@@ -32,7 +32,7 @@ import re
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from psc.common.log import get_logger
@@ -217,6 +217,13 @@ class StreamTail:
         self._start = start
         # Files read to their end, by identity, with their fingerprint (a reused inode is a new file).
         self._finished: dict[tuple[int, int], tuple[str, int]] = {}
+        # The last scan: the newest file, and the files with bytes. A file that appears with bytes while the
+        # newest keeps its identity is a copy of it: logrotate copied and truncated the live file.
+        self._newest: tuple[int, int] | None = None
+        self._listed: set[tuple[int, int]] = set()
+        self._counted: set[tuple[int, int]] = set()  # copies counted by a scan, among the files listed
+        self._last_copy = 0  # the inode of the file before the newest, at the last scan
+        self.scan_changed = False  # the newest file or the one before it changed since the last ``stamp``
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -267,6 +274,7 @@ class StreamTail:
         if grew:
             current.last_growth = time.monotonic()
         files = list_stream(self.directory, self.pattern)
+        self._count_copies(files)
         newer = self._after(current, files)
         if newer is None:
             if st.st_nlink == 0 and not reader.held_bytes and self._idle(current):
@@ -280,6 +288,56 @@ class StreamTail:
         self._finish(current)
         self._open(newer, 0)
         return records
+
+    def _count_copies(self, files: list[LogFile]) -> None:
+        """Count the truncations seen only through their copies: while an older file is read (the agent is
+        behind), the live file is copied and truncated, perhaps several times, and each copy is simply the
+        next file to read. What was written between a copy and its truncation is not estimated for these."""
+        if not files:
+            return
+        newest = files[-1].identity
+        if newest == self._newest:
+            copies = [f for f in files[:-1] if f.size > 0 and f.identity not in self._listed]
+            if copies:
+                self.stats.copytruncate += len(copies)
+                self._counted.update(f.identity for f in copies)
+                _log.warning(
+                    "copies of the live file found (copytruncate)", path=str(files[-1].path), count=len(copies),
+                    copies=[str(f.path) for f in copies],
+                )  # fmt: skip
+        self._note_listing(files)
+
+    def _note_listing(self, files: list[LogFile]) -> None:
+        newest = files[-1].identity if files else None
+        last_copy = files[-2].inode if len(files) > 1 else 0
+        self.scan_changed |= (newest, last_copy) != (self._newest, self._last_copy)
+        self._newest, self._last_copy = newest, last_copy
+        self._listed = {f.identity for f in files if f.size > 0}
+        self._counted &= self._listed
+
+    def stamp(self, mark: Watermark) -> Watermark:
+        """``mark`` with what the last scan saw, so a restart can count the copies made while stopped."""
+        self.scan_changed = False
+        if self._newest is None or self._newest[0] != mark.device:
+            return mark
+        return replace(mark, live_inode=self._newest[1], last_copy_inode=self._last_copy)
+
+    def _count_copies_since(self, files: list[LogFile], start: Watermark) -> None:
+        """At start-up: copies of the live file made after the last scan the watermark records, the newest
+        file unchanged (copytruncate while the agent was stopped or had not looked yet). Copies keep their
+        order (by modification time), so they are the files after the one that was last before the newest."""
+        if not files or not start.live_inode or files[-1].identity != (start.device, start.live_inode):
+            return
+        inodes = [f.inode for f in files]
+        if start.last_copy_inode not in inodes:
+            return
+        copies = [f for f in files[inodes.index(start.last_copy_inode) + 1 : -1] if f.size > 0]
+        if copies:
+            self.stats.copytruncate += len(copies)
+            _log.warning(
+                "copies of the live file made while stopped (copytruncate)", path=str(files[-1].path),
+                count=len(copies),
+            )  # fmt: skip
 
     def _idle(self, current: OpenFile) -> bool:
         return time.monotonic() - current.last_growth >= self.rotation_grace_s
@@ -346,9 +404,10 @@ class StreamTail:
     def _truncated(self, current: OpenFile, position: int | None = None) -> None:
         """copytruncate (or any truncation): finish the unread tail from the copy if it exists, then restart.
         ``position`` is the last offset known to hold the old content (default: the reader's)."""
-        self.stats.copytruncate += 1
         position = current.reader.position if position is None else position
         copy = self._find_copy(current, position)
+        if copy is None or copy.identity not in self._counted:  # a scan may have seen the copy already
+            self.stats.copytruncate += 1
         lost = max(current.last_size - (position if copy is None else copy.size), 0)
         if copy is not None:
             lost = max(lost, self._gap_estimate(current, copy))
@@ -359,6 +418,8 @@ class StreamTail:
         )  # fmt: skip
         self._finish(current)
         if copy is not None:
+            self._listed.add(copy.identity)  # counted, with its loss estimated: not again by a scan
+            self._counted.add(copy.identity)
             self._open(copy, position)
         else:
             self.stats.bytes_unrecoverable += lost
@@ -396,6 +457,7 @@ class StreamTail:
 
     def _open_first(self) -> bool:
         files = list_stream(self.directory, self.pattern)
+        self._note_listing(files)  # what was there before this process looked is counted from the watermark
         if not files:
             return False
         start, self._start = self._start, None
@@ -403,8 +465,11 @@ class StreamTail:
             truncated_at = None  # where the watermark's file is, if it was truncated since
             for index, f in enumerate(files):
                 if f.identity == (start.device, start.inode):
+                    first_open = self.stats.files_opened == 0  # a rewind comes here too: counted already
                     if self._open(f, start.offset, start):
                         self._mark_finished(files[:index])
+                        if first_open:
+                            self._count_copies_since(files, start)
                         return True
                     self.stats.copytruncate += 1  # shorter than the watermark, or other first bytes
                     truncated_at = index

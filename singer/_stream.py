@@ -265,16 +265,19 @@ class Stream:
         if advanced:
             self._backoff = self.settings.retry_backoff_s
             self._last_progress = now
-        if self._unsaved is not None and now - self._saved_at >= self.settings.watermark_interval_s:
+        if (self._unsaved is not None or self.tail.scan_changed) and (
+            now - self._saved_at >= self.settings.watermark_interval_s
+        ):
             self.save(now)
 
     def save(self, now: float) -> None:
-        """Write the watermark of everything acknowledged so far, if it moved."""
-        mark = self._unsaved
+        """Write the watermark of everything acknowledged so far, if it moved (or the files around it did:
+        the copies counted so far are recorded with it, so a restart does not count them again)."""
+        mark = self._unsaved or (self.watermark if self.tail.scan_changed else None)
         if mark is None:
             return
         try:
-            self.store.save(self.key, mark)
+            self.store.save(self.key, self.tail.stamp(mark))
         except OSError as exc:
             self._repeats.log("error", ("save", self.key), "watermark not saved", stream=self.key, error=str(exc))
             return

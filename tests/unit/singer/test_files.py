@@ -329,3 +329,50 @@ def test_the_file_id_is_that_of_the_content_read_even_if_the_file_changed_since(
     write(live, b"".join(b"new line %03d\n" % i for i in range(10)))
     assert current.content_id(64) == hashlib.sha256(old[:64]).digest()[:8]
     assert current.content_id(records[0].next_offset) == hashlib.sha256(old[: records[0].next_offset]).digest()[:8]
+
+
+def copytruncate(logdir: Path, new_content: bytes, at_s: int) -> None:
+    """logrotate's copytruncate: older copies shift up, the live file is copied to app.log.1 and emptied."""
+    copies = sorted(logdir.glob("app.log.[0-8]"), key=lambda p: -int(p.suffix[1:]))
+    for p in copies:
+        p.rename(logdir / f"app.log.{int(p.suffix[1:]) + 1}")
+    shutil.copyfile(logdir / "app.log", logdir / "app.log.1")
+    os.utime(logdir / "app.log.1", ns=(at_s * 10**9, at_s * 10**9))
+    os.truncate(logdir / "app.log", 0)
+    write(logdir / "app.log", new_content, (at_s + 1) * 10**9)
+
+
+def test_truncations_seen_only_through_their_copies_are_counted(logdir: Path) -> None:
+    """Behind (reading an old file) while the live file is copied and truncated twice: each copy is read as
+    the next file, and each is one truncation."""
+    old = [b"old %02d\n" % i for i in range(30)]
+    write(logdir / "app.log.9", b"".join(old), 10**9)
+    write(logdir / "app.log", b"a\n", 2 * 10**9)
+    tail = tail_of(logdir)
+    first = tail.read()[1]
+    assert first and tail.current is not None and tail.current.path.name == "app.log.9"
+    copytruncate(logdir, b"b\n", 3)
+    copytruncate(logdir, b"c\n", 5)
+    assert [r.value for r in first] + drain(tail) == [*old, b"a\n", b"b\n", b"c\n"]
+    assert tail.stats.copytruncate == 2
+
+
+def test_truncations_while_stopped_are_counted_from_the_watermark(logdir: Path) -> None:
+    old = [b"old %02d\n" % i for i in range(30)]
+    write(logdir / "app.log.9", b"".join(old), 10**9)
+    write(logdir / "app.log", b"a\n", 2 * 10**9)
+    tail = tail_of(logdir)
+    first = tail.read()[1]
+    assert tail.current is not None
+    copytruncate(logdir, b"b\n", 3)
+    drain(tail)  # a scan at the end of app.log.9 counts the copy
+    assert tail.stats.copytruncate == 1
+    assert tail.previous[0].path.name == "app.log.9"
+    mark = tail.stamp(tail.previous[0].watermark(first[-1].next_offset))  # stopped while app.log.9 was read
+    tail.close()
+    copytruncate(logdir, b"c\n", 5)  # while stopped
+    copytruncate(logdir, b"d\n", 7)
+    resumed = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), mark)
+    drain(resumed, 10)
+    assert resumed.stats.copytruncate == 2
+    resumed.close()
