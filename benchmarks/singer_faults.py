@@ -223,6 +223,7 @@ class Outcome:
     written: int
     received: int
     lost: int
+    lost_on_disk: int  # lost lines that are in a file of the stream: Singer's loss, not copytruncate's
     duplicated: int
     duplicates_share_id: bool
     batch_records: int
@@ -282,6 +283,7 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         time.sleep(2.5)  # one more status refresh, for the counters
         status = next(iter(singer.status().values()), {})
         truncations = sum(1 for f in logs.glob("app.log.*") if f.stat().st_size > 0) if mode == "copytruncate" else 0
+        on_disk = lines_on_disk(logs)
     finally:
         singer.kill_if_running()
     by_id: dict[bytes, set[bytes]] = defaultdict(set)
@@ -296,6 +298,7 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         written=lines,
         received=len(records),
         lost=len(lost),
+        lost_on_disk=sum(1 for i in lost if line(i) in on_disk),
         duplicated=len(records) - len(received),
         duplicates_share_id=all(len(values) == 1 for values in by_id.values()),
         batch_records=BATCH_RECORDS,
@@ -315,6 +318,11 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
             int(event.get("lost_bytes", 0)) for event in log_events(singer.log_text(), "(copytruncate)")
         ),
     )
+
+
+def lines_on_disk(logs: Path) -> set[bytes]:
+    """Every line in the stream's files (live and rotated) at the end of a run."""
+    return {row for f in logs.glob("app.log*") for row in f.read_bytes().splitlines(keepends=True)}
 
 
 def log_events(text: str, marker: str) -> list[dict[str, Any]]:
@@ -353,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(asdict(outcome)))
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")
-    create_ok = all(o.lost == 0 for o in outcomes if o.mode == "create")
+    create_ok = all(o.lost == 0 for o in outcomes if o.mode == "create") and not any(o.lost_on_disk for o in outcomes)
     return 0 if create_ok and all(o.duplicates_share_id and o.bound_holds for o in outcomes) else 1
 
 
