@@ -225,7 +225,8 @@ class Outcome:
     lost: int
     lost_on_disk: int  # lost lines that are in a file of the stream: Singer's loss, not copytruncate's
     duplicated: int
-    duplicates_share_id: bool
+    duplicates_share_id: bool  # no id names two different lines
+    duplicates_identifiable: bool  # every copy of a line carries one id: consumers can drop the repeats
     batch_records: int
     duplicates_per_crash_mean: float  # lines
     duplicates_per_crash_max: int
@@ -287,8 +288,10 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
     finally:
         singer.kill_if_running()
     by_id: dict[bytes, set[bytes]] = defaultdict(set)
+    ids_of: dict[bytes, set[bytes]] = defaultdict(set)
     for value, record_id in records:
         by_id[record_id].add(value)
+        ids_of[value].add(record_id)
     received = {v for v, _ in records}
     lost = [i for i in range(lines) if line(i) not in received]
     crashes = duplicates_per_crash(records, read_times, kills_ns) or [CrashDuplicates(0, 0)]
@@ -301,6 +304,7 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         lost_on_disk=sum(1 for i in lost if line(i) in on_disk),
         duplicated=len(records) - len(received),
         duplicates_share_id=all(len(values) == 1 for values in by_id.values()),
+        duplicates_identifiable=all(len(ids) == 1 for ids in ids_of.values()),
         batch_records=BATCH_RECORDS,
         duplicates_per_crash_mean=round(sum(c.lines for c in crashes) / len(crashes), 1),
         duplicates_per_crash_max=max(c.lines for c in crashes),
@@ -362,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")
     create_ok = all(o.lost == 0 for o in outcomes if o.mode == "create") and not any(o.lost_on_disk for o in outcomes)
-    return 0 if create_ok and all(o.duplicates_share_id and o.bound_holds for o in outcomes) else 1
+    ids_ok = all(o.duplicates_share_id and o.duplicates_identifiable for o in outcomes)
+    return 0 if create_ok and ids_ok and all(o.bound_holds for o in outcomes) else 1
 
 
 if __name__ == "__main__":

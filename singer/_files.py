@@ -118,6 +118,7 @@ class OpenFile:
     last_size: int = 0  # the largest size seen with this content
     watched: tuple[float, int, float] = (0.0, 0, 0.0)  # (opened at, size then, last_size seen at): the write rate
     tail: tuple[int, bytes] = (0, b"")  # (offset, bytes) just before the last read position, as read
+    mid_inode: int = 0  # the inode ``_mid`` names: the original's for a copy read on from it, else this one's
     _content_id: bytes | None = None
 
     @property
@@ -125,7 +126,11 @@ class OpenFile:
         return (self.device, self.inode)
 
     def watermark(self, offset: int) -> Watermark:
-        return Watermark(self.device, self.inode, offset, self.fingerprint, self.fingerprint_bytes, str(self.path))
+        mid_inode = self.mid_inode if self.mid_inode != self.inode else 0
+        return Watermark(
+            self.device, self.inode, offset, self.fingerprint, self.fingerprint_bytes, str(self.path),
+            mid_inode=mid_inode,
+        )  # fmt: skip
 
     def content_id(self, upto: int) -> bytes:
         """8 bytes naming this generation of the file: a digest of its first ``CONTENT_ID_BYTES`` bytes, or of
@@ -420,7 +425,7 @@ class StreamTail:
         if copy is not None:
             self._listed.add(copy.identity)  # counted, with its loss estimated: not again by a scan
             self._counted.add(copy.identity)
-            self._open(copy, position)
+            self._open(copy, position, mid_inode=current.mid_inode)  # its records keep the ids they had
         else:
             self.stats.bytes_unrecoverable += lost
             live = next((f for f in list_stream(self.directory, self.pattern) if f.identity == current.identity), None)
@@ -466,7 +471,7 @@ class StreamTail:
             for index, f in enumerate(files):
                 if f.identity == (start.device, start.inode):
                     first_open = self.stats.files_opened == 0  # a rewind comes here too: counted already
-                    if self._open(f, start.offset, start):
+                    if self._open(f, start.offset, start, start.mid_inode):
                         self._mark_finished(files[:index])
                         if first_open:
                             self._count_copies_since(files, start)
@@ -478,7 +483,7 @@ class StreamTail:
                         read_to=start.offset, size=f.size,
                     )  # fmt: skip
             for index, f in enumerate(files):  # moved or copied: found by content
-                if f.size >= start.offset and self._open(f, start.offset, start):
+                if f.size >= start.offset and self._open(f, start.offset, start, start.mid_inode or start.inode):
                     self._mark_finished(files[:index])
                     if truncated_at is not None and truncated_at > index + 1:
                         # The files between the copy and the truncated file are copies of it too: each is
@@ -526,8 +531,9 @@ class StreamTail:
             finally:
                 os.close(fd)
 
-    def _open(self, f: LogFile, offset: int, expect: Watermark | None = None) -> bool:
-        """Open ``f`` at ``offset``; with ``expect``, only if its first bytes match the watermark's."""
+    def _open(self, f: LogFile, offset: int, expect: Watermark | None = None, mid_inode: int = 0) -> bool:
+        """Open ``f`` at ``offset``; with ``expect``, only if its first bytes match the watermark's. ``mid_inode``:
+        the inode its records name in ``_mid`` (default its own)."""
         try:
             fd = os.open(f.path, os.O_RDONLY)
         except OSError as exc:
@@ -543,7 +549,7 @@ class StreamTail:
                 return False
         self.current = OpenFile(
             f.path, fd, st.st_dev, st.st_ino, "", 0, self.make_reader(fd, offset), last_size=st.st_size,
-            watched=(time.monotonic(), st.st_size, time.monotonic()),
+            watched=(time.monotonic(), st.st_size, time.monotonic()), mid_inode=mid_inode or st.st_ino,
         )  # fmt: skip
         self.current.take_fingerprint(first)
         self.stats.files_opened += 1

@@ -213,7 +213,7 @@ class Stream:
         if records:
             try:
                 self.writer.send(
-                    self.settings.topic_uri, records, batch, self.partitioner, current.inode, self.host,
+                    self.settings.topic_uri, records, batch, self.partitioner, current.mid_inode, self.host,
                     current.content_id,
                 )  # fmt: skip
             except Exception as exc:  # metadata unavailable: the batch fails and is retried
@@ -235,7 +235,7 @@ class Stream:
             else:
                 file_id = current.content_id(record.next_offset)
                 self.writer.dead_letter(
-                    dlq, record, current.inode, self.host, file_id, "undeliverable", self._dead_lettered
+                    dlq, record, current.mid_inode, self.host, file_id, "undeliverable", self._dead_lettered
                 )
         return keep
 

@@ -35,6 +35,9 @@ class Watermark:
     # between that one and the newest, the newest unchanged, are copies: truncations while the agent was down.
     live_inode: int = 0
     last_copy_inode: int = 0
+    # The inode the records of this file carry in ``_mid``, if not its own: a copy read on from where its
+    # original (the live file, truncated since) was read, so a record sent again has its first id.
+    mid_inode: int = 0
 
 
 class WatermarkStore:
@@ -63,6 +66,7 @@ class WatermarkStore:
                 path=str(fields["path"]),
                 live_inode=int(fields.get("live_inode", 0)),
                 last_copy_inode=int(fields.get("last_copy_inode", 0)),
+                mid_inode=int(fields.get("mid_inode", 0)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             bad = path.with_suffix(".bad")

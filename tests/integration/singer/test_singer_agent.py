@@ -132,7 +132,7 @@ def test_short_fault_schedule(services: Services, tmp_path: Path, mode: str) -> 
     duplicate carries its original's id and no other line's, a crash resends at most one batch, and only
     what copytruncate itself loses (lines in none of the files) is missing."""
     outcome = run_mode(services, tmp_path, mode, cycles=4, lines=20_000, seed=7)
-    assert outcome.duplicates_share_id
+    assert outcome.duplicates_share_id and outcome.duplicates_identifiable, outcome
     assert outcome.bound_holds, outcome
     assert outcome.lost_on_disk == 0
     if mode == "create":

@@ -376,3 +376,31 @@ def test_truncations_while_stopped_are_counted_from_the_watermark(logdir: Path) 
     drain(resumed, 10)
     assert resumed.stats.copytruncate == 2
     resumed.close()
+
+
+def test_a_copy_read_on_from_its_original_names_the_original_in_mid(logdir: Path) -> None:
+    """Records read from a copy at offsets first read (or in flight) from the live file keep the live file's
+    inode in ``_mid``, so a record sent again after the truncation still has its first id; also after a
+    restart that finds the copy by content."""
+    live = logdir / "app.log"
+    write(live, b"".join(b"line %02d\n" % i for i in range(20)), 10**9)
+    live_inode = live.stat().st_ino
+    tail = tail_of(logdir)
+    current, first = tail.read()
+    assert current is not None and first
+    mark = current.watermark(first[-1].next_offset)
+    copytruncate(logdir, b"new\n", 3)
+    drain(tail)
+    copy = next(f for f in tail.previous if f.path.name == "app.log.1")
+    assert copy.inode != live_inode and copy.mid_inode == live_inode
+    assert copy.watermark(10).mid_inode == live_inode and tail.current is not None
+    assert tail.current.mid_inode == live_inode == tail.current.inode  # the live file names itself
+    resumed = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), mark)
+    resumed.read()
+    assert resumed.current is not None and resumed.current.path.name == "app.log.1"
+    assert resumed.current.mid_inode == live_inode
+    again = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), resumed.current.watermark(10))
+    again.read()
+    assert again.current is not None and again.current.mid_inode == live_inode
+    for t in (tail, resumed, again):
+        t.close()

@@ -25,7 +25,7 @@ def test_save_and_load_round_trip_leaves_no_temp_file(tmp_path: Path) -> None:
 
 def test_the_scan_fields_round_trip_and_older_files_load_without_them(tmp_path: Path) -> None:
     store = WatermarkStore(tmp_path)
-    stamped = dataclasses.replace(WM, live_inode=7, last_copy_inode=9)
+    stamped = dataclasses.replace(WM, live_inode=7, last_copy_inode=9, mid_inode=5)
     store.save("s", stamped)
     assert store.load("s") == stamped
     older = {
