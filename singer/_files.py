@@ -10,16 +10,18 @@ Rotation:
 - **rename** (logrotate ``create``): the open descriptor keeps reading the renamed file to its end, and only
   then does the stream move to the next file. Nothing is lost. An unterminated last line or a partial frame
   of a rotated file is given ``rotation_grace_s`` to complete before it is emitted (text) or dropped (thrift).
-- **copytruncate**: detected when the file shrinks below what was read, or its first bytes change. If the
-  copy (a sibling with the same fingerprint, long enough) is found, the unread tail is read from the copy,
-  then the live file from its start. What copytruncate can lose by its nature: lines written between the
-  copy and the truncation are in neither file; and if the copy is not found (compressed at once, moved
-  elsewhere) everything after the last read position up to the truncation. Both are counted:
-  ``copytruncate`` events, and ``copytruncate_lost_bytes``: the bytes the file was seen to hold beyond the
-  copy (or, without a copy, beyond what was read), or, if more, an estimate of what was written between the
-  copy and the truncation (the file's write rate times the time since the copy's last write, less what the
-  truncated file holds again). ``bytes_unrecoverable`` is the part lost because no copy was found.
-  Prefer ``create`` rotation.
+- **copytruncate**: detected when the file shrinks below what was read, or its first bytes or the bytes just
+  before the read position change; while an older file is read, by a copy appearing beside a newest file
+  that keeps its identity; at start-up, from the watermark. If the copy (a sibling with the same
+  fingerprint, long enough) is found, the unread tail is read from the copy, then the live file from its
+  start. What copytruncate can lose by its nature: lines written between the copy and the truncation are in
+  neither file; and if the copy is not found (compressed at once, moved elsewhere) everything after the last
+  read position up to the truncation. Both are counted: ``copytruncate`` events, and
+  ``copytruncate_lost_bytes`` for the truncations of the file being read: the bytes the file was seen to
+  hold beyond the copy (or, without a copy, beyond what was read), or, if more, an estimate of what was
+  written between the copy and the truncation (the file's write rate times the time since the copy's last
+  write, less what the truncated file holds again). ``bytes_unrecoverable`` is the part lost because no copy
+  was found. Prefer ``create`` rotation.
 - **deleted** files are read to their end and then closed, so no descriptor is leaked.
 """
 
