@@ -8,8 +8,10 @@ bytes, so a reused inode is not mistaken for the file it replaced.
 Rotation:
 
 - **rename** (logrotate ``create``): the open descriptor keeps reading the renamed file to its end, and only
-  then does the stream move to the next file. Nothing is lost. An unterminated last line or a partial frame
-  of a rotated file is given ``rotation_grace_s`` to complete before it is emitted (text) or dropped (thrift).
+  then does the stream move to the next file, once the renamed file has not been written for
+  ``rotation_grace_s`` (a writer may still append to it until it reopens the path). Nothing is lost. An
+  unterminated last line or a partial frame of a rotated file is given ``rotation_grace_s`` to complete
+  before it is emitted (text) or dropped (thrift).
 - **copytruncate**: detected when the file shrinks below what was read, or its first bytes or the bytes just
   before the read position change; while an older file is read, by a copy appearing beside a newest file
   that keeps its identity; at start-up, from the watermark. If the copy (a sibling with the same
@@ -287,8 +289,10 @@ class StreamTail:
             if st.st_nlink == 0 and not reader.held_bytes and self._idle(current):
                 self._finish(current)  # deleted and read to its end: release the descriptor
             return []
-        if reader.error is None and reader.held_bytes and not self._idle(current):
-            return []  # a rotated file's last line or frame may still be completing
+        if reader.error is None and (not self._quiet(current, st) or (reader.held_bytes and not self._idle(current))):
+            # A renamed file is still written by a writer that has not reopened the path yet (it opened the
+            # file just before the rename, or waits for its HUP); its last line or frame may be completing.
+            return []
         records = reader.finish()
         if reader.error is not None or reader.held_bytes:
             self.stats.skipped_bytes += max(st.st_size - reader.position, 0)
@@ -345,6 +349,14 @@ class StreamTail:
                 "copies of the live file made while stopped (copytruncate)", path=str(files[-1].path),
                 count=len(copies),
             )  # fmt: skip
+
+    def _quiet(self, current: OpenFile, st: os.stat_result) -> bool:
+        """Not written for ``rotation_grace_s``: a rotated file may be left for the next one. A modification
+        time in the future (a skewed clock) says nothing: then the last growth the agent saw counts."""
+        age = time.time() - st.st_mtime_ns / 1e9
+        if age < 0:
+            return time.monotonic() - current.watched[2] >= self.rotation_grace_s
+        return age >= self.rotation_grace_s
 
     def _idle(self, current: OpenFile) -> bool:
         return time.monotonic() - current.last_growth >= self.rotation_grace_s

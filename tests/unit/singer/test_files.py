@@ -404,3 +404,22 @@ def test_a_copy_read_on_from_its_original_names_the_original_in_mid(logdir: Path
     assert again.current is not None and again.current.mid_inode == live_inode
     for t in (tail, resumed, again):
         t.close()
+
+
+def test_a_renamed_file_still_written_is_read_before_the_next(logdir: Path) -> None:
+    """A writer that opened the path just before logrotate renamed it appends to the renamed file after the new
+    one exists: the stream stays on the renamed file until it has not been written for the grace period."""
+    live = logdir / "app.log"
+    write(live, b"1\n")
+    tail = tail_of(logdir, grace=0.3)
+    assert drain(tail, 3) == [b"1\n"]
+    live.rename(logdir / "app.log.1")
+    write(live, b"new\n")
+    assert drain(tail, 3) == []  # the renamed file was written a moment ago: not left yet
+    write(logdir / "app.log.1", b"late\n")
+    got: list[bytes] = []
+    deadline = time.monotonic() + 5
+    while b"new\n" not in got and time.monotonic() < deadline:
+        got += drain(tail, 3)
+        time.sleep(0.05)
+    assert got == [b"late\n", b"new\n"]
