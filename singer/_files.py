@@ -424,25 +424,28 @@ class StreamTail:
         """copytruncate (or any truncation): finish the unread tail from the copy if it exists, then restart.
         ``position`` is the last offset known to hold the old content (default: the reader's)."""
         position = current.reader.position if position is None else position
-        copy = self._find_copy(current, position)
-        if copy is None or copy.identity not in self._counted:  # a scan may have seen the copy already
-            self.stats.copytruncate += 1
+        files = list_stream(self.directory, self.pattern)
+        copy = self._find_copy(current, position, files)
+        counted = self.stats.copytruncate
+        self._count_copies(files)  # copies no scan has seen yet, this truncation's among them
+        if self.stats.copytruncate == counted and (copy is None or copy.identity not in self._counted):
+            self.stats.copytruncate += 1  # its copy is gone, or was not listed as new (a first scan)
+        counted = self.stats.copytruncate - counted
         lost = max(current.last_size - (position if copy is None else copy.size), 0)
         if copy is not None:
             lost = max(lost, self._gap_estimate(current, copy))
         self.stats.copytruncate_lost_bytes += lost
         _log.warning(
             "file truncated while read (copytruncate)", path=str(current.path), read_to=position,
-            size_seen=current.last_size, copy=str(copy.path) if copy else None, lost_bytes=lost,
+            size_seen=current.last_size, copy=str(copy.path) if copy else None, lost_bytes=lost, count=counted,
         )  # fmt: skip
         self._finish(current)
         if copy is not None:
-            self._listed.add(copy.identity)  # counted, with its loss estimated: not again by a scan
             self._counted.add(copy.identity)
             self._open(copy, position, mid_inode=current.mid_inode)  # its records keep the ids they had
         else:
             self.stats.bytes_unrecoverable += lost
-            live = next((f for f in list_stream(self.directory, self.pattern) if f.identity == current.identity), None)
+            live = next((f for f in files if f.identity == current.identity), None)
             if live is not None:
                 self._open(live, 0)
 
@@ -457,8 +460,8 @@ class StreamTail:
         since_copy_s = max(time.time() - copy.mtime_ns / 1e9, 0.0)
         return copytruncate_gap(current.write_rate(), since_copy_s, size_now)
 
-    def _find_copy(self, current: OpenFile, position: int) -> LogFile | None:
-        for candidate in list_stream(self.directory, self.pattern):
+    def _find_copy(self, current: OpenFile, position: int, files: list[LogFile]) -> LogFile | None:
+        for candidate in files:
             if candidate.identity == current.identity or candidate.size < position:
                 continue
             try:

@@ -423,3 +423,36 @@ def test_a_renamed_file_still_written_is_read_before_the_next(logdir: Path) -> N
         got += drain(tail, 3)
         time.sleep(0.05)
     assert got == [b"late\n", b"new\n"]
+
+
+def test_a_truncation_whose_copy_a_scan_counted_already_is_counted_once(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"".join(b"line %02d\n" % i for i in range(20)), 10**9)
+    tail = tail_of(logdir)
+    drain(tail)
+    shutil.copyfile(live, logdir / "app.log.1")  # logrotate has copied and not yet truncated
+    os.utime(logdir / "app.log.1", ns=(2 * 10**9, 2 * 10**9))
+    os.utime(live, ns=(3 * 10**9, 3 * 10**9))
+    drain(tail, 3)
+    assert tail.stats.copytruncate == 1  # the scan saw the copy
+    os.truncate(live, 0)
+    write(live, b"new\n", 4 * 10**9)
+    assert drain(tail) == [b"new\n"]
+    assert tail.stats.copytruncate == 1
+
+
+def test_a_restart_does_not_count_again_a_truncation_seen_while_reading(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(logdir / "app.log.1", b"an older copy\n", 10**8)
+    write(live, b"".join(b"line %02d\n" % i for i in range(20)), 10**9)
+    tail = tail_of(logdir)
+    drain(tail)
+    copytruncate(logdir, b"new\n", 3)
+    tail.read(look_around=False)  # sees the truncation, moves to the copy; no scan yet
+    assert tail.stats.copytruncate == 1 and tail.current is not None
+    mark = tail.stamp(tail.current.watermark(tail.current.reader.position))  # the crash comes here
+    tail.close()
+    resumed = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), mark)
+    drain(resumed, 3)
+    assert resumed.stats.copytruncate == 0
+    resumed.close()
