@@ -232,7 +232,7 @@ class StreamTail:
         self._listed: set[tuple[int, int]] = set()
         self._counted: set[tuple[int, int]] = set()  # copies counted by a scan, among the files listed
         self._last_copy = 0  # the inode of the file before the newest, at the last scan
-        self.scan_changed = False  # the newest file or the one before it changed since the last ``stamp``
+        self.scan_changed = False  # the newest file or the one before it changed since the watermark was written
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -328,7 +328,6 @@ class StreamTail:
 
     def stamp(self, mark: Watermark) -> Watermark:
         """``mark`` with what the last scan saw, so a restart can count the copies made while stopped."""
-        self.scan_changed = False
         if self._newest is None or self._newest[0] != mark.device:
             return mark
         return replace(mark, live_inode=self._newest[1], last_copy_inode=self._last_copy)

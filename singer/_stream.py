@@ -283,6 +283,7 @@ class Stream:
             return
         self._unsaved, self._saved_at = None, now
         self.window.unsaved = 0
+        self.tail.scan_changed = False
         self.watermark = mark
         self.tail.release(mark)
 
