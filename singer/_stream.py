@@ -150,14 +150,18 @@ class Stream:
         return sum(b.held for b in self.inflight) + self._held_bytes
 
     def step(self, now: float, look_around: bool, room_bytes: int) -> bool:
-        """Settle finished batches, then read and send one chunk if allowed. True if records were sent."""
+        """Settle finished batches, read a chunk if allowed, and send what the window admits. True if records
+        were sent. A chunk is read while the window is shut too, so the next batch is ready when it opens."""
         self.settle(now)
-        if now < self._retry_at or self._failing or not self.window.open(len(self.inflight)):
+        if now < self._retry_at or self._failing:
             return False
-        if self._held is not None:  # already in memory and counted: sent whatever the room
-            return self._send_held(now)
-        if room_bytes <= 0:
+        if self._held is None and room_bytes > 0:
+            self._read(now, look_around)
+        if self._held is None or not self.window.open(len(self.inflight)):
             return False
+        return self._send_held(now)
+
+    def _read(self, now: float, look_around: bool) -> None:
         try:
             current, records = self.tail.read(look_around)
         except OSError as exc:
@@ -169,14 +173,13 @@ class Stream:
         self.last_error = self.tail.last_error
         self.hungry = bool(records) or (current is not None and not current.reader.eof)
         if current is None:
-            return False
+            return
         end = current.reader.position
-        if not records:
-            if self._queued_to != (current.device, current.inode, end) and end > 0:
-                self._queue(current, [], end, now)  # records dropped by the reader still move the watermark
-            return False
-        self._held = (current, records, end)
-        return self._send_held(now)
+        if records:
+            self._held = (current, records, end)
+            self._held_bytes = sum(len(r.value) for r in records) + len(records) * RECORD_OVERHEAD_BYTES
+        elif self._queued_to != (current.device, current.inode, end) and end > 0:
+            self._queue(current, [], end, now)  # records dropped by the reader still move the watermark
 
     def _send_held(self, now: float) -> bool:
         """Cut the records read into batches and send as many as the window allows; the rest wait."""
