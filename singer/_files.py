@@ -397,7 +397,8 @@ class StreamTail:
             os.close(fd)
 
     def _rewritten(self, current: OpenFile, size: int | None = None) -> bool:
-        """Whether the file shrank below what was read, or its first bytes changed (copytruncate)."""
+        """Whether the file shrank below what was read, or its first bytes or the bytes just before the read
+        position changed (copytruncate)."""
         if size is None:
             try:
                 size = os.fstat(current.fd).st_size
@@ -425,11 +426,11 @@ class StreamTail:
         position = current.reader.position if position is None else position
         files = list_stream(self.directory, self.pattern)
         copy = self._find_copy(current, position, files)
-        counted = self.stats.copytruncate
+        before = self.stats.copytruncate
         self._count_copies(files)  # copies no scan has seen yet, this truncation's among them
-        if self.stats.copytruncate == counted and (copy is None or copy.identity not in self._counted):
+        if self.stats.copytruncate == before and (copy is None or copy.identity not in self._counted):
             self.stats.copytruncate += 1  # its copy is gone, or was not listed as new (a first scan)
-        counted = self.stats.copytruncate - counted
+        counted = self.stats.copytruncate - before
         lost = max(current.last_size - (position if copy is None else copy.size), 0)
         if copy is not None:
             lost = max(lost, self._gap_estimate(current, copy))
