@@ -7,9 +7,11 @@ the real ``logrotate`` rotates it every 0.3 s in ``create`` or ``copytruncate`` 
 started and killed with SIGKILL at random moments, ``--cycles`` times, then left to finish. Every record of
 the topic is then read back. The report gives, per mode: lines written, lost, duplicated, whether every
 duplicate carries the id (``_mid`` and ``_fid``) of its original, the duplicates of each crash in lines and
-in batches, and the copytruncate events and unrecoverable bytes Singer counted. Expected: ``create`` loses
-nothing; ``copytruncate`` loses at most what was written between a copy and its truncation, and counts the
-events; a crash resends at most the batches it caught in flight.
+in batches, the copytruncate events Singer detected against the truncations of a non-empty file performed,
+and the bytes it counted as lost. Expected: ``create`` loses nothing; ``copytruncate`` loses at most what
+was written between a copy and its truncation, and counts the events; a crash resends at most one batch
+(``max_inflight_batches``, 1 by default). The exit status is 1 if a ``create`` line is lost, two different
+lines share an id, or a crash resent more batches than that.
 
 A duplicate is charged to the last kill before it was read again (``_ots``: text records carry their read
 time, one value per batch), and the batches it resent are told apart by their original's ``_ots``.
@@ -46,6 +48,7 @@ from tests.services import Services
 ROOT = Path(__file__).resolve().parents[1]
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
 BATCH_RECORDS = 500
+MAX_INFLIGHT_BATCHES = 1  # Singer's default: a crash resends at most this many batches
 
 
 class SingerProcess:
@@ -220,15 +223,20 @@ class Outcome:
     written: int
     received: int
     lost: int
+    lost_on_disk: int  # lost lines that are in a file of the stream: Singer's loss, not copytruncate's
     duplicated: int
-    duplicates_share_id: bool
+    duplicates_share_id: bool  # no id names two different lines
+    duplicates_identifiable: bool  # every copy of a line carries one id: consumers can drop the repeats
     batch_records: int
     duplicates_per_crash_mean: float  # lines
     duplicates_per_crash_max: int
     duplicated_batches_per_crash_mean: float
     duplicated_batches_per_crash_max: int
+    max_inflight_batches: int
+    bound_holds: bool  # no crash resent more than max_inflight_batches batches
     rotations: int
-    copytruncate_events: int
+    truncations: int  # copytruncate only: rotations that truncated a non-empty file (copies with bytes)
+    copytruncate_events: int  # truncations Singer detected, over every run
     bytes_unrecoverable: int  # counted by the last run only
     lost_bytes: int  # the lost lines' bytes, newlines included
     copytruncate_lost_bytes: int  # what Singer counted as lost (singer_copytruncate_lost_bytes), over every run
@@ -275,11 +283,15 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         )
         time.sleep(2.5)  # one more status refresh, for the counters
         status = next(iter(singer.status().values()), {})
+        truncations = sum(1 for f in logs.glob("app.log.*") if f.stat().st_size > 0) if mode == "copytruncate" else 0
+        on_disk = lines_on_disk(logs)
     finally:
         singer.kill_if_running()
     by_id: dict[bytes, set[bytes]] = defaultdict(set)
+    ids_of: dict[bytes, set[bytes]] = defaultdict(set)
     for value, record_id in records:
         by_id[record_id].add(value)
+        ids_of[value].add(record_id)
     received = {v for v, _ in records}
     lost = [i for i in range(lines) if line(i) not in received]
     crashes = duplicates_per_crash(records, read_times, kills_ns) or [CrashDuplicates(0, 0)]
@@ -289,15 +301,20 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         written=lines,
         received=len(records),
         lost=len(lost),
+        lost_on_disk=sum(1 for i in lost if line(i) in on_disk),
         duplicated=len(records) - len(received),
         duplicates_share_id=all(len(values) == 1 for values in by_id.values()),
+        duplicates_identifiable=all(len(ids) == 1 for ids in ids_of.values()),
         batch_records=BATCH_RECORDS,
         duplicates_per_crash_mean=round(sum(c.lines for c in crashes) / len(crashes), 1),
         duplicates_per_crash_max=max(c.lines for c in crashes),
         duplicated_batches_per_crash_mean=round(sum(c.batches for c in crashes) / len(crashes), 2),
         duplicated_batches_per_crash_max=max(c.batches for c in crashes),
+        max_inflight_batches=MAX_INFLIGHT_BATCHES,
+        bound_holds=max(c.batches for c in crashes) <= MAX_INFLIGHT_BATCHES,
         # Counters restart with the process; the log keeps every event of every run.
         rotations=rotations,
+        truncations=truncations,
         copytruncate_events=sum(int(e.get("count", 1)) for e in log_events(singer.log_text(), "(copytruncate)")),
         bytes_unrecoverable=int(status.get("bytes_unrecoverable", 0)),
         lost_bytes=sum(len(line(i)) for i in lost),
@@ -305,6 +322,11 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
             int(event.get("lost_bytes", 0)) for event in log_events(singer.log_text(), "(copytruncate)")
         ),
     )
+
+
+def lines_on_disk(logs: Path) -> set[bytes]:
+    """Every line in the stream's files (live and rotated) at the end of a run."""
+    return {row for f in logs.glob("app.log*") for row in f.read_bytes().splitlines(keepends=True)}
 
 
 def log_events(text: str, marker: str) -> list[dict[str, Any]]:
@@ -343,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(asdict(outcome)))
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=2) + "\n")
-    create_ok = all(o.lost == 0 for o in outcomes if o.mode == "create")
-    return 0 if create_ok and all(o.duplicates_share_id for o in outcomes) else 1
+    create_ok = all(o.lost == 0 for o in outcomes if o.mode == "create") and not any(o.lost_on_disk for o in outcomes)
+    ids_ok = all(o.duplicates_share_id and o.duplicates_identifiable for o in outcomes)
+    return 0 if create_ok and ids_ok and all(o.bound_holds for o in outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -218,7 +218,7 @@ class Agent:
             now = time.monotonic()
             if self.run_once(now):
                 continue
-            if any(not s.idle for s in self.streams.values()):
+            if any(not s.idle or s.waiting for s in self.streams.values()):
                 for writer in self.writers.values():
                     writer.poll(0.005)  # reports are due soon: wait for them rather than for files
             else:

@@ -72,9 +72,12 @@ class StreamSettings(ToolkitSettings):
     retry_backoff_s: float = Field(0.5, gt=0)
     retry_backoff_max_s: float = Field(30.0, gt=0)
     rotation_grace_s: float = Field(2.0, ge=0)
-    # 0: the watermark is written (fsynced) in the loop turn after its batches are acknowledged, so a crash
-    # resends only the batches in flight. More: at most one write per interval, fewer fsyncs, more resent.
+    # 0: the watermark is written (fsynced) as soon as its batch is acknowledged. More: at most one write per
+    # interval, fewer fsyncs; acknowledged batches hold their place in the send window until written.
     watermark_interval_s: float = Field(0.0, ge=0)
+    # Batches sent and not yet covered by a written watermark: a crash resends at most this many. 1 sends the
+    # next batch only once the previous one's watermark is on disk; more pipeline, and resend more.
+    max_inflight_batches: int = Field(1, ge=1)
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     acks: Literal["all", "-1", "0", "1"] = "all"
     idempotence: bool = True

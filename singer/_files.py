@@ -8,18 +8,22 @@ bytes, so a reused inode is not mistaken for the file it replaced.
 Rotation:
 
 - **rename** (logrotate ``create``): the open descriptor keeps reading the renamed file to its end, and only
-  then does the stream move to the next file. Nothing is lost. An unterminated last line or a partial frame
-  of a rotated file is given ``rotation_grace_s`` to complete before it is emitted (text) or dropped (thrift).
-- **copytruncate**: detected when the file shrinks below what was read, or its first bytes change. If the
-  copy (a sibling with the same fingerprint, long enough) is found, the unread tail is read from the copy,
-  then the live file from its start. What copytruncate can lose by its nature: lines written between the
-  copy and the truncation are in neither file; and if the copy is not found (compressed at once, moved
-  elsewhere) everything after the last read position up to the truncation. Both are counted:
-  ``copytruncate`` events, and ``copytruncate_lost_bytes``: the bytes the file was seen to hold beyond the
-  copy (or, without a copy, beyond what was read), or, if more, an estimate of what was written between the
-  copy and the truncation (the file's write rate times the time since the copy's last write, less what the
-  truncated file holds again). ``bytes_unrecoverable`` is the part lost because no copy was found.
-  Prefer ``create`` rotation.
+  then does the stream move to the next file, once the renamed file has not been written for
+  ``rotation_grace_s`` (a writer may still append to it until it reopens the path). Nothing is lost. An
+  unterminated last line or a partial frame of a rotated file is given ``rotation_grace_s`` to complete
+  before it is emitted (text) or dropped (thrift).
+- **copytruncate**: detected when the file shrinks below what was read, or its first bytes or the bytes just
+  before the read position change; while an older file is read, by a copy appearing beside a newest file
+  that keeps its identity; at start-up, from the watermark. If the copy (a sibling with the same
+  fingerprint, long enough) is found, the unread tail is read from the copy, then the live file from its
+  start. What copytruncate can lose by its nature: lines written between the copy and the truncation are in
+  neither file; and if the copy is not found (compressed at once, moved elsewhere) everything after the last
+  read position up to the truncation. Both are counted: ``copytruncate`` events, and
+  ``copytruncate_lost_bytes`` for the truncations of the file being read: the bytes the file was seen to
+  hold beyond the copy (or, without a copy, beyond what was read), or, if more, an estimate of what was
+  written between the copy and the truncation (the file's write rate times the time since the copy's last
+  write, less what the truncated file holds again). ``bytes_unrecoverable`` is the part lost because no copy
+  was found. Prefer ``create`` rotation.
 - **deleted** files are read to their end and then closed, so no descriptor is leaked.
 """
 
@@ -32,7 +36,7 @@ import re
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from psc.common.log import get_logger
@@ -43,6 +47,7 @@ _log = get_logger("singer.files")
 
 FINGERPRINT_BYTES = 1024
 CONTENT_ID_BYTES = 64
+TAIL_CHECK_BYTES = 64  # the bytes just before the read position, checked with the fingerprint
 
 ReaderFactory = Callable[[int, int], Reader]
 
@@ -112,9 +117,12 @@ class OpenFile:
     fingerprint: str
     fingerprint_bytes: int
     reader: Reader
+    head: bytes = b""  # the first bytes (up to CONTENT_ID_BYTES), taken with the fingerprint, for ``_fid``
     last_growth: float = field(default_factory=time.monotonic)
     last_size: int = 0  # the largest size seen with this content
     watched: tuple[float, int, float] = (0.0, 0, 0.0)  # (opened at, size then, last_size seen at): the write rate
+    tail: tuple[int, bytes] = (0, b"")  # (offset, bytes) just before the last read position, as read
+    mid_inode: int = 0  # the inode ``_mid`` names: the original's for a copy read on from it, else this one's
     _content_id: bytes | None = None
 
     @property
@@ -122,20 +130,44 @@ class OpenFile:
         return (self.device, self.inode)
 
     def watermark(self, offset: int) -> Watermark:
-        return Watermark(self.device, self.inode, offset, self.fingerprint, self.fingerprint_bytes, str(self.path))
+        mid_inode = self.mid_inode if self.mid_inode != self.inode else 0
+        return Watermark(
+            self.device, self.inode, offset, self.fingerprint, self.fingerprint_bytes, str(self.path),
+            mid_inode=mid_inode,
+        )  # fmt: skip
 
     def content_id(self, upto: int) -> bytes:
         """8 bytes naming this generation of the file: a digest of its first ``CONTENT_ID_BYTES`` bytes, or of
         its first ``upto`` if that is fewer. Bytes before a record never change while it can be re-sent, so a
         record always gets the same id; with ``_mid`` it tells records apart across copytruncate and a
-        reused inode, where the offsets start again."""
-        n = min(upto, CONTENT_ID_BYTES)
-        if n == CONTENT_ID_BYTES and self._content_id is not None:
+        reused inode, where the offsets start again. Taken from ``head``, the bytes checked with the
+        fingerprint when the records were read, never from the file at send time: by then it may have been
+        truncated and rewritten, and old records would carry the new content's id."""
+        head = self.head[:upto]
+        if len(head) == CONTENT_ID_BYTES and self._content_id is not None:
             return self._content_id
-        digest = hashlib.sha256(os.pread(self.fd, n, 0)).digest()[:8]
-        if n == CONTENT_ID_BYTES:
+        digest = hashlib.sha256(head).digest()[:8]
+        if len(head) == CONTENT_ID_BYTES:
             self._content_id = digest
         return digest
+
+    def take_fingerprint(self, data: bytes) -> None:
+        """Fingerprint and head from the file's first bytes ``data``, read in one go."""
+        self.fingerprint, self.fingerprint_bytes = hashlib.sha256(data).hexdigest(), len(data)
+        if len(self.head) < CONTENT_ID_BYTES:
+            self.head = data[:CONTENT_ID_BYTES]
+
+    def tail_intact(self) -> bool:
+        """Whether the bytes just before the last read position are still those that were read: a truncation
+        followed by new content past that position, whose first bytes happen to match, fails here."""
+        offset, data = self.tail
+        return not data or os.pread(self.fd, len(data), offset) == data
+
+    def read_tail(self) -> tuple[int, bytes]:
+        """The bytes just before the reader's position, to check later with ``tail_intact``."""
+        end = self.reader.position
+        start = max(end - TAIL_CHECK_BYTES, 0)
+        return start, os.pread(self.fd, end - start, start)
 
     def write_rate(self) -> float:
         """Bytes per second the file grew by while it was watched (0 until watched for a while)."""
@@ -194,6 +226,13 @@ class StreamTail:
         self._start = start
         # Files read to their end, by identity, with their fingerprint (a reused inode is a new file).
         self._finished: dict[tuple[int, int], tuple[str, int]] = {}
+        # The last scan: the newest file, and the files with bytes. A file that appears with bytes while the
+        # newest keeps its identity is a copy of it: logrotate copied and truncated the live file.
+        self._newest: tuple[int, int] | None = None
+        self._listed: set[tuple[int, int]] = set()
+        self._counted: set[tuple[int, int]] = set()  # copies counted by a scan, among the files listed
+        self._last_copy = 0  # the inode of the file before the newest, at the last scan
+        self.scan_changed = False  # the newest file or the one before it changed since the watermark was written
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -211,11 +250,13 @@ class StreamTail:
             current = self.current
         before = current.reader.position
         records = current.reader.read()
+        tail = current.read_tail() if records else current.tail  # taken before the check that vouches for it
         if records and self._rewritten(current):
             # Truncated while it was read: what was read may be the new content at old offsets. Drop it.
             self._truncated(current, before)
             return self.current, []
         if records:
+            current.tail = tail
             current.last_growth = time.monotonic()
             # A file opened (nearly) empty has a fingerprint of few bytes, which a later copytruncate would
             # still match: cover the bytes just read at once, not only at the next watermark save. Only what
@@ -242,19 +283,79 @@ class StreamTail:
         if grew:
             current.last_growth = time.monotonic()
         files = list_stream(self.directory, self.pattern)
+        self._count_copies(files)
         newer = self._after(current, files)
         if newer is None:
             if st.st_nlink == 0 and not reader.held_bytes and self._idle(current):
                 self._finish(current)  # deleted and read to its end: release the descriptor
             return []
-        if reader.error is None and reader.held_bytes and not self._idle(current):
-            return []  # a rotated file's last line or frame may still be completing
+        if reader.error is None and (not self._quiet(current, st) or (reader.held_bytes and not self._idle(current))):
+            # A renamed file is still written by a writer that has not reopened the path yet (it opened the
+            # file just before the rename, or waits for its HUP); its last line or frame may be completing.
+            return []
         records = reader.finish()
         if reader.error is not None or reader.held_bytes:
             self.stats.skipped_bytes += max(st.st_size - reader.position, 0)
         self._finish(current)
         self._open(newer, 0)
         return records
+
+    def _count_copies(self, files: list[LogFile]) -> None:
+        """Count the truncations seen only through their copies: while an older file is read (the agent is
+        behind), the live file is copied and truncated, perhaps several times, and each copy is simply the
+        next file to read. What was written between a copy and its truncation is not estimated for these."""
+        if not files:
+            return
+        newest = files[-1].identity
+        if newest == self._newest:
+            copies = [f for f in files[:-1] if f.size > 0 and f.identity not in self._listed]
+            if copies:
+                self.stats.copytruncate += len(copies)
+                self._counted.update(f.identity for f in copies)
+                _log.warning(
+                    "copies of the live file found (copytruncate)", path=str(files[-1].path), count=len(copies),
+                    copies=[str(f.path) for f in copies],
+                )  # fmt: skip
+        self._note_listing(files)
+
+    def _note_listing(self, files: list[LogFile]) -> None:
+        newest = files[-1].identity if files else None
+        last_copy = files[-2].inode if len(files) > 1 else 0
+        self.scan_changed |= (newest, last_copy) != (self._newest, self._last_copy)
+        self._newest, self._last_copy = newest, last_copy
+        self._listed = {f.identity for f in files if f.size > 0}
+        self._counted &= self._listed
+
+    def stamp(self, mark: Watermark) -> Watermark:
+        """``mark`` with what the last scan saw, so a restart can count the copies made while stopped."""
+        if self._newest is None or self._newest[0] != mark.device:
+            return mark
+        return replace(mark, live_inode=self._newest[1], last_copy_inode=self._last_copy)
+
+    def _count_copies_since(self, files: list[LogFile], start: Watermark) -> None:
+        """At start-up: copies of the live file made after the last scan the watermark records, the newest
+        file unchanged (copytruncate while the agent was stopped or had not looked yet). Copies keep their
+        order (by modification time), so they are the files after the one that was last before the newest."""
+        if not files or not start.live_inode or files[-1].identity != (start.device, start.live_inode):
+            return
+        inodes = [f.inode for f in files]
+        if start.last_copy_inode not in inodes:
+            return
+        copies = [f for f in files[inodes.index(start.last_copy_inode) + 1 : -1] if f.size > 0]
+        if copies:
+            self.stats.copytruncate += len(copies)
+            _log.warning(
+                "copies of the live file made while stopped (copytruncate)", path=str(files[-1].path),
+                count=len(copies),
+            )  # fmt: skip
+
+    def _quiet(self, current: OpenFile, st: os.stat_result) -> bool:
+        """Not written for ``rotation_grace_s``: a rotated file may be left for the next one. A modification
+        time in the future (a skewed clock) says nothing: then the last growth the agent saw counts."""
+        age = time.time() - st.st_mtime_ns / 1e9
+        if age < 0:
+            return time.monotonic() - current.watched[2] >= self.rotation_grace_s
+        return age >= self.rotation_grace_s
 
     def _idle(self, current: OpenFile) -> bool:
         return time.monotonic() - current.last_growth >= self.rotation_grace_s
@@ -296,7 +397,8 @@ class StreamTail:
             os.close(fd)
 
     def _rewritten(self, current: OpenFile, size: int | None = None) -> bool:
-        """Whether the file shrank below what was read, or its first bytes changed (copytruncate)."""
+        """Whether the file shrank below what was read, or its first bytes or the bytes just before the read
+        position changed (copytruncate)."""
         if size is None:
             try:
                 size = os.fstat(current.fd).st_size
@@ -304,6 +406,8 @@ class StreamTail:
                 return False
         reader = current.reader
         if size < reader.position + reader.held_bytes or not current.same_content(current.fd):
+            return True
+        if not current.tail_intact():
             return True
         self._seen(current, size)
         return False
@@ -319,23 +423,29 @@ class StreamTail:
     def _truncated(self, current: OpenFile, position: int | None = None) -> None:
         """copytruncate (or any truncation): finish the unread tail from the copy if it exists, then restart.
         ``position`` is the last offset known to hold the old content (default: the reader's)."""
-        self.stats.copytruncate += 1
         position = current.reader.position if position is None else position
-        copy = self._find_copy(current, position)
+        files = list_stream(self.directory, self.pattern)
+        copy = self._find_copy(current, position, files)
+        before = self.stats.copytruncate
+        self._count_copies(files)  # copies no scan has seen yet, this truncation's among them
+        if self.stats.copytruncate == before and (copy is None or copy.identity not in self._counted):
+            self.stats.copytruncate += 1  # its copy is gone, or was not listed as new (a first scan)
+        counted = self.stats.copytruncate - before
         lost = max(current.last_size - (position if copy is None else copy.size), 0)
         if copy is not None:
             lost = max(lost, self._gap_estimate(current, copy))
         self.stats.copytruncate_lost_bytes += lost
         _log.warning(
             "file truncated while read (copytruncate)", path=str(current.path), read_to=position,
-            size_seen=current.last_size, copy=str(copy.path) if copy else None, lost_bytes=lost,
+            size_seen=current.last_size, copy=str(copy.path) if copy else None, lost_bytes=lost, count=counted,
         )  # fmt: skip
         self._finish(current)
         if copy is not None:
-            self._open(copy, position)
+            self._counted.add(copy.identity)
+            self._open(copy, position, mid_inode=current.mid_inode)  # its records keep the ids they had
         else:
             self.stats.bytes_unrecoverable += lost
-            live = next((f for f in list_stream(self.directory, self.pattern) if f.identity == current.identity), None)
+            live = next((f for f in files if f.identity == current.identity), None)
             if live is not None:
                 self._open(live, 0)
 
@@ -350,8 +460,8 @@ class StreamTail:
         since_copy_s = max(time.time() - copy.mtime_ns / 1e9, 0.0)
         return copytruncate_gap(current.write_rate(), since_copy_s, size_now)
 
-    def _find_copy(self, current: OpenFile, position: int) -> LogFile | None:
-        for candidate in list_stream(self.directory, self.pattern):
+    def _find_copy(self, current: OpenFile, position: int, files: list[LogFile]) -> LogFile | None:
+        for candidate in files:
             if candidate.identity == current.identity or candidate.size < position:
                 continue
             try:
@@ -369,6 +479,7 @@ class StreamTail:
 
     def _open_first(self) -> bool:
         files = list_stream(self.directory, self.pattern)
+        self._note_listing(files)  # what was there before this process looked is counted from the watermark
         if not files:
             return False
         start, self._start = self._start, None
@@ -376,8 +487,11 @@ class StreamTail:
             truncated_at = None  # where the watermark's file is, if it was truncated since
             for index, f in enumerate(files):
                 if f.identity == (start.device, start.inode):
-                    if self._open(f, start.offset, start):
+                    first_open = self.stats.files_opened == 0  # a rewind comes here too: counted already
+                    if self._open(f, start.offset, start, start.mid_inode):
                         self._mark_finished(files[:index])
+                        if first_open:
+                            self._count_copies_since(files, start)
                         return True
                     self.stats.copytruncate += 1  # shorter than the watermark, or other first bytes
                     truncated_at = index
@@ -386,7 +500,7 @@ class StreamTail:
                         read_to=start.offset, size=f.size,
                     )  # fmt: skip
             for index, f in enumerate(files):  # moved or copied: found by content
-                if f.size >= start.offset and self._open(f, start.offset, start):
+                if f.size >= start.offset and self._open(f, start.offset, start, start.mid_inode or start.inode):
                     self._mark_finished(files[:index])
                     if truncated_at is not None and truncated_at > index + 1:
                         # The files between the copy and the truncated file are copies of it too: each is
@@ -434,8 +548,9 @@ class StreamTail:
             finally:
                 os.close(fd)
 
-    def _open(self, f: LogFile, offset: int, expect: Watermark | None = None) -> bool:
-        """Open ``f`` at ``offset``; with ``expect``, only if its first bytes match the watermark's."""
+    def _open(self, f: LogFile, offset: int, expect: Watermark | None = None, mid_inode: int = 0) -> bool:
+        """Open ``f`` at ``offset``; with ``expect``, only if its first bytes match the watermark's. ``mid_inode``:
+        the inode its records name in ``_mid`` (default its own)."""
         try:
             fd = os.open(f.path, os.O_RDONLY)
         except OSError as exc:
@@ -443,16 +558,17 @@ class StreamTail:
             self.last_error = f"{f.path}: cannot open: {exc.strerror}"
             return False
         st = os.fstat(fd)
+        first = os.pread(fd, FINGERPRINT_BYTES, 0)  # one read: the bytes checked are the bytes fingerprinted
         if expect is not None:
-            digest, _ = fingerprint(fd, expect.fingerprint_bytes)
-            if digest != expect.fingerprint or st.st_size < offset:
+            head = first[: expect.fingerprint_bytes]
+            if hashlib.sha256(head).hexdigest() != expect.fingerprint or st.st_size < offset:
                 os.close(fd)
                 return False
-        digest, nbytes = fingerprint(fd)
         self.current = OpenFile(
-            f.path, fd, st.st_dev, st.st_ino, digest, nbytes, self.make_reader(fd, offset), last_size=st.st_size,
-            watched=(time.monotonic(), st.st_size, time.monotonic()),
+            f.path, fd, st.st_dev, st.st_ino, "", 0, self.make_reader(fd, offset), last_size=st.st_size,
+            watched=(time.monotonic(), st.st_size, time.monotonic()), mid_inode=mid_inode or st.st_ino,
         )  # fmt: skip
+        self.current.take_fingerprint(first)
         self.stats.files_opened += 1
         self.last_error = None
         return True
@@ -466,11 +582,15 @@ class StreamTail:
 
     def refresh_fingerprint(self, upto: int = FINGERPRINT_BYTES) -> None:
         """Extend a short fingerprint once the file has grown, so it covers up to ``upto`` bytes (at most
-        ``FINGERPRINT_BYTES``)."""
+        ``FINGERPRINT_BYTES``). One read both checks the old bytes and takes the new ones, so a truncation
+        between the two cannot slip new content into the fingerprint."""
         current = self.current
         n = min(upto, FINGERPRINT_BYTES)
-        if current is not None and current.fingerprint_bytes < n and current.same_content(current.fd):
-            current.fingerprint, current.fingerprint_bytes = fingerprint(current.fd, n)
+        if current is None or current.fingerprint_bytes >= n:
+            return
+        data = os.pread(current.fd, n, 0)
+        if hashlib.sha256(data[: current.fingerprint_bytes]).hexdigest() == current.fingerprint:
+            current.take_fingerprint(data)
 
     def release(self, watermark: Watermark) -> None:
         """Close finished files that the watermark has moved past."""

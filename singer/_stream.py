@@ -1,13 +1,14 @@
 """One stream's pipeline: tail its files, send batches, and advance the watermark as batches are acknowledged.
 
-Several batches may be in flight; they are settled in order, and the watermark moves to the end of a batch
-only when it and every batch before it were fully acknowledged, and written in the next loop turn, so a
-crash resends only the batches in flight. A failed or timed-out batch rewinds the stream to the watermark,
-once the producer has reported every batch it still holds (it must not deliver records that are also sent
-again), and everything after it is read and sent again after a backoff (at-least-once; consumers
-deduplicate by ``_mid``). A record that keeps failing while its batch-mates succeed, or that the
-broker calls too large, is poison: the next time it is read it goes to the dead-letter topic (or is
-skipped), counted either way, so it cannot block its stream forever.
+Batches are settled in order, and the watermark moves to the end of a batch only when it and every batch
+before it were fully acknowledged. A :class:`SendWindow` bounds the batches not yet covered by a written
+watermark (one by default: the next batch is sent once the previous one's watermark is on disk), so a crash
+resends at most that many; records read beyond the window wait in memory for it to open. A failed or
+timed-out batch rewinds the stream to the watermark, once the producer has reported every batch it still
+holds (it must not deliver records that are also sent again), and everything after it is read and sent
+again after a backoff (at-least-once; consumers deduplicate by ``_mid``). A record that keeps failing while
+its batch-mates succeed, or that the broker calls too large, is poison: the next time it is read it goes to
+the dead-letter topic (or is skipped), counted either way, so it cannot block its stream forever.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from singer._records import Reader, ReadStats, Record
 from singer._text import TextReader
 from singer._thrift import ThriftReader
 from singer._watermark import ReferenceWatermarkError, Watermark, WatermarkStore, read_reference_watermark
-from singer._writer import Batch, Writer
+from singer._writer import RECORD_OVERHEAD_BYTES, Batch, Writer
 
 _log = get_logger("singer.stream")
 _TOO_LARGE = ("too large", "msg_size_too_large", "record_too_large")
@@ -40,6 +41,18 @@ POISON_STRIKES = 2
 # are this much later is given up on without them.
 REPORT_GRACE_S = 5.0
 _VALUE = operator.itemgetter(0)  # Record.value, in C
+
+
+class SendWindow:
+    """The in-flight policy: how many of a stream's batches may be un-watermarked at once, that is sent and not
+    yet acknowledged, or acknowledged with their watermark not yet written. A crash resends at most ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.unsaved = 0  # acknowledged batches whose watermark is not written yet
+
+    def open(self, inflight: int) -> bool:
+        return inflight + self.unsaved < self.limit
 
 
 class Stream:
@@ -64,6 +77,9 @@ class Stream:
         self.partitioner = partitioner
         self.read_stats = ReadStats()
         self.inflight: deque[Batch] = deque()
+        self.window = SendWindow(settings.max_inflight_batches)
+        self._held: tuple[OpenFile, list[Record], int] | None = None  # read, waiting for the window: file, records, end
+        self._held_bytes = 0
         self.watermark = store.load(key) or self._migrated()
         self.tail = StreamTail(
             directory, re.compile(settings.pattern), self._reader, self.watermark, settings.rotation_grace_s
@@ -137,13 +153,22 @@ class Stream:
 
     @property
     def inflight_bytes(self) -> int:
-        return sum(b.held for b in self.inflight)
+        """Memory held by records read and not yet acknowledged: those in flight and those waiting to be sent."""
+        return sum(b.held for b in self.inflight) + self._held_bytes
 
     def step(self, now: float, look_around: bool, room_bytes: int) -> bool:
-        """Settle finished batches, then read and send one chunk if allowed. True if records were sent."""
+        """Settle finished batches, read a chunk if allowed, and send what the window admits. True if records
+        were sent. A chunk is read while the window is shut too, so the next batch is ready when it opens."""
         self.settle(now)
-        if now < self._retry_at or room_bytes <= 0 or self._failing:
+        if now < self._retry_at or self._failing:
             return False
+        if self._held is None and room_bytes > 0:
+            self._read(now, look_around)
+        if self._held is None or not self.window.open(len(self.inflight)):
+            return False
+        return self._send_held(now)
+
+    def _read(self, now: float, look_around: bool) -> None:
         try:
             current, records = self.tail.read(look_around)
         except OSError as exc:
@@ -155,18 +180,25 @@ class Stream:
         self.last_error = self.tail.last_error
         self.hungry = bool(records) or (current is not None and not current.reader.eof)
         if current is None:
-            return False
+            return
         end = current.reader.position
-        if not records:
-            if self._queued_to != (current.device, current.inode, end) and end > 0:
-                self._queue(current, [], end, now)  # records dropped by the reader still move the watermark
-            return False
-        # Batches of at most batch_records records, closed by the record that reaches batch_bytes; found on the
-        # running total of value sizes, without a Python step per record.
+        if records:
+            self._held = (current, records, end)
+            self._held_bytes = sum(map(len, map(_VALUE, records))) + len(records) * RECORD_OVERHEAD_BYTES
+        elif self._queued_to != (current.device, current.inode, end) and end > 0:
+            self._queue(current, [], end, now)  # records dropped by the reader still move the watermark
+
+    def _send_held(self, now: float) -> bool:
+        """Cut the records read into batches and send as many as the window allows; the rest wait.
+
+        Batches of at most batch_records records, closed by the record that reaches batch_bytes; found on the
+        running total of value sizes, without a Python step per record."""
+        assert self._held is not None
+        current, records, end = self._held
         limit_n, limit_b = self.settings.batch_records, self.settings.batch_bytes
         total = list(itertools.accumulate(map(len, map(_VALUE, records))))
         start, before = 0, 0
-        while start < len(records):
+        while start < len(records) and self.window.open(len(self.inflight)):
             stop = min(bisect.bisect_left(total, before + limit_b, start) + 1, start + limit_n, len(records))
             self._queue(
                 current,
@@ -176,6 +208,10 @@ class Stream:
                 total[stop - 1] - before,
             )
             start, before = stop, total[stop - 1]
+        rest = records[start:]
+        self._held = (current, rest, end) if rest else None
+        self._held_bytes = (total[-1] - before) + len(rest) * RECORD_OVERHEAD_BYTES if rest else 0
+        self.hungry = self.hungry or self._held is not None
         return True
 
     def _queue(self, current: OpenFile, records: list[Record], end: int, now: float, nbytes: int = 0) -> None:
@@ -195,7 +231,7 @@ class Stream:
         if records:
             try:
                 self.writer.send(
-                    self.settings.topic_uri, records, batch, self.partitioner, current.inode, self.host,
+                    self.settings.topic_uri, records, batch, self.partitioner, current.mid_inode, self.host,
                     current.content_id,
                 )  # fmt: skip
             except Exception as exc:  # metadata unavailable: the batch fails and is retried
@@ -217,7 +253,7 @@ class Stream:
             else:
                 file_id = current.content_id(record.next_offset)
                 self.writer.dead_letter(
-                    dlq, record, current.inode, self.host, file_id, "undeliverable", self._dead_lettered
+                    dlq, record, current.mid_inode, self.host, file_id, "undeliverable", self._dead_lettered
                 )
         return keep
 
@@ -232,6 +268,7 @@ class Stream:
             if batch.ok:
                 self.inflight.popleft()
                 self._unsaved, advanced = batch.watermark, True
+                self.window.unsaved += 1
                 self._records_sent.inc(batch.count)
                 self._bytes_sent.inc(batch.bytes)
             elif batch.done or now > batch.deadline:
@@ -246,23 +283,27 @@ class Stream:
         if advanced:
             self._backoff = self.settings.retry_backoff_s
             self._last_progress = now
-        if self._unsaved is not None and now - self._saved_at >= self.settings.watermark_interval_s:
+        if (self._unsaved is not None or self.tail.scan_changed) and (
+            now - self._saved_at >= self.settings.watermark_interval_s
+        ):
             self.save(now)
 
     def save(self, now: float) -> None:
-        """Write the watermark of everything acknowledged so far, if it moved."""
-        mark = self._unsaved
+        """Write the watermark of everything acknowledged so far, if it moved (or the files around it did:
+        the copies counted so far are recorded with it, so a restart does not count them again)."""
+        mark = self._unsaved or (self.watermark if self.tail.scan_changed else None)
         if mark is None:
             return
         try:
-            self.store.save(self.key, mark)
+            self.store.save(self.key, self.tail.stamp(mark))
         except OSError as exc:
             self._repeats.log("error", ("save", self.key), "watermark not saved", stream=self.key, error=str(exc))
             return
         self._unsaved, self._saved_at = None, now
+        self.window.unsaved = 0
+        self.tail.scan_changed = False
         self.watermark = mark
         self.tail.release(mark)
-        self.tail.refresh_fingerprint()
 
     def _rewind(self, batch: Batch, now: float) -> None:
         if batch.failures:
@@ -287,6 +328,7 @@ class Stream:
             error=reason, retry_in_s=round(self._backoff, 2),
         )  # fmt: skip
         self.inflight.clear()
+        self._held, self._held_bytes = None, 0
         self._queued_to = None
         self.save(now)  # what was acknowledged before the failure is kept
         self.tail.rewind(self.watermark)
@@ -338,10 +380,17 @@ class Stream:
         self.save(time.monotonic())
         self.tail.close()
         self.inflight.clear()
+        self._held, self._held_bytes = None, 0
 
     @property
     def idle(self) -> bool:
+        """Nothing in flight (records read and waiting for the window are not sent on a drain)."""
         return not self.inflight
+
+    @property
+    def waiting(self) -> bool:
+        """Records are read and wait for the window to open: an acknowledgement or a watermark write."""
+        return self._held is not None
 
 
 def stream_key(name: str, directory: Path) -> str:

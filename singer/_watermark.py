@@ -31,6 +31,13 @@ class Watermark:
     fingerprint: str  # hex digest of the file's first ``fingerprint_bytes`` bytes
     fingerprint_bytes: int
     path: str  # where the file was when the watermark was written; informative only
+    # The stream's last directory scan: the newest file's inode, and the inode of the file before it. Files
+    # between that one and the newest, the newest unchanged, are copies: truncations while the agent was down.
+    live_inode: int = 0
+    last_copy_inode: int = 0
+    # The inode the records of this file carry in ``_mid``, if not its own: a copy read on from where its
+    # original (the live file, truncated since) was read, so a record sent again has its first id.
+    mid_inode: int = 0
 
 
 class WatermarkStore:
@@ -57,6 +64,9 @@ class WatermarkStore:
                 fingerprint=str(fields["fingerprint"]),
                 fingerprint_bytes=int(fields["fingerprint_bytes"]),
                 path=str(fields["path"]),
+                live_inode=int(fields.get("live_inode", 0)),
+                last_copy_inode=int(fields.get("last_copy_inode", 0)),
+                mid_inode=int(fields.get("mid_inode", 0)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             bad = path.with_suffix(".bad")

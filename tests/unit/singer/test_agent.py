@@ -235,7 +235,8 @@ def test_a_chunk_is_cut_into_batches_by_records_and_by_the_record_that_reaches_b
 ) -> None:
     config, logs = setup
     (logs / "app.log").write_bytes(b"aaaa\n" * 5 + b"b" * 20 + b"\n" + b"cc\n" * 3)
-    write_stream(config, "app", logs, batch_records=batch_records, batch_bytes=10)
+    # A window wide enough for the whole chunk: every batch is in flight at once.
+    write_stream(config, "app", logs, batch_records=batch_records, batch_bytes=10, max_inflight_batches=16)
     agent = make_agent(config)
     agent.reload()
     FakeProducer.instances[0].hold = True
@@ -417,7 +418,7 @@ def test_watermark_is_saved_in_the_turn_after_its_batch_is_acknowledged(setup: t
 def test_no_rewind_while_the_producer_still_holds_records_of_the_stream(setup: tuple[Path, Path]) -> None:
     """Re-sending records the producer still holds would deliver them twice, outside the in-flight cap."""
     config, logs = setup
-    write_stream(config, "app", logs, batch_records=1, retry_backoff_s=0.01)
+    write_stream(config, "app", logs, batch_records=1, retry_backoff_s=0.01, max_inflight_batches=2)
     (logs / "app.log").write_bytes(b"a\nb\n")
     agent = make_agent(config)
     agent.reload()
@@ -436,6 +437,47 @@ def test_no_rewind_while_the_producer_still_holds_records_of_the_stream(setup: t
     assert agent.metrics.batch_retries.labels(key)._value.get() == 1
     assert [d[1] for d in producer.delivered] == [b"b\n", b"a\n", b"b\n"]
     assert list(offsets(agent).values()) == [4]
+
+
+def test_the_next_batch_waits_for_the_watermark_of_the_one_in_flight(setup: tuple[Path, Path]) -> None:
+    """By default one batch is un-watermarked at a time, so a crash resends at most one."""
+    config, logs = setup
+    write_stream(config, "app", logs, batch_records=2)
+    (logs / "app.log").write_bytes(b"".join(b"%d\n" % i for i in range(7)))
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.hold = True
+    store = WatermarkStore(config / "state")
+    key = next(iter(agent.streams))
+    now = 100.0
+    for sent in (2, 4, 6, 7):
+        for _ in range(3):  # the window stays shut while the batch is unacknowledged
+            agent.run_once(now)
+            now += 0.01
+        assert len(producer.queued) == (2 if sent < 7 else 1)
+        saved = store.load(key)
+        assert (saved.offset if saved else 0) == sum(len(b"%d\n" % i) for i in range(sent - len(producer.queued)))
+        producer.hold = False
+        producer.poll()
+        producer.hold = True
+        agent.run_once(now)  # settles and writes the watermark, then sends the next batch
+        now += 0.01
+    assert [d[1] for d in producer.delivered] == [b"%d\n" % i for i in range(7)]
+    assert list(offsets(agent).values()) == [14]
+
+
+def test_a_wider_window_pipelines_batches(setup: tuple[Path, Path]) -> None:
+    config, logs = setup
+    write_stream(config, "app", logs, batch_records=2, max_inflight_batches=3)
+    (logs / "app.log").write_bytes(b"".join(b"%d\n" % i for i in range(10)))
+    agent = make_agent(config)
+    agent.reload()
+    producer = FakeProducer.instances[0]
+    producer.hold = True
+    turns(agent, 5)
+    assert [v for _, v, _, _ in producer.queued] == [b"%d\n" % i for i in range(6)]
+    assert agent.streams[next(iter(agent.streams))].inflight_bytes > 0  # the records waiting are counted too
 
 
 def test_the_producer_keeps_no_copies_of_records_singer_retries_itself() -> None:

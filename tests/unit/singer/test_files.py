@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -301,3 +302,157 @@ def test_a_file_opened_empty_still_reveals_a_later_copytruncate(logdir: Path) ->
     write(live, b"".join(new))
     assert drain(tail) == new
     assert tail.stats.copytruncate == 1
+
+
+def test_a_rewrite_that_starts_alike_is_caught_by_the_bytes_before_the_position(logdir: Path) -> None:
+    """Logs that open with the same banner (longer than the fingerprint): truncated and written past the read
+    position again before the next look, only the bytes just before that position tell the contents apart."""
+    live = logdir / "app.log"
+    banner = b"# service started, build 1.2.3 " + b"=" * 1100 + b"\n"
+    write(live, banner + b"old 1\nold 2\n")
+    tail = tail_of(logdir)
+    assert drain(tail, 40)[-2:] == [b"old 1\n", b"old 2\n"]
+    os.truncate(live, 0)
+    write(live, banner + b"new 1 is longer\nnew 2\n")
+    assert drain(tail, 40)[-2:] == [b"new 1 is longer\n", b"new 2\n"]
+    assert tail.stats.copytruncate == 1
+
+
+def test_the_file_id_is_that_of_the_content_read_even_if_the_file_changed_since(logdir: Path) -> None:
+    live = logdir / "app.log"
+    old = b"".join(b"old line %03d\n" % i for i in range(10))
+    write(live, old)
+    tail = tail_of(logdir)
+    current, records = tail.read()
+    assert current is not None and records
+    os.truncate(live, 0)  # copytruncate between the read and the send
+    write(live, b"".join(b"new line %03d\n" % i for i in range(10)))
+    assert current.content_id(64) == hashlib.sha256(old[:64]).digest()[:8]
+    assert current.content_id(records[0].next_offset) == hashlib.sha256(old[: records[0].next_offset]).digest()[:8]
+
+
+def copytruncate(logdir: Path, new_content: bytes, at_s: int) -> None:
+    """logrotate's copytruncate: older copies shift up, the live file is copied to app.log.1 and emptied."""
+    copies = sorted(logdir.glob("app.log.[0-8]"), key=lambda p: -int(p.suffix[1:]))
+    for p in copies:
+        p.rename(logdir / f"app.log.{int(p.suffix[1:]) + 1}")
+    shutil.copyfile(logdir / "app.log", logdir / "app.log.1")
+    os.utime(logdir / "app.log.1", ns=(at_s * 10**9, at_s * 10**9))
+    os.truncate(logdir / "app.log", 0)
+    write(logdir / "app.log", new_content, (at_s + 1) * 10**9)
+
+
+def test_truncations_seen_only_through_their_copies_are_counted(logdir: Path) -> None:
+    """Behind (reading an old file) while the live file is copied and truncated twice: each copy is read as
+    the next file, and each is one truncation."""
+    old = [b"old %02d\n" % i for i in range(30)]
+    write(logdir / "app.log.9", b"".join(old), 10**9)
+    write(logdir / "app.log", b"a\n", 2 * 10**9)
+    tail = tail_of(logdir)
+    first = tail.read()[1]
+    assert first and tail.current is not None and tail.current.path.name == "app.log.9"
+    copytruncate(logdir, b"b\n", 3)
+    copytruncate(logdir, b"c\n", 5)
+    assert [r.value for r in first] + drain(tail) == [*old, b"a\n", b"b\n", b"c\n"]
+    assert tail.stats.copytruncate == 2
+
+
+def test_truncations_while_stopped_are_counted_from_the_watermark(logdir: Path) -> None:
+    old = [b"old %02d\n" % i for i in range(30)]
+    write(logdir / "app.log.9", b"".join(old), 10**9)
+    write(logdir / "app.log", b"a\n", 2 * 10**9)
+    tail = tail_of(logdir)
+    first = tail.read()[1]
+    assert tail.current is not None
+    copytruncate(logdir, b"b\n", 3)
+    drain(tail)  # a scan at the end of app.log.9 counts the copy
+    assert tail.stats.copytruncate == 1
+    assert tail.previous[0].path.name == "app.log.9"
+    mark = tail.stamp(tail.previous[0].watermark(first[-1].next_offset))  # stopped while app.log.9 was read
+    tail.close()
+    copytruncate(logdir, b"c\n", 5)  # while stopped
+    copytruncate(logdir, b"d\n", 7)
+    resumed = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), mark)
+    drain(resumed, 10)
+    assert resumed.stats.copytruncate == 2
+    resumed.close()
+
+
+def test_a_copy_read_on_from_its_original_names_the_original_in_mid(logdir: Path) -> None:
+    """Records read from a copy at offsets first read (or in flight) from the live file keep the live file's
+    inode in ``_mid``, so a record sent again after the truncation still has its first id; also after a
+    restart that finds the copy by content."""
+    live = logdir / "app.log"
+    write(live, b"".join(b"line %02d\n" % i for i in range(20)), 10**9)
+    live_inode = live.stat().st_ino
+    tail = tail_of(logdir)
+    current, first = tail.read()
+    assert current is not None and first
+    mark = current.watermark(first[-1].next_offset)
+    copytruncate(logdir, b"new\n", 3)
+    drain(tail)
+    copy = next(f for f in tail.previous if f.path.name == "app.log.1")
+    assert copy.inode != live_inode and copy.mid_inode == live_inode
+    assert copy.watermark(10).mid_inode == live_inode and tail.current is not None
+    assert tail.current.mid_inode == live_inode == tail.current.inode  # the live file names itself
+    resumed = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), mark)
+    resumed.read()
+    assert resumed.current is not None and resumed.current.path.name == "app.log.1"
+    assert resumed.current.mid_inode == live_inode
+    again = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), resumed.current.watermark(10))
+    again.read()
+    assert again.current is not None and again.current.mid_inode == live_inode
+    for t in (tail, resumed, again):
+        t.close()
+
+
+def test_a_renamed_file_still_written_is_read_before_the_next(logdir: Path) -> None:
+    """A writer that opened the path just before logrotate renamed it appends to the renamed file after the new
+    one exists: the stream stays on the renamed file until it has not been written for the grace period."""
+    live = logdir / "app.log"
+    write(live, b"1\n")
+    tail = tail_of(logdir, grace=0.3)
+    assert drain(tail, 3) == [b"1\n"]
+    live.rename(logdir / "app.log.1")
+    write(live, b"new\n")
+    assert drain(tail, 3) == []  # the renamed file was written a moment ago: not left yet
+    write(logdir / "app.log.1", b"late\n")
+    got: list[bytes] = []
+    deadline = time.monotonic() + 5
+    while b"new\n" not in got and time.monotonic() < deadline:
+        got += drain(tail, 3)
+        time.sleep(0.05)
+    assert got == [b"late\n", b"new\n"]
+
+
+def test_a_truncation_whose_copy_a_scan_counted_already_is_counted_once(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(live, b"".join(b"line %02d\n" % i for i in range(20)), 10**9)
+    tail = tail_of(logdir)
+    drain(tail)
+    shutil.copyfile(live, logdir / "app.log.1")  # logrotate has copied and not yet truncated
+    os.utime(logdir / "app.log.1", ns=(2 * 10**9, 2 * 10**9))
+    os.utime(live, ns=(3 * 10**9, 3 * 10**9))
+    drain(tail, 3)
+    assert tail.stats.copytruncate == 1  # the scan saw the copy
+    os.truncate(live, 0)
+    write(live, b"new\n", 4 * 10**9)
+    assert drain(tail) == [b"new\n"]
+    assert tail.stats.copytruncate == 1
+
+
+def test_a_restart_does_not_count_again_a_truncation_seen_while_reading(logdir: Path) -> None:
+    live = logdir / "app.log"
+    write(logdir / "app.log.1", b"an older copy\n", 10**8)
+    write(live, b"".join(b"line %02d\n" % i for i in range(20)), 10**9)
+    tail = tail_of(logdir)
+    drain(tail)
+    copytruncate(logdir, b"new\n", 3)
+    tail.read(look_around=False)  # sees the truncation, moves to the copy; no scan yet
+    assert tail.stats.copytruncate == 1 and tail.current is not None
+    mark = tail.stamp(tail.current.watermark(tail.current.reader.position))  # the crash comes here
+    tail.close()
+    resumed = StreamTail(logdir, PATTERN, lambda fd, off: TextReader(fd, off), mark)
+    drain(resumed, 3)
+    assert resumed.stats.copytruncate == 0
+    resumed.close()

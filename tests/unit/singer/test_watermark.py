@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -19,6 +21,18 @@ def test_save_and_load_round_trip_leaves_no_temp_file(tmp_path: Path) -> None:
     store.save("app/web", WM)
     assert store.load("app/web") == WM
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["app%2Fweb.json"]
+
+
+def test_the_scan_fields_round_trip_and_older_files_load_without_them(tmp_path: Path) -> None:
+    store = WatermarkStore(tmp_path)
+    stamped = dataclasses.replace(WM, live_inode=7, last_copy_inode=9, mid_inode=5)
+    store.save("s", stamped)
+    assert store.load("s") == stamped
+    older = {
+        k: v for k, v in json.loads(store.path_for("s").read_text()).items() if not k.endswith("inode") or k == "inode"
+    }
+    store.path_for("s").write_text(json.dumps(older))
+    assert store.load("s") == WM
 
 
 def test_a_crash_before_rename_keeps_the_previous_watermark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
