@@ -17,12 +17,13 @@ their connections (and Pacer takes its partitions) before the clock starts.
 no-op actor, with a private ``redis-server`` (Debian's, no persistence) started per run; messages are sent one
 by one (Dramatiq has no batch send).
 
-Statements per job: SQL statements the store ran for the dequeues and acks of a drained queue, divided by
-the jobs (BEGIN/COMMIT not counted).
+Statements per job: SQL statements run for the dequeues (refills included), and apart for the acks, of a
+prefilled queue drained as above, divided by the jobs (BEGIN/COMMIT not counted).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import socket
 import statistics
@@ -103,7 +104,7 @@ class _PinLater:
             for table in self.tables:
                 cursor.execute(f"ALTER TABLE {table} ADD INDEX ix_claim (claim_token)")
         conn.close()
-        self.statements = 0
+        self.statements: collections.Counter[str] = collections.Counter()  # by "dequeue" and "ack"
         self._lock = threading.Lock()
         self._next = 0
 
@@ -132,7 +133,7 @@ class _PinLater:
                 if len(out) >= limit:
                     break
         with self._lock:
-            self.statements += statements
+            self.statements["dequeue"] += statements
         return out
 
     def ack(self, conn: Any, jobs: list[tuple[str, int]]) -> None:
@@ -143,7 +144,7 @@ class _PinLater:
                     cursor, f"UPDATE {table} SET state = 2, finished_at = %s WHERE local_id = %s", (now, local_id)
                 )
         with self._lock:
-            self.statements += len(jobs)
+            self.statements["ack"] += len(jobs)
 
 
 def _retrying(cursor: Any, sql: str, params: tuple[Any, ...]) -> int:
@@ -231,15 +232,46 @@ def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
         MysqlStore([url]).drop_databases()
 
 
+class _Statements:
+    """SQL statements a Pacer store runs, by what the calling thread is doing ("dequeue", "ack" or "other")."""
+
+    def __init__(self, store: MysqlStore) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._doing = threading.local()
+        self._lock = threading.Lock()
+        store.transaction = self._counted(store.transaction)  # type: ignore[method-assign,assignment]
+        store.statement = self._counted(store.statement)  # type: ignore[method-assign,assignment]
+
+    def _counted(self, session: Callable[[int], Any]) -> Callable[[int], Any]:
+        @contextlib.contextmanager
+        def counted(shard: int) -> Iterator[Any]:
+            with session(shard) as tx:
+                try:
+                    yield tx
+                finally:
+                    with self._lock:
+                        self.counts[getattr(self._doing, "what", "other")] += tx.statements
+
+        return counted
+
+    @contextlib.contextmanager
+    def doing(self, what: str) -> Iterator[None]:
+        self._doing.what = what
+        try:
+            yield
+        finally:
+            self._doing.what = "other"
+
+
 def _throughput(
     env: BenchEnv,
     count: int,
-    worker: Callable[[Pacer, Callable[[], bool]], Callable[[], int]],
+    worker: Callable[[Pacer, _Statements], Callable[[], int]],
     ready: Callable[[Pacer], None] = lambda _: None,
     *,
     prefilled: bool = False,
-) -> tuple[float, float]:
-    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and SQL statements per job.
+) -> tuple[float, collections.Counter[str]]:
+    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and Pacer's SQL statements by phase.
 
     ``prefilled``: every job is enqueued before the clock starts (the dequeue and ack path alone).
     """
@@ -249,12 +281,9 @@ def _throughput(
         done = [0]
         lock = threading.Lock()
         finished = threading.Event()
-
-        def all_done() -> bool:
-            return finished.is_set()
-
         ready(pacer)
-        loops = [worker(pacer, all_done) for _ in range(WORKERS)]
+        statements = _Statements(store)
+        loops = [worker(pacer, statements) for _ in range(WORKERS)]
 
         def run(loop: Callable[[], int]) -> None:
             while not finished.is_set():
@@ -268,27 +297,24 @@ def _throughput(
 
         threads = [threading.Thread(target=run, args=(loop,)) for loop in loops]
 
-        def enqueue() -> int:
-            statements = 0
+        def enqueue() -> None:
             for start in range(0, count, 100):
-                before = store.statements
                 pacer.enqueue("tput", [Job(b"x" * 64) for _ in range(min(100, count - start))])
-                statements += store.statements - before
-            return statements
 
-        enqueued_statements = enqueue() if prefilled else 0
+        if prefilled:
+            enqueue()
         started = time.perf_counter()
         for thread in threads:
             thread.start()
         if not prefilled:
-            enqueued_statements = enqueue()
+            enqueue()
         if not finished.wait(DEADLINE_S):
             finished.set()
             raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
         elapsed = time.perf_counter() - started
         for thread in threads:
             thread.join()
-        return count / elapsed, (store.statements - enqueued_statements) / count
+        return count / elapsed, statements.counts
 
 
 def _warm(store: MysqlStore, connections: int) -> None:
@@ -315,12 +341,14 @@ def _pacer_ready(pacer: Pacer) -> None:
     _warm(pacer.store, WORKERS)
 
 
-def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
+def _pacer_worker(pacer: Pacer, statements: _Statements) -> Callable[[], int]:
     def loop() -> int:
-        leases = pacer.dequeue("tput", BATCH)
+        with statements.doing("dequeue"):
+            leases = pacer.dequeue("tput", BATCH)
         while leases:
             try:
-                pacer.ack("tput", succeeded=leases)  # a replayed success ack is accepted
+                with statements.doing("ack"):
+                    pacer.ack("tput", succeeded=leases)  # a replayed success ack is accepted
                 break
             except pymysql.err.OperationalError:
                 continue
@@ -329,14 +357,15 @@ def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
     return loop
 
 
-def _pacer_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, float]:
-    return _throughput(env, count, _pacer_worker, _pacer_ready, prefilled=prefilled)
+def _pacer_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, dict[str, float]]:
+    rate, statements = _throughput(env, count, _pacer_worker, _pacer_ready, prefilled=prefilled)
+    return rate, {what: statements[what] / count for what in ("dequeue", "ack")}
 
 
-def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, float]:
+def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, dict[str, float]]:
     holder: dict[str, _PinLater] = {}
 
-    def worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
+    def worker(pacer: Pacer, _: _Statements) -> Callable[[], int]:
         if "b" not in holder:
             holder["b"] = _PinLater(pacer, "tput", PARTITIONS)
         baseline = holder["b"]
@@ -350,7 +379,7 @@ def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tupl
         return loop
 
     rate, _ = _throughput(env, count, worker, prefilled=prefilled)
-    return rate, holder["b"].statements / count
+    return rate, {what: holder["b"].statements[what] / count for what in ("dequeue", "ack")}
 
 
 # --- the peer: Dramatiq on Redis ----------------------------------------------------------------------
@@ -458,15 +487,18 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
             PEER: lambda: _dramatiq_run(env, jobs, prefilled=True),
         },
     )
-    statements = Scenario(
-        "sql-statements-per-job",
-        "dequeue+ack statements",
-        "stmt/job",
-        BASELINE,
-        {
-            BASELINE: lambda: _pinlater_run(env, jobs)[1],
-            "pacer-embedded": lambda: _pacer_run(env, jobs)[1],
-        },
-        higher_is_better=False,
-    )
-    yield [latency(50), latency(99), throughput, drain, statements]
+
+    def statements(what: str) -> Scenario:
+        return Scenario(
+            f"sql-statements-per-job-{what}",
+            f"{what} statements, prefilled",
+            "stmt/job",
+            BASELINE,
+            {
+                BASELINE: lambda: _pinlater_run(env, jobs, prefilled=True)[1][what],
+                "pacer-embedded": lambda: _pacer_run(env, jobs, prefilled=True)[1][what],
+            },
+            higher_is_better=False,
+        )
+
+    yield [latency(50), latency(99), throughput, drain, statements("dequeue"), statements("ack")]
