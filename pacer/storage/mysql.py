@@ -107,7 +107,9 @@ class _Pool:
 
     Sessions get a short ``wait_timeout``: a process paused in the middle of a transaction (SIGSTOP, a long
     GC pause) has its connection closed by the server and its locks released, so it cannot block a
-    takeover for longer. Connections idle nearly that long are therefore not reused.
+    takeover for longer. Connections idle nearly that long are therefore not reused; a connection's idle time
+    is counted from when its last session began, since the process may have been paused between the server's
+    last answer and handing the connection back.
     """
 
     def __init__(self, url: ShardUrl, size: int, idle_timeout_s: int, *, autocommit: bool = False) -> None:
@@ -146,9 +148,10 @@ class _Pool:
                 return conn
             conn.close()  # the server may be closing it right now
 
-    def give_back(self, conn: Connection) -> None:
+    def give_back(self, conn: Connection, since: float) -> None:
+        """Keep ``conn`` for reuse; the server last heard from it no earlier than ``since`` (monotonic)."""
         try:
-            self._idle.put_nowait((conn, time.monotonic()))
+            self._idle.put_nowait((conn, since))
         except queue.Full:
             conn.close()
 
@@ -196,6 +199,7 @@ class MysqlStore(Store):
     @contextlib.contextmanager
     def _session(self, pool: _Pool) -> Iterator[_MysqlTx]:
         conn = pool.take()
+        began = time.monotonic()
         try:
             # autocommit is off: the first statement opens the transaction (no BEGIN round trip)
             with conn.cursor() as cursor:
@@ -209,7 +213,7 @@ class MysqlStore(Store):
                 conn.commit()
         except pymysql.err.ProgrammingError as exc:
             _rollback(conn)
-            pool.give_back(conn)
+            pool.give_back(conn, began)
             if exc.args and exc.args[0] == _NO_SUCH_TABLE:
                 raise QueueNotFound(f"not found: {exc.args[1]}") from exc
             raise
@@ -218,10 +222,10 @@ class MysqlStore(Store):
             raise
         except BaseException:
             _rollback(conn)
-            pool.give_back(conn)
+            pool.give_back(conn, began)
             raise
         else:
-            pool.give_back(conn)
+            pool.give_back(conn, began)
 
     def create_schema(self) -> int:
         for pool in self._pools:
