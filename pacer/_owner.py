@@ -49,6 +49,7 @@ class PartitionOwner:
         self.lost = False
         self._clock = clock
         self._buffer: collections.deque[Reserved] = collections.deque()
+        self._leasing: set[int] = set()  # taken from the buffer, lease not yet written: a refill skips them
         self._lock = threading.Lock()
         self._bucket = TokenBucket(None)
         self.config = config
@@ -68,7 +69,7 @@ class PartitionOwner:
         self._bucket.set_rate(None if rate is None else rate / config.partitions)
 
     def acquire(self) -> int:
-        """Take the partition over (a higher epoch); the last owner's buffered jobs become PENDING again."""
+        """Take the partition over (a higher epoch); the last owner's buffered jobs are PENDING for this one."""
         with self._lock:
             self.epoch = self.store.acquire(self.queue, self.partition, self.owner_id, self._clock())
             self._buffer.clear()
@@ -91,7 +92,10 @@ class PartitionOwner:
         room = min(self.capacity - len(self._buffer), at_most or self.capacity)
         if room <= 0 or (not force and len(self._buffer) > self.low_watermark):
             return 0
-        found = self._fenced(lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock()))
+        held = {job.local_id for job in self._buffer} | set(self._leasing)  # a copy: leases finish unlocked
+        found = self._fenced(
+            lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock(), held)
+        )
         self._buffer.extend(found)
         self._empty_at = None if found else time.monotonic()
         return len(found)
@@ -118,7 +122,9 @@ class PartitionOwner:
             # background refills (doorbell, low watermark, timer) fill the rest of the buffer.
             self._refill(force=True, at_most=max(limit, SYNC_REFILL))
         granted = self._bucket.take(min(limit, len(self._buffer)))
-        return [self._buffer.popleft() for _ in range(granted)]
+        taken = [self._buffer.popleft() for _ in range(granted)]
+        self._leasing.update(job.local_id for job in taken)
+        return taken
 
     def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
         now = self._clock()
@@ -131,6 +137,8 @@ class PartitionOwner:
                     self._buffer.extendleft(reversed(taken))
             self._bucket.give_back(len(taken))
             raise
+        finally:
+            self._leasing.difference_update(job.local_id for job in taken)  # leased now, or back in the buffer
         self._bucket.give_back(len(taken) - len(leased))
         low = len(self._buffer) <= self.low_watermark
         if low and self.on_low is not None:
@@ -162,12 +170,9 @@ class PartitionOwner:
         return self.store.gc(self.queue, self.partition, self.config, self._clock())
 
     def release(self) -> None:
-        """Give the buffer back before leaving the partition (a clean shutdown or a revoke)."""
+        """Drop the buffer before leaving the partition (a clean shutdown or a revoke): its jobs are PENDING."""
         with self._lock:
-            held = [job.local_id for job in self._buffer]
             self._buffer.clear()
-            if held and not self.lost:
-                self.store.release(self.queue, self.partition, self.epoch, held)
 
     def lease_length(self, extend: timedelta | None) -> int:
         return int((extend or self.config.lease).total_seconds() * 1_000_000)

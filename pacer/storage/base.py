@@ -2,15 +2,15 @@
 
 Every statement is a constant with bound parameters (``:name``); table names come only from validated
 queue names and integer partitions (:func:`pacer._names.partition_table`). Times are integer microseconds
-since the epoch (UTC). Every owner write (reserve, lease, ack, checkpoint, expiry) first reads the
-partition's fence row under a lock and checks the owner's epoch, in the same transaction as the job rows.
+since the epoch (UTC). Every owner write (lease, ack, checkpoint, expiry) checks the owner's epoch: in the
+statement itself, or by reading the partition's fence row under a lock in the same transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -45,7 +45,7 @@ class Tx(Protocol):
 
 @dataclass(frozen=True)
 class Reserved:
-    """A job held in its owner's buffer (stored state RESERVED)."""
+    """A job held in its owner's buffer (stored PENDING: the buffer is the owner's memory alone)."""
 
     local_id: int
     priority: int
@@ -371,7 +371,7 @@ class Store:
     # -- ownership (the fence) --------------------------------------------------------------------------
 
     def acquire(self, name: str, partition: int, owner: str, now: int) -> int:
-        """Take the partition over: bump its epoch, hand the last owner's buffer back; the new epoch."""
+        """Take the partition over: bump its epoch; the new epoch. The last owner's buffer was never written."""
         with self._partition_tx(name, partition) as tx:
             found = tx.rows(
                 f"SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p{self.for_update}",
@@ -385,6 +385,7 @@ class Store:
                 "WHERE queue_name = :q AND partition_id = :p AND epoch = :e0",
                 {"e": epoch, "e0": epoch - 1, "me": owner, "now": now, "q": name, "p": partition},
             )
+            # Jobs an owner of an earlier release marked as buffered become PENDING again (none are marked now).
             tx.run(f"UPDATE {partition_table(name, partition)} SET state = 0 WHERE state = {RESERVED}")
         return epoch
 
@@ -399,30 +400,30 @@ class Store:
 
     # -- owner operations -------------------------------------------------------------------------------
 
-    def reserve(self, name: str, partition: int, epoch: int, limit: int, now: int) -> list[Reserved]:
-        """Move up to ``limit`` ready jobs into the owner's buffer, priority 1 first, oldest first."""
+    def reserve(
+        self, name: str, partition: int, epoch: int, limit: int, now: int, held: Collection[int] = ()
+    ) -> list[Reserved]:
+        """Up to ``limit`` ready jobs for the owner's buffer, priority 1 first, oldest first, leaving out the
+        jobs it ``held`` (buffered or being leased). Nothing is written: only the partition's owner leases
+        its jobs, and a lease grant checks the epoch, the state and the dispatch count it read here."""
         table = partition_table(name, partition)
-        with self._partition_tx(name, partition) as tx:
-            # One range scan of ix_ready over the three priorities, in index order (no sort).
+        params: dict[str, Any] = {"now": now, "n": limit}
+        skip = ""
+        if held:
+            ids, held_params = in_list("h", sorted(held))
+            skip, params = f"AND local_id NOT IN {ids} ", params | held_params
+        with self._partition_statement(name, partition) as tx:
+            # One range scan of ix_ready over the three priorities, in index order (no sort); the buffered ids
+            # are left out on the index entries, before the rows are read.
             found = tx.rows(
                 "SELECT local_id, priority, run_after, attempts_allowed, attempts_remaining, dispatches, body "
-                f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now "
-                f"ORDER BY priority, run_after, local_id LIMIT :n{self.skip_locked}",
-                {"now": now, "n": limit},
+                f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now {skip}"
+                "ORDER BY priority, run_after, local_id LIMIT :n",
+                params,
             )
-            if not found:
+        if not found:
+            with self._partition_tx(name, partition) as tx:
                 self._fence(tx, name, partition, epoch)  # a stale owner learns it even on an empty queue
-                return []
-            # The fence is in the statement: a takeover committed before it makes it match no row, and one
-            # racing with it waits for these row locks, then hands the rows back to PENDING.
-            ids, params = in_list("id", [row[0] for row in found])
-            matched = tx.run(
-                f"UPDATE {table} SET state = {RESERVED}, owner_epoch = :e WHERE local_id IN {ids} AND {_FENCED}",
-                params | {"e": epoch, "q": name, "p": partition},
-            )
-            if matched < len(found):
-                self._fence(tx, name, partition, epoch)
-                raise AssertionError(f"{table}: locked rows changed under a reserve")  # locked: unreachable
         return [_reserved(row) for row in found]
 
     def grant(
@@ -433,22 +434,25 @@ class Store:
             return []
         table = partition_table(name, partition)
         ids, params = in_list("id", [job.local_id for job in jobs])
+        pairs = ", ".join(f"(:id{i}, :d{i})" for i in range(len(jobs)))
+        params |= {f"d{i}": job.dispatches for i, job in enumerate(jobs)}
         # One statement that commits by itself: the hot path's only round trip. The fence is part of it: its
         # read takes no lock under READ COMMITTED; a takeover committed before this statement makes it match
-        # no row, and one racing with it waits for these row locks, so the lease counts as granted before it.
+        # no row, and one racing with it cannot hand these rows out before it commits (the new owner leases
+        # only PENDING rows). The dispatch count read by the refill makes the claim the one returned here.
         token = self.concat(":e", "'.'", "(dispatches + 1)")
         with self._partition_statement(name, partition) as tx:
             matched = tx.run(
-                f"UPDATE {table} SET state = 1, claim_token = {token}, "
+                f"UPDATE {table} SET state = 1, claim_token = {token}, owner_epoch = :e, "
                 "dispatches = dispatches + 1, lease_expires_at = :exp, updated_at = :now "
-                f"WHERE local_id IN {ids} AND state = {RESERVED} AND owner_epoch = :e AND {_FENCED}",
+                f"WHERE local_id IN {ids} AND state = 0 AND (local_id, dispatches) IN ({pairs}) AND {_FENCED}",
                 params | {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition},
             )
         if matched == len(jobs):
             return list(jobs)
         with self._partition_tx(name, partition) as tx:
             self._fence(tx, name, partition, epoch)
-            # Some left the buffer under us (deleted by an admin): keep those leased under our claim.
+            # Some changed under us (deleted by an admin): keep those leased under our claim.
             leased = {
                 int(row[0])
                 for row in tx.rows(
@@ -457,18 +461,6 @@ class Store:
                 if row[1] == claim_token(epoch, next(j for j in jobs if j.local_id == int(row[0])))
             }
         return [job for job in jobs if job.local_id in leased]
-
-    def release(self, name: str, partition: int, epoch: int, local_ids: Sequence[int]) -> None:
-        """Hand buffered jobs back to PENDING (owner shutting down or giving the partition up)."""
-        if not local_ids:
-            return
-        ids, params = in_list("id", local_ids)
-        with self._partition_tx(name, partition) as tx:
-            tx.run(
-                f"UPDATE {partition_table(name, partition)} SET state = 0 "
-                f"WHERE local_id IN {ids} AND state = {RESERVED} AND owner_epoch = :e",
-                params | {"e": epoch},
-            )
 
     def ack(self, name: str, partition: int, epoch: int, items: Sequence[AckItem], now: int) -> list[str | None]:
         """Apply acks of leased jobs; per item None (applied) or ``stale_claim`` / ``not_found``."""
