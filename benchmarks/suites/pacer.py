@@ -4,6 +4,8 @@
   from its in-memory buffer. Each dequeue writes the lease (state, claim token, expiry) in one UPDATE
   under the epoch fence, so its latency includes one commit. Measured server side, per call.
 - ``pacer-http``: a broker process; the client's round trip for one job over HTTP/JSON.
+- ``pacer-http-server``: the same broker's own time for each of those requests (its ``Server-Timing`` header):
+  the dequeue handler, from the parsed request to the answer ready to be encoded.
 - ``pinlater-update-limit`` (baseline): no broker; each dequeue claims straight from MySQL with
   ``UPDATE … SET state, claim … WHERE state = 0 AND run_after <= now LIMIT n`` then selects the rows by
   claim (PinLater's algorithm, with an index on the claim), and each ack is one UPDATE per job.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import http.client
 import socket
 import statistics
 import subprocess
@@ -211,7 +214,10 @@ def _broker(env: BenchEnv, storage: str) -> Iterator[str]:
             env.delete_topics([topic])
 
 
-def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
+def _latency_http(env: BenchEnv, q: float, samples: int, *, server_side: bool = False) -> float:
+    """One job per request. The client's round trip through ``pacer.Client``, or (``server_side``) the time the
+    broker's handler took, from the ``Server-Timing`` header of the same request sent over a kept-alive
+    connection."""
     url = _shard_url(env)
     pacer = Pacer.open([url])
     pacer.create_queue("lat", lease=timedelta(minutes=10))
@@ -223,6 +229,19 @@ def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
             while not client.dequeue("lat", 1):  # ownership settled and the buffer filled
                 time.sleep(0.2)
             times = []
+            if server_side:
+                parts = urlsplit(broker)
+                conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+                for _ in range(samples):
+                    conn.request(
+                        "POST", "/v1/queues/lat/dequeue", b'{"limit": 1}', {"Content-Type": "application/json"}
+                    )
+                    response = conn.getresponse()
+                    response.read()
+                    timing = response.headers["Server-Timing"]
+                    times.append(float(timing.split("dur=")[1]) / 1000)
+                conn.close()
+                return _percentile(times, q)
             for _ in range(samples):
                 started = time.perf_counter()
                 client.dequeue("lat", 1)
@@ -462,6 +481,7 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
             BASELINE: lambda: _latency_pinlater(env, q, samples),
             "pacer-owner": lambda: _latency_pacer_owner(env, q, samples),
             "pacer-http": lambda: _latency_http(env, q, samples),
+            "pacer-http-server": lambda: _latency_http(env, q, samples, server_side=True),
         }
         return Scenario(f"dequeue-latency-p{q:g}", "latency", "us", BASELINE, systems, higher_is_better=False)
 

@@ -327,15 +327,17 @@ def handler_class(api: Api) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, payload: bytes, content_type: str) -> None:
+        def _send(self, status: int, payload: bytes, content_type: str, seconds: float | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            if seconds is not None:  # the handler's own time, for clients measuring the server apart
+                self.send_header("Server-Timing", f"app;dur={seconds * 1000:.3f}")
             self.end_headers()
             self.wfile.write(payload)
 
-        def _json(self, status: int, obj: Any) -> None:
-            self._send(status, json.dumps(obj).encode(), "application/json")
+        def _json(self, status: int, obj: Any, seconds: float | None = None) -> None:
+            self._send(status, json.dumps(obj).encode(), "application/json", seconds)
 
         def _error(self, status: HTTPStatus, code: str, message: str, **extra: Any) -> None:
             api.errors.labels(code).inc()
@@ -389,8 +391,9 @@ def handler_class(api: Api) -> type[BaseHTTPRequestHandler]:
                     api.broker.not_owner.labels(handler.__name__).inc()
                 return self._error(status, code, str(exc), **extra)
             finally:
-                api.latency.labels(handler.__name__).observe(time.perf_counter() - started)
-            self._json(200, result)
+                seconds = time.perf_counter() - started
+                api.latency.labels(handler.__name__).observe(seconds)
+            self._json(200, result, seconds)
 
         def do_GET(self) -> None:
             self._handle("GET")
