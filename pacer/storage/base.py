@@ -126,8 +126,10 @@ _META_QUEUE = "num_partitions, lease_ms, max_jobs_per_second, succeeded_ttl_s, f
 class Store:
     """Jobs and queue metadata on one or more shards. Backends supply connections and dialect fragments."""
 
-    # Dialect: appended to SELECTs that claim rows, that lock rows, and to the fence read.
+    # Dialect: appended to SELECTs that claim rows, that lock rows, and to the fence read; after the table of
+    # an UPDATE of listed jobs, so it looks them up by id rather than scanning every leased job's index entry.
     skip_locked = ""
+    by_id = ""
     for_update = ""
     share_lock = ""
     insert_ignore = "INSERT OR IGNORE"
@@ -467,8 +469,8 @@ class Store:
         table = partition_table(name, partition)
         status = f"SUBSTR({self.concat('custom_status', ':append')}, 1, {MAX_CUSTOM_STATUS})"
         succeed = (
-            f"UPDATE {table} SET state = 2, custom_status = {status}, finished_at = :now, updated_at = :now, "
-            "lease_expires_at = NULL WHERE state = 1 AND "
+            f"UPDATE {table}{self.by_id} SET state = 2, custom_status = {status}, finished_at = :now, "
+            "updated_at = :now, lease_expires_at = NULL WHERE state = 1 AND "
         )
         succeeded = succeed + "local_id = :id AND claim_token = :claim"
         # attempts_remaining last: MySQL assigns left to right, SQLite from the old row; both read the old value.

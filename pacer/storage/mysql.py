@@ -168,6 +168,7 @@ class MysqlStore(Store):
     for_update = " FOR UPDATE"
     share_lock = " LOCK IN SHARE MODE"  # MariaDB 10.11 has no FOR SHARE; MySQL 8 accepts both
     insert_ignore = "INSERT IGNORE"
+    by_id = " FORCE INDEX (PRIMARY)"  # MySQL 8 and MariaDB both take index hints in UPDATE
 
     def __init__(self, shard_urls: Sequence[str], pool_size: int = 16, idle_timeout_s: int = 10) -> None:
         if not shard_urls:
