@@ -26,7 +26,10 @@ from pacer._models import (
 )
 from pacer._names import partition_table, queue_name
 
-SCHEMA_VERSION = 1
+# 2: job tables index (state, priority, run_after, local_id) and (finished_at) only, so a lease grant
+#    updates one secondary index and an ack two (version 1 also indexed (state, lease_expires_at) and
+#    (state, finished_at): three each). Expiry scans the leased jobs through the first index.
+SCHEMA_VERSION = 2
 BATCH = 500
 
 
@@ -165,6 +168,10 @@ class Store:
 
     # -- schema -----------------------------------------------------------------------------------------
 
+    def upgrade_job_table(self, tx: Tx, table: str) -> None:
+        """Bring a job table of schema version 1 to the current indexes; does nothing to a current one."""
+        raise NotImplementedError
+
     def create_schema(self) -> int:
         """Create or upgrade the metadata tables on every shard; the schema version now in place."""
         with self.transaction(0) as tx:
@@ -173,12 +180,18 @@ class Store:
             found = tx.rows("SELECT version FROM pacer_schema")
             if not found:
                 tx.run("INSERT INTO pacer_schema (version) VALUES (:v)", {"v": SCHEMA_VERSION})
-            elif found[0][0] < SCHEMA_VERSION:  # later versions add their migrations here, in order
-                tx.run("UPDATE pacer_schema SET version = :v", {"v": SCHEMA_VERSION})
         for shard in range(self.shard_count):
             with self.transaction(shard) as tx:
                 for statement in self.owner_ddl():
                     tx.run(statement)
+        if found and int(found[0][0]) < 2:  # later versions add their migrations here, in order
+            for name in self.queue_names():
+                for partition, shard in enumerate(self._placement(name, missing_ok=True)):
+                    with self.transaction(shard) as tx:
+                        self.upgrade_job_table(tx, partition_table(name, partition))
+        if found and int(found[0][0]) < SCHEMA_VERSION:
+            with self.transaction(0) as tx:
+                tx.run("UPDATE pacer_schema SET version = :v", {"v": SCHEMA_VERSION})
         return SCHEMA_VERSION
 
     def schema_version(self) -> int | None:
