@@ -54,9 +54,10 @@ class PartitionOwner:
         self._bucket = TokenBucket(None)
         self.config = config
         self.on_low: Callable[[], None] | None = None  # called when a dequeue leaves the buffer low
-        # A dequeue finding the buffer empty asks MySQL only if a refill may find something: not again
-        # within IDLE_RECHECK_S of a refill that found nothing, unless jobs were enqueued since (notify).
-        self._empty_at: float | None = None
+        # A dequeue finding the buffer short asks MySQL, and one leaving it low rings ``on_low``, only if a
+        # refill may find something: not within IDLE_RECHECK_S of a refill that found fewer jobs than it had
+        # room for (every ready job is buffered), unless jobs were enqueued since (notify).
+        self._drained_at: float | None = None
 
     @property
     def config(self) -> QueueConfig:
@@ -85,8 +86,9 @@ class PartitionOwner:
             return self._refill(force)
 
     def notify(self) -> None:
-        """Jobs were enqueued to this partition: the next dequeue that needs more asks MySQL."""
-        self._empty_at = None
+        """Jobs were enqueued to this partition, or made PENDING again: the next dequeue that needs more asks
+        MySQL."""
+        self._drained_at = None
 
     def _refill(self, force: bool, at_most: int | None = None) -> int:
         room = min(self.capacity - len(self._buffer), at_most or self.capacity)
@@ -97,7 +99,7 @@ class PartitionOwner:
             lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock(), held)
         )
         self._buffer.extend(found)
-        self._empty_at = None if found else time.monotonic()
+        self._drained_at = None if len(found) == room else time.monotonic()
         return len(found)
 
     def dequeue(self, limit: int, *, wait: bool = True) -> list[Lease]:
@@ -116,8 +118,9 @@ class PartitionOwner:
         return self._lease(taken, epoch) if taken else []
 
     def _take(self, limit: int) -> list[Reserved]:
-        empty_at = self._empty_at
-        if len(self._buffer) < limit and (empty_at is None or time.monotonic() - empty_at >= IDLE_RECHECK_S):
+        if self.lost:
+            raise Fenced(f"{self.queue} partition {self.partition}: epoch {self.epoch} lost the partition")
+        if len(self._buffer) < limit and self._may_find_more():
             # A dequeue waits for this refill: a small one, so the others queued on the lock go on soon. The
             # background refills (doorbell, low watermark, timer) fill the rest of the buffer.
             self._refill(force=True, at_most=max(limit, SYNC_REFILL))
@@ -125,6 +128,10 @@ class PartitionOwner:
         taken = [self._buffer.popleft() for _ in range(granted)]
         self._leasing.update(job.local_id for job in taken)
         return taken
+
+    def _may_find_more(self) -> bool:
+        drained_at = self._drained_at
+        return drained_at is None or time.monotonic() - drained_at >= IDLE_RECHECK_S
 
     def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
         now = self._clock()
@@ -140,8 +147,7 @@ class PartitionOwner:
         finally:
             self._leasing.difference_update(job.local_id for job in taken)  # leased now, or back in the buffer
         self._bucket.give_back(len(taken) - len(leased))
-        low = len(self._buffer) <= self.low_watermark
-        if low and self.on_low is not None:
+        if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._may_find_more():
             self.on_low()
         expires = from_us(now + lease_us)
         assert expires is not None
@@ -158,13 +164,24 @@ class PartitionOwner:
         ]
 
     def ack(self, items: Sequence[AckItem]) -> list[str | None]:
-        return self._fenced(lambda: self.store.ack(self.queue, self.partition, self.epoch, items, self._clock()))
+        reasons = self._fenced(lambda: self.store.ack(self.queue, self.partition, self.epoch, items, self._clock()))
+        if not all(item.succeeded for item in items):
+            self.notify()  # a failed job with attempts left is PENDING again
+        return reasons
 
     def checkpoint(self, items: Sequence[CheckpointItem]) -> list[bool]:
-        return self._fenced(lambda: self.store.checkpoint(self.queue, self.partition, self.epoch, items, self._clock()))
+        applied = self._fenced(
+            lambda: self.store.checkpoint(self.queue, self.partition, self.epoch, items, self._clock())
+        )
+        if any(item.move_to_pending for item in items):
+            self.notify()
+        return applied
 
     def expire(self) -> int:
-        return self._fenced(lambda: self.store.expire(self.queue, self.partition, self.epoch, self._clock()))
+        expired = self._fenced(lambda: self.store.expire(self.queue, self.partition, self.epoch, self._clock()))
+        if expired:
+            self.notify()
+        return expired
 
     def gc(self) -> int:
         return self.store.gc(self.queue, self.partition, self.config, self._clock())

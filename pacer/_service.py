@@ -341,10 +341,15 @@ class Pacer:
         now = now_us()
         at = now if run_after is None else to_us(run_after)
         done = 0
+        retried = []
         for partition in range(self._config(queue).partitions):
             if done >= limit:
                 break
-            done += self.store.retry_failed(queue, partition, priority, attempts, at, limit - done, now)
+            count = self.store.retry_failed(queue, partition, priority, attempts, at, limit - done, now)
+            done += count
+            if count:
+                retried.append(partition)
+        self._enqueued(queue, retried)  # PENDING again: their owners look for them
         return done
 
     def delete_jobs(
