@@ -322,6 +322,7 @@ def handler_class(api: Api) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # small answers go out at once, not after a delayed ACK
+        wbufsize = 64 << 10  # status line, headers and body in one send (flushed after every request)
         server_version = "pacer-broker"
 
         def log_message(self, format: str, *args: Any) -> None:
