@@ -150,13 +150,13 @@ def _run(
     per_round = max(1, args.jobs // max(1, args.rounds))
     began = time.monotonic()
     for round_number in range(args.rounds):
-        descriptors.extend(client.enqueue("faults", [Job(f"{round_number}-{i}".encode()) for i in range(per_round)]))
+        descriptors.extend(_enqueue(client, [Job(f"{round_number}-{i}".encode()) for i in range(per_round)]))
         time.sleep(args.every)
         if outage is not None:  # half the round's jobs are enqueued while MariaDB or Kafka is down
             stop_service, start_service = outage
             stop_service()
             batch = [Job(f"{round_number}-during-{i}".encode()) for i in range(per_round // 2)]
-            enqueuing = threading.Thread(target=lambda b=batch: descriptors.extend(client.enqueue("faults", b)))
+            enqueuing = threading.Thread(target=lambda b=batch: descriptors.extend(_enqueue(client, b)))
             enqueuing.start()
             time.sleep(args.down)
             start_service()
@@ -178,7 +178,11 @@ def _run(
     while time.monotonic() < deadline and client.count("faults", JobState.SUCCEEDED) < len(descriptors):
         time.sleep(1)
     stop.set()
-    states = {str(d): info.state for d, info in client.lookup(descriptors).items()}
+    states = {
+        str(d): info.state
+        for start in range(0, len(descriptors), 1000)  # a lookup takes at most 1000 descriptors
+        for d, info in client.lookup(descriptors[start : start + 1000]).items()
+    }
     return {
         "jobs": len(descriptors),
         "faults": args.rounds,
@@ -188,6 +192,11 @@ def _run(
         "acked_more_than_once": sum(1 for n in acked.values() if n > 1),
         "seconds": round(time.monotonic() - began, 1),
     }
+
+
+def _enqueue(client: Client, jobs: list[Job]) -> list[Descriptor]:
+    """In calls of 100 jobs (an enqueue takes at most 1000, and each call fills one partition)."""
+    return [d for start in range(0, len(jobs), 100) for d in client.enqueue("faults", jobs[start : start + 100])]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from demos._common import KAFKA_CLUSTER, Child, DemoFailure, Services, create_topic, delete_topic, step, wait_until
-from pacer import Client, Job, JobState
+from pacer import Client, Descriptor, Job, JobState
 from pacer.storage.mysql import MysqlStore
 
 QUEUE = "demo"
@@ -56,7 +56,7 @@ def run(services: Services) -> None:
 
         step("pacer: enqueue, then kill a broker while the jobs run")
         started = time.monotonic()
-        descriptors = client.enqueue(QUEUE, [Job(f"{run_id}-{i}".encode()) for i in range(JOBS_BEFORE)])
+        descriptors = enqueue(client, [Job(f"{run_id}-{i}".encode()) for i in range(JOBS_BEFORE)])
         wait_until("the first jobs finish", lambda: finished() >= JOBS_BEFORE // 3, 30, 0.05)
         (victim, victim_url), (_survivor, survivor_url) = brokers
         victim.kill()
@@ -64,7 +64,7 @@ def run(services: Services) -> None:
         print(f"SIGKILL {victim_url} after {finished()} of {JOBS_BEFORE} jobs were done")
         client.brokers = [survivor_url]
         more = [Job(f"{run_id}-{i}".encode()) for i in range(JOBS_BEFORE, JOBS_BEFORE + JOBS_AFTER)]
-        descriptors += client.enqueue(QUEUE, more)
+        descriptors += enqueue(client, more)
         print(f"enqueued {JOBS_AFTER} more through {survivor_url}")
         wait_until("the survivor owns every partition", lambda: owners(client) == {survivor_url}, 60)
         print(f"{survivor_url} took over every partition {time.monotonic() - killed_at:.1f} s after the kill")
@@ -82,6 +82,11 @@ def run(services: Services) -> None:
         print(f"{len(runs) - len(set(runs))} ran twice (at least once allows it); worker exited {code} on SIGTERM")
         if succeeded != len(descriptors) or set(runs) != {str(d) for d in descriptors}:
             raise DemoFailure(f"{len(descriptors) - succeeded} jobs did not succeed")
+
+
+def enqueue(client: Client, jobs: list[Job]) -> list[Descriptor]:
+    """In calls of 25 jobs: each call fills one partition, so the jobs reach every partition and broker."""
+    return [d for start in range(0, len(jobs), 25) for d in client.enqueue(QUEUE, jobs[start : start + 25])]
 
 
 def owners(client: Client) -> set[str]:

@@ -49,13 +49,15 @@ class PartitionOwner:
         self.lost = False
         self._clock = clock
         self._buffer: collections.deque[Reserved] = collections.deque()
+        self._leasing: set[int] = set()  # taken from the buffer, lease not yet written: a refill skips them
         self._lock = threading.Lock()
         self._bucket = TokenBucket(None)
         self.config = config
         self.on_low: Callable[[], None] | None = None  # called when a dequeue leaves the buffer low
-        # A dequeue finding the buffer empty asks MySQL only if a refill may find something: not again
-        # within IDLE_RECHECK_S of a refill that found nothing, unless jobs were enqueued since (notify).
-        self._empty_at: float | None = None
+        # A dequeue finding the buffer short asks MySQL, and one leaving it low rings ``on_low``, only if a
+        # refill may find something: not within IDLE_RECHECK_S of a refill that found fewer jobs than it had
+        # room for (every ready job is buffered), unless jobs were enqueued since (notify).
+        self._drained_at: float | None = None
 
     @property
     def config(self) -> QueueConfig:
@@ -68,7 +70,7 @@ class PartitionOwner:
         self._bucket.set_rate(None if rate is None else rate / config.partitions)
 
     def acquire(self) -> int:
-        """Take the partition over (a higher epoch); the last owner's buffered jobs become PENDING again."""
+        """Take the partition over (a higher epoch); the last owner's buffered jobs are PENDING for this one."""
         with self._lock:
             self.epoch = self.store.acquire(self.queue, self.partition, self.owner_id, self._clock())
             self._buffer.clear()
@@ -84,16 +86,20 @@ class PartitionOwner:
             return self._refill(force)
 
     def notify(self) -> None:
-        """Jobs were enqueued to this partition: the next dequeue that needs more asks MySQL."""
-        self._empty_at = None
+        """Jobs were enqueued to this partition, or made PENDING again: the next dequeue that needs more asks
+        MySQL."""
+        self._drained_at = None
 
     def _refill(self, force: bool, at_most: int | None = None) -> int:
         room = min(self.capacity - len(self._buffer), at_most or self.capacity)
         if room <= 0 or (not force and len(self._buffer) > self.low_watermark):
             return 0
-        found = self._fenced(lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock()))
+        held = {job.local_id for job in self._buffer} | set(self._leasing)  # a copy: leases finish unlocked
+        found = self._fenced(
+            lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock(), held)
+        )
         self._buffer.extend(found)
-        self._empty_at = None if found else time.monotonic()
+        self._drained_at = None if len(found) == room else time.monotonic()
         return len(found)
 
     def dequeue(self, limit: int, *, wait: bool = True) -> list[Lease]:
@@ -112,13 +118,20 @@ class PartitionOwner:
         return self._lease(taken, epoch) if taken else []
 
     def _take(self, limit: int) -> list[Reserved]:
-        empty_at = self._empty_at
-        if len(self._buffer) < limit and (empty_at is None or time.monotonic() - empty_at >= IDLE_RECHECK_S):
+        if self.lost:
+            raise Fenced(f"{self.queue} partition {self.partition}: epoch {self.epoch} lost the partition")
+        if len(self._buffer) < limit and self._may_find_more():
             # A dequeue waits for this refill: a small one, so the others queued on the lock go on soon. The
             # background refills (doorbell, low watermark, timer) fill the rest of the buffer.
             self._refill(force=True, at_most=max(limit, SYNC_REFILL))
         granted = self._bucket.take(min(limit, len(self._buffer)))
-        return [self._buffer.popleft() for _ in range(granted)]
+        taken = [self._buffer.popleft() for _ in range(granted)]
+        self._leasing.update(job.local_id for job in taken)
+        return taken
+
+    def _may_find_more(self) -> bool:
+        drained_at = self._drained_at
+        return drained_at is None or time.monotonic() - drained_at >= IDLE_RECHECK_S
 
     def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
         now = self._clock()
@@ -131,9 +144,10 @@ class PartitionOwner:
                     self._buffer.extendleft(reversed(taken))
             self._bucket.give_back(len(taken))
             raise
+        finally:
+            self._leasing.difference_update(job.local_id for job in taken)  # leased now, or back in the buffer
         self._bucket.give_back(len(taken) - len(leased))
-        low = len(self._buffer) <= self.low_watermark
-        if low and self.on_low is not None:
+        if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._may_find_more():
             self.on_low()
         expires = from_us(now + lease_us)
         assert expires is not None
@@ -150,24 +164,32 @@ class PartitionOwner:
         ]
 
     def ack(self, items: Sequence[AckItem]) -> list[str | None]:
-        return self._fenced(lambda: self.store.ack(self.queue, self.partition, self.epoch, items, self._clock()))
+        reasons = self._fenced(lambda: self.store.ack(self.queue, self.partition, self.epoch, items, self._clock()))
+        if not all(item.succeeded for item in items):
+            self.notify()  # a failed job with attempts left is PENDING again
+        return reasons
 
     def checkpoint(self, items: Sequence[CheckpointItem]) -> list[bool]:
-        return self._fenced(lambda: self.store.checkpoint(self.queue, self.partition, self.epoch, items, self._clock()))
+        applied = self._fenced(
+            lambda: self.store.checkpoint(self.queue, self.partition, self.epoch, items, self._clock())
+        )
+        if any(item.move_to_pending for item in items):
+            self.notify()
+        return applied
 
     def expire(self) -> int:
-        return self._fenced(lambda: self.store.expire(self.queue, self.partition, self.epoch, self._clock()))
+        expired = self._fenced(lambda: self.store.expire(self.queue, self.partition, self.epoch, self._clock()))
+        if expired:
+            self.notify()
+        return expired
 
     def gc(self) -> int:
         return self.store.gc(self.queue, self.partition, self.config, self._clock())
 
     def release(self) -> None:
-        """Give the buffer back before leaving the partition (a clean shutdown or a revoke)."""
+        """Drop the buffer before leaving the partition (a clean shutdown or a revoke): its jobs are PENDING."""
         with self._lock:
-            held = [job.local_id for job in self._buffer]
             self._buffer.clear()
-            if held and not self.lost:
-                self.store.release(self.queue, self.partition, self.epoch, held)
 
     def lease_length(self, extend: timedelta | None) -> int:
         return int((extend or self.config.lease).total_seconds() * 1_000_000)

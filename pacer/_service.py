@@ -58,6 +58,7 @@ class Pacer:
         self._configs: dict[str, QueueConfig] = {}
         self._lock = threading.RLock()
         self._next = 0
+        self._next_enqueue = random.randrange(1 << 16)  # processes enqueueing side by side start apart
 
     @classmethod
     def open(cls, storage: str | Sequence[str], **kwargs: object) -> Pacer:
@@ -131,18 +132,19 @@ class Pacer:
     # -- enqueue --------------------------------------------------------------------------------------
 
     def enqueue(self, queue: str, jobs: Iterable[Job | bytes]) -> list[Descriptor]:
-        """Store the jobs; their descriptors in order. Jobs with a key go to the key's partition."""
+        """Store the jobs; their descriptors in order. Jobs with a key go to the key's partition, the others of
+        one call all to one partition, the next partition at the next call: one INSERT per call, not one per
+        partition, while calls still spread evenly (Kafka's sticky partitioning)."""
         config = self._config(queue)
         batch = [job if isinstance(job, Job) else Job(job) for job in jobs]
         if not 0 < len(batch) <= MAX_BATCH:
             raise InvalidArgument(f"enqueue takes 1..{MAX_BATCH} jobs, got {len(batch)}")
-        spread = random.randrange(config.partitions)
+        with self._lock:
+            self._next_enqueue += 1
+            sticky = self._next_enqueue % config.partitions
         groups: dict[int, list[int]] = defaultdict(list)
         for index, job in enumerate(batch):
-            if job.key is not None:
-                partition = zlib.crc32(job.key.encode()) % config.partitions
-            else:
-                partition = (spread + index) % config.partitions
+            partition = sticky if job.key is None else zlib.crc32(job.key.encode()) % config.partitions
             groups[partition].append(index)
         out: list[Descriptor | None] = [None] * len(batch)
         now = now_us()
@@ -339,10 +341,15 @@ class Pacer:
         now = now_us()
         at = now if run_after is None else to_us(run_after)
         done = 0
+        retried = []
         for partition in range(self._config(queue).partitions):
             if done >= limit:
                 break
-            done += self.store.retry_failed(queue, partition, priority, attempts, at, limit - done, now)
+            count = self.store.retry_failed(queue, partition, priority, attempts, at, limit - done, now)
+            done += count
+            if count:
+                retried.append(partition)
+        self._enqueued(queue, retried)  # PENDING again: their owners look for them
         return done
 
     def delete_jobs(

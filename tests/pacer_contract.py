@@ -261,3 +261,51 @@ def test_a_batch_of_acks_is_judged_job_by_job(pacer: Pacer, queue: str) -> None:
     assert result.accepted == [first.descriptor, third.descriptor]
     assert result.rejected == {second.descriptor: "stale_claim"}
     assert pacer.count(queue, JobState.SUCCEEDED) == 2 and pacer.count(queue, JobState.IN_PROGRESS) == 1
+
+
+def test_a_refill_leaves_out_the_jobs_already_buffered(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [b"a", b"b", b"c"])
+    owner = pacer.owner(queue, 0)
+    assert owner.refill(force=True) == 3
+    pacer.enqueue(queue, [b"d", b"e"])
+    assert owner.refill(force=True) == 2 and owner.buffered() == 5
+    assert [lease.body for lease in owner.dequeue(10)] == [b"a", b"b", b"c", b"d", b"e"]
+    assert owner.refill(force=True) == 0  # leased now
+
+
+def _index_names(pacer: Pacer, table: str, shard: int) -> set[str]:
+    from pacer.storage.mysql import MysqlStore
+
+    mysql = isinstance(pacer.store, MysqlStore)
+    with pacer.store.transaction(shard) as tx:
+        if mysql:
+            return {str(row[2]) for row in tx.rows(f"SHOW INDEX FROM {table}")}
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"
+        return {str(row[0]).removeprefix(f"{table}_") for row in tx.rows(sql, {"t": table})}
+
+
+def test_a_version_1_schema_is_upgraded_to_the_current_indexes(pacer: Pacer) -> None:
+    from pacer._names import partition_table
+    from pacer.storage.base import SCHEMA_VERSION
+    from pacer.storage.mysql import MysqlStore
+
+    pacer.create_queue("upgraded")
+    pacer.enqueue("upgraded", [b"kept"])
+    table, shard = partition_table("upgraded", 0), pacer.store.shard_of("upgraded", 0)
+    with pacer.store.transaction(shard) as tx:  # as version 1 created it
+        if isinstance(pacer.store, MysqlStore):
+            tx.run(
+                f"ALTER TABLE {table} DROP INDEX ix_finished, ADD INDEX ix_lease (state, lease_expires_at), "
+                "ADD INDEX ix_done (state, finished_at)"
+            )
+        else:
+            tx.run(f"DROP INDEX {table}_finished")
+            tx.run(f"CREATE INDEX {table}_lease ON {table} (state, lease_expires_at)")
+            tx.run(f"CREATE INDEX {table}_done ON {table} (state, finished_at)")
+    with pacer.store.transaction(0) as tx:
+        tx.run("UPDATE pacer_schema SET version = 1")
+    assert {"lease", "done"} <= {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
+    assert pacer.store.create_schema() == SCHEMA_VERSION == pacer.store.schema_version()
+    names = {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
+    assert "finished" in names and not {"lease", "done"} & names
+    assert pacer.count("upgraded", JobState.PENDING) == 1

@@ -4,26 +4,34 @@
   from its in-memory buffer. Each dequeue writes the lease (state, claim token, expiry) in one UPDATE
   under the epoch fence, so its latency includes one commit. Measured server side, per call.
 - ``pacer-http``: a broker process; the client's round trip for one job over HTTP/JSON.
+- ``pacer-http-server``: the same broker's own time for each of those requests (its ``Server-Timing`` header):
+  the dequeue handler, from the parsed request to the answer ready to be encoded.
 - ``pinlater-update-limit`` (baseline): no broker; each dequeue claims straight from MySQL with
   ``UPDATE … SET state, claim … WHERE state = 0 AND run_after <= now LIMIT n`` then selects the rows by
   claim (PinLater's algorithm, with an index on the claim), and each ack is one UPDATE per job.
 
-Throughput: enqueue (batches of 100, one thread) → dequeue (batches of 10) → ack, 8 worker threads with a
-no-op handler, on a queue of 4 partitions; timed from the first enqueue until every job is acked. Both
-systems enqueue with the same code, so the single enqueuing thread bounds both; the ``prefilled`` scenario
-enqueues every job before the clock starts and times the dequeue and ack path alone. Both systems open
+Throughput: enqueue (calls of 100 jobs, one thread in a process of its own, as an enqueuing service would be)
+→ dequeue (batches of 10) → ack, 8 worker threads with a no-op handler, on a queue of 4 partitions; timed from
+the first enqueue until every job is acked. Both systems enqueue with the same code (Pacer's: one multi-row
+INSERT per call, kinder to the baseline than PinLater's INSERT per job). Pacer's owners in the workers' process
+hear of the other process's jobs at their next look at MySQL (at most 20 ms after finding a partition
+drained), as embedded Pacer has no doorbell across processes. The ``prefilled`` scenario enqueues every job
+before the clock starts and times the dequeue and ack path alone. Both systems open
 their connections (and Pacer takes its partitions) before the clock starts.
 ``dramatiq-redis`` (the peer): Dramatiq's Redis broker and an in-process worker with 8 threads running a
 no-op actor, with a private ``redis-server`` (Debian's, no persistence) started per run; messages are sent one
 by one (Dramatiq has no batch send).
 
-Statements per job: SQL statements the store ran for the dequeues and acks of a drained queue, divided by
-the jobs (BEGIN/COMMIT not counted).
+Statements per job: SQL statements run for the dequeues (refills included), and apart for the acks, of a
+prefilled queue drained as above, divided by the jobs (BEGIN/COMMIT not counted).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import http.client
+import multiprocessing
 import socket
 import statistics
 import subprocess
@@ -65,8 +73,8 @@ def _shard_url(env: BenchEnv) -> str:
 
 
 @contextlib.contextmanager
-def _pacer(env: BenchEnv, queue: str, partitions: int) -> Iterator[Pacer]:
-    url = _shard_url(env)
+def _pacer(env: BenchEnv, queue: str, partitions: int, url: str | None = None) -> Iterator[Pacer]:
+    url = url or _shard_url(env)
     pacer = Pacer.open([url])
     pacer.create_queue(queue, partitions=partitions, lease=timedelta(minutes=10))
     try:
@@ -79,6 +87,17 @@ def _pacer(env: BenchEnv, queue: str, partitions: int) -> Iterator[Pacer]:
 def _enqueue_all(pacer: Pacer, queue: str, count: int) -> None:
     for start in range(0, count, 100):
         pacer.enqueue(queue, [Job(b"x" * 64) for _ in range(min(100, count - start))])
+
+
+def _enqueuer(url: str, count: int, ready: Any, go: Any) -> None:
+    """The end-to-end scenario's enqueuing service, a process of its own: in the workers' process it waited
+    for the interpreter lock behind eight busy threads and bounded both systems."""
+    pacer = Pacer(MysqlStore([url]))
+    pacer.enqueue("tput", [Job(b"x" * 64)])  # connected, the queue's configuration read
+    ready.set()
+    go.wait()
+    _enqueue_all(pacer, "tput", count - 1)
+    pacer.close()
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -103,7 +122,7 @@ class _PinLater:
             for table in self.tables:
                 cursor.execute(f"ALTER TABLE {table} ADD INDEX ix_claim (claim_token)")
         conn.close()
-        self.statements = 0
+        self.statements: collections.Counter[str] = collections.Counter()  # by "dequeue" and "ack"
         self._lock = threading.Lock()
         self._next = 0
 
@@ -132,7 +151,7 @@ class _PinLater:
                 if len(out) >= limit:
                     break
         with self._lock:
-            self.statements += statements
+            self.statements["dequeue"] += statements
         return out
 
     def ack(self, conn: Any, jobs: list[tuple[str, int]]) -> None:
@@ -143,7 +162,7 @@ class _PinLater:
                     cursor, f"UPDATE {table} SET state = 2, finished_at = %s WHERE local_id = %s", (now, local_id)
                 )
         with self._lock:
-            self.statements += len(jobs)
+            self.statements["ack"] += len(jobs)
 
 
 def _retrying(cursor: Any, sql: str, params: tuple[Any, ...]) -> int:
@@ -210,7 +229,10 @@ def _broker(env: BenchEnv, storage: str) -> Iterator[str]:
             env.delete_topics([topic])
 
 
-def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
+def _latency_http(env: BenchEnv, q: float, samples: int, *, server_side: bool = False) -> float:
+    """One job per request. The client's round trip through ``pacer.Client``, or (``server_side``) the time the
+    broker's handler took, from the ``Server-Timing`` header of the same request sent over a kept-alive
+    connection."""
     url = _shard_url(env)
     pacer = Pacer.open([url])
     pacer.create_queue("lat", lease=timedelta(minutes=10))
@@ -222,6 +244,19 @@ def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
             while not client.dequeue("lat", 1):  # ownership settled and the buffer filled
                 time.sleep(0.2)
             times = []
+            if server_side:
+                parts = urlsplit(broker)
+                conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+                for _ in range(samples):
+                    conn.request(
+                        "POST", "/v1/queues/lat/dequeue", b'{"limit": 1}', {"Content-Type": "application/json"}
+                    )
+                    response = conn.getresponse()
+                    response.read()
+                    timing = response.headers["Server-Timing"]
+                    times.append(float(timing.split("dur=")[1]) / 1000)
+                conn.close()
+                return _percentile(times, q)
             for _ in range(samples):
                 started = time.perf_counter()
                 client.dequeue("lat", 1)
@@ -231,30 +266,59 @@ def _latency_http(env: BenchEnv, q: float, samples: int) -> float:
         MysqlStore([url]).drop_databases()
 
 
+class _Statements:
+    """SQL statements a Pacer store runs, by what the calling thread is doing ("dequeue", "ack" or "other")."""
+
+    def __init__(self, store: MysqlStore) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._doing = threading.local()
+        self._lock = threading.Lock()
+        store.transaction = self._counted(store.transaction)  # type: ignore[method-assign,assignment]
+        store.statement = self._counted(store.statement)  # type: ignore[method-assign,assignment]
+
+    def _counted(self, session: Callable[[int], Any]) -> Callable[[int], Any]:
+        @contextlib.contextmanager
+        def counted(shard: int) -> Iterator[Any]:
+            with session(shard) as tx:
+                try:
+                    yield tx
+                finally:
+                    with self._lock:
+                        self.counts[getattr(self._doing, "what", "other")] += tx.statements
+
+        return counted
+
+    @contextlib.contextmanager
+    def doing(self, what: str) -> Iterator[None]:
+        self._doing.what = what
+        try:
+            yield
+        finally:
+            self._doing.what = "other"
+
+
 def _throughput(
     env: BenchEnv,
     count: int,
-    worker: Callable[[Pacer, Callable[[], bool]], Callable[[], int]],
+    worker: Callable[[Pacer, _Statements], Callable[[], int]],
     ready: Callable[[Pacer], None] = lambda _: None,
     *,
     prefilled: bool = False,
-) -> tuple[float, float]:
-    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and SQL statements per job.
+) -> tuple[float, collections.Counter[str]]:
+    """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and Pacer's SQL statements by phase.
 
     ``prefilled``: every job is enqueued before the clock starts (the dequeue and ack path alone).
     """
-    with _pacer(env, "tput", PARTITIONS) as pacer:
+    url = _shard_url(env)
+    with _pacer(env, "tput", PARTITIONS, url) as pacer:
         store = pacer.store
         assert isinstance(store, MysqlStore)
         done = [0]
         lock = threading.Lock()
         finished = threading.Event()
-
-        def all_done() -> bool:
-            return finished.is_set()
-
         ready(pacer)
-        loops = [worker(pacer, all_done) for _ in range(WORKERS)]
+        statements = _Statements(store)
+        loops = [worker(pacer, statements) for _ in range(WORKERS)]
 
         def run(loop: Callable[[], int]) -> None:
             while not finished.is_set():
@@ -268,27 +332,28 @@ def _throughput(
 
         threads = [threading.Thread(target=run, args=(loop,)) for loop in loops]
 
-        def enqueue() -> int:
-            statements = 0
-            for start in range(0, count, 100):
-                before = store.statements
-                pacer.enqueue("tput", [Job(b"x" * 64) for _ in range(min(100, count - start))])
-                statements += store.statements - before
-            return statements
-
-        enqueued_statements = enqueue() if prefilled else 0
+        spawn = multiprocessing.get_context("spawn")
+        enqueuer_ready, go = spawn.Event(), spawn.Event()
+        enqueuer = spawn.Process(target=_enqueuer, args=(url, count, enqueuer_ready, go), daemon=True)
+        if prefilled:
+            _enqueue_all(pacer, "tput", count)
+        else:
+            enqueuer.start()
+            if not enqueuer_ready.wait(60):
+                raise RuntimeError("the enqueuing process did not start")
         started = time.perf_counter()
+        go.set()
         for thread in threads:
             thread.start()
-        if not prefilled:
-            enqueued_statements = enqueue()
         if not finished.wait(DEADLINE_S):
             finished.set()
             raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
         elapsed = time.perf_counter() - started
         for thread in threads:
             thread.join()
-        return count / elapsed, (store.statements - enqueued_statements) / count
+        if not prefilled:
+            enqueuer.join(30)
+        return count / elapsed, statements.counts
 
 
 def _warm(store: MysqlStore, connections: int) -> None:
@@ -315,12 +380,14 @@ def _pacer_ready(pacer: Pacer) -> None:
     _warm(pacer.store, WORKERS)
 
 
-def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
+def _pacer_worker(pacer: Pacer, statements: _Statements) -> Callable[[], int]:
     def loop() -> int:
-        leases = pacer.dequeue("tput", BATCH)
+        with statements.doing("dequeue"):
+            leases = pacer.dequeue("tput", BATCH)
         while leases:
             try:
-                pacer.ack("tput", succeeded=leases)  # a replayed success ack is accepted
+                with statements.doing("ack"):
+                    pacer.ack("tput", succeeded=leases)  # a replayed success ack is accepted
                 break
             except pymysql.err.OperationalError:
                 continue
@@ -329,14 +396,15 @@ def _pacer_worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
     return loop
 
 
-def _pacer_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, float]:
-    return _throughput(env, count, _pacer_worker, _pacer_ready, prefilled=prefilled)
+def _pacer_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, dict[str, float]]:
+    rate, statements = _throughput(env, count, _pacer_worker, _pacer_ready, prefilled=prefilled)
+    return rate, {what: statements[what] / count for what in ("dequeue", "ack")}
 
 
-def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, float]:
+def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, dict[str, float]]:
     holder: dict[str, _PinLater] = {}
 
-    def worker(pacer: Pacer, _: Callable[[], bool]) -> Callable[[], int]:
+    def worker(pacer: Pacer, _: _Statements) -> Callable[[], int]:
         if "b" not in holder:
             holder["b"] = _PinLater(pacer, "tput", PARTITIONS)
         baseline = holder["b"]
@@ -350,7 +418,7 @@ def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tupl
         return loop
 
     rate, _ = _throughput(env, count, worker, prefilled=prefilled)
-    return rate, holder["b"].statements / count
+    return rate, {what: holder["b"].statements[what] / count for what in ("dequeue", "ack")}
 
 
 # --- the peer: Dramatiq on Redis ----------------------------------------------------------------------
@@ -383,6 +451,25 @@ def _redis_server() -> Iterator[int]:
             server.wait(10)
 
 
+def _dramatiq_actor(broker: Any, noop: Callable[[str], None]) -> Any:
+    import dramatiq
+
+    return dramatiq.actor(broker=broker, actor_name="noop", queue_name="tput", max_retries=1)(noop)
+
+
+def _dramatiq_sender(port: int, count: int, ready: Any, go: Any) -> None:
+    """The enqueuing service for Dramatiq, a process of its own like Pacer's."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    broker = RedisBroker(host="127.0.0.1", port=port)  # type: ignore[no-untyped-call]
+    actor = _dramatiq_actor(broker, lambda _: None)
+    ready.set()
+    go.wait()
+    for _ in range(count):
+        actor.send("x" * 64)
+    broker.close()
+
+
 def _dramatiq_run(_: BenchEnv, count: int, *, prefilled: bool = False) -> float:
     """Dramatiq's Redis broker and worker (8 threads, no-op actor): the same enqueue → run → ack as above."""
     import dramatiq
@@ -400,27 +487,30 @@ def _dramatiq_run(_: BenchEnv, count: int, *, prefilled: bool = False) -> float:
                 if done[0] >= count:
                     finished.set()
 
-        actor = dramatiq.actor(broker=broker, actor_name="noop", queue_name="tput", max_retries=1)(noop)
-        body = "x" * 64
-
-        def enqueue() -> None:
-            for _ in range(count):
-                actor.send(body)
-
+        actor = _dramatiq_actor(broker, noop)
+        spawn = multiprocessing.get_context("spawn")
+        sender_ready, go = spawn.Event(), spawn.Event()
+        sender = spawn.Process(target=_dramatiq_sender, args=(port, count, sender_ready, go), daemon=True)
         if prefilled:
-            enqueue()
+            for _message in range(count):
+                actor.send("x" * 64)
+        else:
+            sender.start()
+            if not sender_ready.wait(60):
+                raise RuntimeError("the sending process did not start")
         worker = dramatiq.Worker(broker, worker_threads=WORKERS)
         started = time.perf_counter()
+        go.set()
         worker.start()
         try:
-            if not prefilled:
-                enqueue()
             if not finished.wait(DEADLINE_S):
                 raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
             return count / (time.perf_counter() - started)
         finally:
             worker.stop()
             broker.close()
+            if not prefilled:
+                sender.join(30)
 
 
 @contextlib.contextmanager
@@ -433,6 +523,7 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
             BASELINE: lambda: _latency_pinlater(env, q, samples),
             "pacer-owner": lambda: _latency_pacer_owner(env, q, samples),
             "pacer-http": lambda: _latency_http(env, q, samples),
+            "pacer-http-server": lambda: _latency_http(env, q, samples, server_side=True),
         }
         return Scenario(f"dequeue-latency-p{q:g}", "latency", "us", BASELINE, systems, higher_is_better=False)
 
@@ -458,15 +549,18 @@ def scenarios(env: BenchEnv, scale: float) -> Iterator[list[Scenario]]:
             PEER: lambda: _dramatiq_run(env, jobs, prefilled=True),
         },
     )
-    statements = Scenario(
-        "sql-statements-per-job",
-        "dequeue+ack statements",
-        "stmt/job",
-        BASELINE,
-        {
-            BASELINE: lambda: _pinlater_run(env, jobs)[1],
-            "pacer-embedded": lambda: _pacer_run(env, jobs)[1],
-        },
-        higher_is_better=False,
-    )
-    yield [latency(50), latency(99), throughput, drain, statements]
+
+    def statements(what: str) -> Scenario:
+        return Scenario(
+            f"sql-statements-per-job-{what}",
+            f"{what} statements, prefilled",
+            "stmt/job",
+            BASELINE,
+            {
+                BASELINE: lambda: _pinlater_run(env, jobs, prefilled=True)[1][what],
+                "pacer-embedded": lambda: _pacer_run(env, jobs, prefilled=True)[1][what],
+            },
+            higher_is_better=False,
+        )
+
+    yield [latency(50), latency(99), throughput, drain, statements("dequeue"), statements("ack")]

@@ -70,7 +70,7 @@ def run_broker(
     stop.wait()
     log.info("broker_stopping", address=address)
     membership.close()  # leave the group first, so the partitions move at once
-    broker.stop()  # buffered jobs back to PENDING
+    broker.stop()  # buffers dropped: their jobs are PENDING for the next owner
     server.shutdown()
     server.server_close()
     doorbell.close()

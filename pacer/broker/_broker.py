@@ -1,7 +1,7 @@
 """The dequeue broker: owns the queue partitions mapped to its control partitions and serves them.
 
 A maintenance thread reconciles ownership with the group's assignment (acquire: a new epoch; revoke:
-buffered jobs handed back), refills buffers below their low watermark or when a doorbell rings, expires
+the buffer dropped), refills buffers below their low watermark or when a doorbell rings, expires
 leases and collects finished jobs. Enqueue works for any queue; owner operations only for owned partitions.
 """
 
@@ -119,7 +119,7 @@ class Broker(Pacer):
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop maintenance and hand every buffered job back."""
+        """Stop maintenance and drop every buffer (buffered jobs are PENDING in the database)."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)

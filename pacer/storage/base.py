@@ -2,15 +2,15 @@
 
 Every statement is a constant with bound parameters (``:name``); table names come only from validated
 queue names and integer partitions (:func:`pacer._names.partition_table`). Times are integer microseconds
-since the epoch (UTC). Every owner write (reserve, lease, ack, checkpoint, expiry) first reads the
-partition's fence row under a lock and checks the owner's epoch, in the same transaction as the job rows.
+since the epoch (UTC). Every owner write (lease, ack, checkpoint, expiry) checks the owner's epoch: in the
+statement itself, or by reading the partition's fence row under a lock in the same transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -26,7 +26,10 @@ from pacer._models import (
 )
 from pacer._names import partition_table, queue_name
 
-SCHEMA_VERSION = 1
+# 2: job tables index (state, priority, run_after, local_id) and (finished_at) only, so a lease grant
+#    updates one secondary index and an ack two (version 1 also indexed (state, lease_expires_at) and
+#    (state, finished_at): three each). Expiry scans the leased jobs through the first index.
+SCHEMA_VERSION = 2
 BATCH = 500
 
 
@@ -45,7 +48,7 @@ class Tx(Protocol):
 
 @dataclass(frozen=True)
 class Reserved:
-    """A job held in its owner's buffer (stored state RESERVED)."""
+    """A job held in its owner's buffer (stored PENDING: the buffer is the owner's memory alone)."""
 
     local_id: int
     priority: int
@@ -126,8 +129,10 @@ _META_QUEUE = "num_partitions, lease_ms, max_jobs_per_second, succeeded_ttl_s, f
 class Store:
     """Jobs and queue metadata on one or more shards. Backends supply connections and dialect fragments."""
 
-    # Dialect: appended to SELECTs that claim rows, that lock rows, and to the fence read.
+    # Dialect: appended to SELECTs that claim rows, that lock rows, and to the fence read; after the table of
+    # an UPDATE of listed jobs, so it looks them up by id rather than scanning every leased job's index entry.
     skip_locked = ""
+    by_id = ""
     for_update = ""
     share_lock = ""
     insert_ignore = "INSERT OR IGNORE"
@@ -163,6 +168,10 @@ class Store:
 
     # -- schema -----------------------------------------------------------------------------------------
 
+    def upgrade_job_table(self, tx: Tx, table: str) -> None:
+        """Bring a job table of schema version 1 to the current indexes; does nothing to a current one."""
+        raise NotImplementedError
+
     def create_schema(self) -> int:
         """Create or upgrade the metadata tables on every shard; the schema version now in place."""
         with self.transaction(0) as tx:
@@ -171,12 +180,18 @@ class Store:
             found = tx.rows("SELECT version FROM pacer_schema")
             if not found:
                 tx.run("INSERT INTO pacer_schema (version) VALUES (:v)", {"v": SCHEMA_VERSION})
-            elif found[0][0] < SCHEMA_VERSION:  # later versions add their migrations here, in order
-                tx.run("UPDATE pacer_schema SET version = :v", {"v": SCHEMA_VERSION})
         for shard in range(self.shard_count):
             with self.transaction(shard) as tx:
                 for statement in self.owner_ddl():
                     tx.run(statement)
+        if found and int(found[0][0]) < 2:  # later versions add their migrations here, in order
+            for name in self.queue_names():
+                for partition, shard in enumerate(self._placement(name, missing_ok=True)):
+                    with self.transaction(shard) as tx:
+                        self.upgrade_job_table(tx, partition_table(name, partition))
+        if found and int(found[0][0]) < SCHEMA_VERSION:
+            with self.transaction(0) as tx:
+                tx.run("UPDATE pacer_schema SET version = :v", {"v": SCHEMA_VERSION})
         return SCHEMA_VERSION
 
     def schema_version(self) -> int | None:
@@ -371,7 +386,7 @@ class Store:
     # -- ownership (the fence) --------------------------------------------------------------------------
 
     def acquire(self, name: str, partition: int, owner: str, now: int) -> int:
-        """Take the partition over: bump its epoch, hand the last owner's buffer back; the new epoch."""
+        """Take the partition over: bump its epoch; the new epoch. The last owner's buffer was never written."""
         with self._partition_tx(name, partition) as tx:
             found = tx.rows(
                 f"SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p{self.for_update}",
@@ -385,6 +400,7 @@ class Store:
                 "WHERE queue_name = :q AND partition_id = :p AND epoch = :e0",
                 {"e": epoch, "e0": epoch - 1, "me": owner, "now": now, "q": name, "p": partition},
             )
+            # Jobs an owner of an earlier release marked as buffered become PENDING again (none are marked now).
             tx.run(f"UPDATE {partition_table(name, partition)} SET state = 0 WHERE state = {RESERVED}")
         return epoch
 
@@ -399,30 +415,30 @@ class Store:
 
     # -- owner operations -------------------------------------------------------------------------------
 
-    def reserve(self, name: str, partition: int, epoch: int, limit: int, now: int) -> list[Reserved]:
-        """Move up to ``limit`` ready jobs into the owner's buffer, priority 1 first, oldest first."""
+    def reserve(
+        self, name: str, partition: int, epoch: int, limit: int, now: int, held: Collection[int] = ()
+    ) -> list[Reserved]:
+        """Up to ``limit`` ready jobs for the owner's buffer, priority 1 first, oldest first, leaving out the
+        jobs it ``held`` (buffered or being leased). Nothing is written: only the partition's owner leases
+        its jobs, and a lease grant checks the epoch, the state and the dispatch count it read here."""
         table = partition_table(name, partition)
-        with self._partition_tx(name, partition) as tx:
-            # One range scan of ix_ready over the three priorities, in index order (no sort).
+        params: dict[str, Any] = {"now": now, "n": limit}
+        skip = ""
+        if held:
+            ids, held_params = in_list("h", sorted(held))
+            skip, params = f"AND local_id NOT IN {ids} ", params | held_params
+        with self._partition_statement(name, partition) as tx:
+            # One range scan of ix_ready over the three priorities, in index order (no sort); the buffered ids
+            # are left out on the index entries, before the rows are read.
             found = tx.rows(
                 "SELECT local_id, priority, run_after, attempts_allowed, attempts_remaining, dispatches, body "
-                f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now "
-                f"ORDER BY priority, run_after, local_id LIMIT :n{self.skip_locked}",
-                {"now": now, "n": limit},
+                f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now {skip}"
+                "ORDER BY priority, run_after, local_id LIMIT :n",
+                params,
             )
-            if not found:
+        if not found:
+            with self._partition_tx(name, partition) as tx:
                 self._fence(tx, name, partition, epoch)  # a stale owner learns it even on an empty queue
-                return []
-            # The fence is in the statement: a takeover committed before it makes it match no row, and one
-            # racing with it waits for these row locks, then hands the rows back to PENDING.
-            ids, params = in_list("id", [row[0] for row in found])
-            matched = tx.run(
-                f"UPDATE {table} SET state = {RESERVED}, owner_epoch = :e WHERE local_id IN {ids} AND {_FENCED}",
-                params | {"e": epoch, "q": name, "p": partition},
-            )
-            if matched < len(found):
-                self._fence(tx, name, partition, epoch)
-                raise AssertionError(f"{table}: locked rows changed under a reserve")  # locked: unreachable
         return [_reserved(row) for row in found]
 
     def grant(
@@ -433,22 +449,25 @@ class Store:
             return []
         table = partition_table(name, partition)
         ids, params = in_list("id", [job.local_id for job in jobs])
+        pairs = ", ".join(f"(:id{i}, :d{i})" for i in range(len(jobs)))
+        params |= {f"d{i}": job.dispatches for i, job in enumerate(jobs)}
         # One statement that commits by itself: the hot path's only round trip. The fence is part of it: its
         # read takes no lock under READ COMMITTED; a takeover committed before this statement makes it match
-        # no row, and one racing with it waits for these row locks, so the lease counts as granted before it.
+        # no row, and one racing with it cannot hand these rows out before it commits (the new owner leases
+        # only PENDING rows). The dispatch count read by the refill makes the claim the one returned here.
         token = self.concat(":e", "'.'", "(dispatches + 1)")
         with self._partition_statement(name, partition) as tx:
             matched = tx.run(
-                f"UPDATE {table} SET state = 1, claim_token = {token}, "
+                f"UPDATE {table} SET state = 1, claim_token = {token}, owner_epoch = :e, "
                 "dispatches = dispatches + 1, lease_expires_at = :exp, updated_at = :now "
-                f"WHERE local_id IN {ids} AND state = {RESERVED} AND owner_epoch = :e AND {_FENCED}",
+                f"WHERE local_id IN {ids} AND state = 0 AND (local_id, dispatches) IN ({pairs}) AND {_FENCED}",
                 params | {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition},
             )
         if matched == len(jobs):
             return list(jobs)
         with self._partition_tx(name, partition) as tx:
             self._fence(tx, name, partition, epoch)
-            # Some left the buffer under us (deleted by an admin): keep those leased under our claim.
+            # Some changed under us (deleted by an admin): keep those leased under our claim.
             leased = {
                 int(row[0])
                 for row in tx.rows(
@@ -458,25 +477,13 @@ class Store:
             }
         return [job for job in jobs if job.local_id in leased]
 
-    def release(self, name: str, partition: int, epoch: int, local_ids: Sequence[int]) -> None:
-        """Hand buffered jobs back to PENDING (owner shutting down or giving the partition up)."""
-        if not local_ids:
-            return
-        ids, params = in_list("id", local_ids)
-        with self._partition_tx(name, partition) as tx:
-            tx.run(
-                f"UPDATE {partition_table(name, partition)} SET state = 0 "
-                f"WHERE local_id IN {ids} AND state = {RESERVED} AND owner_epoch = :e",
-                params | {"e": epoch},
-            )
-
     def ack(self, name: str, partition: int, epoch: int, items: Sequence[AckItem], now: int) -> list[str | None]:
         """Apply acks of leased jobs; per item None (applied) or ``stale_claim`` / ``not_found``."""
         table = partition_table(name, partition)
         status = f"SUBSTR({self.concat('custom_status', ':append')}, 1, {MAX_CUSTOM_STATUS})"
         succeed = (
-            f"UPDATE {table} SET state = 2, custom_status = {status}, finished_at = :now, updated_at = :now, "
-            "lease_expires_at = NULL WHERE state = 1 AND "
+            f"UPDATE {table}{self.by_id} SET state = 2, custom_status = {status}, finished_at = :now, "
+            "updated_at = :now, lease_expires_at = NULL WHERE state = 1 AND "
         )
         succeeded = succeed + "local_id = :id AND claim_token = :claim"
         # attempts_remaining last: MySQL assigns left to right, SQLite from the old row; both read the old value.

@@ -22,7 +22,7 @@ import pymysql.constants.CLIENT
 import pymysql.cursors
 
 from pacer._errors import InvalidArgument, QueueNotFound
-from pacer.storage.base import Store
+from pacer.storage.base import Store, Tx
 
 Connection = Any  # PyMySQL ships no type information
 _NAMED = re.compile(r":([a-z_][a-z0-9_]*)")
@@ -107,7 +107,9 @@ class _Pool:
 
     Sessions get a short ``wait_timeout``: a process paused in the middle of a transaction (SIGSTOP, a long
     GC pause) has its connection closed by the server and its locks released, so it cannot block a
-    takeover for longer. Connections idle nearly that long are therefore not reused.
+    takeover for longer. Connections idle nearly that long are therefore not reused; a connection's idle time
+    is counted from when its last session began, since the process may have been paused between the server's
+    last answer and handing the connection back.
     """
 
     def __init__(self, url: ShardUrl, size: int, idle_timeout_s: int, *, autocommit: bool = False) -> None:
@@ -146,9 +148,10 @@ class _Pool:
                 return conn
             conn.close()  # the server may be closing it right now
 
-    def give_back(self, conn: Connection) -> None:
+    def give_back(self, conn: Connection, since: float) -> None:
+        """Keep ``conn`` for reuse; the server last heard from it no earlier than ``since`` (monotonic)."""
         try:
-            self._idle.put_nowait((conn, time.monotonic()))
+            self._idle.put_nowait((conn, since))
         except queue.Full:
             conn.close()
 
@@ -165,6 +168,7 @@ class MysqlStore(Store):
     for_update = " FOR UPDATE"
     share_lock = " LOCK IN SHARE MODE"  # MariaDB 10.11 has no FOR SHARE; MySQL 8 accepts both
     insert_ignore = "INSERT IGNORE"
+    by_id = " FORCE INDEX (PRIMARY)"  # MySQL 8 and MariaDB both take index hints in UPDATE
 
     def __init__(self, shard_urls: Sequence[str], pool_size: int = 16, idle_timeout_s: int = 10) -> None:
         if not shard_urls:
@@ -196,6 +200,7 @@ class MysqlStore(Store):
     @contextlib.contextmanager
     def _session(self, pool: _Pool) -> Iterator[_MysqlTx]:
         conn = pool.take()
+        began = time.monotonic()
         try:
             # autocommit is off: the first statement opens the transaction (no BEGIN round trip)
             with conn.cursor() as cursor:
@@ -209,7 +214,7 @@ class MysqlStore(Store):
                 conn.commit()
         except pymysql.err.ProgrammingError as exc:
             _rollback(conn)
-            pool.give_back(conn)
+            pool.give_back(conn, began)
             if exc.args and exc.args[0] == _NO_SUCH_TABLE:
                 raise QueueNotFound(f"not found: {exc.args[1]}") from exc
             raise
@@ -218,10 +223,10 @@ class MysqlStore(Store):
             raise
         except BaseException:
             _rollback(conn)
-            pool.give_back(conn)
+            pool.give_back(conn, began)
             raise
         else:
-            pool.give_back(conn)
+            pool.give_back(conn, began)
 
     def create_schema(self) -> int:
         for pool in self._pools:
@@ -262,12 +267,20 @@ class MysqlStore(Store):
             "custom_status VARCHAR(5000) NOT NULL DEFAULT '', body MEDIUMBLOB NOT NULL, "
             "PRIMARY KEY (local_id), "
             "KEY ix_ready (state, priority, run_after, local_id), "
-            "KEY ix_lease (state, lease_expires_at), "
-            "KEY ix_done (state, finished_at), "
+            "KEY ix_finished (finished_at), "
             "UNIQUE KEY ux_idem (idempotency_key), "
             "CHECK (state BETWEEN 0 AND 4), CHECK (priority BETWEEN 1 AND 3)"
             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
         ]
+
+    def upgrade_job_table(self, tx: Tx, table: str) -> None:
+        # MySQL 8 has no DROP INDEX IF EXISTS: look the indexes up, so a half-done upgrade can run again.
+        names = {str(row[2]) for row in tx.rows(f"SHOW INDEX FROM {table}")}
+        changes = [f"DROP INDEX {name}" for name in ("ix_lease", "ix_done") if name in names]
+        if "ix_finished" not in names:
+            changes.append("ADD INDEX ix_finished (finished_at)")
+        if changes:
+            tx.run(f"ALTER TABLE {table} {', '.join(changes)}")
 
     def meta_ddl(self) -> list[str]:
         return list(_META)

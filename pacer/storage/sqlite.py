@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pacer._errors import QueueNotFound
-from pacer.storage.base import Store
+from pacer.storage.base import Store, Tx
 
 _META = [
     "CREATE TABLE IF NOT EXISTS pacer_schema (version INTEGER NOT NULL)",
@@ -89,9 +89,13 @@ class SqliteStore(Store):
             "lease_expires_at INTEGER, idempotency_key BLOB UNIQUE, custom_status TEXT NOT NULL DEFAULT '', "
             "body BLOB NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {table}_ready ON {table} (state, priority, run_after, local_id)",
-            f"CREATE INDEX IF NOT EXISTS {table}_lease ON {table} (state, lease_expires_at)",
-            f"CREATE INDEX IF NOT EXISTS {table}_done ON {table} (state, finished_at)",
+            f"CREATE INDEX IF NOT EXISTS {table}_finished ON {table} (finished_at)",
         ]
+
+    def upgrade_job_table(self, tx: Tx, table: str) -> None:
+        tx.run(f"DROP INDEX IF EXISTS {table}_lease")
+        tx.run(f"DROP INDEX IF EXISTS {table}_done")
+        tx.run(f"CREATE INDEX IF NOT EXISTS {table}_finished ON {table} (finished_at)")
 
     def meta_ddl(self) -> list[str]:
         return list(_META)

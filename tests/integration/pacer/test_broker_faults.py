@@ -23,7 +23,8 @@ def test_sigkill_of_a_broker_with_jobs_buffered_and_in_flight_loses_nothing(
     client = Client([victim.url, survivor.url], admin_token=ADMIN_TOKEN, retry_for=60)
     client.create_queue("work", partitions=4, lease=timedelta(seconds=3))
     before = wait_for_owners(client, "work", {victim.url, survivor.url})
-    descriptors = client.enqueue("work", [Job(f"{i}".encode()) for i in range(40)])
+    # One call fills one partition: eight calls reach every partition, whichever broker takes each.
+    descriptors = [d for c in range(8) for d in client.enqueue("work", [Job(f"{c}-{i}".encode()) for i in range(5)])]
     # Leased and never acked, from both brokers: these must come back when their leases expire.
     status, answer = http(f"{victim.url}/v1/queues/work/dequeue", "POST", json.dumps({"limit": 5}).encode())
     assert status == 200 and len(answer["jobs"]) == 5
@@ -54,7 +55,8 @@ def test_a_paused_owner_is_fenced_after_a_takeover(start_broker: Callable[..., B
     client = Client([stale.url, fresh.url], admin_token=ADMIN_TOKEN, retry_for=60)
     client.create_queue("split", partitions=4, lease=timedelta(seconds=60))
     before = wait_for_owners(client, "split", {stale.url, fresh.url})
-    client.enqueue("split", [Job(f"{i}".encode()) for i in range(16)])
+    for c in range(8):  # one call fills one partition: eight reach every partition
+        client.enqueue("split", [Job(f"{c}-{i}".encode()) for i in range(2)])
     status, answer = http(f"{stale.url}/v1/queues/split/dequeue", "POST", json.dumps({"limit": 2}).encode())
     assert status == 200 and len(answer["jobs"]) == 2
     held = answer["jobs"][0]
