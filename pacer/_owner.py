@@ -27,6 +27,73 @@ class Busy(Exception):
     """Another dequeue of this partition is under way (``dequeue(wait=False)``)."""
 
 
+class _Grant:
+    """One dequeue's jobs waiting for their lease to be written."""
+
+    __slots__ = ("done", "epoch", "error", "jobs", "lead", "leased", "now", "wake")
+
+    def __init__(self, epoch: int, jobs: list[Reserved]) -> None:
+        self.epoch, self.jobs = epoch, jobs
+        self.leased: list[Reserved] = []
+        self.now = 0
+        self.error: BaseException | None = None
+        self.done = self.lead = False
+        self.wake = threading.Event()
+
+
+class _GrantWriter:
+    """Group commit of lease writes: the dequeues that arrive while one write is under way are written together
+    by the next, in one statement. One dequeue at a time leads a round (what is pending when it starts) and
+    hands the lead to the first one waiting, so no caller writes for others for longer than one round."""
+
+    def __init__(self, write: Callable[[int, list[Reserved]], tuple[list[Reserved], int]]) -> None:
+        self._write = write  # (epoch, jobs) -> (the jobs leased, the time their leases started)
+        self._lock = threading.Lock()
+        self._pending: list[_Grant] = []
+        self._writing = False
+
+    def lease(self, epoch: int, jobs: list[Reserved]) -> tuple[list[Reserved], int]:
+        grant = _Grant(epoch, jobs)
+        with self._lock:
+            self._pending.append(grant)
+            if not self._writing:
+                self._writing = grant.lead = True
+        while not grant.done:
+            if grant.lead:
+                grant.lead = False
+                self._round()  # it holds this grant: done after it
+            else:
+                grant.wake.wait()
+                grant.wake.clear()
+        if grant.error is not None:
+            raise grant.error
+        return grant.leased, grant.now
+
+    def _round(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        for epoch in dict.fromkeys(g.epoch for g in batch):
+            group = [g for g in batch if g.epoch == epoch]
+            try:
+                leased, now = self._write(epoch, [job for g in group for job in g.jobs])
+            except BaseException as exc:  # each dequeue puts its own jobs back
+                for g in group:
+                    g.error = exc
+            else:
+                ids = {job.local_id for job in leased}
+                for g in group:
+                    g.leased, g.now = [job for job in g.jobs if job.local_id in ids], now
+            for g in group:
+                g.done = True
+                g.wake.set()
+        with self._lock:
+            if self._pending:
+                self._pending[0].lead = True
+                self._pending[0].wake.set()
+            else:
+                self._writing = False
+
+
 class PartitionOwner:
     def __init__(
         self,
@@ -58,6 +125,7 @@ class PartitionOwner:
         # refill may find something: not within IDLE_RECHECK_S of a refill that found fewer jobs than it had
         # room for (every ready job is buffered), unless jobs were enqueued since (notify).
         self._drained_at: float | None = None
+        self._grants = _GrantWriter(self._write_leases)
 
     @property
     def config(self) -> QueueConfig:
@@ -133,11 +201,15 @@ class PartitionOwner:
         drained_at = self._drained_at
         return drained_at is None or time.monotonic() - drained_at >= IDLE_RECHECK_S
 
-    def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
+    def _write_leases(self, epoch: int, jobs: list[Reserved]) -> tuple[list[Reserved], int]:
         now = self._clock()
-        lease_us = int(self.config.lease.total_seconds() * 1_000_000)
+        lease_us = self.lease_length(None)
+        return self._fenced(lambda: self.store.grant(self.queue, self.partition, epoch, jobs, lease_us, now)), now
+
+    def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
+        lease_us = self.lease_length(None)
         try:
-            leased = self._fenced(lambda: self.store.grant(self.queue, self.partition, epoch, taken, lease_us, now))
+            leased, now = self._grants.lease(epoch, taken)
         except Exception:
             with self._lock:
                 if not self.lost and self.epoch == epoch:  # not fenced: keep the jobs for the next dequeue
