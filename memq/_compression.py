@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import threading
 import zlib
 from enum import IntEnum
 
@@ -27,7 +28,19 @@ def compress(compression: Compression, body: bytes) -> bytes:
         return body
     if compression is Compression.GZIP:
         return gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0)
-    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
+    return _zstd_compressor().compress(body)
+
+
+_local = threading.local()
+
+
+def _zstd_compressor() -> zstandard.ZstdCompressor:
+    # A compressor keeps its context between calls (about 10% of a 1 MiB compression to set up anew); it
+    # must not be used by two threads at once, so each thread has its own.
+    compressor: zstandard.ZstdCompressor | None = getattr(_local, "zstd", None)
+    if compressor is None:
+        compressor = _local.zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    return compressor
 
 
 def decompress(compression: Compression, payload: bytes | memoryview, limit: int) -> bytes:

@@ -138,8 +138,11 @@ class ProducerConfig(_Strict):
     linger_ms: int = Field(default=10, ge=0)
     max_request_bytes: int = Field(default=1 * MIB, ge=1024, le=MAX_FRAME_BYTES - 1024)
     compression: Literal["none", "gzip", "zstd"] = "zstd"
-    max_inflight_requests: int = Field(default=30, gt=0)
-    max_inflight_bytes: int = Field(default=32 * MIB, gt=0)
+    # An acknowledgement waits for the broker's batch, its PUT and its notification, so a producer keeps
+    # rate x that latency in flight: 128 MiB of records (about four 16 MiB batches at 2:1 compression, one per
+    # upload slot of a default broker). The reference's 30 requests / 32 MiB held one batch at a time.
+    max_inflight_requests: int = Field(default=128, gt=0)
+    max_inflight_bytes: int = Field(default=128 * MIB, gt=0)
     max_block_ms: int = Field(default=10_000, ge=0)  # how long produce() waits for room before raising BufferError
     request_timeout_ms: int = Field(default=30_000, gt=0)  # from sealing a request to its acknowledgement
     retry_backoff_ms: int = Field(default=200, ge=0)

@@ -1,10 +1,11 @@
 """The MemQ producer: records become compressed producer messages, sent to brokers over the wire protocol.
 
 ``produce`` appends a record to its topic's open request and returns; a request is sealed when it would
-exceed ``max_request_bytes`` or ``linger_ms`` after its first record. Sealed requests go out from one
-background thread running an asyncio loop, at most ``max_inflight_requests`` at a time, to the topic's
-brokers in turn. A lost connection sends the request to the next broker until ``request_timeout_ms`` (which
-covers the broker's acknowledgement) runs out; any answer but OK fails the request's records.
+exceed ``max_request_bytes`` or ``linger_ms`` after its first record. Sealed requests are encoded and
+compressed on an encoder thread, then go out from one background thread running an asyncio loop, at most
+``max_inflight_requests`` at a time, to the topic's brokers in turn. A lost connection sends the request to
+the next broker until ``request_timeout_ms`` (which covers the broker's acknowledgement) runs out; any answer
+but OK fails the request's records.
 
 Records waiting for their acknowledgement hold their bytes against ``max_inflight_bytes``: ``produce`` blocks
 up to ``max_block_ms`` for room, then raises ``BufferError``. Delivery callbacks ``on_delivery(err, record)``
@@ -24,7 +25,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,7 @@ from memq._wire import (
     WriteRequest,
     decode_metadata,
     decode_response,
-    encode_request,
+    encode_request_parts,
     read_frame,
 )
 from psc.common.log import LogThrottle, get_logger
@@ -160,6 +161,7 @@ class _Open:
     reports: list[Report | None] | None = None
     size: int = 0  # uncompressed record bytes, as the format encodes them
     sealed: bool = False
+    linger_until: float = 0.0  # monotonic time at which linger_ms runs out
     due: bool = False  # linger ran out while every in-flight slot was taken: sealed when one frees
 
     def add(self, value: bytes, key: bytes | None, stamp: int, headers: Headers, report: Report | None) -> None:
@@ -240,7 +242,8 @@ class _Connection:
             raise ConnectionError("connection is closed")
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.waiting[request.request_id] = waiter
-        self.writer.write(encode_request(request))
+        for part in encode_request_parts(request):  # the message itself is handed to the transport as is
+            self.writer.write(part)
         try:
             await self.writer.drain()
             return await waiter
@@ -280,6 +283,7 @@ class Producer:
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._open: dict[str, _Open] = {}
+        self._ticking = False  # the linger timer is scheduled (see _tick)
         self._buffered = 0  # bytes of records produced and not yet answered
         self._unanswered = 0  # records produced and not yet answered
         self._requests = 0  # sealed requests not yet answered
@@ -298,6 +302,10 @@ class Producer:
         self._inflight = asyncio.Semaphore(self.config.max_inflight_requests)
         self._thread = threading.Thread(target=self._loop.run_forever, name="memq-producer", daemon=True)
         self._thread.start()
+        # Requests are encoded and compressed on one thread of their own, in the order they were sealed,
+        # while the caller fills the next one (zstd and CRC32 release the GIL), as librdkafka does on its
+        # broker threads.
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="memq-encode")
 
     # -- producing ------------------------------------------------------------------------------------
 
@@ -385,15 +393,18 @@ class Producer:
             if pending is None:
                 pending = self._open[topic] = _Open(topic, limit)
                 if self.config.linger_ms:
-                    self._loop.call_soon_threadsafe(self._schedule_linger, pending)
+                    pending.linger_until = time.monotonic() + self.config.linger_ms / 1000
+                    if not self._ticking:
+                        self._ticking = True
+                        self._loop.call_soon_threadsafe(self._tick)
             pending.add(value, key, stamp, pairs, report)
             pending.size += size
             self._buffered += size
             self._unanswered += 1
             if not self.config.linger_ms and (now := self._take(pending)) is not None:
                 sealed.append(now)
-        for request in sealed:  # encoded outside the lock, on the caller's thread
-            self._dispatch(request)
+        for request in sealed:
+            self._hand_off(request)
 
     def _request_capacity(self, topic: str) -> int:
         return self.config.max_request_bytes - HEADER_LENGTH - _WRITE_OVERHEAD - len(topic.encode())
@@ -422,19 +433,32 @@ class Producer:
             del self._open[pending.topic]
         return pending
 
-    def _schedule_linger(self, pending: _Open) -> None:
-        self._loop.call_later(self.config.linger_ms / 1000, self._linger_expired, pending)
+    def _tick(self) -> None:
+        """Seal open requests whose linger ran out (the loop thread); runs again while any request lingers.
 
-    def _linger_expired(self, pending: _Open) -> None:
+        One timer serves every open request, started only when a request opens while none was ticking: a
+        busy producer wakes the loop from the caller's thread rarely, not once per request.
+        """
+        now = time.monotonic()
+        sealed: list[_Open] = []
         with self._lock:
-            if self._requests >= self.config.max_inflight_requests:
-                # Acknowledgements are slow (they wait for the broker's batch): let the request grow
-                # instead of queueing many small ones behind the in-flight limit.
-                pending.due = True
-                return
-            sealed = self._take(pending)
-        if sealed is not None:
-            self._loop.run_in_executor(None, self._dispatch, sealed)
+            wake = None
+            for pending in list(self._open.values()):
+                if pending.due:
+                    continue
+                if now < pending.linger_until:
+                    wake = min(wake or pending.linger_until, pending.linger_until)
+                elif self._requests >= self.config.max_inflight_requests:
+                    # Acknowledgements are slow (they wait for the broker's batch): let the request grow
+                    # instead of queueing many small ones behind the in-flight limit.
+                    pending.due = True
+                elif (taken := self._take(pending)) is not None:
+                    sealed.append(taken)
+            self._ticking = wake is not None
+        if wake is not None:
+            self._loop.call_later(wake - now, self._tick)
+        for request in sealed:
+            self._hand_off(request)
 
     def _seal_due(self) -> None:
         """Seal requests whose linger ran out while the in-flight slots were taken (lock held)."""
@@ -442,11 +466,23 @@ class Producer:
             if self._requests >= self.config.max_inflight_requests:
                 return
             if pending.due and (sealed := self._take(pending)) is not None:
-                self._loop.run_in_executor(None, self._dispatch, sealed)
+                self._hand_off(sealed)
+
+    def _hand_off(self, sealed: _Open) -> None:
+        """Have the encoder thread encode and compress a sealed request while the caller goes on producing."""
+        try:
+            self._encoder.submit(self._dispatch, sealed)
+        except RuntimeError:  # closing: the encoder is gone, encode here
+            self._dispatch(sealed)
 
     def _dispatch(self, sealed: _Open) -> None:
-        """Encode a sealed request (any thread) and hand it to the network loop."""
-        parts = self._encode(sealed)
+        """Encode a sealed request (the encoder thread) and hand it to the network loop."""
+        try:
+            parts = self._encode(sealed)
+        except Exception as exc:  # a record the format cannot carry: its request fails, nothing hangs
+            _log.exception("encode_failed", topic=sealed.topic)
+            self._complete(sealed, DeliveryError(ResponseCode.BAD_REQUEST, f"cannot encode the request: {exc}"))
+            return
         if len(parts) > 1:
             with self._lock:
                 self._requests += len(parts) - 1
@@ -616,7 +652,7 @@ class Producer:
             sealed = [self._take(p) for p in list(self._open.values())]
         for item in sealed:
             if item is not None:
-                self._dispatch(item)
+                self._hand_off(item)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.poll(0)
@@ -653,6 +689,7 @@ class Producer:
             return
         left = self.flush(timeout)
         self._closed = True
+        self._encoder.shutdown(wait=True)
         if left:
             _log.warning("closed_with_unanswered_records", records=left)
 

@@ -40,6 +40,7 @@ __all__ = [
     "decode_response",
     "encode_metadata",
     "encode_request",
+    "encode_request_parts",
     "encode_response",
     "encode_write_ok",
     "read_frame",
@@ -52,6 +53,7 @@ _V4 = 4  # write requests gain a producer id and connection list, write response
 
 _HEADER = struct.Struct(">hqb")
 _RESPONSE_HEADER = struct.Struct(">hqbh")
+_I32 = struct.Struct(">i")
 
 
 class RequestType(IntEnum):
@@ -85,7 +87,7 @@ class WriteRequest:
     """One producer message (``data``) for ``topic``; ``crc`` is the CRC32 of ``data`` the client sent."""
 
     topic: str
-    data: bytes
+    data: bytes | memoryview  # decoded requests hold a view into their frame
     crc: int | None = None  # absent before version 2
     disable_acks: bool = False
     producer_id: str = ""  # version 4+
@@ -197,13 +199,23 @@ class _Cursor:
         return len(self.buf) - self.pos
 
     def take(self, n: int, what: str) -> bytes:
+        start = self._advance(n, what)
+        return self.buf[start : self.pos]
+
+    def view(self, n: int, what: str) -> memoryview:
+        """Like :meth:`take`, without copying: a view into the frame."""
+        start = self._advance(n, what)
+        return memoryview(self.buf)[start : self.pos]
+
+    def _advance(self, n: int, what: str) -> int:
+        """Step over ``n`` bytes; returns where they start."""
         if n < 0:
             raise FrameError(f"negative length {n} for {what}", self.pos)
         if n > self.remaining():
             raise FrameError(f"{what} needs {n} bytes, only {self.remaining()} left", self.pos)
         start = self.pos
         self.pos += n
-        return self.buf[start : self.pos]
+        return start
 
     def unpack(self, fmt: str, what: str) -> int:
         size = struct.calcsize(fmt)
@@ -250,11 +262,18 @@ def _string(text: str) -> bytes:
 
 def encode_request(request: Request) -> bytes:
     """The framed bytes of ``request``."""
+    return b"".join(encode_request_parts(request))
+
+
+def encode_request_parts(request: Request) -> list[bytes | memoryview]:
+    """The framed bytes of ``request`` as pieces to write in order; a WRITE's data is one piece, not copied."""
     body = request.body
     head = _HEADER.pack(request.version, request.request_id, request.type)
     if isinstance(body, WriteRequest):
-        payload = _encode_write(body, request.version)
-    elif isinstance(body, MetadataRequest):
+        fields = _write_fields(body, request.version)
+        length = len(head) + len(fields) + len(body.data)
+        return [_I32.pack(length) + head + fields, body.data]
+    if isinstance(body, MetadataRequest):
         payload = b"".join(_string(topic) for topic in body.topics)
     else:
         payload = (
@@ -262,17 +281,17 @@ def encode_request(request: Request) -> bytes:
             + _string(body.notification)
             + struct.pack(">?ii", body.header_only, body.offset, body.size)
         )
-    return _frame(head + payload)
+    return [_frame(head + payload)]
 
 
-def _encode_write(body: WriteRequest, version: int) -> bytes:
+def _write_fields(body: WriteRequest, version: int) -> bytes:
+    """A WRITE's fields up to and including the data length (the data follows them)."""
     parts = [struct.pack(">?", body.disable_acks), _string(body.topic)]
     if version >= 2:
         parts.append(struct.pack(">I", checksum(body.data) if body.crc is None else body.crc))
     if version >= _V4:
         parts.append(_string(body.producer_id) + struct.pack(">h", 0))
-    parts.append(struct.pack(">i", len(body.data)))
-    parts.append(body.data)
+    parts.append(_I32.pack(len(body.data)))
     return b"".join(parts)
 
 
@@ -322,7 +341,7 @@ def _decode_write(cursor: _Cursor, version: int) -> WriteRequest:
     length = cursor.i32("data length")
     if length != cursor.remaining():
         raise FrameError(f"data length {length} but {cursor.remaining()} bytes follow", length_at)
-    data = cursor.take(length, "data")
+    data = cursor.view(length, "data")  # the message is stored as received: no copy of it here
     return WriteRequest(topic=topic, data=data, crc=crc, disable_acks=disable_acks, producer_id=producer_id)
 
 

@@ -49,7 +49,7 @@ class Batch:
     topic: TopicConfig
     first_request_id: int
     target: int  # bytes at which the batch seals: batch_max_bytes less the previous batch's overshoot
-    messages: list[bytes] = field(default_factory=list)
+    messages: list[bytes | memoryview] = field(default_factory=list)  # as received, views into their frames
     waiters: list[asyncio.Future[Outcome]] = field(default_factory=list)
     size: int = 0
     sealed: str = ""  # what sealed it: size, count, time or shutdown
@@ -107,7 +107,7 @@ class BatchManager:
         # Server request ids name objects; a random start keeps restarted brokers from reusing names.
         self._server_ids = itertools.count(random.getrandbits(40))
 
-    def add(self, topic: TopicConfig, message: bytes, request_id: int) -> asyncio.Future[Outcome]:
+    def add(self, topic: TopicConfig, message: bytes | memoryview, request_id: int) -> asyncio.Future[Outcome]:
         """Put a producer message in its topic's open batch; the future holds the batch's outcome."""
         batch = self._open.get(topic.name)
         if batch is None:

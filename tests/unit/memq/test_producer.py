@@ -236,3 +236,51 @@ def test_plain_records_share_a_request_with_headers_and_callbacks(monkeypatch: p
         assert defaults == [(None, b"a"), (None, b"b"), (None, b"c"), (None, b"f")]
     finally:
         producer.close(5)
+
+
+def _recorded(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> tuple[Producer, Recorder]:
+    producer = Producer(brokers=["127.0.0.1:9"], **settings)
+    recorder = Recorder(producer)
+
+    async def deliver(self: Producer, item: Any) -> None:
+        await recorder.deliver(item)
+
+    monkeypatch.setattr(Producer, "_deliver", deliver)
+    return producer, recorder
+
+
+def _wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
+
+
+def test_lingering_requests_of_every_topic_are_sealed_and_the_timer_rearms(monkeypatch: pytest.MonkeyPatch) -> None:
+    producer, recorder = _recorded(monkeypatch, linger_ms=20)
+    try:
+        producer.produce("a", b"1")
+        producer.produce("b", b"2")
+        _wait_for(lambda: len(recorder.sent) == 2)  # no flush: the linger timer sealed both
+        assert sorted(sealed.topic for sealed, _, _ in recorder.sent) == ["a", "b"]
+        _wait_for(lambda: not producer._ticking)  # nothing open: the timer stopped
+        producer.produce("a", b"3")  # a new request arms it again
+        _wait_for(lambda: len(recorder.sent) == 3)
+        assert decode_message(recorder.sent[2][2])[1][0].value == b"3"
+        assert producer.flush(5) == 0
+    finally:
+        producer.close(5)
+
+
+def test_a_request_the_format_cannot_encode_fails_its_records_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer, recorder = _recorded(monkeypatch, linger_ms=0)
+    try:
+        reports: list[Any] = []
+        producer.produce("t", b"v", headers={"h": b"x" * 40_000}, on_delivery=lambda e, m: reports.append(e))
+        assert producer.flush(5) == 0  # answered, not stuck unanswered
+        assert [e.code() for e in reports] == [400] and "header" in reports[0].str()
+        assert recorder.sent == []
+    finally:
+        producer.close(5)

@@ -75,6 +75,13 @@ def test_file_storage_put_read_size(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "ab" / "t").iterdir()] == ["object"]  # no temporary left behind
 
 
+def test_file_storage_writes_more_parts_than_one_writev_takes(tmp_path: Path) -> None:
+    parts = [bytes([i % 251]) * (i % 7) for i in range(3000)]  # some empty; over the 1024 buffers of a writev
+    storage = FileStorage(tmp_path)
+    storage.put("ab/t/many", parts)
+    assert storage.read("ab/t/many", 0, 1 << 20) == b"".join(parts)
+
+
 def test_file_storage_missing_object_and_bad_keys(tmp_path: Path) -> None:
     storage = FileStorage(tmp_path)
     with pytest.raises(ObjectNotFoundError) as caught:

@@ -28,6 +28,7 @@ from memq._wire import (
     decode_response,
     encode_metadata,
     encode_request,
+    encode_request_parts,
     encode_response,
     encode_write_ok,
     read_frame,
@@ -68,6 +69,22 @@ def test_v3_write_layout_matches_the_reference() -> None:
         + b"\x00\x00\x00\x03xyz"
     )
     assert framed == struct.pack(">i", len(expected_body)) + expected_body
+
+
+@pytest.mark.parametrize("version", [1, 3, 5])
+def test_request_parts_carry_the_data_uncopied_and_join_to_the_frame(version: int) -> None:
+    data = bytes(range(256)) * 4
+    for body in (WriteRequest("topic", data), MetadataRequest(("a",))):
+        request = Request(version, 5, body)
+        parts = encode_request_parts(request)
+        assert b"".join(parts) == encode_request(request)
+    assert encode_request_parts(Request(version, 5, WriteRequest("topic", data)))[-1] is data
+
+
+def test_decoded_write_data_is_a_view_of_the_frame() -> None:
+    frame = _body(encode_request(Request(3, 1, WriteRequest("t", b"payload"))))
+    data = decode_request(frame).body.data  # type: ignore[union-attr]
+    assert isinstance(data, memoryview) and data.obj is frame and bytes(data) == b"payload"
 
 
 def test_metadata_and_read_requests_round_trip() -> None:
