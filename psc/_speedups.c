@@ -583,13 +583,9 @@ call_native(PyObject *native, NativeMethod *method)
         method->noargs = (def->ml_flags & ~METH_COEXIST) == METH_NOARGS ? def->ml_meth : NULL;
     }
     if (method->noargs != NULL) {
-        /* What the descriptor's own call does for METH_NOARGS, less its argument checks: the type is known. */
-        if (Py_EnterRecursiveCall(" in a native message method")) {
-            return NULL;
-        }
-        PyObject *result = method->noargs(native, NULL);
-        Py_LeaveRecursiveCall();
-        return result;
+        /* What the descriptor's own call does for METH_NOARGS, less its checks: the type is known, and a
+         * static type's accessor calls no Python code, so there is no recursion to guard. */
+        return method->noargs(native, NULL);
     }
     return PyObject_Vectorcall(method->descr, &native, 1, NULL);
 }
@@ -964,24 +960,26 @@ wrap_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *source = args[0], *batch = args[1];
     Py_ssize_t size = PyList_GET_SIZE(batch);
-    for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *error = call_native(PyList_GET_ITEM(batch, i), &native_error);
-        if (error == NULL) {
-            return NULL;
-        }
-        int clean = error == Py_None;
-        Py_DECREF(error);
-        if (!clean) {
-            Py_RETURN_NONE;
-        }
-    }
     PyObject *out = PyList_New(size);
     if (out == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *message = message_new(&Message_Type, PyList_GET_ITEM(batch, i), source);
+    for (Py_ssize_t i = 0; i < size; i++) { /* one pass: a record with an error is rare, so wrap as we check */
+        PyObject *native = PyList_GET_ITEM(batch, i);
+        PyObject *error = call_native(native, &native_error);
+        if (error == NULL || error != Py_None) {
+            Py_XDECREF(error);
+            Py_SET_SIZE(out, i); /* the items after i were never set */
+            Py_DECREF(out);
+            if (error == NULL) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        Py_DECREF(error);
+        PyObject *message = message_new(&Message_Type, native, source);
         if (message == NULL) {
+            Py_SET_SIZE(out, i);
             Py_DECREF(out);
             return NULL;
         }
