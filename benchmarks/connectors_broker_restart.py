@@ -22,13 +22,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.singer_outage import PrivateKafka, private_kafka
-from tests.integration.connectors.harness import PARTITIONS, Harness, Running
+from tests.integration.connectors.harness import PARTITIONS, Harness, Running, compare
 
 
 def kill_broker(kafka: PrivateKafka) -> None:
@@ -49,29 +48,6 @@ def create_topics(kafka: PrivateKafka, count: int) -> list[str]:
     for future in admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names]).values():
         future.result(30)
     return names
-
-
-def first_copies(values: list[bytes]) -> list[bytes]:
-    """The values in order with repeats left out: at-least-once output replays from its checkpoint."""
-    seen: set[bytes] = set()
-    kept = []
-    for value in values:
-        if value not in seen:
-            seen.add(value)
-            kept.append(value)
-    return kept
-
-
-def compare(found: dict[int, list[bytes]], expected: dict[int, list[bytes]]) -> tuple[int, int, int]:
-    """Records missing, records duplicated, partitions whose first copies are out of order."""
-    missing = duplicated = disordered = 0
-    for partition, values in expected.items():
-        got = found.get(partition, [])
-        counts = Counter(got)
-        missing += sum(1 for v in values if v not in counts)
-        duplicated += sum(c - 1 for c in counts.values() if c > 1)
-        disordered += int(first_copies(got) != values and not missing)
-    return missing, duplicated, disordered
 
 
 def main(argv: list[str] | None = None) -> int:

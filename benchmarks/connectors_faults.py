@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks._env import bench_env
-from tests.integration.connectors.harness import PARTITIONS, Harness, stop
+from tests.integration.connectors.harness import PARTITIONS, Harness, compare, stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,13 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         caught_up_s = time.monotonic() - recovery_started
         rc, err = stop(proc)
         env.delete_topics([source, out])
-    missing = duplicated = disordered = 0
-    for partition, values in expected.items():
-        got = found.get(partition, [])
-        counts = Counter(got)
-        missing += sum(1 for v in values if v not in counts)
-        duplicated += sum(c - 1 for c in counts.values() if c > 1)
-        disordered += int([v for v in got if v in set(values)] != values and not missing)
+    missing, duplicated, disordered = compare(found, expected)
     print(
         f"seed {seed}: {args.rounds} kills ({dict(kinds)}), {len(harness.produced)} records; "
         f"missing {missing}, duplicated {duplicated}, partitions out of order {disordered}; "

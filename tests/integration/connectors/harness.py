@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,3 +136,20 @@ def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err
+
+
+def first_copies(values: list[bytes]) -> list[bytes]:
+    """The values in order with repeats left out: at-least-once output replays from its checkpoint."""
+    return list(dict.fromkeys(values))
+
+
+def compare(found: dict[int, list[bytes]], expected: dict[int, list[bytes]]) -> tuple[int, int, int]:
+    """Records missing, records duplicated, partitions whose first copies are out of order."""
+    missing = duplicated = disordered = 0
+    for partition, values in expected.items():
+        got = found.get(partition, [])
+        counts = Counter(got)
+        missing += sum(1 for v in values if v not in counts)
+        duplicated += sum(c - 1 for c in counts.values() if c > 1)
+        disordered += int(first_copies(got) != values and not missing)
+    return missing, duplicated, disordered

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.connectors_broker_restart import create_topics, first_copies, kill_broker
+from benchmarks.connectors_broker_restart import create_topics, kill_broker
 from benchmarks.singer_outage import PrivateKafka, private_kafka
-from tests.integration.connectors.harness import Harness, Running
+from tests.integration.connectors.harness import Harness, Running, first_copies
 
 
 @pytest.fixture
