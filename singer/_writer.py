@@ -21,7 +21,7 @@ import psc
 from psc.common.log import get_logger
 from singer._files import CONTENT_ID_BYTES
 from singer._partitioners import Partitioner, Partitions
-from singer._racks import leader_racks
+from singer._racks import RackReader
 from singer._records import Record
 from singer._watermark import Watermark
 
@@ -85,6 +85,7 @@ class Writer:
         self.factory = factory
         self.producer = factory(self.config)
         self._partitions: dict[tuple[str, bool], tuple[float, Partitions]] = {}
+        self._racks = RackReader(self.config)
 
     def partitions(self, topic_uri: str, with_racks: bool = False) -> Partitions:
         """The topic's partitions, from metadata at most ``PARTITIONS_TTL_S`` old; raises if it has none.
@@ -102,7 +103,7 @@ class Writer:
         ids = tuple(sorted(topic.partitions))
         if with_racks:
             leaders = {p.id: p.leader for p in topic.partitions.values()}
-            parts = Partitions(ids, leader_racks(self.config, topic_uri, leaders))
+            parts = Partitions(ids, self._racks.leader_racks(topic_uri, leaders))
         else:
             parts = Partitions(ids)
         self._partitions[(topic_uri, with_racks)] = (now, parts)

@@ -36,11 +36,15 @@ CONFIG = {"psc.project": "p", "psc.producer.acks": "all", "psc.discovery.file": 
 
 def test_each_partition_gets_its_leaders_rack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psc.admin, "AdminClient", FakeAdmin)
-    assert _racks.leader_racks(CONFIG, URI, {0: 1, 1: 2, 2: 3, 3: 9}) == {0: "a", 1: "b"}
+    FakeAdmin.configs.clear()
+    reader = _racks.RackReader(CONFIG)
+    assert reader.leader_racks(URI, {0: 1, 1: 2, 2: 3, 3: 9}) == {0: "a", 1: "b"}
+    assert reader.leader_racks(URI.replace(":logs", ":audit"), {0: 2}) == {0: "b"}
+    assert len(FakeAdmin.configs) == 1  # one admin client for the cluster, however many topics and refreshes
     # The admin client gets the producer's shared keys and the topic's cluster, not producer keys.
     assert FakeAdmin.configs[-1] == {"psc.project": "p", "psc.discovery.file": "/d.json", "psc.admin.cluster.uri": URI}
 
 
 def test_a_cluster_that_cannot_be_described_gives_no_racks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psc.admin, "AdminClient", BrokenAdmin)
-    assert _racks.leader_racks(CONFIG, URI, {0: 1}) == {}
+    assert _racks.RackReader(CONFIG).leader_racks(URI, {0: 1}) == {}
