@@ -30,12 +30,12 @@ class Busy(Exception):
 class _Grant:
     """One dequeue's jobs waiting for their lease to be written."""
 
-    __slots__ = ("done", "epoch", "error", "jobs", "lead", "leased", "now", "wake")
+    __slots__ = ("done", "epoch", "error", "expires", "jobs", "lead", "leased", "wake")
 
     def __init__(self, epoch: int, jobs: list[Reserved]) -> None:
         self.epoch, self.jobs = epoch, jobs
         self.leased: list[Reserved] = []
-        self.now = 0
+        self.expires = 0  # µs
         self.error: BaseException | None = None
         self.done = self.lead = False
         self.wake = threading.Event()
@@ -47,7 +47,7 @@ class _GrantWriter:
     hands the lead to the first one waiting, so no caller writes for others for longer than one round."""
 
     def __init__(self, write: Callable[[int, list[Reserved]], tuple[list[Reserved], int]]) -> None:
-        self._write = write  # (epoch, jobs) -> (the jobs leased, the time their leases started)
+        self._write = write  # (epoch, jobs) -> (the jobs leased, when their leases expire)
         self._lock = threading.Lock()
         self._pending: list[_Grant] = []
         self._writing = False
@@ -67,7 +67,7 @@ class _GrantWriter:
                 grant.wake.clear()
         if grant.error is not None:
             raise grant.error
-        return grant.leased, grant.now
+        return grant.leased, grant.expires
 
     def _round(self) -> None:
         with self._lock:
@@ -75,14 +75,14 @@ class _GrantWriter:
         for epoch in dict.fromkeys(g.epoch for g in batch):
             group = [g for g in batch if g.epoch == epoch]
             try:
-                leased, now = self._write(epoch, [job for g in group for job in g.jobs])
+                leased, expires = self._write(epoch, [job for g in group for job in g.jobs])
             except BaseException as exc:  # each dequeue puts its own jobs back
                 for g in group:
                     g.error = exc
             else:
                 ids = {job.local_id for job in leased}
                 for g in group:
-                    g.leased, g.now = [job for job in g.jobs if job.local_id in ids], now
+                    g.leased, g.expires = [job for job in g.jobs if job.local_id in ids], expires
             for g in group:
                 g.done = True
                 g.wake.set()
@@ -202,14 +202,14 @@ class PartitionOwner:
         return drained_at is None or time.monotonic() - drained_at >= IDLE_RECHECK_S
 
     def _write_leases(self, epoch: int, jobs: list[Reserved]) -> tuple[list[Reserved], int]:
-        now = self._clock()
-        lease_us = self.lease_length(None)
-        return self._fenced(lambda: self.store.grant(self.queue, self.partition, epoch, jobs, lease_us, now)), now
+        """Lease ``jobs``: the ones leased, and when their leases expire (µs)."""
+        now, lease_us = self._clock(), self.lease_length(None)
+        leased = self._fenced(lambda: self.store.grant(self.queue, self.partition, epoch, jobs, lease_us, now))
+        return leased, now + lease_us
 
     def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
-        lease_us = self.lease_length(None)
         try:
-            leased, now = self._grants.lease(epoch, taken)
+            leased, expires_us = self._grants.lease(epoch, taken)
         except Exception:
             with self._lock:
                 if not self.lost and self.epoch == epoch:  # not fenced: keep the jobs for the next dequeue
@@ -221,7 +221,7 @@ class PartitionOwner:
         self._bucket.give_back(len(taken) - len(leased))
         if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._may_find_more():
             self.on_low()
-        expires = from_us(now + lease_us)
+        expires = from_us(expires_us)
         assert expires is not None
         return [
             Lease(

@@ -72,7 +72,7 @@ def test_dequeues_arriving_during_a_write_share_the_next_one() -> None:
     collector.join(10)
     assert store.calls == [(7, [1]), (7, [11, 12, 21, 22, 31, 32])]  # two statements for four dequeues
     assert [[j.local_id for j in leased] for leased, _ in results] == [[11, 12], [21], [31, 32]]
-    assert {now for _, now in results} == {1002}
+    assert {expires for _, expires in results} == {1002}
 
 
 def test_a_failed_write_fails_only_its_epoch_and_the_lead_passes_on() -> None:
