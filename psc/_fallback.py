@@ -103,6 +103,9 @@ class FastProduce:
         self.failed = failed
         self.keep_headers = bool(keep_headers)
 
+    def forget(self) -> None:
+        """Routes changed. This path keeps no cached route, so there is nothing to drop."""
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         given = _parse_produce(args, kwargs)
         if given is None:

@@ -268,15 +268,17 @@ class Producer:
         self._txn_state = "none"  # none | init_pending | ready | begin_pending | in_txn
         self._txn_timeout = -1.0
         self._txn_ok = not self._settings.transactional
+        self._fast: FastProduce | None = None
         if type(self).produce is Producer.produce:
             # Plain records skip the Python method: the C fast path sends them and hands the rest to it.
-            vars(self)["produce"] = FastProduce(
+            self._fast = FastProduce(
                 self._routes,
                 MethodType(Producer.produce, self),
                 self._produce_failed,
                 self._report_failed,
                 self._settings.auto_resolution,
             )
+            vars(self)["produce"] = self._fast
 
     # --- producing -----------------------------------------------------------------------------------
 
@@ -720,6 +722,7 @@ class Producer:
             self._gens[prefix] = self._new_generation(gen.cluster, gen.cert_schedule)
             for uri in [uri for uri, route in self._routes.items() if route.gen is gen]:
                 self._publish_route(self._routes.pop(uri))
+            self._routes_changed()
             self._retiring.append(gen)
         self._metrics.reset(prefix)
         _log.warning("reset backend producer", cluster_uri=prefix, purge=purge)
@@ -729,6 +732,11 @@ class Producer:
             # so they are left to finish rather than purged and sent twice.
             gen.purged_by_reset = True
             gen.producer.purge(True, not gen.fatal, False)
+
+    def _routes_changed(self) -> None:
+        """The fast path caches its last route: after any change to ``_routes`` it must look again."""
+        if self._fast is not None:
+            self._fast.forget()
 
     def _publish_route(self, route: _Route) -> None:
         if route.count != route.reported:
@@ -879,6 +887,7 @@ class Producer:
         route = _Route(topic_uri, gen.cluster.topic_name(uri), gen, self._settings)
         route.plain = route.plain and self._app_callbacks.own is None  # a default on_delivery needs every report
         self._routes[topic_uri] = route
+        self._routes_changed()
         return route
 
     def _cluster(self, uri: TopicUri) -> Cluster:
@@ -986,6 +995,7 @@ class Producer:
             self._gens.clear()
             self._retiring.clear()
             self._routes.clear()
+            self._routes_changed()
             self._settings.close()
             self._repeats.flush()
 

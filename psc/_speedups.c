@@ -302,6 +302,11 @@ typedef struct {
     PyObject *on_error; /* on_error(route, value, key, exc, partition, timestamp, callback, headers) */
     PyObject *failed;   /* given to each Report: a failed delivery */
     char keep_headers;  /* remediation is on: records with headers keep them in a report until delivered */
+    /* The last topic object produced to and its route: a producer usually sends to one topic with the same
+     * string object, so an identity check saves the dict lookup. Python calls forget() whenever it changes
+     * routes. Both are strong references, or both NULL. */
+    PyObject *last_topic;
+    PyObject *last_route;
     vectorcallfunc vectorcall;
 } FastProduce;
 
@@ -393,10 +398,18 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
     if (headers == Py_None) {
         headers = NULL;
     }
-    PyObject *found = PyDict_GetItemWithError(self->routes, slots[A_TOPIC]); /* borrowed */
-    if (found == NULL) {
-        PyErr_Clear(); /* an unhashable URI: the Python path reports it */
-        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    PyObject *found; /* borrowed */
+    if (slots[A_TOPIC] == self->last_topic) {
+        found = self->last_route;
+    }
+    else {
+        found = PyDict_GetItemWithError(self->routes, slots[A_TOPIC]);
+        if (found == NULL) {
+            PyErr_Clear(); /* an unhashable URI: the Python path reports it */
+            return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+        }
+        Py_XSETREF(self->last_route, Py_NewRef(found));
+        Py_XSETREF(self->last_topic, Py_NewRef(slots[A_TOPIC]));
     }
     RouteBase *route = (RouteBase *)found;
     if (!PyObject_TypeCheck(found, &RouteBase_Type) || !route->plain || route->produce == NULL ||
@@ -499,6 +512,8 @@ FastProduce_traverse(FastProduce *self, visitproc visit, void *arg)
     Py_VISIT(self->slow);
     Py_VISIT(self->on_error);
     Py_VISIT(self->failed);
+    Py_VISIT(self->last_topic);
+    Py_VISIT(self->last_route);
     return 0;
 }
 
@@ -509,8 +524,23 @@ FastProduce_clear(FastProduce *self)
     Py_CLEAR(self->slow);
     Py_CLEAR(self->on_error);
     Py_CLEAR(self->failed);
+    Py_CLEAR(self->last_topic);
+    Py_CLEAR(self->last_route);
     return 0;
 }
+
+static PyObject *
+FastProduce_forget(FastProduce *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(self->last_topic);
+    Py_CLEAR(self->last_route);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef FastProduce_methods[] = {
+    {"forget", (PyCFunction)FastProduce_forget, METH_NOARGS, "forget(): drop the cached route; routes changed."},
+    {NULL, NULL, 0, NULL},
+};
 
 static void
 FastProduce_dealloc(FastProduce *self)
@@ -530,6 +560,7 @@ static PyTypeObject FastProduce_Type = {
     .tp_dealloc = (destructor)FastProduce_dealloc,
     .tp_traverse = (traverseproc)FastProduce_traverse,
     .tp_clear = (inquiry)FastProduce_clear,
+    .tp_methods = FastProduce_methods,
     .tp_call = PyVectorcall_Call,
     .tp_vectorcall_offset = offsetof(FastProduce, vectorcall),
 };

@@ -321,6 +321,20 @@ def test_fatal_delivery_error_resets_the_cluster_producer(backend: FakeBackend) 
     assert new.produced == [("t", b"v")]
 
 
+def test_plain_records_after_a_reset_go_to_the_new_producer(backend: FakeBackend) -> None:
+    uri = A + "t"  # one string object for every call, as an application sends: the fast path caches its route
+    producer = psc.Producer(CONFIG)
+    producer.produce(uri, b"makes the route")
+    producer.produce(uri, b"on the fast path")
+    backend.failures.append(FakeError("_FATAL", code=-150, fatal=True))
+    producer.send(uri, b"resets")
+    producer.flush(1)
+    producer.produce(uri, b"after")
+    old, new = backend.producers
+    assert old.closed
+    assert ("t", b"after") in new.produced and ("t", b"after") not in old.produced
+
+
 def test_user_purge_is_not_retried(backend: FakeBackend) -> None:
     producer = psc.Producer(CONFIG)
     errors: list[Any] = []
