@@ -32,6 +32,7 @@ __all__ = [
     "decode_message",
     "decode_message_columns",
     "decode_message_fields",
+    "encode_empty_message",
     "encode_message",
     "encode_object_index",
     "encode_records",
@@ -563,6 +564,19 @@ def seal_message(
     header += bytes([4]) + address + _EXTRA_TAIL.pack(producer_epoch, request_id)
     header += _CHECKS.pack(zlib.crc32(payload), compression, record_count, len(payload))
     return header + payload
+
+
+def encode_empty_message(*, producer_epoch: int, request_id: int, address: bytes) -> bytes:
+    """A producer message of no records: the header alone, which brokers acknowledge without storing it.
+
+    Never part of an object (the reference reader rejects a zero-record message there); our producer sends one
+    from ``flush`` so that our broker seals the topic's open batch at once.
+    """
+    if len(address) != 4:
+        raise ValueError(f"producer address must be 4 bytes (IPv4), not {len(address)}")
+    header = _PREFIX.pack(HEADER_LENGTH, MESSAGE_VERSION, _EXTRA_LENGTH)
+    header += bytes([4]) + address + _EXTRA_TAIL.pack(producer_epoch, request_id)
+    return header + _CHECKS.pack(zlib.crc32(b""), Compression.NONE, 0, 0)
 
 
 def parse_message_header(

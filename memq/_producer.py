@@ -32,7 +32,7 @@ from typing import Any
 from memq._compression import Compression
 from memq._config import ProducerConfig
 from memq._errors import MemqError
-from memq._format import HEADER_LENGTH, Record, encode_records, seal_message
+from memq._format import HEADER_LENGTH, Record, encode_empty_message, encode_records, seal_message
 from memq._wire import (
     CLIENT_VERSION,
     BrokerAddress,
@@ -287,6 +287,8 @@ class Producer:
         self._buffered = 0  # bytes of records produced and not yet answered
         self._unanswered = 0  # records produced and not yet answered
         self._requests = 0  # sealed requests not yet answered
+        self._unwritten = 0  # sealed requests not yet written to a broker connection
+        self._fed: set[tuple[str, BrokerAddress]] = set()  # (topic, broker) written to since the last flush
         self._reports: queue.SimpleQueue[tuple[DeliveryCallback, DeliveryError | None, DeliveredRecord]]
         self._reports = queue.SimpleQueue()
         self._closed = False
@@ -429,6 +431,7 @@ class Producer:
             return None
         pending.sealed = True
         self._requests += 1
+        self._unwritten += 1
         if self._open.get(pending.topic) is pending:
             del self._open[pending.topic]
         return pending
@@ -481,11 +484,13 @@ class Producer:
             parts = self._encode(sealed)
         except Exception as exc:  # a record the format cannot carry: its request fails, nothing hangs
             _log.exception("encode_failed", topic=sealed.topic)
+            self._written()
             self._complete(sealed, DeliveryError(ResponseCode.BAD_REQUEST, f"cannot encode the request: {exc}"))
             return
         if len(parts) > 1:
             with self._lock:
                 self._requests += len(parts) - 1
+                self._unwritten += len(parts) - 1
         for part in parts:
             asyncio.run_coroutine_threadsafe(self._deliver(part), self._loop)
 
@@ -508,15 +513,23 @@ class Producer:
 
     # -- network (the loop thread) --------------------------------------------------------------------
 
+    def _written(self) -> None:
+        """A sealed request was written to a connection, or never will be."""
+        with self._lock:
+            self._unwritten -= 1
+            if not self._unwritten:
+                self._room.notify_all()  # flush() may be waiting to send its flush messages
+
     async def _deliver(self, item: tuple[_Open, int, bytes]) -> None:
         sealed, request_id, message = item
         deadline = time.monotonic() + self.config.request_timeout_ms / 1000
         request = Request(CLIENT_VERSION, request_id, WriteRequest(sealed.topic, message))
+        unwritten = [True]  # cleared by the first write to a connection
         error: DeliveryError | None
         try:
             async with asyncio.timeout_at(self._loop.time() + self.config.request_timeout_ms / 1000):
                 async with self._inflight:
-                    error = await self._send_with_retries(request, deadline)
+                    error = await self._send_with_retries(request, deadline, unwritten)
         except TimeoutError:
             error = DeliveryError(TIMED_OUT, f"no answer within request_timeout_ms={self.config.request_timeout_ms}")
         except asyncio.CancelledError:
@@ -525,9 +538,14 @@ class Producer:
         except Exception as exc:  # a bug must still report every record
             _log.exception("deliver_failed")
             error = DeliveryError(ResponseCode.INTERNAL_SERVER_ERROR, f"producer error: {exc!r}")
+        finally:
+            if unwritten[0]:
+                self._written()
         self._complete(sealed, error)
 
-    async def _send_with_retries(self, request: Request, deadline: float) -> DeliveryError | None:
+    async def _send_with_retries(
+        self, request: Request, deadline: float, unwritten: list[bool]
+    ) -> DeliveryError | None:
         topic = request.body.topic  # type: ignore[union-attr]
         attempt = 0
         last = ""
@@ -535,6 +553,10 @@ class Producer:
             broker = self._pick(await self._topic_brokers(topic))
             try:
                 conn = await self._connect(broker)
+                self._fed.add((topic, broker))
+                if unwritten[0]:  # conn.call writes the request before it first waits
+                    unwritten[0] = False
+                    self._written()
                 response = await conn.call(request)
             except (OSError, TimeoutError) as exc:
                 if isinstance(exc, TimeoutError) and time.monotonic() >= deadline:
@@ -596,6 +618,27 @@ class Producer:
             return [broker]  # the broker does not know the topic: its WRITE answer will say so
         return list(self._bootstrap)
 
+    async def _send_flush(self, fed: set[tuple[str, BrokerAddress]]) -> None:
+        """A producer message of no records to each (topic, broker) that took requests since the last flush.
+
+        Our broker seals the topic's open batch when one arrives, so the requests just written are stored now
+        instead of when the batch's time runs out; any broker answers it OK without storing anything.
+        """
+
+        async def send(topic: str, broker: BrokerAddress) -> None:
+            conn = self._connections.get(broker)
+            if conn is None or conn.closed:
+                return
+            request_id = next(self._ids)
+            message = encode_empty_message(producer_epoch=self._epoch, request_id=request_id, address=self._address)
+            request = Request(CLIENT_VERSION, request_id, WriteRequest(topic, message))
+            await asyncio.wait_for(conn.call(request), self.config.request_timeout_ms / 1000)
+
+        results = await asyncio.gather(*(send(topic, broker) for topic, broker in fed), return_exceptions=True)
+        for error in results:
+            if isinstance(error, BaseException):  # only a hint: the batches still seal on their time
+                self._repeats.log("info", "flush", "flush_message_failed", error=repr(error))
+
     async def _metadata(self, broker: BrokerAddress, topics: tuple[str, ...]) -> list[TopicMetadata]:
         conn = await self._connect(broker)
         request = Request(CLIENT_VERSION, next(self._ids), MetadataRequest(topics))
@@ -647,13 +690,18 @@ class Producer:
                 return served
 
     def flush(self, timeout: float | None = None) -> int:
-        """Send every open request and wait for all answers; returns how many records are still unanswered."""
+        """Send every open request and wait for all answers; returns how many records are still unanswered.
+
+        Once every request is written, each broker that took some gets a message of no records for the topic,
+        which seals its open batch at once (see ``_send_flush``): a flush waits for a store, not a batch time.
+        """
         with self._lock:
             sealed = [self._take(p) for p in list(self._open.values())]
         for item in sealed:
             if item is not None:
                 self._hand_off(item)
         deadline = None if timeout is None else time.monotonic() + timeout
+        flushed = False
         while True:
             self.poll(0)
             with self._lock:
@@ -662,6 +710,12 @@ class Producer:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
+                if not flushed and not self._unwritten and not self._open:
+                    # Every request is on its way: ask the brokers to seal their batches now.
+                    flushed = True
+                    fed, self._fed = self._fed, set()
+                    if fed and not self._closed:
+                        asyncio.run_coroutine_threadsafe(self._send_flush(fed), self._loop)
                 self._room.wait(0.05 if left is None else min(left, 0.05))
         self.poll(0)
         return self._unanswered

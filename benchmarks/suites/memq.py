@@ -256,7 +256,7 @@ def _puts_per_gib(stack: _Stack, count: int, data: list[bytes]) -> dict[str, flo
                 samples.get(("memq_broker_batches_total", ("reason", reason), ("topic", PUTS_TOPIC)), 0.0),
                 samples.get(("memq_broker_stored_bytes_total", ("reason", reason), ("topic", PUTS_TOPIC)), 0.0),
             )
-            for reason in ("size", "count", "time", "shutdown")
+            for reason in ("size", "count", "time", "flush", "shutdown")
         }
         other = sum(n for reason, (n, _) in sealed.items() if reason != "size")
         return puts, other, sealed["size"][1], sum(b for _, b in sealed.values())
