@@ -26,9 +26,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from memq._accel import OpenBase, ProducerBase
 from memq._compression import Compression
 from memq._config import ProducerConfig
 from memq._errors import MemqError
@@ -144,25 +145,36 @@ class DeliveredRecord:
         return self.err
 
 
-@dataclass(eq=False, slots=True)
-class _Open:
+class _Open(OpenBase):
     """A request being filled, column by column: no object per record, one join to encode it.
 
     ``headers`` and ``reports`` stay None until a record has headers or its own report (then they hold one
-    entry per record); records without a report use the producer's default ``on_delivery``.
+    entry per record); records without a report use the producer's default ``on_delivery``. The columns and
+    sizes live in :class:`OpenBase`, where the C fast path of ``produce`` appends to them.
     """
 
-    topic: str
-    capacity: int  # record bytes (uncompressed) the request can carry
-    values: list[bytes] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
-    stamps: list[int] = field(default_factory=list)
-    headers: list[Headers] | None = None
-    reports: list[Report | None] | None = None
-    size: int = 0  # uncompressed record bytes, as the format encodes them
-    sealed: bool = False
-    linger_until: float = 0.0  # monotonic time at which linger_ms runs out
-    due: bool = False  # linger ran out while every in-flight slot was taken: sealed when one frees
+    __slots__ = ("due", "linger_until", "topic")
+
+    def __init__(
+        self,
+        topic: str,
+        capacity: int,
+        values: list[bytes] | None = None,
+        keys: list[bytes | None] | None = None,
+        stamps: list[int] | None = None,
+        sealed: bool = False,
+    ) -> None:
+        self.topic = topic
+        self.capacity = capacity  # record bytes (uncompressed) the request can carry
+        self.values = [] if values is None else values
+        self.keys = [] if keys is None else keys
+        self.stamps = [] if stamps is None else stamps
+        self.headers = None
+        self.reports = None
+        self.size = 0  # uncompressed record bytes, as the format encodes them
+        self.sealed = sealed
+        self.linger_until = 0.0  # monotonic time at which linger_ms runs out
+        self.due = False  # linger ran out while every in-flight slot was taken: sealed when one frees
 
     def add(self, value: bytes, key: bytes | None, stamp: int, headers: Headers, report: Report | None) -> None:
         count = len(self.values)
@@ -259,7 +271,7 @@ class _Connection:
         self.writer.close()
 
 
-class Producer:
+class Producer(ProducerBase):
     """A MemQ producer: ``Producer(brokers=["host:port"])`` or ``Producer(ProducerConfig(...))``."""
 
     def __init__(
@@ -310,41 +322,6 @@ class Producer:
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="memq-encode")
 
     # -- producing ------------------------------------------------------------------------------------
-
-    def produce(
-        self,
-        topic: str,
-        value: Buffer,
-        key: Buffer | None = None,
-        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
-        timestamp: int = 0,
-        on_delivery: DeliveryCallback | None = None,
-    ) -> None:
-        """Queue a record; ``on_delivery(err, record)`` runs in a later ``poll`` or ``flush``."""
-        if headers is None and on_delivery is None and type(value) is bytes and (key is None or type(key) is bytes):
-            # The common record joins its topic's open request with a few list appends; anything that needs
-            # a decision (a new request, a full one, no room in flight) takes the general path below.
-            size = _RECORD_FIXED + len(value) + (len(key) if key else 0)
-            stamp = timestamp or int(_time() * 1000)
-            with self._lock:
-                pending = self._open.get(topic)
-                if (
-                    pending is not None
-                    and pending.size + size <= pending.capacity
-                    and self._buffered + size <= self._max_buffered
-                ):
-                    pending.values.append(value)
-                    pending.keys.append(key)
-                    pending.stamps.append(stamp)
-                    if pending.headers is not None:
-                        pending.headers.append(())
-                    if pending.reports is not None:
-                        pending.reports.append(None)
-                    pending.size += size
-                    self._buffered += size
-                    self._unanswered += 1
-                    return
-        self._append(topic, value, key, headers, timestamp, on_delivery)
 
     def send(
         self,

@@ -1,0 +1,31 @@
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+class OpenBase:
+    values: list[bytes]
+    keys: list[bytes | None]
+    stamps: list[int]
+    headers: list[Any] | None
+    reports: list[Any] | None
+    size: int
+    capacity: int
+    sealed: bool
+
+class ProducerBase:
+    _open: dict[str, Any]
+    _lock: threading.Lock
+    _buffered: int
+    _unanswered: int
+    _max_buffered: int
+    def produce(
+        self,
+        topic: str,
+        value: Any,
+        key: Any = None,
+        headers: Any = None,
+        timestamp: int = 0,
+        on_delivery: Any = None,
+    ) -> None: ...
+
+def encode_plain(values: Sequence[bytes], keys: Sequence[bytes | None], timestamps: Sequence[int]) -> bytes | None: ...
