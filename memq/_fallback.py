@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -48,11 +48,11 @@ class ProducerBase:
     def produce(
         self,
         topic: str,
-        value: Any,
-        key: Any = None,
-        headers: Any = None,
+        value: bytes | bytearray | memoryview,
+        key: bytes | bytearray | memoryview | None = None,
+        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
         timestamp: int = 0,
-        on_delivery: Any = None,
+        on_delivery: Callable[[Any, Any], None] | None = None,
     ) -> None:
         """Queue a record; ``on_delivery(err, record)`` runs in a later ``poll`` or ``flush``."""
         if headers is None and on_delivery is None and type(value) is bytes and (key is None or type(key) is bytes):

@@ -316,10 +316,13 @@ class Producer(ProducerBase):
         self._inflight = asyncio.Semaphore(self.config.max_inflight_requests)
         self._thread = threading.Thread(target=self._loop.run_forever, name="memq-producer", daemon=True)
         self._thread.start()
-        # Requests are encoded and compressed on one thread of their own, in the order they were sealed,
-        # while the caller fills the next one (zstd and CRC32 release the GIL), as librdkafka does on its
-        # broker threads.
-        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="memq-encode")
+        # Requests are encoded and compressed on threads of their own while the caller fills the next one
+        # (zstd and CRC32 release the GIL), as librdkafka does on its broker threads; each waits for the one
+        # sealed before it to be handed to the network, so requests leave in the order they were sealed.
+        self._encoder = ThreadPoolExecutor(self.config.encoder_threads, thread_name_prefix="memq-encode")
+        self._order = threading.Lock()  # hands off in sealing order: the chain below and the pool's queue agree
+        self._previous = threading.Event()  # set once the request sealed last is handed to the network
+        self._previous.set()
 
     # -- producing ------------------------------------------------------------------------------------
 
@@ -449,27 +452,37 @@ class Producer(ProducerBase):
                 self._hand_off(sealed)
 
     def _hand_off(self, sealed: _Open) -> None:
-        """Have the encoder thread encode and compress a sealed request while the caller goes on producing."""
-        try:
-            self._encoder.submit(self._dispatch, sealed)
-        except RuntimeError:  # closing: the encoder is gone, encode here
-            self._dispatch(sealed)
+        """Have an encoder thread encode and compress a sealed request while the caller goes on producing."""
+        with self._order:
+            previous, done = self._previous, threading.Event()
+            self._previous = done
+            try:
+                self._encoder.submit(self._dispatch, sealed, previous, done)
+                return
+            except RuntimeError:  # closing: the encoders are gone, encode here (below, without the lock)
+                pass
+        self._dispatch(sealed, previous, done)
 
-    def _dispatch(self, sealed: _Open) -> None:
-        """Encode a sealed request (the encoder thread) and hand it to the network loop."""
+    def _dispatch(self, sealed: _Open, previous: threading.Event, done: threading.Event) -> None:
+        """Encode a sealed request (an encoder thread) and hand it to the network loop after ``previous``."""
         try:
             parts = self._encode(sealed)
         except Exception as exc:  # a record the format cannot carry: its request fails, nothing hangs
             _log.exception("encode_failed", topic=sealed.topic)
+            done.set()
             self._written()
             self._complete(sealed, DeliveryError(ResponseCode.BAD_REQUEST, f"cannot encode the request: {exc}"))
             return
-        if len(parts) > 1:
-            with self._lock:
-                self._requests += len(parts) - 1
-                self._unwritten += len(parts) - 1
-        for part in parts:
-            asyncio.run_coroutine_threadsafe(self._deliver(part), self._loop)
+        try:
+            if len(parts) > 1:
+                with self._lock:
+                    self._requests += len(parts) - 1
+                    self._unwritten += len(parts) - 1
+            previous.wait()  # the request sealed before this one is with the network loop already
+            for part in parts:
+                asyncio.run_coroutine_threadsafe(self._deliver(part), self._loop)
+        finally:
+            done.set()
 
     def _encode(self, sealed: _Open) -> list[tuple[_Open, int, bytes]]:
         request_id = next(self._ids)

@@ -1,5 +1,5 @@
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 class OpenBase:
@@ -21,11 +21,11 @@ class ProducerBase:
     def produce(
         self,
         topic: str,
-        value: Any,
-        key: Any = None,
-        headers: Any = None,
+        value: bytes | bytearray | memoryview,
+        key: bytes | bytearray | memoryview | None = None,
+        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
         timestamp: int = 0,
-        on_delivery: Any = None,
+        on_delivery: Callable[[Any, Any], None] | None = None,
     ) -> None: ...
 
 def encode_plain(values: Sequence[bytes], keys: Sequence[bytes | None], timestamps: Sequence[int]) -> bytes | None: ...
