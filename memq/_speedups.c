@@ -277,15 +277,18 @@ ProducerBase_produce(ProducerBase *self, PyObject *const *args, Py_ssize_t nargs
         PyObject *acquire = self->acquire, *release = self->release;
         Py_INCREF(acquire);
         Py_INCREF(release);
+        PyObject *open = Py_NewRef(self->open);
         int done = call_lock(acquire);
         if (done == 0) {
-            PyObject *pending = PyDict_GetItemWithError(self->open, topic); /* borrowed */
+            /* Held while appending: an allocation may run a finalizer, which may let other threads run. */
+            PyObject *pending = Py_XNewRef(PyDict_GetItemWithError(open, topic));
             if (pending != NULL && PyObject_TypeCheck(pending, &OpenBase_Type)) {
                 done = append_record(self, (OpenBase *)pending, value, key, stamp_obj, size);
             }
             else {
                 done = PyErr_Occurred() ? -1 : 0;
             }
+            Py_XDECREF(pending);
             PyObject *type, *exc, *traceback;
             PyErr_Fetch(&type, &exc, &traceback);
             if (call_lock(release) < 0) {
@@ -298,6 +301,7 @@ ProducerBase_produce(ProducerBase *self, PyObject *const *args, Py_ssize_t nargs
                 PyErr_Restore(type, exc, traceback);
             }
         }
+        Py_DECREF(open);
         Py_DECREF(acquire);
         Py_DECREF(release);
         Py_DECREF(stamp_obj);
