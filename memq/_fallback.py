@@ -80,6 +80,20 @@ class ProducerBase:
                     return
         self._append(topic, value, key, headers, timestamp, on_delivery)
 
+    def psc_produce(
+        self,
+        topic: str,
+        value: bytes | bytearray | memoryview | None = None,
+        key: bytes | bytearray | memoryview | None = None,
+        partition: int = -1,
+        on_delivery: Callable[[Any, Any], None] | None = None,
+        timestamp: int = 0,
+        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
+    ) -> None:
+        """``produce`` with the arguments of PSC's backend ``produce``; no value is an empty one, and MemQ
+        topics have one partition as PSC sees them."""
+        self.produce(topic, b"" if value is None else value, key, headers, timestamp, on_delivery)
+
     def _append(self, topic: str, value: Any, key: Any, headers: Any, timestamp: int, report: Any) -> None:
         raise NotImplementedError
 

@@ -9,6 +9,7 @@
  *   headers or its own report, of bytes, joining its topic's open request with room in it and in flight.
  *   Anything else goes to the Python method _append(), which stays the specification. The producer's lock
  *   is held as in Python, so Python code under the lock sees the same states it would see without C.
+ *   psc_produce() is the same with the arguments of PSC's backend produce(), which PSC calls directly.
  * - encode_plain(): the body of a request of records without headers, byte for byte what
  *   memq._format.encode_records writes, copied with the GIL released.
  *
@@ -24,7 +25,7 @@
                            int32 key length, int32 value length */
 #define MAX_INT32 0x7FFFFFFF
 
-static PyObject *str_append, *str_acquire, *str_release, *empty_tuple;
+static PyObject *str_append, *str_acquire, *str_release, *empty_tuple, *empty_bytes;
 
 /* --- OpenBase ---------------------------------------------------------------------------------------- */
 
@@ -213,17 +214,15 @@ append_record(ProducerBase *self, OpenBase *pending, PyObject *value, PyObject *
     return 1;
 }
 
-/* produce(topic, value, key=None, headers=None, timestamp=0, on_delivery=None) */
-#define N_ARGS 6
-static const char *const produce_names[N_ARGS] = {"topic", "value", "key", "headers", "timestamp", "on_delivery"};
-
-static PyObject *
-ProducerBase_produce(ProducerBase *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* Fills slots[] (NULL: not given) from a vectorcall with the parameters `names`; -1 (TypeError) if it does
+ * not fit them. */
+static int
+parse_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *const *names, int count,
+           PyObject **slots)
 {
-    PyObject *slots[N_ARGS] = {NULL};
-    if (nargs > N_ARGS) {
-        PyErr_Format(PyExc_TypeError, "produce() takes at most %d arguments (%zd given)", N_ARGS, nargs);
-        return NULL;
+    if (nargs > count) {
+        PyErr_Format(PyExc_TypeError, "produce() takes at most %d arguments (%zd given)", count, nargs);
+        return -1;
     }
     for (Py_ssize_t i = 0; i < nargs; i++) {
         slots[i] = args[i];
@@ -232,11 +231,11 @@ ProducerBase_produce(ProducerBase *self, PyObject *const *args, Py_ssize_t nargs
     for (Py_ssize_t k = 0; k < nkw; k++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, k);
         int found = 0;
-        for (int i = 0; i < N_ARGS && !found; i++) {
-            if (PyUnicode_CompareWithASCIIString(name, produce_names[i]) == 0) {
+        for (int i = 0; i < count && !found; i++) {
+            if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
                 if (slots[i] != NULL) {
-                    PyErr_Format(PyExc_TypeError, "produce() got multiple values for argument '%s'", produce_names[i]);
-                    return NULL;
+                    PyErr_Format(PyExc_TypeError, "produce() got multiple values for argument '%s'", names[i]);
+                    return -1;
                 }
                 slots[i] = args[nargs + k];
                 found = 1;
@@ -244,16 +243,58 @@ ProducerBase_produce(ProducerBase *self, PyObject *const *args, Py_ssize_t nargs
         }
         if (!found) {
             PyErr_Format(PyExc_TypeError, "produce() got an unexpected keyword argument '%U'", name);
-            return NULL;
+            return -1;
         }
+    }
+    return 0;
+}
+
+static PyObject *produce_record(ProducerBase *self, PyObject *topic, PyObject *value, PyObject *key,
+                                PyObject *headers, PyObject *timestamp, PyObject *report);
+
+/* produce(topic, value, key=None, headers=None, timestamp=0, on_delivery=None) */
+static const char *const produce_names[] = {"topic", "value", "key", "headers", "timestamp", "on_delivery"};
+
+static PyObject *
+ProducerBase_produce(ProducerBase *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *slots[6] = {NULL};
+    if (parse_args(args, nargs, kwnames, produce_names, 6, slots) < 0) {
+        return NULL;
     }
     if (slots[0] == NULL || slots[1] == NULL) {
         PyErr_SetString(PyExc_TypeError, "produce() needs a topic and a value");
         return NULL;
     }
-    PyObject *topic = slots[0], *value = slots[1];
-    PyObject *key = slots[2] ? slots[2] : Py_None, *headers = slots[3] ? slots[3] : Py_None;
-    PyObject *timestamp = slots[4], *report = slots[5] ? slots[5] : Py_None;
+    return produce_record(self, slots[0], slots[1], slots[2] ? slots[2] : Py_None, slots[3] ? slots[3] : Py_None,
+                          slots[4], slots[5] ? slots[5] : Py_None);
+}
+
+/* psc_produce(topic, value=None, key=None, partition=-1, on_delivery=None, timestamp=0, headers=None): PSC's
+ * backend produce() (confluent-kafka's order); a missing value is an empty one, the partition is ignored. */
+static const char *const psc_names[] = {"topic", "value", "key", "partition", "on_delivery", "timestamp", "headers"};
+
+static PyObject *
+ProducerBase_psc_produce(ProducerBase *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *slots[7] = {NULL};
+    if (parse_args(args, nargs, kwnames, psc_names, 7, slots) < 0) {
+        return NULL;
+    }
+    if (slots[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "produce() needs a topic");
+        return NULL;
+    }
+    PyObject *value = slots[1] == NULL || slots[1] == Py_None ? empty_bytes : slots[1];
+    return produce_record(self, slots[0], value, slots[2] ? slots[2] : Py_None, slots[6] ? slots[6] : Py_None,
+                          slots[5], slots[4] ? slots[4] : Py_None);
+}
+
+/* The record (timestamp NULL: not given) joins its topic's open request, or goes to self._append(). */
+static PyObject *
+produce_record(ProducerBase *self, PyObject *topic, PyObject *value, PyObject *key, PyObject *headers,
+               PyObject *timestamp, PyObject *report)
+{
     long long stamp = 0;
     int plain = headers == Py_None && report == Py_None && PyBytes_CheckExact(value) &&
                 (key == Py_None || PyBytes_CheckExact(key)) && (timestamp == NULL || PyLong_CheckExact(timestamp)) &&
@@ -336,6 +377,9 @@ static PyMethodDef ProducerBase_methods[] = {
     {"produce", (PyCFunction)(void (*)(void))ProducerBase_produce, METH_FASTCALL | METH_KEYWORDS,
      "produce(topic, value, key=None, headers=None, timestamp=0, on_delivery=None): queue a record; "
      "on_delivery(err, record) runs in a later poll or flush."},
+    {"psc_produce", (PyCFunction)(void (*)(void))ProducerBase_psc_produce, METH_FASTCALL | METH_KEYWORDS,
+     "psc_produce(topic, value=None, key=None, partition=-1, on_delivery=None, timestamp=0, headers=None): "
+     "produce() with the arguments of PSC's backend produce(); no value is an empty one."},
     {NULL},
 };
 
@@ -483,7 +527,8 @@ PyInit__speedups(void)
     str_acquire = PyUnicode_InternFromString("acquire");
     str_release = PyUnicode_InternFromString("release");
     empty_tuple = PyTuple_New(0);
-    if (str_append == NULL || str_acquire == NULL || str_release == NULL || empty_tuple == NULL ||
+    empty_bytes = PyBytes_FromStringAndSize("", 0);
+    if (str_append == NULL || str_acquire == NULL || str_release == NULL || empty_tuple == NULL || empty_bytes == NULL ||
         PyType_Ready(&OpenBase_Type) < 0 || PyType_Ready(&ProducerBase_Type) < 0) {
         return NULL;
     }

@@ -27,5 +27,15 @@ class ProducerBase:
         timestamp: int = 0,
         on_delivery: Callable[[Any, Any], None] | None = None,
     ) -> None: ...
+    def psc_produce(
+        self,
+        topic: str,
+        value: bytes | bytearray | memoryview | None = None,
+        key: bytes | bytearray | memoryview | None = None,
+        partition: int = -1,
+        on_delivery: Callable[[Any, Any], None] | None = None,
+        timestamp: int = 0,
+        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
+    ) -> None: ...
 
 def encode_plain(values: Sequence[bytes], keys: Sequence[bytes | None], timestamps: Sequence[int]) -> bytes | None: ...

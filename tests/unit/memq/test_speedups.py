@@ -181,3 +181,20 @@ def test_bad_calls_raise_type_errors(impl: ModuleType) -> None:
         producer.produce("t", b"v", nonsense=1)
     with pytest.raises(TypeError):
         producer.produce("t", b"v", None, None, 0, None, "extra")
+
+
+def test_psc_produce_takes_pscs_argument_order(impl: ModuleType) -> None:
+    producer = _producer(impl)
+    producer.psc_produce("t", b"v", b"k")
+    producer.psc_produce("t")  # no value: an empty one
+    producer.psc_produce("t", None, None, 3, None, 5)  # the partition is ignored
+    pending = producer._open["t"]
+    assert (pending.values, pending.keys, pending.stamps[2]) == ([b"v", b"", b""], [b"k", None, None], 5)
+
+    def report(err: Any, msg: Any) -> None:
+        pass
+
+    producer.psc_produce("t", b"w", None, -1, report, timestamp=7, headers=[("h", b"1")])
+    assert producer.slow == [("t", b"w", None, [("h", b"1")], 7, report)]
+    with pytest.raises(TypeError):
+        producer.psc_produce()
