@@ -1,16 +1,17 @@
 """The MemQ producer: records become compressed producer messages, sent to brokers over the wire protocol.
 
-``produce`` appends a record to its topic's open request and returns; a request is sealed when it would
-exceed ``max_request_bytes`` or ``linger_ms`` after its first record. Sealed requests are encoded and
-compressed on an encoder thread, then go out from one background thread running an asyncio loop, at most
-``max_inflight_requests`` at a time, to the topic's brokers in turn. A lost connection sends the request to
+``produce`` appends a record to its topic's open request and returns (in C for the common record, see
+``memq._accel``); a request is sealed when it would exceed ``max_request_bytes`` or ``linger_ms`` after its
+first record. Sealed requests are encoded and compressed on ``encoder_threads`` threads, then go out in
+sealing order from one background thread running an asyncio loop, at most ``max_inflight_requests`` at a
+time, to the topic's brokers in turn. A lost connection sends the request to
 the next broker until ``request_timeout_ms`` (which covers the broker's acknowledgement) runs out; any answer
 but OK fails the request's records.
 
 Records waiting for their acknowledgement hold their bytes against ``max_inflight_bytes``: ``produce`` blocks
 up to ``max_block_ms`` for room, then raises ``BufferError``. Delivery callbacks ``on_delivery(err, record)``
 run in ``poll``/``flush`` on the caller's thread (confluent-kafka's shape); futures from ``send`` resolve as
-soon as the answer arrives.
+soon as the answer arrives. ``flush`` ends by asking each broker it wrote to to seal its topics' open batches.
 """
 
 from __future__ import annotations
