@@ -6,4 +6,9 @@ compiler the build goes on and PSC runs the same paths in Python (``psc/_fallbac
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("psc._speedups", sources=["psc/_speedups.c"], optional=True)])
+setup(
+    ext_modules=[
+        Extension("psc._speedups", sources=["psc/_speedups.c"], optional=True),
+        Extension("memq._speedups", sources=["memq/_speedups.c"], optional=True),
+    ]
+)

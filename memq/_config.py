@@ -148,6 +148,9 @@ class ProducerConfig(_Strict):
     retry_backoff_ms: int = Field(default=200, ge=0)
     connect_timeout_ms: int = Field(default=2000, gt=0)
     delivery_report_only_error: bool = False  # delivery callbacks run for failed records only (futures: always)
+    # Threads that encode and compress sealed requests (zstd and CRC32 release the GIL); requests still go to
+    # the brokers in the order they were sealed.
+    encoder_threads: int = Field(default=2, ge=1, le=64)
     tls: TlsConfig | None = None
 
     @field_validator("brokers")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
+from memq._accel import encode_plain
 from memq._compression import Compression, compress, decompress
 from memq._errors import FormatError
 
@@ -32,6 +33,7 @@ __all__ = [
     "decode_message",
     "decode_message_columns",
     "decode_message_fields",
+    "encode_empty_message",
     "encode_message",
     "encode_object_index",
     "encode_records",
@@ -241,7 +243,6 @@ def encoded_record_size(record: Record) -> int:
 
 
 _PLAIN_HEAD = struct.Struct(">hqBhi")  # internalFieldsLength 11, timestamp, no id, no headers, key length
-_PLAIN_UNKEYED = struct.Struct(">hqBhii")  # the same with key length 0, then the value length
 
 
 def encode_records(
@@ -250,30 +251,21 @@ def encode_records(
     timestamps: Sequence[int],
     headers: Sequence[tuple[tuple[str, bytes], ...]] | None = None,
 ) -> bytes:
-    """The uncompressed body of records given column by column (no message ids), built in one join.
+    """The uncompressed body of records given column by column (no message ids).
 
-    Records without headers, the common case, are packed without a Python loop per record.
+    Records without headers, the common case, are packed in one pass (in C when built: ``memq._accel``).
     """
-    if headers is not None and any(headers):
-        columns = zip(values, keys, timestamps, headers, strict=True)
-        return _encode_records([Record(v, k or None, h, t) for v, k, t, h in columns])
-    count = len(values)
-    if len(keys) != count or len(timestamps) != count:
-        raise ValueError(f"{count} values, {len(keys)} keys and {len(timestamps)} timestamps: one of each per record")
-    # map() over the columns runs the packing loop in C; the slices interleave heads and payloads.
-    zero = repeat(0)
-    if not any(keys):
-        parts: list[bytes] = [b""] * (2 * count)
-        parts[::2] = map(_PLAIN_UNKEYED.pack, repeat(11), timestamps, zero, zero, zero, map(len, values))
-        parts[1::2] = values
-        return b"".join(parts)
-    present = [k or b"" for k in keys]
-    parts = [b""] * (4 * count)
-    parts[::4] = map(_PLAIN_HEAD.pack, repeat(11), timestamps, zero, zero, map(len, present))
-    parts[1::4] = present
-    parts[2::4] = map(_I32.pack, map(len, values))
-    parts[3::4] = values
-    return b"".join(parts)
+    if headers is None or not any(headers):
+        body = encode_plain(values, keys, timestamps)
+        if body is not None:
+            return body
+        if not len(values) == len(keys) == len(timestamps):
+            raise ValueError(
+                f"{len(values)} values, {len(keys)} keys and {len(timestamps)} timestamps: one of each per record"
+            )
+        headers = None  # something else than bytes and ints: the careful path below packs or refuses it
+    columns = zip(values, keys, timestamps, headers or repeat((), len(values)), strict=True)
+    return _encode_records([Record(v, k or None, h, t) for v, k, t, h in columns])
 
 
 def _encode_records(records: Sequence[Record]) -> bytes:
@@ -563,6 +555,19 @@ def seal_message(
     header += bytes([4]) + address + _EXTRA_TAIL.pack(producer_epoch, request_id)
     header += _CHECKS.pack(zlib.crc32(payload), compression, record_count, len(payload))
     return header + payload
+
+
+def encode_empty_message(*, producer_epoch: int, request_id: int, address: bytes) -> bytes:
+    """A producer message of no records: the header alone, which brokers acknowledge without storing it.
+
+    Never part of an object (the reference reader rejects a zero-record message there); our producer sends one
+    from ``flush`` so that our broker seals the topic's open batch at once.
+    """
+    if len(address) != 4:
+        raise ValueError(f"producer address must be 4 bytes (IPv4), not {len(address)}")
+    header = _PREFIX.pack(HEADER_LENGTH, MESSAGE_VERSION, _EXTRA_LENGTH)
+    header += bytes([4]) + address + _EXTRA_TAIL.pack(producer_epoch, request_id)
+    return header + _CHECKS.pack(zlib.crc32(b""), Compression.NONE, 0, 0)
 
 
 def parse_message_header(

@@ -1,16 +1,17 @@
 """The MemQ producer: records become compressed producer messages, sent to brokers over the wire protocol.
 
-``produce`` appends a record to its topic's open request and returns; a request is sealed when it would
-exceed ``max_request_bytes`` or ``linger_ms`` after its first record. Sealed requests are encoded and
-compressed on an encoder thread, then go out from one background thread running an asyncio loop, at most
-``max_inflight_requests`` at a time, to the topic's brokers in turn. A lost connection sends the request to
+``produce`` appends a record to its topic's open request and returns (in C for the common record, see
+``memq._accel``); a request is sealed when it would exceed ``max_request_bytes`` or ``linger_ms`` after its
+first record. Sealed requests are encoded and compressed on ``encoder_threads`` threads, then go out in
+sealing order from one background thread running an asyncio loop, at most ``max_inflight_requests`` at a
+time, to the topic's brokers in turn. A lost connection sends the request to
 the next broker until ``request_timeout_ms`` (which covers the broker's acknowledgement) runs out; any answer
 but OK fails the request's records.
 
 Records waiting for their acknowledgement hold their bytes against ``max_inflight_bytes``: ``produce`` blocks
 up to ``max_block_ms`` for room, then raises ``BufferError``. Delivery callbacks ``on_delivery(err, record)``
 run in ``poll``/``flush`` on the caller's thread (confluent-kafka's shape); futures from ``send`` resolve as
-soon as the answer arrives.
+soon as the answer arrives. ``flush`` ends by asking each broker it wrote to to seal its topics' open batches.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from memq._accel import OpenBase, ProducerBase
 from memq._compression import Compression
 from memq._config import ProducerConfig
 from memq._errors import MemqError
-from memq._format import HEADER_LENGTH, Record, encode_records, seal_message
+from memq._format import HEADER_LENGTH, Record, encode_empty_message, encode_records, seal_message
 from memq._wire import (
     CLIENT_VERSION,
     BrokerAddress,
@@ -144,25 +146,36 @@ class DeliveredRecord:
         return self.err
 
 
-@dataclass(eq=False, slots=True)
-class _Open:
+class _Open(OpenBase):
     """A request being filled, column by column: no object per record, one join to encode it.
 
     ``headers`` and ``reports`` stay None until a record has headers or its own report (then they hold one
-    entry per record); records without a report use the producer's default ``on_delivery``.
+    entry per record); records without a report use the producer's default ``on_delivery``. The columns and
+    sizes live in :class:`OpenBase`, where the C fast path of ``produce`` appends to them.
     """
 
-    topic: str
-    capacity: int  # record bytes (uncompressed) the request can carry
-    values: list[bytes] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
-    stamps: list[int] = field(default_factory=list)
-    headers: list[Headers] | None = None
-    reports: list[Report | None] | None = None
-    size: int = 0  # uncompressed record bytes, as the format encodes them
-    sealed: bool = False
-    linger_until: float = 0.0  # monotonic time at which linger_ms runs out
-    due: bool = False  # linger ran out while every in-flight slot was taken: sealed when one frees
+    __slots__ = ("due", "linger_until", "topic")
+
+    def __init__(
+        self,
+        topic: str,
+        capacity: int,
+        values: list[bytes] | None = None,
+        keys: list[bytes | None] | None = None,
+        stamps: list[int] | None = None,
+        sealed: bool = False,
+    ) -> None:
+        self.topic = topic
+        self.capacity = capacity  # record bytes (uncompressed) the request can carry
+        self.values = [] if values is None else values
+        self.keys = [] if keys is None else keys
+        self.stamps = [] if stamps is None else stamps
+        self.headers = None
+        self.reports = None
+        self.size = 0  # uncompressed record bytes, as the format encodes them
+        self.sealed = sealed
+        self.linger_until = 0.0  # monotonic time at which linger_ms runs out
+        self.due = False  # linger ran out while every in-flight slot was taken: sealed when one frees
 
     def add(self, value: bytes, key: bytes | None, stamp: int, headers: Headers, report: Report | None) -> None:
         count = len(self.values)
@@ -259,7 +272,7 @@ class _Connection:
         self.writer.close()
 
 
-class Producer:
+class Producer(ProducerBase):
     """A MemQ producer: ``Producer(brokers=["host:port"])`` or ``Producer(ProducerConfig(...))``."""
 
     def __init__(
@@ -287,6 +300,8 @@ class Producer:
         self._buffered = 0  # bytes of records produced and not yet answered
         self._unanswered = 0  # records produced and not yet answered
         self._requests = 0  # sealed requests not yet answered
+        self._unwritten = 0  # sealed requests not yet written to a broker connection
+        self._fed: set[tuple[str, BrokerAddress]] = set()  # (topic, broker) written to since the last flush
         self._reports: queue.SimpleQueue[tuple[DeliveryCallback, DeliveryError | None, DeliveredRecord]]
         self._reports = queue.SimpleQueue()
         self._closed = False
@@ -302,47 +317,15 @@ class Producer:
         self._inflight = asyncio.Semaphore(self.config.max_inflight_requests)
         self._thread = threading.Thread(target=self._loop.run_forever, name="memq-producer", daemon=True)
         self._thread.start()
-        # Requests are encoded and compressed on one thread of their own, in the order they were sealed,
-        # while the caller fills the next one (zstd and CRC32 release the GIL), as librdkafka does on its
-        # broker threads.
-        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="memq-encode")
+        # Requests are encoded and compressed on threads of their own while the caller fills the next one
+        # (zstd and CRC32 release the GIL), as librdkafka does on its broker threads; each waits for the one
+        # sealed before it to be handed to the network, so requests leave in the order they were sealed.
+        self._encoder = ThreadPoolExecutor(self.config.encoder_threads, thread_name_prefix="memq-encode")
+        self._order = threading.Lock()  # hands off in sealing order: the chain below and the pool's queue agree
+        self._previous = threading.Event()  # set once the request sealed last is handed to the network
+        self._previous.set()
 
     # -- producing ------------------------------------------------------------------------------------
-
-    def produce(
-        self,
-        topic: str,
-        value: Buffer,
-        key: Buffer | None = None,
-        headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None,
-        timestamp: int = 0,
-        on_delivery: DeliveryCallback | None = None,
-    ) -> None:
-        """Queue a record; ``on_delivery(err, record)`` runs in a later ``poll`` or ``flush``."""
-        if headers is None and on_delivery is None and type(value) is bytes and (key is None or type(key) is bytes):
-            # The common record joins its topic's open request with a few list appends; anything that needs
-            # a decision (a new request, a full one, no room in flight) takes the general path below.
-            size = _RECORD_FIXED + len(value) + (len(key) if key else 0)
-            stamp = timestamp or int(_time() * 1000)
-            with self._lock:
-                pending = self._open.get(topic)
-                if (
-                    pending is not None
-                    and pending.size + size <= pending.capacity
-                    and self._buffered + size <= self._max_buffered
-                ):
-                    pending.values.append(value)
-                    pending.keys.append(key)
-                    pending.stamps.append(stamp)
-                    if pending.headers is not None:
-                        pending.headers.append(())
-                    if pending.reports is not None:
-                        pending.reports.append(None)
-                    pending.size += size
-                    self._buffered += size
-                    self._unanswered += 1
-                    return
-        self._append(topic, value, key, headers, timestamp, on_delivery)
 
     def send(
         self,
@@ -429,6 +412,7 @@ class Producer:
             return None
         pending.sealed = True
         self._requests += 1
+        self._unwritten += 1
         if self._open.get(pending.topic) is pending:
             del self._open[pending.topic]
         return pending
@@ -469,25 +453,37 @@ class Producer:
                 self._hand_off(sealed)
 
     def _hand_off(self, sealed: _Open) -> None:
-        """Have the encoder thread encode and compress a sealed request while the caller goes on producing."""
-        try:
-            self._encoder.submit(self._dispatch, sealed)
-        except RuntimeError:  # closing: the encoder is gone, encode here
-            self._dispatch(sealed)
+        """Have an encoder thread encode and compress a sealed request while the caller goes on producing."""
+        with self._order:
+            previous, done = self._previous, threading.Event()
+            self._previous = done
+            try:
+                self._encoder.submit(self._dispatch, sealed, previous, done)
+                return
+            except RuntimeError:  # closing: the encoders are gone, encode here (below, without the lock)
+                pass
+        self._dispatch(sealed, previous, done)
 
-    def _dispatch(self, sealed: _Open) -> None:
-        """Encode a sealed request (the encoder thread) and hand it to the network loop."""
+    def _dispatch(self, sealed: _Open, previous: threading.Event, done: threading.Event) -> None:
+        """Encode a sealed request (an encoder thread) and hand it to the network loop after ``previous``."""
         try:
             parts = self._encode(sealed)
         except Exception as exc:  # a record the format cannot carry: its request fails, nothing hangs
             _log.exception("encode_failed", topic=sealed.topic)
+            done.set()
+            self._written()
             self._complete(sealed, DeliveryError(ResponseCode.BAD_REQUEST, f"cannot encode the request: {exc}"))
             return
-        if len(parts) > 1:
-            with self._lock:
-                self._requests += len(parts) - 1
-        for part in parts:
-            asyncio.run_coroutine_threadsafe(self._deliver(part), self._loop)
+        try:
+            if len(parts) > 1:
+                with self._lock:
+                    self._requests += len(parts) - 1
+                    self._unwritten += len(parts) - 1
+            previous.wait()  # the request sealed before this one is with the network loop already
+            for part in parts:
+                asyncio.run_coroutine_threadsafe(self._deliver(part), self._loop)
+        finally:
+            done.set()
 
     def _encode(self, sealed: _Open) -> list[tuple[_Open, int, bytes]]:
         request_id = next(self._ids)
@@ -508,15 +504,23 @@ class Producer:
 
     # -- network (the loop thread) --------------------------------------------------------------------
 
+    def _written(self) -> None:
+        """A sealed request was written to a connection, or never will be."""
+        with self._lock:
+            self._unwritten -= 1
+            if not self._unwritten:
+                self._room.notify_all()  # flush() may be waiting to send its flush messages
+
     async def _deliver(self, item: tuple[_Open, int, bytes]) -> None:
         sealed, request_id, message = item
         deadline = time.monotonic() + self.config.request_timeout_ms / 1000
         request = Request(CLIENT_VERSION, request_id, WriteRequest(sealed.topic, message))
+        unwritten = [True]  # cleared by the first write to a connection
         error: DeliveryError | None
         try:
             async with asyncio.timeout_at(self._loop.time() + self.config.request_timeout_ms / 1000):
                 async with self._inflight:
-                    error = await self._send_with_retries(request, deadline)
+                    error = await self._send_with_retries(request, deadline, unwritten)
         except TimeoutError:
             error = DeliveryError(TIMED_OUT, f"no answer within request_timeout_ms={self.config.request_timeout_ms}")
         except asyncio.CancelledError:
@@ -525,9 +529,14 @@ class Producer:
         except Exception as exc:  # a bug must still report every record
             _log.exception("deliver_failed")
             error = DeliveryError(ResponseCode.INTERNAL_SERVER_ERROR, f"producer error: {exc!r}")
+        finally:
+            if unwritten[0]:
+                self._written()
         self._complete(sealed, error)
 
-    async def _send_with_retries(self, request: Request, deadline: float) -> DeliveryError | None:
+    async def _send_with_retries(
+        self, request: Request, deadline: float, unwritten: list[bool]
+    ) -> DeliveryError | None:
         topic = request.body.topic  # type: ignore[union-attr]
         attempt = 0
         last = ""
@@ -535,6 +544,10 @@ class Producer:
             broker = self._pick(await self._topic_brokers(topic))
             try:
                 conn = await self._connect(broker)
+                self._fed.add((topic, broker))
+                if unwritten[0]:  # conn.call writes the request before it first waits
+                    unwritten[0] = False
+                    self._written()
                 response = await conn.call(request)
             except (OSError, TimeoutError) as exc:
                 if isinstance(exc, TimeoutError) and time.monotonic() >= deadline:
@@ -596,6 +609,27 @@ class Producer:
             return [broker]  # the broker does not know the topic: its WRITE answer will say so
         return list(self._bootstrap)
 
+    async def _send_flush(self, fed: set[tuple[str, BrokerAddress]]) -> None:
+        """A producer message of no records to each (topic, broker) that took requests since the last flush.
+
+        Our broker seals the topic's open batch when one arrives, so the requests just written are stored now
+        instead of when the batch's time runs out; any broker answers it OK without storing anything.
+        """
+
+        async def send(topic: str, broker: BrokerAddress) -> None:
+            conn = self._connections.get(broker)
+            if conn is None or conn.closed:
+                return
+            request_id = next(self._ids)
+            message = encode_empty_message(producer_epoch=self._epoch, request_id=request_id, address=self._address)
+            request = Request(CLIENT_VERSION, request_id, WriteRequest(topic, message))
+            await asyncio.wait_for(conn.call(request), self.config.request_timeout_ms / 1000)
+
+        results = await asyncio.gather(*(send(topic, broker) for topic, broker in fed), return_exceptions=True)
+        for error in results:
+            if isinstance(error, BaseException):  # only a hint: the batches still seal on their time
+                self._repeats.log("info", "flush", "flush_message_failed", error=repr(error))
+
     async def _metadata(self, broker: BrokerAddress, topics: tuple[str, ...]) -> list[TopicMetadata]:
         conn = await self._connect(broker)
         request = Request(CLIENT_VERSION, next(self._ids), MetadataRequest(topics))
@@ -647,13 +681,18 @@ class Producer:
                 return served
 
     def flush(self, timeout: float | None = None) -> int:
-        """Send every open request and wait for all answers; returns how many records are still unanswered."""
+        """Send every open request and wait for all answers; returns how many records are still unanswered.
+
+        Once every request is written, each broker that took some gets a message of no records for the topic,
+        which seals its open batch at once (see ``_send_flush``): a flush waits for a store, not a batch time.
+        """
         with self._lock:
             sealed = [self._take(p) for p in list(self._open.values())]
         for item in sealed:
             if item is not None:
                 self._hand_off(item)
         deadline = None if timeout is None else time.monotonic() + timeout
+        flushed = False
         while True:
             self.poll(0)
             with self._lock:
@@ -662,6 +701,12 @@ class Producer:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
+                if not flushed and not self._unwritten and not self._open:
+                    # Every request is on its way: ask the brokers to seal their batches now.
+                    flushed = True
+                    fed, self._fed = self._fed, set()
+                    if fed and not self._closed:
+                        asyncio.run_coroutine_threadsafe(self._send_flush(fed), self._loop)
                 self._room.wait(0.05 if left is None else min(left, 0.05))
         self.poll(0)
         return self._unanswered

@@ -12,16 +12,17 @@ has work to do) and PSC's delivery reports for failures only. Producer settings,
 - Kafka: zstd at librdkafka's default level (3), ``linger.ms`` 10, librdkafka's default ``batch.size``
   (1 MB per partition batch), acks=all with idempotence (PSC's defaults), up to 5 requests in flight per
   connection, and librdkafka's default buffer (100 000 records or 1 GiB);
-- MemQ: zstd level 3 (the reference's), ``linger_ms`` 10, 1 MiB requests, and the producer's default
+- MemQ: zstd level 3 (the reference's), ``linger_ms`` 10, 1 MiB requests, the producer's default
   in-flight room (128 requests, 128 MiB of records; see docs/memq-writing.md for why MemQ needs more room
-  than Kafka); each broker batch seals at 8 MiB or 250 ms (as WarpStream's default; the broker's own default
-  is 2 s), is stored (file: written, fsynced, renamed; S3: PUT) and announced on Kafka with acks=all
-  before its producers get OK.
+  than Kafka) and its default two encoder threads; each broker batch seals at 8 MiB or 250 ms (as
+  WarpStream's default; the broker's own default is 2 s), is stored (file: written, fsynced, renamed; S3:
+  PUT) and announced on Kafka with acks=all before its producers get OK.
 
-A run is timed from the first produce to the acknowledgement of the last record, so MemQ's last batch waits
-for the broker's batch time, its store and its notification (about 0.3 s here) before the clock stops. Each
-ingest run sends the same 150 MB (1.5 M records of 100 B, or 150 000 of 1 KiB), long enough that this tail
-does not stand in for the rate; at 30 MB a run it was about 40% of a 100 B run.
+A run is timed from the first produce to the acknowledgement of the last record (``flush``). Kafka's flush
+sends its last batches without waiting for their linger; MemQ's flush sends its last requests, then asks the
+broker to seal the open batch (a producer message of no records), and waits for its store and notification.
+(Before the producer did that, the last batch waited for the broker's 250 ms batch time, about 0.3 s of a run.)
+Each ingest run sends the same 150 MB (1.5 M records of 100 B, or 150 000 of 1 KiB).
 
 ``e2e-p50``/``e2e-p99``: records produced at a fixed rate (1000/s for 5 s) through psc.Producer and read by
 psc.Consumer in a fresh group; latency is from just before ``produce`` to the record's arrival at the
@@ -256,7 +257,7 @@ def _puts_per_gib(stack: _Stack, count: int, data: list[bytes]) -> dict[str, flo
                 samples.get(("memq_broker_batches_total", ("reason", reason), ("topic", PUTS_TOPIC)), 0.0),
                 samples.get(("memq_broker_stored_bytes_total", ("reason", reason), ("topic", PUTS_TOPIC)), 0.0),
             )
-            for reason in ("size", "count", "time", "shutdown")
+            for reason in ("size", "count", "time", "flush", "shutdown")
         }
         other = sum(n for reason, (n, _) in sealed.items() if reason != "size")
         return puts, other, sealed["size"][1], sum(b for _, b in sealed.values())

@@ -52,7 +52,7 @@ class Batch:
     messages: list[bytes | memoryview] = field(default_factory=list)  # as received, views into their frames
     waiters: list[asyncio.Future[Outcome]] = field(default_factory=list)
     size: int = 0
-    sealed: str = ""  # what sealed it: size, count, time or shutdown
+    sealed: str = ""  # what sealed it: size, count, time, flush or shutdown
     timer: asyncio.TimerHandle | None = None
 
 
@@ -128,6 +128,12 @@ class BatchManager:
         elif len(batch.messages) >= topic.batch_max_messages:
             self._seal(batch, "count")
         return waiter
+
+    def seal_topic(self, topic: str, reason: str) -> None:
+        """Seal ``topic``'s open batch now, if it has one."""
+        batch = self._open.get(topic)
+        if batch is not None:
+            self._seal(batch, reason)
 
     def seal_all(self, reason: str = "shutdown") -> None:
         for batch in list(self._open.values()):

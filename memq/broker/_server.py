@@ -251,6 +251,9 @@ class Broker:
             self._answer(conn, request, ResponseCode.BAD_REQUEST, f"invalid producer message: {exc}")
             return
         if header.record_count == 0 or len(data) == HEADER_LENGTH:
+            # Nothing to store (the reference answers OK as well). Our producer sends one such message from
+            # flush() after its last request: the topic's open batch is sealed now instead of at its time.
+            self._batches.seal_topic(topic.name, "flush")
             self._answer(conn, request, ResponseCode.OK, payload=encode_write_ok(request.version))
             return
         waiter = self._batches.add(topic, data, header.request_id)

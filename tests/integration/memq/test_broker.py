@@ -113,6 +113,27 @@ def test_batches_seal_on_time(start_broker: BrokerFactory, new_topic: Callable[.
     assert _metric(broker, 'memq_broker_batches_total{reason="time",topic="timed"}') == 2.0
 
 
+def test_flush_seals_the_open_batch(
+    start_broker: BrokerFactory, new_topic: Callable[..., str], kafka_bootstrap: str
+) -> None:
+    notify = new_topic()
+    topic = {"name": "flushed", "notification_topic": notify, "batch_max_ms": 120_000}
+    broker = start_broker([topic], producer_request_timeout_s=300)
+    with Producer(brokers=[broker.address], linger_ms=50, request_timeout_ms=300_000) as producer:
+        for i in range(100):
+            producer.produce("flushed", b"f-%d" % i)
+        # Acknowledged long before the 120 s batch time: only the flush message can have sealed the batch.
+        assert producer.flush(60) == 0
+        later = producer.send("flushed", b"after")  # a new batch, sealed by the next flush
+        assert producer.flush(60) == 0
+        assert later.result(0).error() is None
+    notifications = read_notifications(kafka_bootstrap, notify)
+    assert len(notifications) == 2
+    assert sorted(_values(notifications)) == sorted([b"after", *(b"f-%d" % i for i in range(100))])
+    assert _metric(broker, 'memq_broker_batches_total{reason="flush",topic="flushed"}') == 2.0
+    assert _metric(broker, 'memq_broker_batches_total{reason="time",topic="flushed"}') == 0.0
+
+
 def _metric(broker: BrokerProcess, name: str) -> float:
     import urllib.request
 

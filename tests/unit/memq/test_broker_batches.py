@@ -186,6 +186,21 @@ def test_seal_all_and_drain_finish_open_batches() -> None:
     asyncio.run(run())
 
 
+def test_seal_topic_seals_only_that_topics_open_batch_as_flushed() -> None:
+    async def run() -> None:
+        h = Harness(_config(batch_max_ms=60000), MemoryStore())
+        h.manager.seal_topic("t", "flush")  # nothing open: nothing happens
+        waiter = h.add(b"open")
+        h.manager.seal_topic("other", "flush")
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        h.manager.seal_topic("t", "flush")
+        assert (await asyncio.wait_for(waiter, 5)).code == ResponseCode.OK
+        assert [n.message_count for _t, n in h.notified] == [1]
+
+    asyncio.run(run())
+
+
 def test_config_refuses_a_batch_time_the_producer_timeout_cannot_cover() -> None:
     with pytest.raises(ValueError, match="producer_request_timeout_s"):
         BrokerConfig(topics=[TopicConfig(name="t", notification_topic="n", batch_max_ms=60000)])

@@ -16,6 +16,7 @@ from memq._format import (
     Record,
     build_object,
     decode_message,
+    encode_empty_message,
     encode_message,
     encode_object_index,
     encode_records,
@@ -368,3 +369,15 @@ def test_fast_and_careful_record_parsers_agree(records: list[Record], position: 
     data = bytes(body[: len(body) - cut])
     columns = _parse_records_fast(data, len(records))
     assert (None if columns is None else list(zip(*columns, strict=True))) == _careful(data, len(records))
+
+
+def test_empty_message_is_a_valid_header_of_no_records_that_no_object_takes() -> None:
+    message = encode_empty_message(producer_epoch=5, request_id=9, address=ADDRESS)
+    header = parse_message_header(message, verify_crc=True)
+    assert (len(message), header.size, header.record_count, header.body_length) == (HEADER_LENGTH, HEADER_LENGTH, 0, 0)
+    assert (header.producer_epoch, header.request_id, header.address) == (5, 9, ADDRESS)
+    assert header.compression is Compression.NONE
+    with pytest.raises(ValueError, match="no records"):
+        encode_object_index([message])
+    with pytest.raises(ValueError, match="4 bytes"):
+        encode_empty_message(producer_epoch=5, request_id=9, address=b"\0" * 16)

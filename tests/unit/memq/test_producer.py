@@ -284,3 +284,27 @@ def test_a_request_the_format_cannot_encode_fails_its_records_instead_of_hanging
         assert recorder.sent == []
     finally:
         producer.close(5)
+
+
+def test_requests_leave_in_sealing_order_whatever_encoder_finishes_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[bytes] = []
+
+    async def deliver(self: Producer, item: Any) -> None:
+        _header, records = decode_message(item[2])
+        sent.append(records[0].value)
+        self._complete(item[0], None)
+
+    encode = Producer._encode
+
+    def slow_first(self: Producer, sealed: _Open) -> Any:
+        if sealed.values[0] == b"r-0":
+            time.sleep(0.3)  # the second encoder finishes r-1 first; r-1 must still wait for r-0
+        return encode(self, sealed)
+
+    monkeypatch.setattr(Producer, "_deliver", deliver)
+    monkeypatch.setattr(Producer, "_encode", slow_first)
+    with Producer(brokers=["127.0.0.1:9"], linger_ms=0, encoder_threads=2) as producer:
+        for i in range(6):
+            producer.produce("t", b"r-%d" % i)
+        assert producer.flush(5) == 0
+    assert sent == [b"r-%d" % i for i in range(6)]
