@@ -46,15 +46,26 @@ def test_the_file_holds_the_lines_asked_for(tmp_path: Path) -> None:
     assert len(data) == 2500 * 1024 and data.count(b"\n") == 2500 and data.endswith(b"\n")
 
 
-def test_each_run_gives_lines_per_second_and_cpu_per_line(monkeypatch: Any) -> None:
-    runs = iter([suite.Shipped(seconds=2.0, cpu_s=0.5), suite.Shipped(seconds=4.0, cpu_s=3.0)])
+def test_each_run_gives_its_steady_rate_its_start_to_finish_rate_and_cpu_per_line() -> None:
+    shipped = [
+        suite.Shipped(seconds=2.0, cpu_s=0.5, steady_lines_per_s=800.0),
+        suite.Shipped(seconds=4.0, cpu_s=3.0, steady_lines_per_s=300.0),
+    ]
+    made: list[str] = []
 
     class Files:
         def run(self, prefix: str, ship: Any, size: str, lines: int) -> suite.Shipped:
-            return next(runs)
+            made.append(prefix)
+            return shipped[len(made) - 1]
 
-    ship, cpu = suite._scenarios(Files(), "100B", 1000)  # type: ignore[arg-type]
-    assert (ship.name, ship.unit, ship.higher_is_better) == ("ship-100B", "lines/s", True)
+    steady, start_to_finish, cpu = suite._scenarios(Files(), "100B", 1000)  # type: ignore[arg-type]
+    assert (steady.name, steady.unit, steady.higher_is_better) == ("ship-100B", "lines/s", True)
+    assert (start_to_finish.name, start_to_finish.unit) == ("run-100B", "lines/s")
     assert (cpu.name, cpu.unit, cpu.higher_is_better) == ("cpu-100B", "ns/line", False)
-    assert ship.systems["kcat"]() == 500.0
+    assert steady.systems["kcat"]() == 800.0
+    assert steady.systems["singer"]() == 300.0
+    # The other scenarios read the same runs, in the same order: no program ships the file again.
+    assert start_to_finish.systems["kcat"]() == 500.0
+    assert cpu.systems["kcat"]() == 0.5 / 1000 * 1e9
     assert cpu.systems["singer"]() == 3.0 / 1000 * 1e9
+    assert made == ["kcat", "singer"]
