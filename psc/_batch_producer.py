@@ -190,7 +190,8 @@ class BatchProducer:
         return served
 
     def flush(self, timeout: float | None = None) -> int:
-        """Serve reports until every record is reported or ``timeout`` passes; returns the records left."""
+        """Send the queued records at once (without waiting for their linger time) and serve reports until
+        every record is reported or ``timeout`` passes; returns the records left."""
         left = int(self._native.flush(-1.0 if timeout is None else timeout))
         self._check_fatal()
         return left

@@ -12,17 +12,17 @@
  * public ABI is used: the prototypes and the few structs touched are declared below, as rdkafka.h has them.
  *
  * The GIL is released around calls that block (poll with a timeout, flush, purge, destroy). Callbacks only
- * run inside rd_kafka_poll() on the thread that called it (logs are routed to the main queue), and take the
- * GIL back before touching Python objects; poll() serves every queued event without waiting again after the
- * first, so they keep it until poll() returns.
+ * run inside those calls, on the thread that made them (logs are routed to the main queue). A success only
+ * changes the tally's two counters, in C, and the tally's reference (one per record) is dropped once the GIL
+ * is back; a failure, an error or a log line takes the GIL for its own Python call.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
-#include <time.h>
 
 #include "_tally.h"
 
@@ -115,6 +115,7 @@ static struct {
     rd_kafka_resp_err_t (*set_log_queue)(rd_kafka_t *, rd_kafka_queue_t *);
     int (*poll)(rd_kafka_t *, int);
     rd_kafka_resp_err_t (*purge)(rd_kafka_t *, int);
+    rd_kafka_resp_err_t (*flush)(rd_kafka_t *, int);
     int (*outq_len)(rd_kafka_t *);
     rd_kafka_topic_t *(*topic_new)(rd_kafka_t *, const char *, rd_kafka_topic_conf_t *);
     void (*topic_destroy)(rd_kafka_topic_t *);
@@ -168,6 +169,7 @@ load(PyObject *module, PyObject *arg)
         SYMBOL(set_log_queue, "rd_kafka_set_log_queue"),
         SYMBOL(poll, "rd_kafka_poll"),
         SYMBOL(purge, "rd_kafka_purge"),
+        SYMBOL(flush, "rd_kafka_flush"),
         SYMBOL(outq_len, "rd_kafka_outq_len"),
         SYMBOL(topic_new, "rd_kafka_topic_new"),
         SYMBOL(topic_destroy, "rd_kafka_topic_destroy"),
@@ -210,21 +212,70 @@ typedef struct {
     PyObject *on_log;         /* on_log(syslog_level, facility, message) */
     PyObject *hook_exc[3];    /* the first exception a hook raised inside a callback (type, value, traceback) */
     PyThreadState *released;  /* set while the GIL is released around a librdkafka call */
+    PyObject **unreferenced;  /* tallies of records reported while the GIL was released: one DECREF each due */
+    Py_ssize_t n_unreferenced, cap_unreferenced;
 } Producer;
 
-/* Take the GIL back inside a callback, if the call around it released it; it is kept until the call returns. */
-static inline void
-hold_gil(Producer *self)
+static void
+release_gil(Producer *self)
 {
-    if (self->released != NULL) {
-        PyThreadState *state = self->released;
-        self->released = NULL;
-        PyEval_RestoreThread(state);
+    self->released = PyEval_SaveThread();
+}
+
+/* Back from a blocking call: take the GIL and drop the references of the records reported meanwhile. */
+static void
+reacquire_gil(Producer *self)
+{
+    PyThreadState *state = self->released;
+    self->released = NULL;
+    PyEval_RestoreThread(state);
+    for (Py_ssize_t i = 0; i < self->n_unreferenced; i++) {
+        Py_DECREF(self->unreferenced[i]);
+    }
+    self->n_unreferenced = 0;
+}
+
+/* A callback about to call Python: take the GIL if the call around it released it (1), else it is held (0). */
+static int
+enter_python(Producer *self)
+{
+    if (self->released == NULL) {
+        return 0;
+    }
+    PyEval_RestoreThread(self->released);
+    return 1;
+}
+
+static void
+leave_python(Producer *self, int entered)
+{
+    if (entered) {
+        self->released = PyEval_SaveThread();
     }
 }
 
-#define RELEASE_GIL(self) ((self)->released = PyEval_SaveThread())
-#define REACQUIRE_GIL(self) hold_gil(self)
+/* Drop a reported record's reference to its tally: now if the GIL is held, else once it is back. */
+static void
+unreference(Producer *self, PyObject *tally)
+{
+    if (self->released == NULL) {
+        Py_DECREF(tally);
+        return;
+    }
+    if (self->n_unreferenced == self->cap_unreferenced) {
+        Py_ssize_t cap = self->cap_unreferenced ? self->cap_unreferenced * 2 : 4096;
+        PyObject **grown = realloc(self->unreferenced, (size_t)cap * sizeof(PyObject *));
+        if (grown == NULL) { /* no memory to defer it: take the GIL for this one */
+            int entered = enter_python(self);
+            Py_DECREF(tally);
+            leave_python(self, entered);
+            return;
+        }
+        self->unreferenced = grown;
+        self->cap_unreferenced = cap;
+    }
+    self->unreferenced[self->n_unreferenced++] = tally;
+}
 
 static void
 keep_hook_error(Producer *self)
@@ -288,22 +339,24 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (tally == NULL) {
         return;
     }
-    hold_gil(self);
+    /* Plain counters: only the thread in the call that serves reports touches them (see the header). */
     DeliveryTally *counts = (DeliveryTally *)tally;
     counts->pending--;
     if (m->err == 0) {
         counts->acked++;
     } else {
+        int entered = enter_python(self);
         report_failure(self, tally, m);
+        leave_python(self, entered);
     }
-    Py_DECREF(tally);
+    unreference(self, tally);
 }
 
 static void
 on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     Producer *self = opaque;
-    hold_gil(self);
+    int entered = enter_python(self);
     int fatal = 0;
     char fatal_reason[512];
     if (err == RD_KAFKA_RESP_ERR__FATAL) { /* the error that made the client unusable */
@@ -316,6 +369,7 @@ on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         keep_hook_error(self);
     }
     Py_XDECREF(result);
+    leave_python(self, entered);
 }
 
 static void
@@ -325,12 +379,13 @@ on_log(const rd_kafka_t *rk, int level, const char *facility, const char *messag
     if (self == NULL || self->on_log == NULL) {
         return;
     }
-    hold_gil(self);
+    int entered = enter_python(self);
     PyObject *result = PyObject_CallFunction(self->on_log, "iss", level, facility, message);
     if (result == NULL) {
         keep_hook_error(self);
     }
     Py_XDECREF(result);
+    leave_python(self, entered);
 }
 
 static int
@@ -414,9 +469,9 @@ serve(Producer *self, int timeout_ms)
     if (timeout_ms <= 0) {
         return rk_api.poll(self->rk, 0);
     }
-    RELEASE_GIL(self);
+    release_gil(self);
     int served = rk_api.poll(self->rk, timeout_ms);
-    REACQUIRE_GIL(self);
+    reacquire_gil(self);
     return served;
 }
 
@@ -441,14 +496,6 @@ timeout_ms(double timeout)
     return timeout * 1000.0 > (double)INT32_MAX ? INT32_MAX : (int)(timeout * 1000.0 + 0.5);
 }
 
-static double
-monotonic_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static PyObject *
 Producer_poll(Producer *self, PyObject *arg)
 {
@@ -460,8 +507,8 @@ Producer_poll(Producer *self, PyObject *arg)
     return raise_hook_error(self, PyLong_FromLong(served));
 }
 
-/* Serve events until nothing is queued or in flight, or the timeout (negative: none) passes; returns how many
- * records are left. */
+/* rd_kafka_flush(): send what is queued without waiting for linger.ms and serve reports until nothing is
+ * queued or in flight, or the timeout (negative: none) passes; returns how many records are left. */
 static PyObject *
 Producer_flush(Producer *self, PyObject *arg)
 {
@@ -469,19 +516,9 @@ Producer_flush(Producer *self, PyObject *arg)
     if ((timeout == -1.0 && PyErr_Occurred()) || check_open(self) < 0) {
         return NULL;
     }
-    double deadline = timeout < 0 ? -1.0 : monotonic_s() + timeout;
-    while (rk_api.outq_len(self->rk) > 0 && self->hook_exc[0] == NULL) {
-        int wait_ms = 100;
-        if (deadline >= 0) {
-            double left = deadline - monotonic_s();
-            if (left <= 0) {
-                break;
-            }
-            wait_ms = left < 0.1 ? (int)(left * 1000.0) + 1 : 100;
-        }
-        serve(self, wait_ms);
-    }
-    serve(self, 0); /* reports that arrived with the last one */
+    release_gil(self);
+    rk_api.flush(self->rk, timeout_ms(timeout));
+    reacquire_gil(self);
     return raise_hook_error(self, PyLong_FromLong(rk_api.outq_len(self->rk)));
 }
 
@@ -494,9 +531,9 @@ Producer_purge(Producer *self, PyObject *args)
     }
     int flags = (in_queue ? RD_KAFKA_PURGE_F_QUEUE : 0) | (in_flight ? RD_KAFKA_PURGE_F_INFLIGHT : 0) |
                 (blocking ? 0 : RD_KAFKA_PURGE_F_NON_BLOCKING);
-    RELEASE_GIL(self);
+    release_gil(self);
     rd_kafka_resp_err_t err = rk_api.purge(self->rk, flags);
-    REACQUIRE_GIL(self);
+    reacquire_gil(self);
     if (err != 0) {
         PyErr_Format(PyExc_RuntimeError, "purge failed: %s", rk_api.err2str(err));
         return NULL;
@@ -527,9 +564,9 @@ destroy(Producer *self)
     if (self->topics != NULL) {
         PyDict_Clear(self->topics);
     }
-    RELEASE_GIL(self);
+    release_gil(self);
     rk_api.destroy(rk);
-    REACQUIRE_GIL(self);
+    reacquire_gil(self);
 }
 
 static PyObject *
@@ -864,6 +901,7 @@ Producer_dealloc(Producer *self)
     Py_CLEAR(self->hook_exc[0]);
     Py_CLEAR(self->hook_exc[1]);
     Py_CLEAR(self->hook_exc[2]);
+    free(self->unreferenced);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -871,7 +909,7 @@ static PyMethodDef Producer_methods[] = {
     {"produce_batch", (PyCFunction)(void (*)(void))Producer_produce_batch, METH_FASTCALL,
      "produce_batch(topic, values, partitions, keys, headers, int_headers, tally) -> (queued, code, reason)"},
     {"poll", (PyCFunction)Producer_poll, METH_O, "poll(timeout_s) -> events served"},
-    {"flush", (PyCFunction)Producer_flush, METH_O, "flush(timeout_s; negative: none) -> records left"},
+    {"flush", (PyCFunction)Producer_flush, METH_O, "flush(timeout_s; negative: none) -> records left; queued records go without lingering"},
     {"purge", (PyCFunction)Producer_purge, METH_VARARGS, "purge(in_queue, in_flight, blocking)"},
     {"close", (PyCFunction)Producer_close, METH_NOARGS, "destroy the client; unreported records are dropped"},
     {NULL},

@@ -220,7 +220,7 @@ class Agent:
                 continue
             if any(not s.idle or s.waiting for s in self.streams.values()):
                 for writer in self.writers.values():
-                    writer.poll(0.005)  # reports are due soon: wait for them rather than for files
+                    writer.wait(0.005)  # reports are due soon: wait for them rather than for files
             else:
                 self.watcher.wait(loop_sleep)
         return self.drain()
@@ -231,7 +231,7 @@ class Agent:
         _log.info("draining", streams=len(self.streams), deadline_s=self.settings.drain_timeout_s)
         while time.monotonic() < deadline and any(not s.idle for s in self.streams.values()):
             for writer in self.writers.values():
-                writer.poll(0.01)
+                writer.wait(0.01)
             now = time.monotonic()
             for stream in self.streams.values():
                 stream.settle(now)

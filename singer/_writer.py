@@ -275,6 +275,24 @@ class Writer:
             _log.error("producer failed, replacing it", error=str(exc))
             self._replace()
 
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for delivery reports, when the agent has nothing more to send for now: records
+        queued in the batch producer go out at once rather than after its linger time."""
+        if not any(map(len, self._batchers.values())):
+            self.poll(timeout)
+            return
+        try:
+            self.producer.poll(0)
+            for batcher in self._batchers.values():
+                if len(batcher):
+                    batcher.flush(timeout)
+                    timeout = 0
+                else:
+                    batcher.poll(0)
+        except Exception as exc:  # a fatal client error: start a new producer
+            _log.error("producer failed, replacing it", error=str(exc))
+            self._replace()
+
     def _replace(self) -> None:
         """New producers; the old ones' records fail (purged), so their batches rewind and are re-sent."""
         old, self.producer = self.producer, self.factory(self.config)
