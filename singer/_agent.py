@@ -9,6 +9,7 @@ watermarks are saved.
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import sys
@@ -263,4 +264,7 @@ def run_agent(config_dir: Path) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     _log.info("singer started", config=str(config_dir), inotify=agent.watcher.available, host=settings.host)
+    # Everything loaded so far lives as long as the process: out of the cycle collector's full passes, which
+    # the records of every chunk read would otherwise make walk it again and again.
+    gc.freeze()
     return agent.run()
