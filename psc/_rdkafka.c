@@ -214,6 +214,7 @@ typedef struct {
     PyThreadState *released;  /* set while the GIL is released around a librdkafka call */
     PyObject **unreferenced;  /* tallies of records reported while the GIL was released: one DECREF each due */
     Py_ssize_t n_unreferenced, cap_unreferenced;
+    int serving;              /* a call that serves callbacks is running: one at a time, and none from a hook */
 } Producer;
 
 static void
@@ -462,6 +463,28 @@ check_open(Producer *self)
     return 0;
 }
 
+/* Calls that serve callbacks (poll, flush, purge, close) run one at a time: callbacks find the GIL's state
+ * in the producer, so a second thread, or a hook calling back in, would take the wrong one. */
+static int
+begin_serving(Producer *self)
+{
+    if (check_open(self) < 0) {
+        return -1;
+    }
+    if (self->serving) {
+        PyErr_SetString(PyExc_RuntimeError, "the producer is already serving its reports (another thread or a hook)");
+        return -1;
+    }
+    self->serving = 1;
+    return 0;
+}
+
+static void
+end_serving(Producer *self)
+{
+    self->serving = 0;
+}
+
 /* Serve queued events for up to timeout_ms; the GIL is released only if it may wait. */
 static int
 serve(Producer *self, int timeout_ms)
@@ -500,10 +523,11 @@ static PyObject *
 Producer_poll(Producer *self, PyObject *arg)
 {
     double timeout = PyFloat_AsDouble(arg);
-    if ((timeout == -1.0 && PyErr_Occurred()) || check_open(self) < 0) {
+    if ((timeout == -1.0 && PyErr_Occurred()) || begin_serving(self) < 0) {
         return NULL;
     }
     int served = serve(self, timeout_ms(timeout));
+    end_serving(self);
     return raise_hook_error(self, PyLong_FromLong(served));
 }
 
@@ -513,12 +537,13 @@ static PyObject *
 Producer_flush(Producer *self, PyObject *arg)
 {
     double timeout = PyFloat_AsDouble(arg);
-    if ((timeout == -1.0 && PyErr_Occurred()) || check_open(self) < 0) {
+    if ((timeout == -1.0 && PyErr_Occurred()) || begin_serving(self) < 0) {
         return NULL;
     }
     release_gil(self);
     rk_api.flush(self->rk, timeout_ms(timeout));
     reacquire_gil(self);
+    end_serving(self);
     return raise_hook_error(self, PyLong_FromLong(rk_api.outq_len(self->rk)));
 }
 
@@ -526,7 +551,7 @@ static PyObject *
 Producer_purge(Producer *self, PyObject *args)
 {
     int in_queue, in_flight, blocking;
-    if (!PyArg_ParseTuple(args, "ppp:purge", &in_queue, &in_flight, &blocking) || check_open(self) < 0) {
+    if (!PyArg_ParseTuple(args, "ppp:purge", &in_queue, &in_flight, &blocking) || begin_serving(self) < 0) {
         return NULL;
     }
     int flags = (in_queue ? RD_KAFKA_PURGE_F_QUEUE : 0) | (in_flight ? RD_KAFKA_PURGE_F_INFLIGHT : 0) |
@@ -534,6 +559,7 @@ Producer_purge(Producer *self, PyObject *args)
     release_gil(self);
     rd_kafka_resp_err_t err = rk_api.purge(self->rk, flags);
     reacquire_gil(self);
+    end_serving(self);
     if (err != 0) {
         PyErr_Format(PyExc_RuntimeError, "purge failed: %s", rk_api.err2str(err));
         return NULL;
@@ -572,6 +598,10 @@ destroy(Producer *self)
 static PyObject *
 Producer_close(Producer *self, PyObject *unused)
 {
+    if (self->serving) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot close the producer while it serves its reports");
+        return NULL;
+    }
     destroy(self);
     Py_RETURN_NONE;
 }

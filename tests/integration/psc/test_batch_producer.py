@@ -147,3 +147,33 @@ def test_bad_input_names_what_was_wrong(services: Services, new_topic: Callable[
         assert len(producer) == 0
     finally:
         producer.close(5)
+
+
+def test_purged_records_are_reported_and_a_hook_cannot_serve_again(
+    services: Services, new_topic: Callable[..., str]
+) -> None:
+    topic_uri = services.cluster_prefix + new_topic(partitions=1)
+    producer = psc.BatchProducer(config(services, **{"psc.producer.batch.duration.ms": "5000"}), topic_uri)
+
+    class Reentrant(Tally):
+        def failed(self, err: Any, msg: Any) -> None:
+            super().failed(err, msg)
+            producer.poll(0)  # a hook may not serve reports itself
+
+    try:
+        purged = Tally(3)
+        assert producer.produce_batch(topic_uri, [b"a", b"b", b"c"], purged) == (3, None)
+        producer.purge(in_queue=True, in_flight=False, blocking=True)  # lingering: all three still queued
+        producer.poll(0)
+        assert (purged.pending, purged.acked) == (0, 0)
+        assert [err.code() for err, _ in purged.failures] == [KafkaError._PURGE_QUEUE] * 3
+        assert sorted(msg.value() for _, msg in purged.failures) == [b"a", b"b", b"c"]
+
+        reentrant = Reentrant(1)
+        assert producer.produce_batch(topic_uri, [b"d"], reentrant) == (1, None)
+        producer.purge(in_queue=True, in_flight=False, blocking=True)
+        with pytest.raises(RuntimeError, match="already serving"):
+            producer.poll(0)
+        assert reentrant.pending == 0 and len(reentrant.failures) == 1
+    finally:
+        producer.close(5)
