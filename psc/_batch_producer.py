@@ -145,6 +145,7 @@ class BatchProducer:
         self._topics: dict[str, str] = {}  # topic URI -> Kafka topic name
         self._logger = NativeLogger(cluster.cluster_uri, "producer")
         self._fatal: str | None = None
+        self._closed = False
         native = {k: _setting(v) for k, v in native_config(cluster.endpoint, settings.native).items()}
         try:
             self._native = _NATIVE.Producer(native, self._failed, self._error, self._log_line)
@@ -201,19 +202,26 @@ class BatchProducer:
         self._native.purge(in_queue, in_flight, blocking)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush (up to ``timeout``), report what is left as purged, and release the client; idempotent."""
-        if self._native is None:
+        """Flush (up to ``timeout``), report what is left as purged, and release the client; idempotent. Calls
+        after it raise ``RuntimeError``."""
+        if self._closed:
             return
+        self._closed = True
         try:
             self._native.flush(-1.0 if timeout is None else timeout)
             self._native.purge(True, True, False)
             self._native.poll(0.0)
         finally:
             self._native.close()
-            self._native = None
 
     def __len__(self) -> int:
-        return 0 if self._native is None else len(self._native)
+        return len(self._native)
+
+    def __enter__(self) -> BatchProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- callbacks from librdkafka, served by poll/flush ----------------------------------------------
 

@@ -120,6 +120,10 @@ def test_a_full_queue_stops_the_batch_where_it_filled(services: Services, new_to
         assert (rest, error) == (10, None) and producer.flush(TIMEOUT) == 0
     finally:
         producer.close(5)
+    producer.close()  # idempotent
+    assert len(producer) == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        producer.produce_batch(topic_uri, [b"late"], Tally(1))
     assert (tally.pending, tally.acked, tally.failures) == (0, 20, [])
     values = sorted(m.value() for m in read_from_start(services, topic_uri, 20))
     assert values == sorted(b"v%d" % i for i in range(20))
