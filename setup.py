@@ -11,6 +11,9 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension("psc._speedups", sources=["psc/_speedups.c"], depends=["psc/_tally.h"], optional=True),
-        Extension("psc._rdkafka", sources=["psc/_rdkafka.c"], depends=["psc/_tally.h"], optional=True),
+        # dlopen() is in libc since glibc 2.34, in libdl before.
+        Extension(
+            "psc._rdkafka", sources=["psc/_rdkafka.c"], depends=["psc/_tally.h"], libraries=["dl"], optional=True
+        ),
     ]
 )
