@@ -4,7 +4,9 @@
 
 Each record carries four headers and an ``on_delivery`` callback; the loop serves reports every 1000
 records and on a full queue, then flushes. PSC's ``Producer`` and native confluent-kafka send the same
-records with the same settings to their own topic, alternately, ``--rounds`` times. The figures are the
+records with the same settings to their own topic, alternately, ``--rounds`` times; so does
+``psc.BatchProducer`` where it is available (``psc-batch``: batches of 10,000 records with the same headers,
+``_mid`` and ``_fid`` built per record from integers, one ``DeliveryTally`` per round). The figures are the
 process CPU (every thread, librdkafka's included) and the wall time per record, loop plus flush: the
 fastest and the median of the rounds.
 """
@@ -69,26 +71,60 @@ def _run(
     return (_cpu() - cpu) / records * 1e6, (time.perf_counter() - wall) / records * 1e6
 
 
+def _run_batches(producer: psc.BatchProducer, topic_uri: str, records: int, size: int = 10_000) -> tuple[float, float]:
+    values, numbers = [PAYLOAD] * size, list(range(size))
+    shared = [(name, value) for name, value in HEADERS if name in ("_ots", "host") and isinstance(value, bytes)]
+    tally = psc.DeliveryTally(records)
+    cpu, wall = _cpu(), time.perf_counter()
+    sent = 0
+    while sent < records:
+        n = min(size, records - sent)
+        queued, error = producer.produce_batch(
+            topic_uri,
+            values[:n],
+            tally,
+            headers=shared,
+            int_headers=[("_mid", b"01234567", numbers[:n]), ("_fid", b"", numbers[:n])],
+        )
+        sent += queued
+        if error is not None and error.code() != confluent_kafka.KafkaError._QUEUE_FULL:
+            raise RuntimeError(f"batch refused: {error}")
+        producer.poll(0.01 if error is not None else 0)
+    if producer.flush(60) or tally.acked != records:
+        raise RuntimeError(f"{records - tally.acked} records undelivered")
+    return (_cpu() - cpu) / records * 1e6, (time.perf_counter() - wall) / records * 1e6
+
+
 def rounds(env: BenchEnv, records: int, count: int) -> dict[str, list[tuple[float, float]]]:
     topics = [env.create_topic("produce-cpu-native"), env.create_topic("produce-cpu-psc")]
+    batch_topic = env.create_topic("produce-cpu-batch")
+    batch_uri = env.services.cluster_prefix + batch_topic
     native = confluent_kafka.Producer({"bootstrap.servers": env.bootstrap, **SETTINGS})
-    producer = psc.Producer(
-        {
-            "psc.project": "produce-cpu",
-            "psc.discovery.file": env.services.psc_discovery_file,
-            "psc.config.logging.enabled": "false",
-            **{f"psc.producer.{name}": value for name, value in SETTINGS.items()},
-        }
-    )
+    config = {
+        "psc.project": "produce-cpu",
+        "psc.discovery.file": env.services.psc_discovery_file,
+        "psc.config.logging.enabled": "false",
+        **{f"psc.producer.{name}": value for name, value in SETTINGS.items()},
+    }
+    producer = psc.Producer(config)
+    batches = psc.BatchProducer(config, batch_uri) if psc.BatchProducer.available() else None
     uri = env.services.cluster_prefix + topics[1]
-    out: dict[str, list[tuple[float, float]]] = {"native": [], "psc": []}
+    out: dict[str, list[tuple[float, float]]] = {
+        "native": [],
+        "psc": [],
+        **({"psc-batch": []} if batches is not None else {}),
+    }
     try:
         for _ in range(count):
             out["native"].append(_run(native.produce, native.poll, native.flush, topics[0], records))
             out["psc"].append(_run(producer.produce, producer.poll, producer.flush, uri, records))
+            if batches is not None:
+                out["psc-batch"].append(_run_batches(batches, batch_uri, records))
     finally:
         producer.close(10)
-        env.delete_topics(topics)
+        if batches is not None:
+            batches.close(10)
+        env.delete_topics([*topics, batch_topic])
     return out
 
 
@@ -103,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, runs in results.items():
         cpu, wall = [run[0] for run in runs], [run[1] for run in runs]
         print(
-            f"  {name:7} cpu {min(cpu):5.2f} / {statistics.median(cpu):5.2f}"
+            f"  {name:9} cpu {min(cpu):5.2f} / {statistics.median(cpu):5.2f}"
             f"   wall {min(wall):5.2f} / {statistics.median(wall):5.2f}"
         )
     psc_cpu, native_cpu = (
@@ -111,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         statistics.median(r[0] for r in results["native"]),
     )
     print(f"  psc/native cpu ratio (medians): {psc_cpu / native_cpu:.2f}")
+    if "psc-batch" in results:
+        batch_cpu = statistics.median(r[0] for r in results["psc-batch"])
+        print(f"  psc-batch/native cpu ratio (medians): {batch_cpu / native_cpu:.2f}")
     return 0
 
 

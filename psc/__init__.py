@@ -23,6 +23,7 @@ from confluent_kafka import (
 )
 
 from psc._accel import DeliveryTally
+from psc._batch_producer import BatchProducer, FailedRecord
 from psc._config import PscConfig
 from psc._consumer import Consumer
 from psc._deserializing_consumer import DeserializingConsumer
@@ -72,6 +73,7 @@ __all__ = [
     "TIMESTAMP_NOT_AVAILABLE",
     "AdminClient",
     "BackendError",
+    "BatchProducer",
     "ClientClosedError",
     "ClusterMetadata",
     "ConfigError",
@@ -84,6 +86,7 @@ __all__ = [
     "DeserializingConsumer",
     "DiscoveryError",
     "ElectionType",
+    "FailedRecord",
     "InvalidUriError",
     "IsolationLevel",
     "KafkaError",

@@ -24,6 +24,8 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include "_tally.h"
+
 static PyTypeObject Message_Type;
 static PyObject *message_new(PyTypeObject *type, PyObject *native, PyObject *source);
 static PyObject *str_error, *str_partition, *str_offset, *str_timestamp, *str_key, *str_value, *str_headers,
@@ -96,14 +98,8 @@ static PyTypeObject RouteBase_Type = {
 
 /* --- DeliveryTally ------------------------------------------------------------------------------- */
 
-/* A delivery callback that counts its reports: `pending` goes down on each, `acked` up on each success, and
- * a failure calls the `failed(err, msg)` method. A Report counts the successes of a tally that keeps this
- * __call__ without building a Message or calling Python: one tally can serve a whole batch of records. */
-typedef struct {
-    PyObject_HEAD
-    Py_ssize_t pending;
-    Py_ssize_t acked;
-} DeliveryTally;
+/* DeliveryTally's struct is in _tally.h. A Report counts the successes of a tally that keeps its __call__
+ * without building a Message or calling Python: one tally can serve a whole batch of records. */
 
 static PyObject *str_failed;
 

@@ -9,6 +9,7 @@ watermarks are saved.
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import sys
@@ -220,7 +221,7 @@ class Agent:
                 continue
             if any(not s.idle or s.waiting for s in self.streams.values()):
                 for writer in self.writers.values():
-                    writer.poll(0.005)  # reports are due soon: wait for them rather than for files
+                    writer.wait(0.005)  # reports are due soon: wait for them rather than for files
             else:
                 self.watcher.wait(loop_sleep)
         return self.drain()
@@ -231,7 +232,7 @@ class Agent:
         _log.info("draining", streams=len(self.streams), deadline_s=self.settings.drain_timeout_s)
         while time.monotonic() < deadline and any(not s.idle for s in self.streams.values()):
             for writer in self.writers.values():
-                writer.poll(0.01)
+                writer.wait(0.01)
             now = time.monotonic()
             for stream in self.streams.values():
                 stream.settle(now)
@@ -263,4 +264,7 @@ def run_agent(config_dir: Path) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     _log.info("singer started", config=str(config_dir), inotify=agent.watcher.available, host=settings.host)
+    # Everything loaded so far lives as long as the process: out of the cycle collector's full passes, which
+    # the records of every chunk read would otherwise make walk it again and again.
+    gc.freeze()
     return agent.run()

@@ -37,6 +37,7 @@ from singer._writer import RECORD_OVERHEAD_BYTES, Batch, Writer
 _log = get_logger("singer.stream")
 _TOO_LARGE = ("too large", "msg_size_too_large", "record_too_large")
 POISON_STRIKES = 2
+READ_CHUNK_BYTES = 1 << 20
 # The producer reports a record failed after batch_timeout_s (its delivery timeout); a batch whose reports
 # are this much later is given up on without them.
 REPORT_GRACE_S = 5.0
@@ -108,13 +109,15 @@ class Stream:
 
     def _reader(self, fd: int, offset: int) -> Reader:
         s = self.settings
+        chunk = max(READ_CHUNK_BYTES, s.batch_bytes)  # a read can fill a whole batch: one round trip for it
         reader: Reader
         if s.format == "thrift":
-            reader = ThriftReader(fd, offset, max_message_bytes=s.max_message_bytes)
+            reader = ThriftReader(fd, offset, chunk_bytes=chunk, max_message_bytes=s.max_message_bytes)
         else:
             reader = TextReader(
                 fd,
                 offset,
+                chunk_bytes=chunk,
                 max_message_bytes=s.max_message_bytes,
                 keep_newline=s.keep_newline,
                 start_regex=s.start_regex,

@@ -8,10 +8,16 @@ Each record carries the headers consumers deduplicate with: ``_mid`` (16 bytes: 
 offset after the record, both big-endian, as the reference agent writes it), ``_ots`` (the record's
 timestamp in ns, or the read time), ``host`` and ``_fid`` (8 bytes naming the file's content generation, so
 ``_mid`` stays unique across copytruncate and reused inodes, where offsets start again).
+
+To a Kafka topic a batch goes through ``psc.BatchProducer`` where it is available: the records are queued in
+one C call, ``_mid``, ``_ots`` and ``_fid`` built there from integers, and successes counted without a
+Python call. Elsewhere (MemQ, builds without PSC's C extensions) each record goes through ``produce``.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,8 +37,14 @@ _log = get_logger("singer.writer")
 # bookkeeping. Counted against max_inflight_bytes, so the cap bounds memory for short lines too.
 RECORD_OVERHEAD_BYTES = 512
 MID = struct.Struct(">QQ")
+MID_INODE = struct.Struct(">Q")  # the first half of ``_mid``; the batch producer appends the offset
 OTS = struct.Struct(">q")
 PARTITIONS_TTL_S = 30.0
+QUEUE_FULL_WAIT_S = 1.0  # how long a batch waits for room in a full producer queue before it fails
+_VALUE = operator.itemgetter(0)  # Record.value, in C
+_NEXT_OFFSET = operator.itemgetter(1)
+_KEY = operator.itemgetter(2)
+_TIMESTAMP = operator.itemgetter(3)
 
 
 class Batch(psc.DeliveryTally):
@@ -80,12 +92,18 @@ ProducerFactory = Callable[[Mapping[str, str]], Any]
 class Writer:
     """One producer for every stream with the same producer configuration."""
 
-    def __init__(self, config: Mapping[str, str], factory: ProducerFactory = psc.Producer) -> None:
+    def __init__(
+        self, config: Mapping[str, str], factory: ProducerFactory = psc.Producer, batches: bool | None = None
+    ) -> None:
         self.config = dict(config)
         self.factory = factory
         self.producer = factory(self.config)
         self._partitions: dict[tuple[str, bool], tuple[float, Partitions]] = {}
         self._racks = RackReader(self.config)
+        # Batches in C go with PSC's own producer; another factory (a test's) gets every record.
+        self.batches = (factory is psc.Producer) if batches is None else batches
+        self._batchers: dict[str, psc.BatchProducer] = {}  # per cluster URI
+        self._batcher_of: dict[str, psc.BatchProducer | None] = {}  # per topic URI; None: per record
 
     def partitions(self, topic_uri: str, with_racks: bool = False) -> Partitions:
         """The topic's partitions, from metadata at most ``PARTITIONS_TTL_S`` old; raises if it has none.
@@ -122,7 +140,12 @@ class Writer:
         """Queue ``records``; every one is reported to ``batch``. A record the producer refuses is reported
         failed at once, so the batch still completes. ``content_id(next_offset)`` gives the ``_fid`` header."""
         parts = self.partitions(topic_uri, partitioner.wants_racks)
-        chosen = partitioner.partition_many([r.key for r in records], parts)
+        keys = list(map(_KEY, records))
+        chosen = partitioner.partition_many(keys, parts)
+        batcher = self._batcher_of[topic_uri] if topic_uri in self._batcher_of else self._batcher(topic_uri)
+        if batcher is not None:
+            self._send_batch(batcher, topic_uri, records, keys, chosen, batch, inode, host, content_id)
+            return
         produce = self.producer.produce
         pack_mid, pack_ots = MID.pack, OTS.pack
         read_ots = pack_ots(time.time_ns())  # text records have no timestamp: the read time
@@ -144,6 +167,72 @@ class Writer:
             for rest in records[index:]:
                 batch.pending -= 1
                 batch.failures.append((f"not queued: {exc}", rest.next_offset))
+
+    def _send_batch(
+        self,
+        batcher: psc.BatchProducer,
+        topic_uri: str,
+        records: Sequence[Record],
+        keys: list[bytes | None],
+        chosen: Sequence[int],
+        batch: Batch,
+        inode: int,
+        host: bytes,
+        content_id: Callable[[int], bytes],
+    ) -> None:
+        """``send`` through the batch producer: the same records and headers, queued in one call."""
+        values = list(map(_VALUE, records))
+        ends = list(map(_NEXT_OFFSET, records))
+        fids = [_signed(content_id(CONTENT_ID_BYTES))] * len(records)
+        for i, end in enumerate(ends):  # records ending in the file's first bytes: a shorter content id
+            if end >= CONTENT_ID_BYTES:
+                break
+            fids[i] = _signed(content_id(end))
+        stamps = list(map(_TIMESTAMP, records))
+        int_headers = [("_mid", MID_INODE.pack(inode), ends), ("_fid", b"", fids)]
+        headers = [("host", host)]
+        if stamps.count(None) < len(stamps):
+            read_ns = time.time_ns()
+            int_headers.append(("_ots", b"", [read_ns if ts is None else ts for ts in stamps]))
+        else:
+            headers.append(("_ots", OTS.pack(time.time_ns())))  # text records have no timestamp: the read time
+        keyed = keys.count(None) < len(keys)
+        start, error = 0, None
+        deadline = time.monotonic() + QUEUE_FULL_WAIT_S
+        while start < len(records):
+            queued, error = batcher.produce_batch(
+                topic_uri,
+                values[start:] if start else values,
+                batch,
+                partitions=chosen[start:] if start else chosen,
+                keys=(keys[start:] if start else keys) if keyed else None,
+                headers=headers,
+                int_headers=[(name, prefix, numbers[start:]) for name, prefix, numbers in int_headers]
+                if start
+                else int_headers,
+            )
+            start += queued
+            if error is None or error.code() != psc.KafkaError._QUEUE_FULL or time.monotonic() > deadline:
+                break
+            batcher.poll(0.005)  # the queue is full: serve reports to make room
+        # Whatever was not queued fails the batch: it is read again from the watermark.
+        for rest in records[start:]:
+            batch.pending -= 1
+            batch.failures.append((f"not queued: {error}", rest.next_offset))
+
+    def _batcher(self, topic_uri: str) -> psc.BatchProducer | None:
+        """The batch producer of a topic URI's cluster, made on first use; None where records go one by one."""
+        batcher = None
+        if self.batches and psc.BatchProducer.available():
+            try:
+                cluster = psc.parse_topic_uri(topic_uri).cluster_prefix
+                batcher = self._batchers.get(cluster)
+                if batcher is None:
+                    batcher = self._batchers[cluster] = psc.BatchProducer(self.config, topic_uri)
+            except psc.PscError as exc:  # not Kafka: records go one by one
+                _log.info("records sent one by one", topic_uri=topic_uri, reason=str(exc))
+        self._batcher_of[topic_uri] = batcher
+        return batcher
 
     def dead_letter(
         self,
@@ -173,22 +262,61 @@ class Writer:
             done(False)
 
     def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports; ``timeout`` is waited on one producer only: the batch producer, if any."""
         try:
-            self.producer.poll(timeout)
+            if self._batchers:
+                self.producer.poll(0)
+                for batcher in self._batchers.values():
+                    batcher.poll(timeout)
+                    timeout = 0
+            else:
+                self.producer.poll(timeout)
         except Exception as exc:  # a fatal client error (PSC's remediation is off): start a new producer
             _log.error("producer failed, replacing it", error=str(exc))
             self._replace()
 
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for delivery reports, when the agent has nothing more to send for now: records
+        queued in the batch producer go out at once rather than after its linger time."""
+        if not any(map(len, self._batchers.values())):
+            self.poll(timeout)
+            return
+        try:
+            self.producer.poll(0)
+            for batcher in self._batchers.values():
+                if len(batcher):
+                    batcher.flush(timeout)
+                    timeout = 0
+                else:
+                    batcher.poll(0)
+        except Exception as exc:  # a fatal client error: start a new producer
+            _log.error("producer failed, replacing it", error=str(exc))
+            self._replace()
+
     def _replace(self) -> None:
-        """A new producer; the old one's records fail (purged), so their batches rewind and are re-sent."""
+        """New producers; the old ones' records fail (purged), so their batches rewind and are re-sent."""
         old, self.producer = self.producer, self.factory(self.config)
+        batchers = list(self._batchers.values())
+        self._batchers.clear()
+        self._batcher_of.clear()
         self._partitions.clear()
-        for step in (old.purge, old.close):
+        steps: list[Callable[[], Any]] = [old.purge, old.close]
+        for batcher in batchers:  # purged records are reported failed before the client goes
+            steps += [batcher.purge, functools.partial(batcher.close, 0)]
+        for step in steps:
             try:
                 step()
             except Exception as exc:  # the old client is broken: batches it does not report time out
                 _log.warning("failed producer not closed cleanly", error=str(exc))
 
     def close(self, timeout: float) -> None:
-        self.producer.flush(timeout)
+        deadline = time.monotonic() + timeout
+        for batcher in self._batchers.values():
+            batcher.close(max(deadline - time.monotonic(), 0.0))
+        self.producer.flush(max(deadline - time.monotonic(), 0.0))
         self.producer.close()
+
+
+def _signed(eight: bytes) -> int:
+    """8 bytes as the signed integer whose big-endian encoding they are (the batch producer writes int64s)."""
+    return int.from_bytes(eight, "big", signed=True)

@@ -1,0 +1,18 @@
+/*
+ * The layout of psc.DeliveryTally (defined in psc/_speedups.c), shared with psc/_rdkafka.c, whose delivery
+ * reports count a tally's records without calling Python.
+ */
+#ifndef PSC_TALLY_H
+#define PSC_TALLY_H
+
+#include <Python.h>
+
+/* A delivery callback that counts its reports: `pending` goes down on each, `acked` up on each success, and
+ * a failure calls the `failed(err, msg)` method. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t pending;
+    Py_ssize_t acked;
+} DeliveryTally;
+
+#endif
