@@ -1,9 +1,10 @@
-"""The one build step pyproject.toml cannot declare stably: PSC's optional C extensions.
+"""The one build step pyproject.toml cannot declare stably: the optional C extensions.
 
-``psc._speedups`` holds the per-record hot paths (``psc/_speedups.c``); ``psc._rdkafka`` a producer that
-queues whole batches over librdkafka, loaded at run time (``psc/_rdkafka.c``). Both are optional: without a C
-compiler the build goes on and PSC runs the same paths in Python (``psc/_fallback.py``, and the per-record
-producer instead of batches).
+``psc._speedups`` holds PSC's per-record hot paths (``psc/_speedups.c``); ``psc._rdkafka`` a producer that
+queues whole batches over librdkafka, loaded at run time (``psc/_rdkafka.c``); ``memq._speedups`` the MemQ
+producer's append and request packing (``memq/_speedups.c``). All are optional: without a C compiler the
+build goes on and the same paths run in Python (``psc/_fallback.py``, ``memq/_fallback.py``, and the
+per-record producer instead of batches).
 """
 
 from setuptools import Extension, setup
