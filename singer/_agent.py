@@ -9,6 +9,7 @@ watermarks are saved.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import signal
@@ -267,4 +268,29 @@ def run_agent(config_dir: Path) -> int:
     # Everything loaded so far lives as long as the process: out of the cycle collector's full passes, which
     # the records of every chunk read would otherwise make walk it again and again.
     gc.freeze()
+    tune_malloc()
     return agent.run()
+
+
+# mallopt() parameters (glibc's malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 4 << 20
+TRIM_THRESHOLD_BYTES = 64 << 20
+
+
+def tune_malloc() -> None:
+    """Keep glibc's heap steady under the agent's pattern of a multi-MiB read per batch and many small
+    librdkafka allocations per record.
+
+    Left to itself, glibc raises its mmap threshold after the first large free, so every later read buffer
+    comes from the heap; freeing it consolidates all the small chunks librdkafka freed meanwhile and trims
+    the heap, which the next read grows again. A fixed 4 MiB threshold keeps read buffers in their own
+    mappings, and a 64 MiB trim threshold stops the shrink-and-grow. Measured on 100 B lines: about a fifth
+    less CPU per line. Other C libraries are left alone."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
