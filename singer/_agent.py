@@ -268,9 +268,15 @@ def run_agent(config_dir: Path) -> int:
     # Everything loaded so far lives as long as the process: out of the cycle collector's full passes, which
     # the records of every chunk read would otherwise make walk it again and again.
     gc.freeze()
+    # Each batch makes thousands of records that live until it is acknowledged: at the default threshold
+    # (700 allocations) the collector walks them again and again, about 5% of the agent's CPU at 100 B lines.
+    # The data path makes no reference cycles, so collecting a hundred times less often costs nothing.
+    gc.set_threshold(GC_THRESHOLD)
     tune_malloc()
     return agent.run()
 
+
+GC_THRESHOLD = 70_000
 
 # mallopt() parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
