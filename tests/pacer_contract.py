@@ -309,3 +309,39 @@ def test_a_version_1_schema_is_upgraded_to_the_current_indexes(pacer: Pacer) -> 
     names = {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
     assert "finished" in names and not {"lease", "done"} & names
     assert pacer.count("upgraded", JobState.PENDING) == 1
+
+
+def test_jobs_not_leased_or_finished_store_zero_times_read_like_older_nulls(pacer: Pacer) -> None:
+    """Lease expiry and finish time are 0, not NULL, until set (an in-place lease write); rows written with NULLs
+    before read the same, and GC leaves both kinds alone."""
+    from pacer._names import partition_table
+
+    pacer.create_queue("zeroed", succeeded_ttl=timedelta(seconds=0))
+    done, leased, older = pacer.enqueue("zeroed", [b"a", b"b", b"c"])
+    table, shard = partition_table("zeroed", 0), pacer.store.shard_of("zeroed", 0)
+
+    def times() -> dict[int, tuple[object, object]]:
+        with pacer.store.transaction(shard) as tx:
+            return {
+                row[0]: (row[1], row[2])
+                for row in tx.rows(f"SELECT local_id, lease_expires_at, finished_at FROM {table}")
+            }
+
+    assert set(times().values()) == {(0, 0)}
+    with pacer.store.transaction(shard) as tx:
+        tx.run(
+            f"UPDATE {table} SET lease_expires_at = NULL, finished_at = NULL WHERE local_id = :id",
+            {"id": older.local_id},
+        )
+    first, second = pacer.dequeue("zeroed", limit=2)
+    assert (first.descriptor, second.descriptor) == (done, leased)
+    pacer.ack("zeroed", succeeded=[first])
+    stored = times()
+    assert stored[done.local_id][0] == 0 and int(stored[done.local_id][1]) > 0  # type: ignore[call-overload]
+    assert int(stored[leased.local_id][0]) > 0 and stored[leased.local_id][1] == 0  # type: ignore[call-overload]
+    infos = pacer.lookup([done, leased, older])
+    assert infos[done].finished_at is not None
+    assert infos[leased].finished_at is None and infos[older].finished_at is None
+    assert pacer.run_maintenance("zeroed").gc_deleted == 1
+    assert set(pacer.lookup([done, leased, older])) == {leased, older}
+    assert pacer.count("zeroed", JobState.PENDING) == 1 and pacer.count("zeroed", JobState.IN_PROGRESS) == 1

@@ -364,11 +364,12 @@ class Store:
 
     @staticmethod
     def _values(table: str, jobs: Sequence[Job], now: int) -> tuple[str, dict[str, Any]]:
-        """``table (columns) VALUES (...), ...`` and its parameters."""
+        """``table (columns) VALUES (...), ...`` and its parameters. A job without a lease has lease expiry 0, never
+        NULL: a lease grant then changes no column's stored size, so InnoDB updates the row in place."""
         values: list[str] = []
         params: dict[str, Any] = {"now": now}
         for i, job in enumerate(jobs):
-            values.append(f"(0, :pr{i}, :ra{i}, :now, :now, :at{i}, :at{i}, :key{i}, :cs{i}, :body{i})")
+            values.append(f"(0, :pr{i}, :ra{i}, :now, :now, :at{i}, :at{i}, 0, 0, :key{i}, :cs{i}, :body{i})")
             params |= {
                 f"pr{i}": job.priority,
                 f"ra{i}": job.run_after_us(now),
@@ -379,7 +380,7 @@ class Store:
             }
         columns = (
             "state, priority, run_after, created_at, updated_at, attempts_allowed, attempts_remaining, "
-            "idempotency_key, custom_status, body"
+            "lease_expires_at, finished_at, idempotency_key, custom_status, body"
         )
         return f"{table} ({columns}) VALUES {', '.join(values)}", params
 
@@ -483,16 +484,16 @@ class Store:
         status = f"SUBSTR({self.concat('custom_status', ':append')}, 1, {MAX_CUSTOM_STATUS})"
         succeed = (
             f"UPDATE {table}{self.by_id} SET state = 2, custom_status = {status}, finished_at = :now, "
-            "updated_at = :now, lease_expires_at = NULL WHERE state = 1 AND "
+            "updated_at = :now, lease_expires_at = 0 WHERE state = 1 AND "
         )
         succeeded = succeed + "local_id = :id AND claim_token = :claim"
         # attempts_remaining last: MySQL assigns left to right, SQLite from the old row; both read the old value.
         failed = (
             f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
             "run_after = CASE WHEN attempts_remaining > 1 THEN :retry_at ELSE run_after END, "
-            "finished_at = CASE WHEN attempts_remaining > 1 THEN NULL ELSE :now END, "
+            "finished_at = CASE WHEN attempts_remaining > 1 THEN 0 ELSE :now END, "
             "claim_token = CASE WHEN attempts_remaining > 1 THEN NULL ELSE claim_token END, "
-            f"custom_status = {status}, lease_expires_at = NULL, updated_at = :now, "
+            f"custom_status = {status}, lease_expires_at = 0, updated_at = :now, "
             "attempts_remaining = attempts_remaining - 1 "
             "WHERE local_id = :id AND state = 1 AND claim_token = :claim"
         )
@@ -578,7 +579,7 @@ class Store:
                     )
                     params["pre"] = item.prepend_status
                 if item.move_to_pending:
-                    sets.append("state = 0, claim_token = NULL, lease_expires_at = NULL, run_after = :ra")
+                    sets.append("state = 0, claim_token = NULL, lease_expires_at = 0, run_after = :ra")
                     params["ra"] = now if item.run_after_us is None else item.run_after_us
                 else:
                     sets.append("lease_expires_at = :exp")
@@ -608,9 +609,9 @@ class Store:
             ids, params = in_list("id", [row[0] for row in found])
             return tx.run(
                 f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
-                "finished_at = CASE WHEN attempts_remaining > 1 THEN NULL ELSE :now END, "
+                "finished_at = CASE WHEN attempts_remaining > 1 THEN 0 ELSE :now END, "
                 "claim_token = CASE WHEN attempts_remaining > 1 THEN NULL ELSE claim_token END, "
-                "lease_expires_at = NULL, updated_at = :now, attempts_remaining = attempts_remaining - 1 "
+                "lease_expires_at = 0, updated_at = :now, attempts_remaining = attempts_remaining - 1 "
                 f"WHERE local_id IN {ids} AND state = 1 AND lease_expires_at <= :now",
                 params | {"now": now},
             )
@@ -624,7 +625,7 @@ class Store:
             for state, ttl in ttls:
                 cutoff = now - int(ttl.total_seconds() * 1_000_000)
                 found = tx.rows(
-                    f"SELECT local_id FROM {table} WHERE state = :s AND finished_at < :cutoff "
+                    f"SELECT local_id FROM {table} WHERE state = :s AND finished_at > 0 AND finished_at < :cutoff "
                     "ORDER BY finished_at LIMIT 1000",
                     {"s": int(state), "cutoff": cutoff},
                 )
@@ -699,7 +700,7 @@ class Store:
             return tx.run(
                 f"UPDATE {table} SET state = 0, attempts_remaining = :a, "
                 "attempts_allowed = CASE WHEN attempts_allowed < :a THEN :a ELSE attempts_allowed END, "
-                "run_after = :ra, finished_at = NULL, claim_token = NULL, updated_at = :now "
+                "run_after = :ra, finished_at = 0, claim_token = NULL, updated_at = :now "
                 f"WHERE local_id IN {ids} AND state = 3",
                 id_params | {"a": attempts, "ra": run_after, "now": now},
             )
@@ -752,7 +753,7 @@ def _job_row(row: Sequence[Any]) -> JobRow:
         run_after,
         created_at,
         updated_at,
-        finished_at=None if row[6] is None else int(row[6]),
+        finished_at=int(row[6]) if row[6] else None,  # 0: not finished (NULL in rows written before)
         attempts_allowed=int(row[7]),
         attempts_remaining=int(row[8]),
         claim=row[9],
