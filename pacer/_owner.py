@@ -33,14 +33,14 @@ class Busy(Exception):
 class _Round(Generic[Item, Result]):
     """One caller's items waiting to be written in a round."""
 
-    __slots__ = ("done", "epoch", "error", "items", "lead", "results", "wake")
+    __slots__ = ("done", "epoch", "error", "items", "results", "wake")
 
     def __init__(self, epoch: int, items: list[Item]) -> None:
         self.epoch, self.items = epoch, items
         self.results: list[Result] = []
         self.error: BaseException | None = None
-        self.done = self.lead = False
-        self.wake = threading.Event()
+        self.done = False
+        self.wake: threading.Lock | None = None  # held while the caller waits; released once to wake it
 
 
 class _GroupWriter(Generic[Item, Result]):
@@ -60,20 +60,19 @@ class _GroupWriter(Generic[Item, Result]):
         call: _Round[Item, Result] = _Round(epoch, items)
         with self._lock:
             self._pending.append(call)
-            if not self._writing:
-                self._writing = call.lead = True
-        while not call.done:
-            if call.lead:
-                call.lead = False
-                self._round()  # it holds this call: done after it
-            else:
-                call.wake.wait()
-                call.wake.clear()
+            if self._writing:
+                call.wake = threading.Lock()
+                call.wake.acquire()
+            self._writing = True
+        if call.wake is not None:
+            call.wake.acquire()  # woken once: written by another's round, or leading the next one
+        if not call.done:
+            self._round(call)
         if call.error is not None:
             raise call.error
         return call.results
 
-    def _round(self) -> None:
+    def _round(self, leader: _Round[Item, Result]) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
         for epoch in dict.fromkeys(c.epoch for c in batch):
@@ -89,11 +88,13 @@ class _GroupWriter(Generic[Item, Result]):
                     c.results, start = results[start : start + len(c.items)], start + len(c.items)
             for c in group:
                 c.done = True
-                c.wake.set()
+                if c is not leader and c.wake is not None:
+                    c.wake.release()
         with self._lock:
             if self._pending:
-                self._pending[0].lead = True
-                self._pending[0].wake.set()
+                wake = self._pending[0].wake
+                assert wake is not None  # it arrived while this round was being written
+                wake.release()
             else:
                 self._writing = False
 

@@ -213,25 +213,15 @@ class Pacer:
         self, queue: str, *, succeeded: Iterable[Ack | Lease] = (), failed: Iterable[Ack | Lease] = ()
     ) -> AckResult:
         """Finish leased jobs. A failed job with attempts left runs again after its ``retry_delay``."""
-        items = [(Ack.of(a), True) for a in succeeded] + [(Ack.of(a), False) for a in failed]
-        groups: dict[int, list[tuple[Ack, bool]]] = defaultdict(list)
+        name = queue_name(queue)
+        items = [(a, True) for a in succeeded] + [(a, False) for a in failed]
+        groups: dict[int, list[tuple[Ack | Lease, bool]]] = defaultdict(list)
         for ack, ok in items:
-            descriptor = Descriptor.parse(ack.descriptor, queue_name(queue))
+            descriptor = Descriptor.parse(ack.descriptor, name)
             groups[descriptor.partition].append((ack, ok))
         result = AckResult()
         for partition, group in sorted(groups.items()):
-            reasons = self.owner(queue, partition).ack(
-                [
-                    AckItem(
-                        a.descriptor.local_id,
-                        a.claim,
-                        ok,
-                        a.append_status,
-                        int(a.retry_delay.total_seconds() * 1_000_000),
-                    )
-                    for a, ok in group
-                ]
-            )
+            reasons = self.owner(queue, partition).ack([_ack_item(a, ok) for a, ok in group])
             for (ack, _), reason in zip(group, reasons, strict=True):
                 if reason is None:
                     result.accepted.append(ack.descriptor)
@@ -377,6 +367,13 @@ class Pacer:
         if regex is not None and (not isinstance(regex, str) or len(regex) > 1000):
             raise InvalidArgument("body_regex must be a string of at most 1000 characters")
         return Filter(stored_states(JobState.parse(state)), priority, future, regex)
+
+
+def _ack_item(ack: Ack | Lease, succeeded: bool) -> AckItem:
+    if isinstance(ack, Lease):  # the common case, a plain success or failure: no Ack made in between
+        return AckItem(ack.descriptor.local_id, ack.claim, succeeded)
+    delay_us = int(ack.retry_delay.total_seconds() * 1_000_000)
+    return AckItem(ack.descriptor.local_id, ack.claim, succeeded, ack.append_status, delay_us)
 
 
 def _checkpoint_item(item: Checkpoint, owner: PartitionOwner) -> CheckpointItem:

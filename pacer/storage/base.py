@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pacer._errors import Fenced, QueueExists, QueueNotFound
 from pacer._models import (
@@ -46,9 +46,9 @@ class Tx(Protocol):
         """Execute an INSERT of ``count`` rows; their generated ids in order."""
 
 
-@dataclass(frozen=True)
-class Reserved:
-    """A job held in its owner's buffer (stored PENDING: the buffer is the owner's memory alone)."""
+class Reserved(NamedTuple):
+    """A job held in its owner's buffer (stored PENDING: the buffer is the owner's memory alone). A tuple, as
+    :class:`AckItem`: one is made per job on the hot path."""
 
     local_id: int
     priority: int
@@ -59,8 +59,7 @@ class Reserved:
     body: bytes
 
 
-@dataclass(frozen=True)
-class AckItem:
+class AckItem(NamedTuple):
     local_id: int
     claim: str
     succeeded: bool
@@ -763,7 +762,7 @@ def _job_row(row: Sequence[Any]) -> JobRow:
 
 
 def _reserved(row: Sequence[Any]) -> Reserved:
-    local_id, priority, run_after, allowed, remaining, dispatches = (int(v) for v in row[:6])
+    local_id, priority, run_after, allowed, remaining, dispatches = map(int, row[:6])
     return Reserved(local_id, priority, run_after, allowed, remaining, dispatches, bytes(row[6]))
 
 
