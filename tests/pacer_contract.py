@@ -345,3 +345,13 @@ def test_jobs_not_leased_or_finished_store_zero_times_read_like_older_nulls(pace
     assert pacer.run_maintenance("zeroed").gc_deleted == 1
     assert set(pacer.lookup([done, leased, older])) == {leased, older}
     assert pacer.count("zeroed", JobState.PENDING) == 1 and pacer.count("zeroed", JobState.IN_PROGRESS) == 1
+
+
+def test_a_success_ack_keeps_the_custom_status_or_appends_to_it(pacer: Pacer, queue: str) -> None:
+    kept, appended = pacer.enqueue(queue, [Job(b"a", custom_status="set"), Job(b"b", custom_status="set")])
+    first, second = pacer.dequeue(queue, limit=2)
+    assert not pacer.ack(queue, succeeded=[first]).rejected  # nothing to append: the status is left alone
+    assert not pacer.ack(queue, succeeded=[Ack(second.descriptor, second.claim, append_status="+ok")]).rejected
+    infos = pacer.lookup([kept, appended])
+    assert (infos[kept].custom_status, infos[appended].custom_status) == ("set", "set+ok")
+    assert {info.state for info in infos.values()} == {JobState.SUCCEEDED}

@@ -52,7 +52,6 @@ class Reserved(NamedTuple):
 
     local_id: int
     priority: int
-    run_after: int
     attempts_allowed: int
     attempts_remaining: int
     dispatches: int
@@ -431,7 +430,7 @@ class Store:
             # One range scan of ix_ready over the three priorities, in index order (no sort); the buffered ids
             # are left out on the index entries, before the rows are read.
             found = tx.rows(
-                "SELECT local_id, priority, run_after, attempts_allowed, attempts_remaining, dispatches, body "
+                "SELECT local_id, priority, attempts_allowed, attempts_remaining, dispatches, body "
                 f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now {skip}"
                 "ORDER BY priority, run_after, local_id LIMIT :n",
                 params,
@@ -481,10 +480,7 @@ class Store:
         """Apply acks of leased jobs; per item None (applied) or ``stale_claim`` / ``not_found``."""
         table = partition_table(name, partition)
         status = f"SUBSTR({self.concat('custom_status', ':append')}, 1, {MAX_CUSTOM_STATUS})"
-        succeed = (
-            f"UPDATE {table}{self.by_id} SET state = 2, custom_status = {status}, finished_at = :now, "
-            "updated_at = :now, lease_expires_at = 0 WHERE state = 1 AND "
-        )
+        succeed = self._succeed(table, status)
         succeeded = succeed + "local_id = :id AND claim_token = :claim"
         # attempts_remaining last: MySQL assigns left to right, SQLite from the old row; both read the old value.
         failed = (
@@ -496,7 +492,7 @@ class Store:
             "attempts_remaining = attempts_remaining - 1 "
             "WHERE local_id = :id AND state = 1 AND claim_token = :claim"
         )
-        if self._ack_at_once(name, partition, epoch, items, now, succeed):
+        if self._ack_at_once(name, partition, epoch, items, now, status):
             return [None] * len(items)
         out: dict[int, str | None] = {}
         with self._partition_tx(name, partition) as tx:
@@ -526,8 +522,17 @@ class Store:
                 out[index] = None if matched else self._why_not(tx, table, item)
         return [out[index] for index in range(len(items))]
 
+    def _succeed(self, table: str, status: str | None) -> str:
+        """The start of a success ack's UPDATE, to be followed by its condition on the jobs; without a status to
+        append (``None``), the status is left alone rather than rewritten with itself."""
+        appended = "" if status is None else f"custom_status = {status}, "
+        return (
+            f"UPDATE {table}{self.by_id} SET state = 2, {appended}finished_at = :now, "
+            "updated_at = :now, lease_expires_at = 0 WHERE state = 1 AND "
+        )
+
     def _ack_at_once(
-        self, name: str, partition: int, epoch: int, items: Sequence[AckItem], now: int, succeed: str
+        self, name: str, partition: int, epoch: int, items: Sequence[AckItem], now: int, status: str
     ) -> bool:
         """The common batch (distinct jobs, all succeeded, one status) as one self-committing statement, fenced
         in the statement like a lease grant; False when it did not apply to every job (the caller then sorts
@@ -540,6 +545,7 @@ class Store:
         ids, params = in_list("id", [item.local_id for item in items])
         pairs = ", ".join(f"(:id{i}, :claim{i})" for i in range(len(items)))
         params |= {f"claim{i}": item.claim for i, item in enumerate(items)}
+        succeed = self._succeed(partition_table(name, partition), status if append else None)
         with self._partition_statement(name, partition) as tx:
             matched = tx.run(
                 f"{succeed}local_id IN {ids} AND (local_id, claim_token) IN ({pairs}) AND {_FENCED}",
@@ -762,8 +768,8 @@ def _job_row(row: Sequence[Any]) -> JobRow:
 
 
 def _reserved(row: Sequence[Any]) -> Reserved:
-    local_id, priority, run_after, allowed, remaining, dispatches = map(int, row[:6])
-    return Reserved(local_id, priority, run_after, allowed, remaining, dispatches, bytes(row[6]))
+    local_id, priority, allowed, remaining, dispatches = map(int, row[:5])
+    return Reserved(local_id, priority, allowed, remaining, dispatches, bytes(row[5]))
 
 
 def _config_params(config: QueueConfig) -> dict[str, Any]:
