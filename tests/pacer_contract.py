@@ -355,3 +355,30 @@ def test_a_success_ack_keeps_the_custom_status_or_appends_to_it(pacer: Pacer, qu
     infos = pacer.lookup([kept, appended])
     assert (infos[kept].custom_status, infos[appended].custom_status) == ("set", "set+ok")
     assert {info.state for info in infos.values()} == {JobState.SUCCEEDED}
+
+
+def test_a_claim_is_the_grants_epoch_and_dispatch_and_malformed_ones_match_nothing(pacer: Pacer, queue: str) -> None:
+    """A grant writes the owner epoch and dispatch count, not a claim string (the row keeps its size)."""
+    from pacer._names import partition_table
+
+    (descriptor,) = pacer.enqueue(queue, [Job(b"a", attempts=3)])
+    (lease,) = pacer.dequeue(queue)
+    table, shard = partition_table(queue, 0), pacer.store.shard_of(queue, 0)
+    with pacer.store.transaction(shard) as tx:
+        ((epoch, dispatches, stored),) = tx.rows(
+            f"SELECT owner_epoch, dispatches, claim_token FROM {table} WHERE local_id = :id",
+            {"id": descriptor.local_id},
+        )
+    assert lease.claim == f"{epoch}.{dispatches}" and stored is None
+    assert pacer.lookup([descriptor])[descriptor].claim == lease.claim
+    for forged in ("", "x", f"{epoch}.{dispatches}.0", f"{epoch}.{dispatches + 1}", f" {lease.claim}"):
+        assert pacer.ack(queue, succeeded=[Ack(descriptor, forged)]).rejected == {descriptor: "stale_claim"}
+        assert pacer.ack(queue, failed=[Ack(descriptor, forged)]).rejected == {descriptor: "stale_claim"}
+        assert pacer.checkpoint(queue, [Checkpoint(descriptor, forged, move_to_pending=True)]) == [False]
+    assert not pacer.ack(queue, failed=[lease]).rejected  # attempts left: PENDING again, no claim
+    assert pacer.lookup([descriptor])[descriptor].claim is None
+    (again,) = pacer.dequeue(queue)
+    assert again.claim == f"{epoch}.{dispatches + 1}"
+    assert pacer.ack(queue, succeeded=[lease]).rejected == {descriptor: "stale_claim"}  # the first grant's
+    assert not pacer.ack(queue, succeeded=[again]).rejected and not pacer.ack(queue, succeeded=[again]).rejected
+    assert pacer.lookup([descriptor])[descriptor].claim == again.claim  # a finished job keeps its last claim
