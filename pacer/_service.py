@@ -39,6 +39,9 @@ from pacer.storage import Store, open_store
 from pacer.storage.base import AckItem, CheckpointItem, Filter, JobRow, stored_states
 
 MAX_BATCH = 1000
+# Dequeues start at one partition in runs of this many rather than each at the next: concurrent dequeues of a
+# partition write their leases in one statement, and their acks then share one too.
+DEQUEUE_RUN = 64
 
 
 @dataclass(frozen=True)
@@ -182,10 +185,15 @@ class Pacer:
     def dequeue_partitions(self, queue: str) -> list[int]:
         """The partitions this process dequeues from, in the order to visit them."""
         count = self._config(queue).partitions
+        start = self._dequeue_start() % count
+        return [(start + i) % count for i in range(count)]
+
+    def _dequeue_start(self) -> int:
+        """Where the next dequeue starts visiting partitions, modulo their number: the same for a run of
+        ``DEQUEUE_RUN`` dequeues, then the next one. A dequeue visits the others when that one has no job."""
         with self._lock:
             self._next += 1
-            start = self._next % count
-        return [(start + i) % count for i in range(count)]
+            return self._next // DEQUEUE_RUN
 
     def dequeue(self, queue: str, limit: int = 1) -> list[Lease]:
         """Up to ``limit`` leased jobs, priority 1 first, oldest first within a partition."""
