@@ -382,3 +382,19 @@ def test_a_claim_is_the_grants_epoch_and_dispatch_and_malformed_ones_match_nothi
     assert pacer.ack(queue, succeeded=[lease]).rejected == {descriptor: "stale_claim"}  # the first grant's
     assert not pacer.ack(queue, succeeded=[again]).rejected and not pacer.ack(queue, succeeded=[again]).rejected
     assert pacer.lookup([descriptor])[descriptor].claim == again.claim  # a finished job keeps its last claim
+
+
+def test_a_batch_with_shared_and_different_settings_stores_each_jobs_own(pacer: Pacer, queue: str) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    jobs = [
+        Job(b"a", priority=2, attempts=3, custom_status="x"),
+        Job(b"b"),
+        Job(b"c", priority=2, run_after=later, custom_status="x"),
+        Job(b"d", priority=3, attempts=3),
+    ]
+    descriptors = pacer.enqueue(queue, jobs)
+    infos = pacer.lookup(descriptors, include_body=True)
+    stored = [(infos[d].body, d.priority, infos[d].attempts_allowed, infos[d].custom_status) for d in descriptors]
+    assert stored == [(b"a", 2, 3, "x"), (b"b", 1, 2, ""), (b"c", 2, 2, "x"), (b"d", 3, 3, "")]
+    assert infos[descriptors[2]].run_after > datetime.now(UTC) + timedelta(minutes=59)
+    assert infos[descriptors[0]].run_after == infos[descriptors[1]].run_after <= datetime.now(UTC)

@@ -363,19 +363,25 @@ class Store:
     @staticmethod
     def _values(table: str, jobs: Sequence[Job], now: int) -> tuple[str, dict[str, Any]]:
         """``table (columns) VALUES (...), ...`` and its parameters. A job without a lease has lease expiry 0, never
-        NULL: a lease grant then changes no column's stored size, so InnoDB updates the row in place."""
+        NULL: a lease grant then changes no column's stored size, so InnoDB updates the row in place. Jobs of a
+        batch mostly share their settings: each distinct value is one parameter, escaped once, not one per job."""
         values: list[str] = []
         params: dict[str, Any] = {"now": now}
+        names: dict[tuple[str, object], str] = {}
+
+        def param(column: str, value: object) -> str:
+            name = names.get((column, value))
+            if name is None:
+                name = names[(column, value)] = f"{column}{len(names)}"
+                params[name] = value
+            return name
+
         for i, job in enumerate(jobs):
-            values.append(f"(0, :pr{i}, :ra{i}, :now, :now, :at{i}, :at{i}, 0, 0, :key{i}, :cs{i}, :body{i})")
-            params |= {
-                f"pr{i}": job.priority,
-                f"ra{i}": job.run_after_us(now),
-                f"at{i}": job.attempts,
-                f"key{i}": None if job.key is None else job.key.encode(),
-                f"cs{i}": job.custom_status,
-                f"body{i}": job.body,
-            }
+            pr, ra = param("pr", job.priority), param("ra", job.run_after_us(now))
+            at, cs = param("at", job.attempts), param("cs", job.custom_status)
+            key = param("key", None if job.key is None else job.key.encode())
+            params[f"body{i}"] = job.body
+            values.append(f"(0, :{pr}, :{ra}, :now, :now, :{at}, :{at}, 0, 0, :{key}, :{cs}, :body{i})")
         columns = (
             "state, priority, run_after, created_at, updated_at, attempts_allowed, attempts_remaining, "
             "lease_expires_at, finished_at, idempotency_key, custom_status, body"
