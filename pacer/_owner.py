@@ -7,11 +7,12 @@ goes through the store's fence, so an owner that lost its partition gets :class:
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import TypeVar
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from pacer._errors import Fenced
 from pacer._models import Descriptor, Lease, QueueConfig, from_us, now_us
@@ -19,6 +20,8 @@ from pacer._ratelimit import TokenBucket
 from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_token
 
 T = TypeVar("T")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 IDLE_RECHECK_S = 0.02
 SYNC_REFILL = 100
 
@@ -27,69 +30,71 @@ class Busy(Exception):
     """Another dequeue of this partition is under way (``dequeue(wait=False)``)."""
 
 
-class _Grant:
-    """One dequeue's jobs waiting for their lease to be written."""
+class _Round(Generic[Item, Result]):
+    """One caller's items waiting to be written in a round."""
 
-    __slots__ = ("done", "epoch", "error", "expires", "jobs", "lead", "leased", "wake")
+    __slots__ = ("done", "epoch", "error", "items", "results", "wake")
 
-    def __init__(self, epoch: int, jobs: list[Reserved]) -> None:
-        self.epoch, self.jobs = epoch, jobs
-        self.leased: list[Reserved] = []
-        self.expires = 0  # µs
+    def __init__(self, epoch: int, items: list[Item]) -> None:
+        self.epoch, self.items = epoch, items
+        self.results: list[Result] = []
         self.error: BaseException | None = None
-        self.done = self.lead = False
-        self.wake = threading.Event()
+        self.done = False
+        self.wake: threading.Lock | None = None  # held while the caller waits; released once to wake it
 
 
-class _GrantWriter:
-    """Group commit of lease writes: the dequeues that arrive while one write is under way are written together
-    by the next, in one statement. One dequeue at a time leads a round (what is pending when it starts) and
-    hands the lead to the first one waiting, so no caller writes for others for longer than one round."""
+class _GroupWriter(Generic[Item, Result]):
+    """Group commit of an owner's writes (lease grants, acks): the calls that arrive while one write is under way
+    are written together by the next, in one statement. One caller at a time leads a round (what is pending when
+    it starts) and hands the lead to the first one waiting, so no caller writes for others for longer than one
+    round."""
 
-    def __init__(self, write: Callable[[int, list[Reserved]], tuple[list[Reserved], int]]) -> None:
-        self._write = write  # (epoch, jobs) -> (the jobs leased, when their leases expire)
+    def __init__(self, write: Callable[[int, list[Item]], list[Result]]) -> None:
+        self._write = write  # (epoch, items) -> a result per item, in order
         self._lock = threading.Lock()
-        self._pending: list[_Grant] = []
+        self._pending: list[_Round[Item, Result]] = []
         self._writing = False
 
-    def lease(self, epoch: int, jobs: list[Reserved]) -> tuple[list[Reserved], int]:
-        grant = _Grant(epoch, jobs)
+    def submit(self, epoch: int, items: list[Item]) -> list[Result]:
+        """Write ``items`` under ``epoch``, alone or with others'; their results in order."""
+        call: _Round[Item, Result] = _Round(epoch, items)
         with self._lock:
-            self._pending.append(grant)
-            if not self._writing:
-                self._writing = grant.lead = True
-        while not grant.done:
-            if grant.lead:
-                grant.lead = False
-                self._round()  # it holds this grant: done after it
-            else:
-                grant.wake.wait()
-                grant.wake.clear()
-        if grant.error is not None:
-            raise grant.error
-        return grant.leased, grant.expires
+            self._pending.append(call)
+            if self._writing:
+                call.wake = threading.Lock()
+                call.wake.acquire()
+            self._writing = True
+        if call.wake is not None:
+            call.wake.acquire()  # woken once: written by another's round, or leading the next one
+        if not call.done:
+            self._round(call)
+        if call.error is not None:
+            raise call.error
+        return call.results
 
-    def _round(self) -> None:
+    def _round(self, leader: _Round[Item, Result]) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
-        for epoch in dict.fromkeys(g.epoch for g in batch):
-            group = [g for g in batch if g.epoch == epoch]
+        for epoch in dict.fromkeys(c.epoch for c in batch):
+            group = [c for c in batch if c.epoch == epoch]
             try:
-                leased, expires = self._write(epoch, [job for g in group for job in g.jobs])
-            except BaseException as exc:  # each dequeue puts its own jobs back
-                for g in group:
-                    g.error = exc
+                results = self._write(epoch, [item for c in group for item in c.items])
+            except BaseException as exc:  # each caller handles the failure of its own items
+                for c in group:
+                    c.error = exc
             else:
-                ids = {job.local_id for job in leased}
-                for g in group:
-                    g.leased, g.expires = [job for job in g.jobs if job.local_id in ids], expires
-            for g in group:
-                g.done = True
-                g.wake.set()
+                start = 0
+                for c in group:
+                    c.results, start = results[start : start + len(c.items)], start + len(c.items)
+            for c in group:
+                c.done = True
+                if c is not leader and c.wake is not None:
+                    c.wake.release()
         with self._lock:
             if self._pending:
-                self._pending[0].lead = True
-                self._pending[0].wake.set()
+                wake = self._pending[0].wake
+                assert wake is not None  # it arrived while this round was being written
+                wake.release()
             else:
                 self._writing = False
 
@@ -125,7 +130,8 @@ class PartitionOwner:
         # refill may find something: not within IDLE_RECHECK_S of a refill that found fewer jobs than it had
         # room for (every ready job is buffered), unless jobs were enqueued since (notify).
         self._drained_at: float | None = None
-        self._grants = _GrantWriter(self._write_leases)
+        self._grants: _GroupWriter[Reserved, int | None] = _GroupWriter(self._write_leases)
+        self._acks: _GroupWriter[AckItem, str | None] = _GroupWriter(self._write_acks)
 
     @property
     def config(self) -> QueueConfig:
@@ -201,15 +207,16 @@ class PartitionOwner:
         drained_at = self._drained_at
         return drained_at is None or time.monotonic() - drained_at >= IDLE_RECHECK_S
 
-    def _write_leases(self, epoch: int, jobs: list[Reserved]) -> tuple[list[Reserved], int]:
-        """Lease ``jobs``: the ones leased, and when their leases expire (µs)."""
+    def _write_leases(self, epoch: int, jobs: list[Reserved]) -> list[int | None]:
+        """Lease ``jobs``: for each, when its lease expires (µs), or None if it was not leased."""
         now, lease_us = self._clock(), self.lease_length(None)
         leased = self._fenced(lambda: self.store.grant(self.queue, self.partition, epoch, jobs, lease_us, now))
-        return leased, now + lease_us
+        ids = {job.local_id for job in leased}
+        return [now + lease_us if job.local_id in ids else None for job in jobs]
 
     def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
         try:
-            leased, expires_us = self._grants.lease(epoch, taken)
+            expiries = self._grants.submit(epoch, taken)
         except Exception:
             with self._lock:
                 if not self.lost and self.epoch == epoch:  # not fenced: keep the jobs for the next dequeue
@@ -218,11 +225,10 @@ class PartitionOwner:
             raise
         finally:
             self._leasing.difference_update(job.local_id for job in taken)  # leased now, or back in the buffer
+        leased = [(job, expires_us) for job, expires_us in zip(taken, expiries, strict=True) if expires_us is not None]
         self._bucket.give_back(len(taken) - len(leased))
         if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._may_find_more():
             self.on_low()
-        expires = from_us(expires_us)
-        assert expires is not None
         return [
             Lease(
                 Descriptor(self.queue, self.partition, job.priority, job.local_id),
@@ -230,16 +236,20 @@ class PartitionOwner:
                 claim_token(epoch, job),
                 job.attempts_allowed,
                 job.attempts_remaining,
-                expires,
+                _expiry(expires_us),
             )
-            for job in leased
+            for job, expires_us in leased
         ]
 
     def ack(self, items: Sequence[AckItem]) -> list[str | None]:
-        reasons = self._fenced(lambda: self.store.ack(self.queue, self.partition, self.epoch, items, self._clock()))
+        """Apply acks; per item None (applied) or why not. Concurrent acks of the partition share a statement."""
+        reasons = self._acks.submit(self.epoch, list(items))
         if not all(item.succeeded for item in items):
             self.notify()  # a failed job with attempts left is PENDING again
         return reasons
+
+    def _write_acks(self, epoch: int, items: list[AckItem]) -> list[str | None]:
+        return self._fenced(lambda: self.store.ack(self.queue, self.partition, epoch, items, self._clock()))
 
     def checkpoint(self, items: Sequence[CheckpointItem]) -> list[bool]:
         applied = self._fenced(
@@ -273,3 +283,11 @@ class PartitionOwner:
             self.lost = True
             self._buffer.clear()
             raise
+
+
+@functools.lru_cache(maxsize=64)
+def _expiry(expires_us: int) -> datetime:
+    """A lease's expiry as a datetime; the jobs of one grant share it, so it is made once."""
+    moment = from_us(expires_us)
+    assert moment is not None
+    return moment

@@ -39,6 +39,9 @@ from pacer.storage import Store, open_store
 from pacer.storage.base import AckItem, CheckpointItem, Filter, JobRow, stored_states
 
 MAX_BATCH = 1000
+# Dequeues start at one partition in runs of this many rather than each at the next: concurrent dequeues of a
+# partition write their leases in one statement, and their acks then share one too.
+DEQUEUE_RUN = 64
 
 
 @dataclass(frozen=True)
@@ -182,10 +185,15 @@ class Pacer:
     def dequeue_partitions(self, queue: str) -> list[int]:
         """The partitions this process dequeues from, in the order to visit them."""
         count = self._config(queue).partitions
+        start = self._dequeue_start() % count
+        return [(start + i) % count for i in range(count)]
+
+    def _dequeue_start(self) -> int:
+        """Where the next dequeue starts visiting partitions, modulo their number: the same for a run of
+        ``DEQUEUE_RUN`` dequeues, then the next one. A dequeue visits the others when that one has no job."""
         with self._lock:
             self._next += 1
-            start = self._next % count
-        return [(start + i) % count for i in range(count)]
+            return self._next // DEQUEUE_RUN
 
     def dequeue(self, queue: str, limit: int = 1) -> list[Lease]:
         """Up to ``limit`` leased jobs, priority 1 first, oldest first within a partition."""
@@ -213,25 +221,15 @@ class Pacer:
         self, queue: str, *, succeeded: Iterable[Ack | Lease] = (), failed: Iterable[Ack | Lease] = ()
     ) -> AckResult:
         """Finish leased jobs. A failed job with attempts left runs again after its ``retry_delay``."""
-        items = [(Ack.of(a), True) for a in succeeded] + [(Ack.of(a), False) for a in failed]
-        groups: dict[int, list[tuple[Ack, bool]]] = defaultdict(list)
+        name = queue_name(queue)
+        items = [(a, True) for a in succeeded] + [(a, False) for a in failed]
+        groups: dict[int, list[tuple[Ack | Lease, bool]]] = defaultdict(list)
         for ack, ok in items:
-            descriptor = Descriptor.parse(ack.descriptor, queue_name(queue))
+            descriptor = Descriptor.parse(ack.descriptor, name)
             groups[descriptor.partition].append((ack, ok))
         result = AckResult()
         for partition, group in sorted(groups.items()):
-            reasons = self.owner(queue, partition).ack(
-                [
-                    AckItem(
-                        a.descriptor.local_id,
-                        a.claim,
-                        ok,
-                        a.append_status,
-                        int(a.retry_delay.total_seconds() * 1_000_000),
-                    )
-                    for a, ok in group
-                ]
-            )
+            reasons = self.owner(queue, partition).ack([_ack_item(a, ok) for a, ok in group])
             for (ack, _), reason in zip(group, reasons, strict=True):
                 if reason is None:
                     result.accepted.append(ack.descriptor)
@@ -377,6 +375,13 @@ class Pacer:
         if regex is not None and (not isinstance(regex, str) or len(regex) > 1000):
             raise InvalidArgument("body_regex must be a string of at most 1000 characters")
         return Filter(stored_states(JobState.parse(state)), priority, future, regex)
+
+
+def _ack_item(ack: Ack | Lease, succeeded: bool) -> AckItem:
+    if isinstance(ack, Lease):  # the common case, a plain success or failure: no Ack made in between
+        return AckItem(ack.descriptor.local_id, ack.claim, succeeded)
+    delay_us = int(ack.retry_delay.total_seconds() * 1_000_000)
+    return AckItem(ack.descriptor.local_id, ack.claim, succeeded, ack.append_status, delay_us)
 
 
 def _checkpoint_item(item: Checkpoint, owner: PartitionOwner) -> CheckpointItem:

@@ -309,3 +309,92 @@ def test_a_version_1_schema_is_upgraded_to_the_current_indexes(pacer: Pacer) -> 
     names = {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
     assert "finished" in names and not {"lease", "done"} & names
     assert pacer.count("upgraded", JobState.PENDING) == 1
+
+
+def test_jobs_not_leased_or_finished_store_zero_times_read_like_older_nulls(pacer: Pacer) -> None:
+    """Lease expiry and finish time are 0, not NULL, until set (an in-place lease write); rows written with NULLs
+    before read the same, and GC leaves both kinds alone."""
+    from pacer._names import partition_table
+
+    pacer.create_queue("zeroed", succeeded_ttl=timedelta(seconds=0))
+    done, leased, older = pacer.enqueue("zeroed", [b"a", b"b", b"c"])
+    table, shard = partition_table("zeroed", 0), pacer.store.shard_of("zeroed", 0)
+
+    def times() -> dict[int, tuple[object, object]]:
+        with pacer.store.transaction(shard) as tx:
+            return {
+                row[0]: (row[1], row[2])
+                for row in tx.rows(f"SELECT local_id, lease_expires_at, finished_at FROM {table}")
+            }
+
+    assert set(times().values()) == {(0, 0)}
+    with pacer.store.transaction(shard) as tx:
+        tx.run(
+            f"UPDATE {table} SET lease_expires_at = NULL, finished_at = NULL WHERE local_id = :id",
+            {"id": older.local_id},
+        )
+    first, second = pacer.dequeue("zeroed", limit=2)
+    assert (first.descriptor, second.descriptor) == (done, leased)
+    pacer.ack("zeroed", succeeded=[first])
+    stored = times()
+    assert stored[done.local_id][0] == 0 and int(stored[done.local_id][1]) > 0  # type: ignore[call-overload]
+    assert int(stored[leased.local_id][0]) > 0 and stored[leased.local_id][1] == 0  # type: ignore[call-overload]
+    infos = pacer.lookup([done, leased, older])
+    assert infos[done].finished_at is not None
+    assert infos[leased].finished_at is None and infos[older].finished_at is None
+    assert pacer.run_maintenance("zeroed").gc_deleted == 1
+    assert set(pacer.lookup([done, leased, older])) == {leased, older}
+    assert pacer.count("zeroed", JobState.PENDING) == 1 and pacer.count("zeroed", JobState.IN_PROGRESS) == 1
+
+
+def test_a_success_ack_keeps_the_custom_status_or_appends_to_it(pacer: Pacer, queue: str) -> None:
+    kept, appended = pacer.enqueue(queue, [Job(b"a", custom_status="set"), Job(b"b", custom_status="set")])
+    first, second = pacer.dequeue(queue, limit=2)
+    assert not pacer.ack(queue, succeeded=[first]).rejected  # nothing to append: the status is left alone
+    assert not pacer.ack(queue, succeeded=[Ack(second.descriptor, second.claim, append_status="+ok")]).rejected
+    infos = pacer.lookup([kept, appended])
+    assert (infos[kept].custom_status, infos[appended].custom_status) == ("set", "set+ok")
+    assert {info.state for info in infos.values()} == {JobState.SUCCEEDED}
+
+
+def test_a_claim_is_the_grants_epoch_and_dispatch_and_malformed_ones_match_nothing(pacer: Pacer, queue: str) -> None:
+    """A grant writes the owner epoch and dispatch count, not a claim string (the row keeps its size)."""
+    from pacer._names import partition_table
+
+    (descriptor,) = pacer.enqueue(queue, [Job(b"a", attempts=3)])
+    (lease,) = pacer.dequeue(queue)
+    table, shard = partition_table(queue, 0), pacer.store.shard_of(queue, 0)
+    with pacer.store.transaction(shard) as tx:
+        ((epoch, dispatches, stored),) = tx.rows(
+            f"SELECT owner_epoch, dispatches, claim_token FROM {table} WHERE local_id = :id",
+            {"id": descriptor.local_id},
+        )
+    assert lease.claim == f"{epoch}.{dispatches}" and stored is None
+    assert pacer.lookup([descriptor])[descriptor].claim == lease.claim
+    for forged in ("", "x", f"{epoch}.{dispatches}.0", f"{epoch}.{dispatches + 1}", f" {lease.claim}"):
+        assert pacer.ack(queue, succeeded=[Ack(descriptor, forged)]).rejected == {descriptor: "stale_claim"}
+        assert pacer.ack(queue, failed=[Ack(descriptor, forged)]).rejected == {descriptor: "stale_claim"}
+        assert pacer.checkpoint(queue, [Checkpoint(descriptor, forged, move_to_pending=True)]) == [False]
+    assert not pacer.ack(queue, failed=[lease]).rejected  # attempts left: PENDING again, no claim
+    assert pacer.lookup([descriptor])[descriptor].claim is None
+    (again,) = pacer.dequeue(queue)
+    assert again.claim == f"{epoch}.{dispatches + 1}"
+    assert pacer.ack(queue, succeeded=[lease]).rejected == {descriptor: "stale_claim"}  # the first grant's
+    assert not pacer.ack(queue, succeeded=[again]).rejected and not pacer.ack(queue, succeeded=[again]).rejected
+    assert pacer.lookup([descriptor])[descriptor].claim == again.claim  # a finished job keeps its last claim
+
+
+def test_a_batch_with_shared_and_different_settings_stores_each_jobs_own(pacer: Pacer, queue: str) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    jobs = [
+        Job(b"a", priority=2, attempts=3, custom_status="x"),
+        Job(b"b"),
+        Job(b"c", priority=2, run_after=later, custom_status="x"),
+        Job(b"d", priority=3, attempts=3),
+    ]
+    descriptors = pacer.enqueue(queue, jobs)
+    infos = pacer.lookup(descriptors, include_body=True)
+    stored = [(infos[d].body, d.priority, infos[d].attempts_allowed, infos[d].custom_status) for d in descriptors]
+    assert stored == [(b"a", 2, 3, "x"), (b"b", 1, 2, ""), (b"c", 2, 2, "x"), (b"d", 3, 3, "")]
+    assert infos[descriptors[2]].run_after > datetime.now(UTC) + timedelta(minutes=59)
+    assert infos[descriptors[0]].run_after == infos[descriptors[1]].run_after <= datetime.now(UTC)

@@ -304,10 +304,12 @@ def _throughput(
     ready: Callable[[Pacer], None] = lambda _: None,
     *,
     prefilled: bool = False,
+    window: Callable[[str], None] = lambda _: None,
 ) -> tuple[float, collections.Counter[str]]:
     """Jobs per second with an enqueuing thread and ``WORKERS`` threads; and Pacer's SQL statements by phase.
 
-    ``prefilled``: every job is enqueued before the clock starts (the dequeue and ack path alone).
+    ``prefilled``: every job is enqueued before the clock starts (the dequeue and ack path alone). ``window`` is
+    called with "start" as the clock starts and "end" as it stops (``benchmarks.pacer_cpu`` reads CPU times then).
     """
     url = _shard_url(env)
     with _pacer(env, "tput", PARTITIONS, url) as pacer:
@@ -341,6 +343,7 @@ def _throughput(
             enqueuer.start()
             if not enqueuer_ready.wait(60):
                 raise RuntimeError("the enqueuing process did not start")
+        window("start")
         started = time.perf_counter()
         go.set()
         for thread in threads:
@@ -349,6 +352,7 @@ def _throughput(
             finished.set()
             raise RuntimeError(f"only {done[0]} of {count} jobs done in {DEADLINE_S} s")
         elapsed = time.perf_counter() - started
+        window("end")
         for thread in threads:
             thread.join()
         if not prefilled:
@@ -396,12 +400,16 @@ def _pacer_worker(pacer: Pacer, statements: _Statements) -> Callable[[], int]:
     return loop
 
 
-def _pacer_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, dict[str, float]]:
-    rate, statements = _throughput(env, count, _pacer_worker, _pacer_ready, prefilled=prefilled)
+def _pacer_run(
+    env: BenchEnv, count: int, *, prefilled: bool = False, window: Callable[[str], None] = lambda _: None
+) -> tuple[float, dict[str, float]]:
+    rate, statements = _throughput(env, count, _pacer_worker, _pacer_ready, prefilled=prefilled, window=window)
     return rate, {what: statements[what] / count for what in ("dequeue", "ack")}
 
 
-def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tuple[float, dict[str, float]]:
+def _pinlater_run(
+    env: BenchEnv, count: int, *, prefilled: bool = False, window: Callable[[str], None] = lambda _: None
+) -> tuple[float, dict[str, float]]:
     holder: dict[str, _PinLater] = {}
 
     def worker(pacer: Pacer, _: _Statements) -> Callable[[], int]:
@@ -417,7 +425,7 @@ def _pinlater_run(env: BenchEnv, count: int, *, prefilled: bool = False) -> tupl
 
         return loop
 
-    rate, _ = _throughput(env, count, worker, prefilled=prefilled)
+    rate, _ = _throughput(env, count, worker, prefilled=prefilled, window=window)
     return rate, {what: holder["b"].statements[what] / count for what in ("dequeue", "ack")}
 
 

@@ -86,8 +86,7 @@ class Broker(Pacer):
     def dequeue_partitions(self, queue: str) -> list[int]:
         with self._lock:
             mine = sorted(p for (q, p), owner in self._owners.items() if q == queue and not owner.lost)
-            self._next += 1
-            start = self._next
+        start = self._dequeue_start()
         if not mine:
             raise NotOwner(f"{self.address} owns no partition of {queue}", None)
         return [mine[(start + i) % len(mine)] for i in range(len(mine))]

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pacer._errors import Fenced, QueueExists, QueueNotFound
 from pacer._models import (
@@ -46,21 +46,19 @@ class Tx(Protocol):
         """Execute an INSERT of ``count`` rows; their generated ids in order."""
 
 
-@dataclass(frozen=True)
-class Reserved:
-    """A job held in its owner's buffer (stored PENDING: the buffer is the owner's memory alone)."""
+class Reserved(NamedTuple):
+    """A job held in its owner's buffer (stored PENDING: the buffer is the owner's memory alone). A tuple, as
+    :class:`AckItem`: one is made per job on the hot path."""
 
     local_id: int
     priority: int
-    run_after: int
     attempts_allowed: int
     attempts_remaining: int
     dispatches: int
     body: bytes
 
 
-@dataclass(frozen=True)
-class AckItem:
+class AckItem(NamedTuple):
     local_id: int
     claim: str
     succeeded: bool
@@ -119,7 +117,7 @@ def in_list(name: str, values: Sequence[object]) -> tuple[str, dict[str, Any]]:
 
 _JOB_COLUMNS = (
     "local_id, state, priority, run_after, created_at, updated_at, finished_at, attempts_allowed, "
-    "attempts_remaining, claim_token, custom_status"
+    "attempts_remaining, owner_epoch, dispatches, custom_status"
 )
 # An owner statement's fence, in the statement itself (no lock: see ``grant``).
 _FENCED = "(SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p) = :e"
@@ -364,22 +362,29 @@ class Store:
 
     @staticmethod
     def _values(table: str, jobs: Sequence[Job], now: int) -> tuple[str, dict[str, Any]]:
-        """``table (columns) VALUES (...), ...`` and its parameters."""
+        """``table (columns) VALUES (...), ...`` and its parameters. A job without a lease has lease expiry 0, never
+        NULL: a lease grant then changes no column's stored size, so InnoDB updates the row in place. Jobs of a
+        batch mostly share their settings: each distinct value is one parameter, escaped once, not one per job."""
         values: list[str] = []
         params: dict[str, Any] = {"now": now}
+        names: dict[tuple[str, object], str] = {}
+
+        def param(column: str, value: object) -> str:
+            name = names.get((column, value))
+            if name is None:
+                name = names[(column, value)] = f"{column}{len(names)}"
+                params[name] = value
+            return name
+
         for i, job in enumerate(jobs):
-            values.append(f"(0, :pr{i}, :ra{i}, :now, :now, :at{i}, :at{i}, :key{i}, :cs{i}, :body{i})")
-            params |= {
-                f"pr{i}": job.priority,
-                f"ra{i}": job.run_after_us(now),
-                f"at{i}": job.attempts,
-                f"key{i}": None if job.key is None else job.key.encode(),
-                f"cs{i}": job.custom_status,
-                f"body{i}": job.body,
-            }
+            pr, ra = param("pr", job.priority), param("ra", job.run_after_us(now))
+            at, cs = param("at", job.attempts), param("cs", job.custom_status)
+            key = param("key", None if job.key is None else job.key.encode())
+            params[f"body{i}"] = job.body
+            values.append(f"(0, :{pr}, :{ra}, :now, :now, :{at}, :{at}, 0, 0, :{key}, :{cs}, :body{i})")
         columns = (
             "state, priority, run_after, created_at, updated_at, attempts_allowed, attempts_remaining, "
-            "idempotency_key, custom_status, body"
+            "lease_expires_at, finished_at, idempotency_key, custom_status, body"
         )
         return f"{table} ({columns}) VALUES {', '.join(values)}", params
 
@@ -431,7 +436,7 @@ class Store:
             # One range scan of ix_ready over the three priorities, in index order (no sort); the buffered ids
             # are left out on the index entries, before the rows are read.
             found = tx.rows(
-                "SELECT local_id, priority, run_after, attempts_allowed, attempts_remaining, dispatches, body "
+                "SELECT local_id, priority, attempts_allowed, attempts_remaining, dispatches, body "
                 f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now {skip}"
                 "ORDER BY priority, run_after, local_id LIMIT :n",
                 params,
@@ -454,11 +459,12 @@ class Store:
         # One statement that commits by itself: the hot path's only round trip. The fence is part of it: its
         # read takes no lock under READ COMMITTED; a takeover committed before this statement makes it match
         # no row, and one racing with it cannot hand these rows out before it commits (the new owner leases
-        # only PENDING rows). The dispatch count read by the refill makes the claim the one returned here.
-        token = self.concat(":e", "'.'", "(dispatches + 1)")
+        # only PENDING rows). The dispatch count read by the refill makes the claim the one returned here: the
+        # claim is the epoch and dispatch count the grant writes, so no claim column is written (a string that
+        # would change the row's size, and keep InnoDB from updating it in place).
         with self._partition_statement(name, partition) as tx:
             matched = tx.run(
-                f"UPDATE {table} SET state = 1, claim_token = {token}, owner_epoch = :e, "
+                f"UPDATE {table} SET state = 1, owner_epoch = :e, "
                 "dispatches = dispatches + 1, lease_expires_at = :exp, updated_at = :now "
                 f"WHERE local_id IN {ids} AND state = 0 AND (local_id, dispatches) IN ({pairs}) AND {_FENCED}",
                 params | {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition},
@@ -468,12 +474,14 @@ class Store:
         with self._partition_tx(name, partition) as tx:
             self._fence(tx, name, partition, epoch)
             # Some changed under us (deleted by an admin): keep those leased under our claim.
+            dispatched = {job.local_id: job.dispatches + 1 for job in jobs}
             leased = {
                 int(row[0])
                 for row in tx.rows(
-                    f"SELECT local_id, claim_token FROM {table} WHERE local_id IN {ids} AND state = 1", params
+                    f"SELECT local_id, owner_epoch, dispatches FROM {table} WHERE local_id IN {ids} AND state = 1",
+                    params,
                 )
-                if row[1] == claim_token(epoch, next(j for j in jobs if j.local_id == int(row[0])))
+                if (int(row[1]), int(row[2])) == (epoch, dispatched[int(row[0])])
             }
         return [job for job in jobs if job.local_id in leased]
 
@@ -481,22 +489,19 @@ class Store:
         """Apply acks of leased jobs; per item None (applied) or ``stale_claim`` / ``not_found``."""
         table = partition_table(name, partition)
         status = f"SUBSTR({self.concat('custom_status', ':append')}, 1, {MAX_CUSTOM_STATUS})"
-        succeed = (
-            f"UPDATE {table}{self.by_id} SET state = 2, custom_status = {status}, finished_at = :now, "
-            "updated_at = :now, lease_expires_at = NULL WHERE state = 1 AND "
-        )
-        succeeded = succeed + "local_id = :id AND claim_token = :claim"
+        succeed = self._succeed(table, status)
+        claim = self.claim_sql()
+        succeeded = succeed + f"local_id = :id AND {claim} = :claim"
         # attempts_remaining last: MySQL assigns left to right, SQLite from the old row; both read the old value.
         failed = (
             f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
             "run_after = CASE WHEN attempts_remaining > 1 THEN :retry_at ELSE run_after END, "
-            "finished_at = CASE WHEN attempts_remaining > 1 THEN NULL ELSE :now END, "
-            "claim_token = CASE WHEN attempts_remaining > 1 THEN NULL ELSE claim_token END, "
-            f"custom_status = {status}, lease_expires_at = NULL, updated_at = :now, "
+            "finished_at = CASE WHEN attempts_remaining > 1 THEN 0 ELSE :now END, "
+            f"custom_status = {status}, lease_expires_at = 0, updated_at = :now, "
             "attempts_remaining = attempts_remaining - 1 "
-            "WHERE local_id = :id AND state = 1 AND claim_token = :claim"
+            f"WHERE local_id = :id AND state = 1 AND {claim} = :claim"
         )
-        if self._ack_at_once(name, partition, epoch, items, now, succeed):
+        if self._ack_at_once(name, partition, epoch, items, now, status):
             return [None] * len(items)
         out: dict[int, str | None] = {}
         with self._partition_tx(name, partition) as tx:
@@ -512,7 +517,7 @@ class Store:
                 params = {"append": append, "now": now}
                 for i, index in enumerate(indexes):
                     params |= {f"id{i}": items[index].local_id, f"claim{i}": items[index].claim}
-                matched = tx.run(f"{succeed}(local_id, claim_token) IN ({pairs})", params)
+                matched = tx.run(f"{succeed}(local_id, {claim}) IN ({pairs})", params)
                 for index in indexes:
                     out[index] = None if matched == len(indexes) else self._why_not(tx, table, items[index])
             for index, item in enumerate(items):
@@ -526,8 +531,21 @@ class Store:
                 out[index] = None if matched else self._why_not(tx, table, item)
         return [out[index] for index in range(len(items))]
 
+    def claim_sql(self) -> str:
+        """A leased job's claim, ``<epoch>.<dispatch>``, from the columns its grant wrote."""
+        return self.concat("owner_epoch", "'.'", "dispatches")
+
+    def _succeed(self, table: str, status: str | None) -> str:
+        """The start of a success ack's UPDATE, to be followed by its condition on the jobs; without a status to
+        append (``None``), the status is left alone rather than rewritten with itself."""
+        appended = "" if status is None else f"custom_status = {status}, "
+        return (
+            f"UPDATE {table}{self.by_id} SET state = 2, {appended}finished_at = :now, "
+            "updated_at = :now, lease_expires_at = 0 WHERE state = 1 AND "
+        )
+
     def _ack_at_once(
-        self, name: str, partition: int, epoch: int, items: Sequence[AckItem], now: int, succeed: str
+        self, name: str, partition: int, epoch: int, items: Sequence[AckItem], now: int, status: str
     ) -> bool:
         """The common batch (distinct jobs, all succeeded, one status) as one self-committing statement, fenced
         in the statement like a lease grant; False when it did not apply to every job (the caller then sorts
@@ -540,15 +558,16 @@ class Store:
         ids, params = in_list("id", [item.local_id for item in items])
         pairs = ", ".join(f"(:id{i}, :claim{i})" for i in range(len(items)))
         params |= {f"claim{i}": item.claim for i, item in enumerate(items)}
+        succeed = self._succeed(partition_table(name, partition), status if append else None)
         with self._partition_statement(name, partition) as tx:
             matched = tx.run(
-                f"{succeed}local_id IN {ids} AND (local_id, claim_token) IN ({pairs}) AND {_FENCED}",
+                f"{succeed}local_id IN {ids} AND (local_id, {self.claim_sql()}) IN ({pairs}) AND {_FENCED}",
                 params | {"append": append, "now": now, "q": name, "p": partition, "e": epoch},
             )
         return matched == len(items)
 
     def _why_not(self, tx: Tx, table: str, item: AckItem) -> str | None:
-        found = tx.rows(f"SELECT state, claim_token FROM {table} WHERE local_id = :id", {"id": item.local_id})
+        found = tx.rows(f"SELECT state, {self.claim_sql()} FROM {table} WHERE local_id = :id", {"id": item.local_id})
         if not found:
             return "not_found"
         state, claim = found[0]
@@ -578,7 +597,7 @@ class Store:
                     )
                     params["pre"] = item.prepend_status
                 if item.move_to_pending:
-                    sets.append("state = 0, claim_token = NULL, lease_expires_at = NULL, run_after = :ra")
+                    sets.append("state = 0, lease_expires_at = 0, run_after = :ra")
                     params["ra"] = now if item.run_after_us is None else item.run_after_us
                 else:
                     sets.append("lease_expires_at = :exp")
@@ -587,7 +606,8 @@ class Store:
                         sets.append("run_after = :ra")
                         params["ra"] = item.run_after_us
                 matched = tx.run(
-                    f"UPDATE {table} SET {', '.join(sets)} WHERE local_id = :id AND state = 1 AND claim_token = :claim",
+                    f"UPDATE {table} SET {', '.join(sets)} WHERE local_id = :id AND state = 1 "
+                    f"AND {self.claim_sql()} = :claim",
                     params,
                 )
                 out.append(bool(matched))
@@ -608,9 +628,8 @@ class Store:
             ids, params = in_list("id", [row[0] for row in found])
             return tx.run(
                 f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
-                "finished_at = CASE WHEN attempts_remaining > 1 THEN NULL ELSE :now END, "
-                "claim_token = CASE WHEN attempts_remaining > 1 THEN NULL ELSE claim_token END, "
-                "lease_expires_at = NULL, updated_at = :now, attempts_remaining = attempts_remaining - 1 "
+                "finished_at = CASE WHEN attempts_remaining > 1 THEN 0 ELSE :now END, "
+                "lease_expires_at = 0, updated_at = :now, attempts_remaining = attempts_remaining - 1 "
                 f"WHERE local_id IN {ids} AND state = 1 AND lease_expires_at <= :now",
                 params | {"now": now},
             )
@@ -624,7 +643,7 @@ class Store:
             for state, ttl in ttls:
                 cutoff = now - int(ttl.total_seconds() * 1_000_000)
                 found = tx.rows(
-                    f"SELECT local_id FROM {table} WHERE state = :s AND finished_at < :cutoff "
+                    f"SELECT local_id FROM {table} WHERE state = :s AND finished_at > 0 AND finished_at < :cutoff "
                     "ORDER BY finished_at LIMIT 1000",
                     {"s": int(state), "cutoff": cutoff},
                 )
@@ -699,7 +718,7 @@ class Store:
             return tx.run(
                 f"UPDATE {table} SET state = 0, attempts_remaining = :a, "
                 "attempts_allowed = CASE WHEN attempts_allowed < :a THEN :a ELSE attempts_allowed END, "
-                "run_after = :ra, finished_at = NULL, claim_token = NULL, updated_at = :now "
+                "run_after = :ra, finished_at = 0, updated_at = :now "
                 f"WHERE local_id IN {ids} AND state = 3",
                 id_params | {"a": attempts, "ra": run_after, "now": now},
             )
@@ -739,8 +758,14 @@ class Store:
 
 
 def claim_token(epoch: int, job: Reserved) -> str:
-    """The claim a lease grant writes: unique per job and grant."""
+    """The claim of a lease grant, ``<epoch>.<dispatch>``: unique per job and grant. It is not stored as such: a
+    grant writes the job's owner epoch and dispatch count, and a claim is checked against them."""
     return f"{epoch}.{job.dispatches + 1}"
+
+
+def _lease_claim(state: int, epoch: int, dispatches: int) -> str | None:
+    """The claim a job was last leased under, while it is leased or finished (PinLater keeps a finished job's)."""
+    return f"{epoch}.{dispatches}" if state in (1, 2, 3) and dispatches else None
 
 
 def _job_row(row: Sequence[Any]) -> JobRow:
@@ -752,18 +777,18 @@ def _job_row(row: Sequence[Any]) -> JobRow:
         run_after,
         created_at,
         updated_at,
-        finished_at=None if row[6] is None else int(row[6]),
+        finished_at=int(row[6]) if row[6] else None,  # 0: not finished (NULL in rows written before)
         attempts_allowed=int(row[7]),
         attempts_remaining=int(row[8]),
-        claim=row[9],
-        custom_status=str(row[10]),
-        body=None if row[11] is None else bytes(row[11]),
+        claim=_lease_claim(state, int(row[9]), int(row[10])),
+        custom_status=str(row[11]),
+        body=None if row[12] is None else bytes(row[12]),
     )
 
 
 def _reserved(row: Sequence[Any]) -> Reserved:
-    local_id, priority, run_after, allowed, remaining, dispatches = (int(v) for v in row[:6])
-    return Reserved(local_id, priority, run_after, allowed, remaining, dispatches, bytes(row[6]))
+    local_id, priority, allowed, remaining, dispatches = map(int, row[:5])
+    return Reserved(local_id, priority, allowed, remaining, dispatches, bytes(row[5]))
 
 
 def _config_params(config: QueueConfig) -> dict[str, Any]:

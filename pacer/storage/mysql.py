@@ -6,9 +6,9 @@ CLIENT_FOUND_ROWS (row counts are rows matched), so ``SKIP LOCKED`` claims take 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
-import queue
 import re
 import threading
 import time
@@ -116,7 +116,8 @@ class _Pool:
         self.url = url
         self.autocommit = autocommit
         self.idle_timeout_s = idle_timeout_s
-        self._idle: queue.LifoQueue[tuple[Connection, float]] = queue.LifoQueue(maxsize=size)
+        self.size = size
+        self._idle: collections.deque[tuple[Connection, float]] = collections.deque()  # appends and pops are atomic
 
     def connect(self, database: bool = True) -> Connection:
         conn = pymysql.connect(
@@ -141,8 +142,8 @@ class _Pool:
     def take(self) -> Connection:
         while True:
             try:
-                conn, since = self._idle.get_nowait()
-            except queue.Empty:
+                conn, since = self._idle.pop()  # the most recently used
+            except IndexError:
                 return self.connect()
             if time.monotonic() - since < self.idle_timeout_s * 0.8:
                 return conn
@@ -150,16 +151,16 @@ class _Pool:
 
     def give_back(self, conn: Connection, since: float) -> None:
         """Keep ``conn`` for reuse; the server last heard from it no earlier than ``since`` (monotonic)."""
-        try:
-            self._idle.put_nowait((conn, since))
-        except queue.Full:
+        if len(self._idle) < self.size:
+            self._idle.append((conn, since))
+        else:
             conn.close()
 
     def close(self) -> None:
         while True:
             try:
-                self._idle.get_nowait()[0].close()
-            except queue.Empty:
+                self._idle.pop()[0].close()
+            except IndexError:
                 return
 
 

@@ -1,0 +1,36 @@
+"""Dequeues start at one partition in runs, so that concurrent ones share their lease and ack statements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pacer import Job, Pacer
+from pacer._service import DEQUEUE_RUN
+
+
+@pytest.fixture
+def pacer(tmp_path: Path) -> Iterator[Pacer]:
+    service = Pacer.open(f"sqlite:///{tmp_path}/jobs.db")
+    service.create_queue("runs", partitions=2)
+    yield service
+    service.close()
+
+
+def test_a_run_of_dequeues_starts_at_one_partition_then_the_next(pacer: Pacer) -> None:
+    for _ in range(2):  # each call's jobs go to one partition, the next call's to the other
+        pacer.enqueue("runs", [b"x"] * (2 * DEQUEUE_RUN))
+    assert pacer.count("runs", "pending") == 4 * DEQUEUE_RUN
+    served = [pacer.dequeue("runs")[0].descriptor.partition for _ in range(3 * DEQUEUE_RUN)]
+    assert served == [(call // DEQUEUE_RUN) % 2 for call in range(1, 3 * DEQUEUE_RUN + 1)]
+
+
+def test_a_dequeue_goes_on_to_the_next_partition_when_its_start_has_no_job(pacer: Pacer) -> None:
+    start = (pacer._next + 1) // DEQUEUE_RUN % 2
+    (descriptor,) = pacer.enqueue("runs", [Job(b"x", key="only")])
+    if descriptor.partition == start:  # the job must wait in the other one
+        pacer._next += DEQUEUE_RUN
+    (lease,) = pacer.dequeue("runs")
+    assert lease.descriptor == descriptor
