@@ -617,10 +617,26 @@ call_native(PyObject *native, NativeMethod *method)
     return PyObject_Vectorcall(method->descr, &native, 1, NULL);
 }
 
+/* Freed psc.Message objects kept for reuse: a consumer wraps and drops hundreds per batch, and taking one
+ * from here costs less than the allocator's round trip. Only the exact type: subclasses are tracked. */
+#define MESSAGE_FREELIST_MAX 4096
+static Message *message_freelist[MESSAGE_FREELIST_MAX];
+static int message_freelist_len = 0;
+
 static PyObject *
 message_new(PyTypeObject *type, PyObject *native, PyObject *source)
 {
-    Message *self = type == &Message_Type ? PyObject_New(Message, type) : (Message *)type->tp_alloc(type, 0);
+    Message *self;
+    if (type != &Message_Type) {
+        self = (Message *)type->tp_alloc(type, 0);
+    }
+    else if (message_freelist_len > 0) {
+        self = message_freelist[--message_freelist_len];
+        PyObject_Init((PyObject *)self, &Message_Type);
+    }
+    else {
+        self = PyObject_New(Message, type);
+    }
     if (self != NULL) {
         self->native = Py_NewRef(native);
         self->source = Py_NewRef(source);
@@ -645,6 +661,10 @@ Message_dealloc(Message *self)
 {
     Py_CLEAR(self->native);
     Py_CLEAR(self->source);
+    if (Py_IS_TYPE(self, &Message_Type) && message_freelist_len < MESSAGE_FREELIST_MAX) {
+        message_freelist[message_freelist_len++] = self;
+        return;
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
