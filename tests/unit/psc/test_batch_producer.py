@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 
-
 def test_without_speedups_it_is_unavailable_and_says_why() -> None:
     code = (
         "import psc\n"
