@@ -131,10 +131,11 @@ class FastProduce:
         if callback is not None or (headers is not None and self.keep_headers):
             # Headers are kept only for remediation's re-produce: without it they would only hold memory.
             report = Report(route, callback, headers if self.keep_headers else None, self.failed)
-        call: tuple[Any, ...] = (route.topic, value, key)
+        # (topic, value), and the key when there is one: the backend parses each argument again.
+        call: tuple[Any, ...] = (route.topic, value) if key is None else (route.topic, value, key)
         names: dict[str, Any] = {}
         if report is not None or headers is not None or partition != -1 or timestamp:
-            call = (*call, partition, report)
+            call = (route.topic, value, key, partition, report)
             if "timestamp" in given:
                 names["timestamp"] = timestamp
             if headers is not None:

@@ -425,10 +425,11 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
             return NULL;
         }
     }
-    /* The backend call: positional (topic, value, key) for a record with nothing else, as Python sends it;
-     * else (topic, value, key, partition, on_delivery) with timestamp= and headers= when given. */
+    /* The backend call: positional (topic, value), and key when there is one, for a record with nothing
+     * else (each argument is parsed again by the backend); else (topic, value, key, partition, on_delivery)
+     * with timestamp= and headers= when given. */
     PyObject *call[7] = {route->topic, value, key, partition ? partition : minus_one, report ? report : Py_None};
-    size_t ncall = 3;
+    size_t ncall = key == Py_None ? 2 : 3;
     PyObject *names = NULL;
     if (report != NULL || headers != NULL || !is_minus_one(partition) ||
         (timestamp != NULL && PyObject_IsTrue(timestamp))) {

@@ -117,7 +117,7 @@ class BackendProducer(ABC):
 
     ``produce`` is an attribute, not a method, so the Kafka backend can expose confluent-kafka's bound
     ``Producer.produce`` itself: the hot path then pays for no wrapper frame. Its signature is confluent's:
-    ``produce(topic, value, key, partition=-1, on_delivery=None, timestamp=0, headers=None)``; it raises
+    ``produce(topic, value, key=None, partition=-1, on_delivery=None, timestamp=0, headers=None)``; it raises
     ``BufferError`` when the local queue is full.
     """
 

@@ -94,7 +94,7 @@ class FakeProducer(BackendProducer):
         self.produce = self._produce
 
     def _produce(
-        self, topic: str, value: Any, key: Any, partition: int = -1, on_delivery: Any = None, **kw: Any
+        self, topic: str, value: Any, key: Any = None, partition: int = -1, on_delivery: Any = None, **kw: Any
     ) -> None:
         self.produced.append((topic, value))
         self.queue.append((FakeRecord(topic, value, max(partition, 0), len(self.produced) - 1), on_delivery))

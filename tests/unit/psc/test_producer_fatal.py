@@ -39,7 +39,7 @@ class FatalProducer(FakeProducer):
         self.failures[:0] = [TOO_LARGE] * rejected + [FakeError("_PURGE_QUEUE", code=-152)] * (queued - rejected)
 
     def _produce(
-        self, topic: str, value: Any, key: Any, partition: int = -1, on_delivery: Any = None, **kw: Any
+        self, topic: str, value: Any, key: Any = None, partition: int = -1, on_delivery: Any = None, **kw: Any
     ) -> None:
         if self.broken:
             raise KafkaException(KafkaError(KafkaError._FATAL, "Unable to produce message: Local: Fatal error"))

@@ -89,7 +89,7 @@ def test_a_plain_record_goes_straight_to_the_backend_and_is_counted(impl: Module
     fast, route = make(impl, recorder)
     assert fast("uri", b"v") is None
     assert fast("uri", b"v2", b"k") is None
-    assert recorder.produced == [("native-topic", b"v", None), ("native-topic", b"v2", b"k")]
+    assert recorder.produced == [("native-topic", b"v"), ("native-topic", b"v2", b"k")]
     assert route.count == 2
     assert recorder.slow == []
 
@@ -139,7 +139,8 @@ def test_routes_with_serde_or_a_sample_due_take_the_python_produce(impl: ModuleT
     ("args", "kwargs", "sent"),
     [
         (("uri", b"v", b"k", -1), {}, ("native-topic", b"v", b"k")),
-        (("uri",), {}, ("native-topic", None, None)),
+        (("uri",), {}, ("native-topic", None)),
+        (("uri", b"v"), {}, ("native-topic", b"v")),
         (("uri", b"v"), {"key": b"k", "partition": -1, "timestamp": 0}, ("native-topic", b"v", b"k")),
         (("uri", b"v", b"k", 2), {}, ("native-topic", b"v", b"k", 2, None)),
         (("uri",), {"value": b"v", "timestamp": 5}, ("native-topic", b"v", None, -1, None, {"timestamp": 5})),
@@ -239,7 +240,7 @@ def test_routes_added_later_are_seen(impl: ModuleType) -> None:
     assert late("uri", b"v") == "slow"
     routes["uri"] = route
     late("uri", b"v")
-    assert recorder.produced == [("native-topic", b"v", None)]
+    assert recorder.produced == [("native-topic", b"v")]
 
 
 @pytest.mark.parametrize("error", [BufferError("queue full"), RuntimeError("fatal"), KeyboardInterrupt()])
