@@ -100,11 +100,9 @@ class TopicWatcher:
     def _watch(self) -> None:
         while not self._stop.is_set():
             total, now = self._total(), time.perf_counter()
-            if total is None:
-                continue
-            if total and self.first is None:
+            if total and self.first is None:  # None: a leader did not answer; sample again after the pause
                 self.first = (now, total)
-            if total >= self.lines:
+            if total is not None and total >= self.lines:
                 self.last = (now, total)
                 return
             time.sleep(SAMPLE_S)
