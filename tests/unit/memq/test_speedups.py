@@ -15,16 +15,9 @@ import memq._fallback as fallback
 from memq._accel import SPEEDUPS
 from memq._format import Compression, Record, _encode_records, decode_message, encode_records, seal_message
 from memq._producer import Producer
+from tests.unit.implementations import implementations
 
-speedups: ModuleType | None
-try:
-    import memq._speedups as speedups
-except ImportError:  # pragma: no cover - built without a compiler
-    speedups = None
-
-IMPLEMENTATIONS = [pytest.param(fallback, id="python")]
-if speedups is not None:
-    IMPLEMENTATIONS.append(pytest.param(speedups, id="c"))
+speedups, IMPLEMENTATIONS = implementations(fallback, "memq._speedups")
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)

@@ -15,18 +15,12 @@ import psc
 import psc._fallback as fallback
 from psc._accel import SPEEDUPS
 from psc._message import DecodedMessage, MessageId, Source
+from tests.unit.implementations import implementations
 from tests.unit.psc.test_clients import CONFIG, FakeBackend
 
 A = "plaintext:/rn:fake:env:cloud_region::clusterA:"
 
-try:
-    import psc._speedups as speedups
-except ImportError:  # pragma: no cover - built without a compiler
-    speedups = None
-
-IMPLEMENTATIONS = [pytest.param(fallback, id="python")]
-if speedups is not None:
-    IMPLEMENTATIONS.append(pytest.param(speedups, id="c"))
+speedups, IMPLEMENTATIONS = implementations(fallback, "psc._speedups")
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
