@@ -73,6 +73,7 @@ def test_handler_chosen_delay_and_backoff_until_failed(pacer: Pacer) -> None:
 
     policy = exponential(first=timedelta(seconds=0.05), factor=2, jitter=0)
     worker = Worker(pacer, "q", handler, concurrency=2, retry=policy, poll_interval=0.02)
+
     # Both jobs in a final state: two counts, one per state, could each miss a job moving between them (a
     # retried job goes from in progress back to pending).
     def both_finished() -> bool:
