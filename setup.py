@@ -1,7 +1,9 @@
 """The one build step pyproject.toml cannot declare stably: the optional C extensions.
 
 ``psc._speedups`` holds PSC's per-record hot paths (``psc/_speedups.c``); ``psc._rdkafka`` a producer that
-queues whole batches over librdkafka, loaded at run time (``psc/_rdkafka.c``); ``memq._speedups`` the MemQ
+queues whole batches over librdkafka, loaded at run time (``psc/_rdkafka.c``); ``psc._failure_trap`` the
+librdkafka plugin that keeps failed deliveries of records without a callback (``psc/_failure_trap.c``), so a
+Kafka producer needs no Python call per success; ``memq._speedups`` the MemQ
 producer's append and request packing (``memq/_speedups.c``). All are optional: without a C compiler the
 build goes on and the same paths run in Python (``psc/_fallback.py``, ``memq/_fallback.py``, and the
 per-record producer instead of batches).
@@ -16,6 +18,7 @@ setup(
         Extension(
             "psc._rdkafka", sources=["psc/_rdkafka.c"], depends=["psc/_tally.h"], libraries=["dl"], optional=True
         ),
+        Extension("psc._failure_trap", sources=["psc/_failure_trap.c"], libraries=["dl"], optional=True),
         Extension("memq._speedups", sources=["memq/_speedups.c"], optional=True),
     ]
 )

@@ -16,18 +16,15 @@ failed record is reported, and a fatal client error raises from ``poll``/``flush
 
 from __future__ import annotations
 
-import ctypes.util
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import confluent_kafka
 from confluent_kafka import KafkaError
 
 from psc._accel import DeliveryTally
 from psc._callbacks import split_callbacks
 from psc._config import PscConfig
+from psc._librdkafka import load_module
 from psc._metrics import client_metrics
 from psc._producer import _Settings
 from psc._uri import TopicUri
@@ -85,33 +82,7 @@ class FailedRecord:
         return self._headers
 
 
-def _library_paths() -> list[str]:
-    """Where librdkafka may be: the copy confluent-kafka loaded (so one copy serves the process), the system's."""
-    bundled = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
-    paths = sorted(str(p) for p in bundled.glob("librdkafka*.so*"))
-    system = ctypes.util.find_library("rdkafka")
-    return [*paths, *([system] if system else [])]
-
-
-def _load_native() -> tuple[Any, str | None]:
-    """The C module with librdkafka loaded, or None and why not."""
-    if os.environ.get("PSC_NO_SPEEDUPS"):
-        return None, "PSC_NO_SPEEDUPS is set"
-    try:
-        import psc._rdkafka as _rdkafka
-    except ImportError as exc:  # built without a C compiler, or without psc._speedups
-        return None, f"psc._rdkafka is not built: {exc}"
-    problems = []
-    for path in _library_paths():
-        try:
-            _rdkafka.load(path)
-            return _rdkafka, None
-        except ImportError as exc:
-            problems.append(str(exc))
-    return None, "; ".join(problems) or "librdkafka not found"
-
-
-_NATIVE, _UNAVAILABLE = _load_native()
+_NATIVE, _UNAVAILABLE = load_module("psc._rdkafka")
 
 
 def _setting(value: Any) -> str:

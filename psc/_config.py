@@ -414,10 +414,11 @@ _PRODUCER: list[ConfigKey] = [
         bool,
         None,
         "delivery.report.only.error",
-        "Report only failed deliveries: a success costs no Python call (the fastest produce path). Failed records "
-        "are still remediated, but delivery callbacks and interceptor acknowledgements run only for failures, "
-        "`send()` (and so `psc.aio.AIOProducer`) is refused, its future needing the success report, and produce "
-        "latency is not sampled.",
+        "Report only failed deliveries: a success costs no Python call, even for a record with its own "
+        "callback (records without one cost none by default). Failed records are still remediated, but "
+        "delivery callbacks and interceptor acknowledgements run only for failures, `send()` (and so "
+        "`psc.aio.AIOProducer`) is refused, its future needing the success report, and produce latency is "
+        "not sampled.",
         "producer",
         attr="delivery_report_only_error",
     ),

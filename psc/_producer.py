@@ -10,8 +10,10 @@ backend's own ``produce``, in C (``psc/_speedups.c``), with confluent-kafka's ar
 callback, or with headers while remediation is on, is given a ``Report`` as its ``on_delivery``: a success
 calls the callback with a ``Message`` in C (a ``DeliveryTally`` callback is only counted, so one tally can
 serve a batch of records), a failure goes to the remediation below. Records without a
-callback report to one delivery handler configured on the backend producer, which only acts on failures; a
-success still costs confluent-kafka a message object and one Python call.
+callback report to one delivery handler configured on the backend producer, which only acts on failures
+(a ``FailureReports``): the Kafka backend then asks confluent-kafka for no report of their successes, and a
+librdkafka plugin keeps their failures (``psc/_failure_trap.c``), so such a success costs no Python call.
+Where the plugin is not built, a success costs confluent-kafka a message object and one Python call.
 ``psc.producer.delivery.report.only.error=true`` removes that cost: confluent-kafka then calls Python for
 failed deliveries only, so failures are still remediated, but application callbacks hear only of failures,
 ``send()`` is refused (its future needs the success report) and produce latency is not sampled. It is off
@@ -56,7 +58,7 @@ from psc._metrics import ClientMetrics, client_metrics
 from psc._remediation import Action, ErrorInfo, ProactiveResetSchedule, Remedy, backend_error, is_fatal
 from psc._uri import TopicUri
 from psc.backends import Cluster, resolve_cluster
-from psc.backends.base import BackendPartition, BackendProducer, ClusterMetadata
+from psc.backends.base import BackendPartition, BackendProducer, ClusterMetadata, FailureReports
 from psc.common import LogThrottle, get_logger
 from psc.errors import (
     BackendError,
@@ -944,7 +946,7 @@ class Producer:
             if err is not None:
                 on_report(holder[0], err, msg)
 
-        native["on_delivery"] = report
+        native["on_delivery"] = FailureReports(report)  # the Kafka backend then hears of failures only
         if self._settings.only_errors:
             native["delivery.report.only.error"] = True
         native["error_cb"] = lambda err: self._on_client_error(holder[0], err)

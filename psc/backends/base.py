@@ -10,6 +10,7 @@ Records and errors cross this boundary in confluent-kafka's shapes (:class:`Nati
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
     from psc._uri import TopicUri
 
 Headers = list[tuple[str, bytes | None]]
+
+
+class FailureReports(functools.partial):  # type: ignore[type-arg]
+    """A producer's default ``on_delivery`` that only acts on failures (it ignores ``err is None``).
+
+    Given one, a backend may leave successful deliveries of records without a callback of their own
+    unreported; failed ones must still reach it, from ``poll``, ``flush`` or ``close``. Anywhere else it is an
+    ordinary callable (``FailureReports(report)(err, msg)`` calls ``report(err, msg)``).
+    """
 
 
 class NativeError(Protocol):

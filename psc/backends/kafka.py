@@ -3,6 +3,13 @@
 A topic URI addresses the Kafka topic named by its ``topic`` field on the cluster discovered for its
 cluster prefix; topic names come back as ``cluster URI + topic``. Records and errors pass through as
 confluent-kafka objects, and ``produce``/``poll``/``consume`` are confluent-kafka's own bound methods.
+
+A producer whose default ``on_delivery`` is a :class:`FailureReports` gets no default callback in
+confluent-kafka, which then reports a record without a callback of its own without calling Python. The
+failures go to ``psc._failure_trap`` instead, a librdkafka plugin loaded into the producer, and from there to
+the ``FailureReports`` as confluent-kafka ``Message`` objects, from ``poll``, ``flush`` and ``close``. Where
+the plugin is not built or ``PSC_NO_SPEEDUPS`` is set, the ``FailureReports`` is confluent-kafka's default
+callback as usual.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import confluent_kafka as ck
 
+from psc._librdkafka import load_module
 from psc.backends.base import (
     Backend,
     BackendConsumer,
@@ -19,6 +27,7 @@ from psc.backends.base import (
     BackendProducer,
     BrokerMetadata,
     ClusterMetadata,
+    FailureReports,
     PartitionMetadata,
     PartitionsCallback,
     TopicMetadata,
@@ -27,6 +36,9 @@ from psc.common import get_logger
 
 if TYPE_CHECKING:
     from psc._discovery import ServiceEndpoint
+
+_log = get_logger("psc.backends.kafka")
+_TRAP, _NO_TRAP = load_module("psc._failure_trap", same_as_confluent=True)
 
 
 def native_config(endpoint: ServiceEndpoint, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,23 +123,69 @@ def _rebalance(callback: PartitionsCallback | None) -> Any:
     return invoke
 
 
+def _trapped(config: Mapping[str, Any]) -> tuple[ck.Producer, Any]:
+    """A confluent-kafka producer without a default ``on_delivery``, and the trap keeping its failures."""
+    assert _TRAP is not None
+    native = {k: v for k, v in config.items() if k != "on_delivery"}
+    plugins = [p for p in str(native.get("plugin.library.paths") or "").split(";") if p]
+    native["plugin.library.paths"] = ";".join([*plugins, str(_TRAP.__file__)])
+    trap = _TRAP.Trap()
+    trap.install(True)  # the plugin binds to the trap the creating thread installed
+    try:
+        producer = ck.Producer(native)
+    finally:
+        trap.install(False)
+    trap.bind(producer)
+    return producer, trap
+
+
 class KafkaProducer(BackendProducer):
     def __init__(self, cluster_uri: str, config: Mapping[str, Any]) -> None:
         super().__init__(cluster_uri)
-        self.native = ck.Producer(with_logger(config, cluster_uri, "producer"))
+        native = with_logger(config, cluster_uri, "producer")
+        on_delivery = native.get("on_delivery")
+        self._trap: Any = None
+        self._trap_counts = (0, 0)
+        if isinstance(on_delivery, FailureReports) and _TRAP is not None:
+            self._on_failure: FailureReports = on_delivery
+            self.native, self._trap = _trapped(native)
+        else:
+            self.native = ck.Producer(native)
         self.produce = self.native.produce
 
     def poll(self, timeout: float) -> int:
-        return int(self.native.poll(timeout))
+        served = int(self.native.poll(timeout))
+        if self._trap is not None and len(self._trap):
+            served += self._report_trapped()
+        return served
 
     def flush(self, timeout: float) -> int:
-        return int(self.native.flush(timeout))
+        left = int(self.native.flush(timeout))
+        if self._trap is not None and len(self._trap):
+            self._report_trapped()
+        return left
+
+    def _report_trapped(self) -> int:
+        """Hand the trapped failures to the ``FailureReports``, as confluent-kafka would have."""
+        failures = self._trap.take()
+        for code, reason, topic, partition, offset, key, value, timestamp in failures:
+            err = ck.KafkaError(code, reason)
+            msg = ck.Message(
+                topic=topic, partition=partition, offset=offset, key=key, value=value, error=err, timestamp=timestamp
+            )
+            self._on_failure(err, msg)
+        counts = self._trap.counts()
+        if counts != self._trap_counts:
+            self._trap_counts = counts
+            # Either means a confluent-kafka whose record layout the trap does not know, or no memory left.
+            _log.error("failure trap out of step", cluster_uri=self.cluster_uri, foreign=counts[0], lost=counts[1])
+        return len(failures)
 
     def purge(self, in_queue: bool, in_flight: bool, blocking: bool) -> None:
         self.native.purge(in_queue=in_queue, in_flight=in_flight, blocking=blocking)
 
     def __len__(self) -> int:
-        return len(self.native)
+        return len(self.native) + (len(self._trap) if self._trap is not None else 0)
 
     def list_topics(self, topic: str | None, timeout: float) -> ClusterMetadata:
         return _metadata(self.cluster_uri, self.native.list_topics(topic, timeout))
@@ -158,6 +216,8 @@ class KafkaProducer(BackendProducer):
         if self.native.flush(timeout):
             self.native.purge(in_queue=True, in_flight=True, blocking=False)
             self.native.poll(0)
+        if self._trap is not None and len(self._trap):
+            self._report_trapped()
         self.native.close()
 
 
