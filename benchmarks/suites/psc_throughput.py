@@ -19,14 +19,14 @@ least 3x aiokafka's. All three run side by side against the same broker with the
 
 Run it with the stack's data on tmpfs (see the README): on a disk, 1 KiB produce measures write-back.
 
-PSC runs with its platform defaults except those equalized settings and one more: the raw producer sends
-without a delivery callback, so the application learns of no delivery, and PSC gets
-``psc.producer.delivery.report.only.error=true``, under which its application likewise hears of no success
-(PSC still sees, and remediates, every failure). Hearing of failures has a price of its own: confluent-kafka
-runs its delivery trampoline for every record once a callback is set, and drops successes there. The
-``confluent-kafka+failure-reports`` row is raw confluent-kafka paying it (a callback with
-``delivery.report.only.error``), so the wrapper's own cost is PSC against that row. The ratio column is each
-system over raw confluent-kafka.
+PSC runs with its platform defaults except those equalized settings. The raw producer sends without a
+delivery callback, so the application learns of no delivery; PSC's records are sent without one too, and PSC
+still hears of, and remediates, every failure: a librdkafka plugin keeps the failed deliveries
+(``psc/_failure_trap.c``), so a success costs no Python call. Without it, hearing of failures has a price:
+confluent-kafka runs its delivery trampoline for every record once a default callback is set, and drops
+successes there. The ``confluent-kafka+failure-reports`` row is raw confluent-kafka paying it (a callback
+with ``delivery.report.only.error``), what an application of its own would pay to hear of failures. The
+ratio column is each system over raw confluent-kafka.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ def psc_config(env: BenchEnv, **extra: str) -> dict[str, str]:
         "psc.producer.acks": "all",
         "psc.producer.batch.duration.ms": str(LINGER_MS),
         "psc.producer.compression.type": "none",
-        "psc.producer.delivery.report.only.error": "true",
         **extra,
     }
 
