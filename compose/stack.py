@@ -13,7 +13,7 @@ Settings come from environment variables (defaults in brackets):
     STACK_HOME [<repo>/.stack]         pid files, logs and service data (git-ignored)
     STACK_CACHE_DIR [~/.cache/kstream-toolkit]   Kafka jars fetched with Maven, reused across runs
     STACK_KAFKA_VERSION [4.1.1]
-    STACK_KAFKA_PORT [9092]  STACK_KAFKA_CONTROLLER_PORT [9093]
+    STACK_KAFKA_PORT [9092]  STACK_KAFKA_CONTROLLER_PORT [9093]  STACK_KAFKA_HEAP [2g]
     STACK_MYSQL_PORT [3306]  STACK_S3_PORT [5000]  STACK_MEMQ_PORT [9192]
 
 The MemQ broker stores objects under ``<STACK_HOME>/memq/objects`` (``file://``), announces them on the
@@ -350,7 +350,9 @@ def start_kafka(settings: Settings) -> None:
         )  # fmt: skip
         if formatted.returncode != 0:
             raise StackError(f"formatting the Kafka log directory failed:\n{formatted.stdout}{formatted.stderr}")
-    heap = os.environ.get("STACK_KAFKA_HEAP", "768m")
+    # A maximum, not a reservation: with less, a broker that has served the test suite's thousand-odd
+    # partitions spends its old generation on metrics and runs 1 KiB produce benchmarks in slow and fast spells.
+    heap = os.environ.get("STACK_KAFKA_HEAP", "2g")
     pid = spawn(
         settings,
         "kafka",
