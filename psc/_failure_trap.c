@@ -6,7 +6,8 @@
  * Python call. This plugin lets PSC's Kafka producers go without one: loaded into a confluent-kafka producer
  * (its path in plugin.library.paths), it adds an on_acknowledgement interceptor that runs on librdkafka's own
  * threads for every record, ignores successes and records that carry their own callback, and copies a failure
- * into a list that Python takes from poll() and flush().
+ * (headers included, which confluent-kafka's own reports lack) into a list that Python takes from poll() and
+ * flush().
  *
  * Which records carry their own callback: confluent-kafka gives every record an opaque of two pointers, its
  * Producer object and the record's callback (NULL without one). The first is checked against the producer the
@@ -30,6 +31,7 @@
 typedef struct rd_kafka_s rd_kafka_t;
 typedef struct rd_kafka_conf_s rd_kafka_conf_t;
 typedef struct rd_kafka_topic_s rd_kafka_topic_t;
+typedef struct rd_kafka_headers_s rd_kafka_headers_t;
 typedef int rd_kafka_resp_err_t;
 
 typedef struct {
@@ -56,6 +58,8 @@ static struct {
     const char *(*topic_name)(const rd_kafka_topic_t *);
     const char *(*err2str)(rd_kafka_resp_err_t);
     int64_t (*message_timestamp)(const rd_kafka_message_t *, int *);
+    rd_kafka_resp_err_t (*message_headers)(const rd_kafka_message_t *, rd_kafka_headers_t **);
+    rd_kafka_resp_err_t (*header_get_all)(const rd_kafka_headers_t *, size_t, const char **, const void **, size_t *);
     rd_kafka_resp_err_t (*add_on_new)(rd_kafka_conf_t *, const char *, on_new_t, void *);
     rd_kafka_resp_err_t (*add_on_conf_destroy)(rd_kafka_conf_t *, const char *, on_conf_destroy_t, void *);
     rd_kafka_resp_err_t (*add_on_acknowledgement)(rd_kafka_t *, const char *, on_ack_t, void *);
@@ -66,6 +70,12 @@ static void *library; /* the dlopen() handle, once load() succeeded */
 static const char IC_NAME[] = "psc.failure_trap";
 
 /* --- The trap's state, shared by its Python object and the librdkafka client ---------------------------- */
+
+typedef struct {
+    const char *name;
+    const char *value; /* NULL: a header without a value */
+    size_t size;
+} header_t;
 
 typedef struct failure {
     struct failure *next;
@@ -79,6 +89,8 @@ typedef struct failure {
     size_t key_len;
     char *value; /* NULL: none */
     size_t value_len;
+    header_t *headers; /* the record's headers, in order */
+    size_t n_headers;
 } failure_t;
 
 typedef struct {
@@ -106,7 +118,15 @@ trap_release(trap_t *trap)
     free(trap);
 }
 
-/* One allocation per failure: the struct, then topic, key and value bytes. */
+static char *
+copy_bytes(char **at, const void *bytes, size_t size)
+{
+    char *copy = memcpy(*at, bytes, size);
+    *at += size;
+    return copy;
+}
+
+/* One allocation per failure: the struct, its headers' entries, then topic, key, value and header bytes. */
 static failure_t *
 copy_failure(const rd_kafka_message_t *m)
 {
@@ -114,23 +134,41 @@ copy_failure(const rd_kafka_message_t *m)
     size_t topic_len = strlen(topic) + 1;
     size_t key_len = m->key != NULL ? m->key_len : 0;
     size_t value_len = m->payload != NULL ? m->len : 0;
-    failure_t *f = malloc(sizeof(failure_t) + topic_len + key_len + value_len);
+    rd_kafka_headers_t *hdrs = NULL;
+    const char *name;
+    const void *value;
+    size_t size, n_headers = 0, header_bytes = 0;
+    if (rk_api.message_headers(m, &hdrs) != 0) {
+        hdrs = NULL; /* none */
+    }
+    for (; hdrs != NULL && rk_api.header_get_all(hdrs, n_headers, &name, &value, &size) == 0; n_headers++) {
+        header_bytes += strlen(name) + 1 + (value != NULL ? size : 0);
+    }
+    failure_t *f = malloc(sizeof(failure_t) + n_headers * sizeof(header_t) + topic_len + key_len + value_len +
+                          header_bytes);
     if (f == NULL) {
         return NULL;
     }
-    char *at = (char *)(f + 1);
+    f->headers = (header_t *)(f + 1);
+    f->n_headers = n_headers;
+    char *at = (char *)(f->headers + n_headers);
     f->next = NULL;
     f->err = m->err;
     f->partition = m->partition;
     f->offset = m->offset;
     f->timestamp = rk_api.message_timestamp(m, &f->timestamp_type);
-    f->topic = memcpy(at, topic, topic_len);
-    at += topic_len;
-    f->key = m->key != NULL ? memcpy(at, m->key, key_len) : NULL;
+    f->topic = copy_bytes(&at, topic, topic_len);
+    f->key = m->key != NULL ? copy_bytes(&at, m->key, key_len) : NULL;
     f->key_len = key_len;
-    at += key_len;
-    f->value = m->payload != NULL ? memcpy(at, m->payload, value_len) : NULL;
+    f->value = m->payload != NULL ? copy_bytes(&at, m->payload, value_len) : NULL;
     f->value_len = value_len;
+    for (size_t i = 0; i < n_headers; i++) {
+        rk_api.header_get_all(hdrs, i, &name, &value, &size);
+        header_t *h = &f->headers[i];
+        h->name = copy_bytes(&at, name, strlen(name) + 1);
+        h->value = value != NULL ? copy_bytes(&at, value, size) : NULL;
+        h->size = value != NULL ? size : 0;
+    }
     return f;
 }
 
@@ -263,13 +301,37 @@ Trap_bind(Trap *self, PyObject *producer)
     Py_RETURN_NONE;
 }
 
+/* [(name, value or None)], or None for a record without headers, as confluent-kafka's Message has them. */
+static PyObject *
+headers_list(const failure_t *f)
+{
+    if (f->n_headers == 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)f->n_headers);
+    for (size_t i = 0; list != NULL && i < f->n_headers; i++) {
+        const header_t *h = &f->headers[i];
+        PyObject *pair = Py_BuildValue("(sy#)", h->name, h->value, (Py_ssize_t)h->size);
+        if (pair == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, pair);
+    }
+    return list;
+}
+
 static PyObject *
 failure_tuple(const failure_t *f)
 {
+    PyObject *headers = headers_list(f);
+    if (headers == NULL) {
+        return NULL;
+    }
     return Py_BuildValue(
-        "(issiLy#y#(iL))", (int)f->err, rk_api.err2str(f->err), f->topic, (int)f->partition, (long long)f->offset,
+        "(issiLy#y#(iL)N)", (int)f->err, rk_api.err2str(f->err), f->topic, (int)f->partition, (long long)f->offset,
         f->key, (Py_ssize_t)f->key_len, f->value, (Py_ssize_t)f->value_len, f->timestamp_type,
-        (long long)f->timestamp);
+        (long long)f->timestamp, headers);
 }
 
 static PyObject *
@@ -334,7 +396,7 @@ static PyMethodDef Trap_methods[] = {
      "install(on): the next producer this thread configures with this plugin reports to this trap"},
     {"bind", (PyCFunction)Trap_bind, METH_O, "bind(producer): the confluent-kafka Producer whose records it serves"},
     {"take", (PyCFunction)Trap_take, METH_NOARGS,
-     "take() -> [(code, reason, topic, partition, offset, key, value, (timestamp_type, timestamp))], oldest first"},
+     "take() -> [(code, reason, topic, partition, offset, key, value, (timestamp_type, timestamp), headers)], oldest first"},
     {"counts", (PyCFunction)Trap_counts, METH_NOARGS,
      "counts() -> (foreign, lost): failures of records with an unknown opaque; failures not kept for want of memory"},
     {NULL},
@@ -381,6 +443,8 @@ load(PyObject *module, PyObject *arg)
         SYMBOL(topic_name, "rd_kafka_topic_name"),
         SYMBOL(err2str, "rd_kafka_err2str"),
         SYMBOL(message_timestamp, "rd_kafka_message_timestamp"),
+        SYMBOL(message_headers, "rd_kafka_message_headers"),
+        SYMBOL(header_get_all, "rd_kafka_header_get_all"),
         SYMBOL(add_on_new, "rd_kafka_conf_interceptor_add_on_new"),
         SYMBOL(add_on_conf_destroy, "rd_kafka_conf_interceptor_add_on_conf_destroy"),
         SYMBOL(add_on_acknowledgement, "rd_kafka_interceptor_add_on_acknowledgement"),

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class RouteBase:
     """The fields of a producer route that :class:`FastProduce` reads."""
 
-    __slots__ = ("count", "plain", "produce", "sample_at", "source", "topic")
+    __slots__ = ("count", "keep_headers", "plain", "produce", "sample_at", "source", "topic")
 
     def __init__(self) -> None:
         self.produce: Any = None
@@ -25,6 +25,9 @@ class RouteBase:
         self.count = 0
         self.sample_at = 0
         self.plain = False
+        # Records with headers keep them in a Report until delivered, for remediation's re-produce: remediation
+        # is on and the backend's failure reports lack headers.
+        self.keep_headers = False
 
 
 class DeliveryTally:
@@ -87,7 +90,7 @@ _PRODUCE_ARGS = ("topic", "value", "key", "partition", "callback", "on_delivery"
 class FastProduce:
     """``Producer.produce`` for plain routes: one backend call, anything else to ``slow``."""
 
-    __slots__ = ("failed", "keep_headers", "on_error", "routes", "slow")
+    __slots__ = ("failed", "on_error", "routes", "slow")
 
     def __init__(
         self,
@@ -95,13 +98,11 @@ class FastProduce:
         slow: Callable[..., None],
         on_error: Callable[..., None],
         failed: Callable[..., Any],
-        keep_headers: bool,
     ) -> None:
         self.routes = routes
         self.slow = slow
         self.on_error = on_error
         self.failed = failed
-        self.keep_headers = bool(keep_headers)
 
     def forget(self) -> None:
         """Routes changed. This path keeps no cached route, so there is nothing to drop."""
@@ -128,9 +129,9 @@ class FastProduce:
             return self.slow(*args, **kwargs)
         value, key = given.get("value"), given.get("key")
         report = None
-        if callback is not None or (headers is not None and self.keep_headers):
+        if callback is not None or (headers is not None and route.keep_headers):
             # Headers are kept only for remediation's re-produce: without it they would only hold memory.
-            report = Report(route, callback, headers if self.keep_headers else None, self.failed)
+            report = Report(route, callback, headers if route.keep_headers else None, self.failed)
         # (topic, value), and the key when there is one: the backend parses each argument again.
         call: tuple[Any, ...] = (route.topic, value) if key is None else (route.topic, value, key)
         names: dict[str, Any] = {}

@@ -24,8 +24,9 @@ produce latency is sampled.
 Remediation: a failed delivery is classified by the remediation catalogue. RETRY re-produces the record
 (bounded, with backoff) before the application hears of it; RESET replaces the cluster's backend
 producer, retiring the old one once its in-flight records are done, and re-produces what failed.
-Delivery reports do not carry headers, so while remediation is on, records with headers keep them in
-their callback until delivered.
+confluent-kafka's delivery reports do not carry headers, so while remediation is on, records with headers
+keep them in their callback until delivered, unless the backend producer's failure reports carry them
+(``reports_headers``: the Kafka backend's failure trap copies them).
 
 Fatal errors: confluent-kafka raises a client's fatal error (an idempotent producer that lost its
 guarantees) from ``poll``/``flush`` rather than passing it to ``error_cb``; ``produce`` then fails with
@@ -156,8 +157,8 @@ class _Generation:
 class _Route(RouteBase):
     """Everything a send to one topic URI string needs, resolved once.
 
-    ``produce``, ``topic``, ``source``, ``count``, ``sample_at`` and ``plain`` live in :class:`RouteBase`,
-    where the C fast path of :meth:`Producer.produce` reads them.
+    ``produce``, ``topic``, ``source``, ``count``, ``sample_at``, ``plain`` and ``keep_headers`` live in
+    :class:`RouteBase`, where the C fast path of :meth:`Producer.produce` reads them.
     """
 
     __slots__ = ("gen", "key_ctx", "key_ser", "reported", "uri", "value_ctx", "value_ser")
@@ -173,6 +174,7 @@ class _Route(RouteBase):
         self.key_ctx = SerdeContext(uri, "key")
         self.value_ctx = SerdeContext(uri, "value")
         self.plain = settings.plain
+        self.keep_headers = settings.auto_resolution and not gen.producer.reports_headers
         self.count = 0
         self.reported = 0
         self.sample_at = settings.sample_every  # 0: never sampled (count starts at 1)
@@ -207,7 +209,7 @@ class _Retry:
         self.value = native.value()
         self.partition = -1 if native.partition() is None else native.partition()
         self.timestamp = 0
-        self.headers = headers
+        self.headers = headers if headers is not None else native.headers()  # a backend's report may carry them
         self.callback = callback
         self.future = future
         self.attempts = 0
@@ -278,7 +280,6 @@ class Producer:
                 MethodType(Producer.produce, self),
                 self._produce_failed,
                 self._report_failed,
-                self._settings.auto_resolution,
             )
             vars(self)["produce"] = self._fast
 
@@ -365,7 +366,7 @@ class Producer:
             or sampled
             or not settings.typed_chain.empty
             or not settings.raw_chain.empty
-            or (headers is not None and settings.auto_resolution)
+            or (headers is not None and route.keep_headers)
         )
         report = None
         if needs_report:
@@ -409,7 +410,7 @@ class Producer:
         elif not isinstance(exc, Exception):
             raise exc
         report = None
-        if callback is not None or (headers is not None and self._settings.auto_resolution):
+        if callback is not None or (headers is not None and route.keep_headers):
             report = partial(self._report, route, callback, None, headers, 0.0)
         self._produce_when_room(route, value, key, partition, report, timestamp, headers)
 

@@ -44,6 +44,8 @@ typedef struct {
     long long count;     /* records sent to this route */
     long long sample_at; /* the count whose record is sampled for produce latency (by Python) */
     char plain;          /* bytes serde and no interceptors: records go to the backend as given */
+    char keep_headers;   /* records with headers keep them in a Report until delivered, for remediation's
+                          * re-produce: remediation is on and the backend's failure reports lack headers */
 } RouteBase;
 
 static int
@@ -80,6 +82,7 @@ static PyMemberDef RouteBase_members[] = {
     {"count", T_LONGLONG, offsetof(RouteBase, count), 0, "records sent to this route"},
     {"sample_at", T_LONGLONG, offsetof(RouteBase, sample_at), 0, "the count of the next sampled record"},
     {"plain", T_BOOL, offsetof(RouteBase, plain), 0, "bytes serde and no interceptors"},
+    {"keep_headers", T_BOOL, offsetof(RouteBase, keep_headers), 0, "records with headers keep them until delivered"},
     {NULL},
 };
 
@@ -297,7 +300,6 @@ typedef struct {
     PyObject *slow;     /* the Python produce(), called with the same arguments */
     PyObject *on_error; /* on_error(route, value, key, exc, partition, timestamp, callback, headers) */
     PyObject *failed;   /* given to each Report: a failed delivery */
-    char keep_headers;  /* remediation is on: records with headers keep them in a report until delivered */
     /* The last topic object produced to and its route: a producer usually sends to one topic with the same
      * string object, so an identity check saves the dict lookup. Python calls forget() whenever it changes
      * routes. Both are strong references, or both NULL. */
@@ -416,9 +418,9 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
     Py_INCREF(found); /* borrowed from the dict; the backend call may run Python code that drops the route */
     PyObject *value = slots[A_VALUE] ? slots[A_VALUE] : Py_None, *key = slots[A_KEY] ? slots[A_KEY] : Py_None;
     PyObject *report = NULL;
-    if (callback != NULL || (headers != NULL && self->keep_headers)) {
+    if (callback != NULL || (headers != NULL && route->keep_headers)) {
         /* Headers are kept only for remediation's re-produce: without it they would only hold memory. */
-        PyObject *kept = headers && self->keep_headers ? headers : Py_None;
+        PyObject *kept = headers && route->keep_headers ? headers : Py_None;
         report = report_new(found, callback ? callback : Py_None, kept, self->failed);
         if (report == NULL) {
             Py_DECREF(found);
@@ -483,10 +485,9 @@ static PyObject *
 FastProduce_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     PyObject *routes, *slow, *on_error, *failed;
-    int keep_headers;
-    static char *kwlist[] = {"routes", "slow", "on_error", "failed", "keep_headers", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOp:FastProduce", kwlist, &PyDict_Type, &routes, &slow,
-                                     &on_error, &failed, &keep_headers)) {
+    static char *kwlist[] = {"routes", "slow", "on_error", "failed", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOO:FastProduce", kwlist, &PyDict_Type, &routes, &slow,
+                                     &on_error, &failed)) {
         return NULL;
     }
     FastProduce *self = (FastProduce *)type->tp_alloc(type, 0);
@@ -497,7 +498,6 @@ FastProduce_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->slow = Py_NewRef(slow);
     self->on_error = Py_NewRef(on_error);
     self->failed = Py_NewRef(failed);
-    self->keep_headers = (char)keep_headers;
     self->vectorcall = (vectorcallfunc)FastProduce_vectorcall;
     return (PyObject *)self;
 }
@@ -550,7 +550,7 @@ FastProduce_dealloc(FastProduce *self)
 static PyTypeObject FastProduce_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "psc._speedups.FastProduce",
-    .tp_doc = "FastProduce(routes, slow, on_error, failed, keep_headers): Producer.produce for plain routes, in C.",
+    .tp_doc = "FastProduce(routes, slow, on_error, failed): Producer.produce for plain routes, in C.",
     .tp_basicsize = sizeof(FastProduce),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_new = FastProduce_new,

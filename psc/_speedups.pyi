@@ -18,6 +18,7 @@ class RouteBase:
     count: int
     sample_at: int
     plain: bool
+    keep_headers: bool
 
 class Report:
     route: RouteBase
@@ -34,7 +35,6 @@ class FastProduce:
         slow: Callable[..., None],
         on_error: Callable[..., None],
         failed: Callable[..., Any],
-        keep_headers: bool,
     ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> None: ...
     def forget(self) -> None: ...

@@ -132,6 +132,9 @@ class BackendProducer(ABC):
     """
 
     produce: Callable[..., None]
+    #: The failure reports of records sent without a callback carry the records' headers, so a re-produce
+    #: needs nothing kept beside them.
+    reports_headers: bool = False
 
     def __init__(self, cluster_uri: str) -> None:
         self.cluster_uri = cluster_uri

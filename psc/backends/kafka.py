@@ -149,6 +149,7 @@ class KafkaProducer(BackendProducer):
         if isinstance(on_delivery, FailureReports) and _TRAP is not None:
             self._on_failure: FailureReports = on_delivery
             self.native, self._trap = _trapped(native)
+            self.reports_headers = True
         else:
             self.native = ck.Producer(native)
         self.produce = self.native.produce
@@ -168,10 +169,17 @@ class KafkaProducer(BackendProducer):
     def _report_trapped(self) -> int:
         """Hand the trapped failures to the ``FailureReports``, as confluent-kafka would have."""
         failures = self._trap.take()
-        for code, reason, topic, partition, offset, key, value, timestamp in failures:
+        for code, reason, topic, partition, offset, key, value, timestamp, headers in failures:
             err = ck.KafkaError(code, reason)
             msg = ck.Message(
-                topic=topic, partition=partition, offset=offset, key=key, value=value, error=err, timestamp=timestamp
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=key,
+                value=value,
+                headers=headers,
+                error=err,
+                timestamp=timestamp,
             )
             self._on_failure(err, msg)
         counts = self._trap.counts()

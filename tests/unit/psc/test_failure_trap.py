@@ -56,7 +56,7 @@ def test_timed_out_records_are_reported_once_with_their_contents() -> None:
     reports, own = Reports(), Reports()
     # The mock broker answers after 5 s: every record times out first.
     p = producer(reports, **{"test.mock.broker.rtt": 5000, "message.timeout.ms": 200})
-    p.produce("orders", b"v1", b"k1", timestamp=1234)
+    p.produce("orders", b"v1", b"k1", timestamp=1234, headers=[("h", b"1"), ("empty", None)])
     p.produce("orders", b"v2")
     p.produce("orders", b"v3", on_delivery=own)
     assert p.flush(10) == 0
@@ -65,6 +65,8 @@ def test_timed_out_records_are_reported_once_with_their_contents() -> None:
     got = [(err.code(), msg.topic(), msg.key(), msg.value()) for err, msg in reports.calls]
     assert got == [(timed_out, "orders", b"k1", b"v1"), (timed_out, "orders", None, b"v2")]
     assert all(msg.error() == err for err, msg in reports.calls)
+    if p.reports_headers:  # the trap copies them; confluent-kafka's own reports have none
+        assert [msg.headers() for _, msg in reports.calls] == [[("h", b"1"), ("empty", None)], None]
     assert [(err.code(), msg.value()) for err, msg in own.calls] == [(timed_out, b"v3")]
     p.poll(0)
     assert len(reports.calls) == 2  # reported once
@@ -117,6 +119,7 @@ def test_with_the_speedups_the_trap_keeps_the_failures() -> None:
         "for i in range(100):\n"
         "    p.produce('orders', b'v')\n"
         "assert p.flush(10) == 0\n"
+        "assert p.reports_headers\n"
         "print(type(p._trap).__module__)\n"
         "p.close()\n"
     )

@@ -62,8 +62,8 @@ def make(
 ) -> tuple[Any, Any]:
     route = impl.RouteBase()
     route.produce, route.topic, route.plain, route.sample_at = recorder.produce, "native-topic", plain, sample_at
-    route.source = Source(A)
-    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, recorder.on_error, recorder.on_failed, keep_headers)
+    route.source, route.keep_headers = Source(A), keep_headers
+    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, recorder.on_error, recorder.on_failed)
     return fast, route
 
 
@@ -188,7 +188,8 @@ def test_a_record_with_a_callback_or_headers_carries_a_report(
     assert (route.count, recorder.slow) == (1, [])
 
 
-def test_headers_without_a_callback_need_no_report_when_remediation_is_off(impl: ModuleType) -> None:
+def test_headers_without_a_callback_need_no_report_when_the_route_keeps_none(impl: ModuleType) -> None:
+    # Remediation is off, or the backend's failure reports carry the headers themselves.
     recorder = Recorder()
     fast, _ = make(impl, recorder, keep_headers=False)
     fast("uri", b"v", headers=HEADERS)
@@ -230,7 +231,7 @@ def test_routes_added_later_are_seen(impl: ModuleType) -> None:
     recorder = Recorder()
     _, route = make(impl, recorder)
     routes: dict[str, Any] = {}  # the producer fills the same dict as it resolves topic URIs
-    late = impl.FastProduce(routes, recorder.slow_produce, recorder.on_error, recorder.on_failed, True)
+    late = impl.FastProduce(routes, recorder.slow_produce, recorder.on_error, recorder.on_failed)
     assert late("uri", b"v") == "slow"
     routes["uri"] = route
     late("uri", b"v")
@@ -260,7 +261,7 @@ def test_an_exception_from_the_error_handler_reaches_the_caller(impl: ModuleType
 
     route = impl.RouteBase()
     route.produce, route.topic, route.plain = recorder.produce, "t", True
-    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, give_up, recorder.on_failed, True)
+    fast = impl.FastProduce({"uri": route}, recorder.slow_produce, give_up, recorder.on_failed)
     with pytest.raises(BufferError, match="queue full"):
         fast("uri", b"v")
 
@@ -528,6 +529,48 @@ def test_producer_keeps_the_headers_of_a_fast_path_record_for_its_retry_and_repo
             (None, psc.Message, A + "t", b"v"),
             (None, psc.Message, A + "t", b"w"),
         ]
+    finally:
+        unregister_backend("fake")
+
+
+def test_headers_need_no_report_when_the_backends_failure_reports_carry_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from psc.backends import register_backend, unregister_backend
+    from tests.unit.psc.test_clients import FakeError, FakeProducer, FakeRecord
+
+    class Headed(FakeRecord):
+        def __init__(self, topic: str, value: Any, offset: int, headers: Any) -> None:
+            super().__init__(topic, value, 0, offset)
+            self._headers = headers
+
+        def headers(self) -> Any:
+            return self._headers
+
+    def produce(
+        self: FakeProducer,
+        topic: str,
+        value: Any,
+        key: Any = None,
+        partition: int = -1,
+        on_delivery: Any = None,
+        **kw: Any,
+    ) -> None:
+        self.produced.append((topic, value, on_delivery, kw.get("headers")))
+        self.queue.append((Headed(topic, value, len(self.produced) - 1, kw.get("headers")), on_delivery))
+
+    monkeypatch.setattr(FakeProducer, "reports_headers", True)
+    monkeypatch.setattr(FakeProducer, "_produce", produce)
+    fake = FakeBackend()
+    register_backend("fake", fake)
+    try:
+        producer = psc.Producer(CONFIG)
+        producer.produce(A + "t", b"first")
+        assert producer.flush(1) == 0
+        fake.failures.append(FakeError("_MSG_TIMED_OUT", code=-192, retriable=True))
+        producer.produce(A + "t", b"w", headers=HEADERS)
+        assert producer.flush(1) == 0
+        # b"w" went without a Report; its failure report carried its headers, and the retry sent them again.
+        sent = [(value, on_delivery is None, headers) for _, value, on_delivery, headers in fake.producers[0].produced]
+        assert sent == [(b"first", True, None), (b"w", True, HEADERS), (b"w", False, HEADERS)]
     finally:
         unregister_backend("fake")
 
