@@ -120,6 +120,17 @@ def test_create_partitions(admin: AdminClient, topic_uri: str) -> None:
     assert len(admin.list_topics(topic_uri, timeout=TIMEOUT).topics[topic_uri].partitions) == 4
 
 
+def described_once_applied(admin: AdminClient, resource: ConfigResource, applied: Any) -> Any:
+    """The resource's configs once ``applied(configs)`` holds: a KRaft broker applies an altered config from
+    its metadata log a moment after the alter call returns, so one describe right after may be stale."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        configs = admin.describe_configs([resource])[resource].result(TIMEOUT)
+        if applied(configs) or time.monotonic() > deadline:
+            return configs
+        time.sleep(0.1)
+
+
 def test_topic_configs_describe_and_alter(admin: AdminClient, topic_uri: str) -> None:
     entry = ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)
     altered = ConfigResource(ResourceType.TOPIC, topic_uri, incremental_configs=[entry])
@@ -128,13 +139,13 @@ def test_topic_configs_describe_and_alter(admin: AdminClient, topic_uri: str) ->
     assert futures[altered].result(TIMEOUT) is None
 
     resource = ConfigResource(ResourceType.TOPIC, topic_uri)
-    configs = admin.describe_configs([resource])[resource].result(TIMEOUT)
+    configs = described_once_applied(admin, resource, lambda c: c["retention.ms"].value == "7200000")
     assert configs["retention.ms"].value == "7200000"
 
     replaced = ConfigResource(ResourceType.TOPIC, topic_uri, set_config={"cleanup.policy": "compact"})
     with pytest.warns(DeprecationWarning):
         admin.alter_configs([replaced])[replaced].result(TIMEOUT)
-    configs = admin.describe_configs([resource])[resource].result(TIMEOUT)
+    configs = described_once_applied(admin, resource, lambda c: c["cleanup.policy"].value == "compact")
     assert configs["cleanup.policy"].value == "compact"
     assert configs["retention.ms"].is_default  # alter_configs replaces the whole config
 
