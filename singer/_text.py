@@ -1,22 +1,20 @@
 """Text logs: only ``\\n`` ends a line; optional multi-line records that start where a regex matches.
 
-Lines are cut out of large chunks in bulk: ``bytes.splitlines`` (or ``split``) and their end offsets summed
-in C, so the Python work per line is building its record. Chunks with a line over the limit (or a ``\r``,
-which ``splitlines`` also cuts at) take a loop of ``bytes.find``. A line longer than the maximum is cut to it
+Without a multi-line regex, lines are split in C (``singer._speedups``) out of a large read buffer and kept as
+columns of offsets, with no Python object per line; their values are slices of the buffer until the
+producer copies them. Multi-line records are assembled in Python. A line longer than the maximum is cut to it
 (the rest is read and dropped, never held in memory) and counted. An unterminated last line is held until
 its newline arrives or the file is finished (rotated).
 """
 
 from __future__ import annotations
 
-import itertools
+import os
 import re
-from itertools import repeat
+from collections.abc import Sequence
 
-from singer._records import Reader, Record
-
-_plus_one = (1).__add__
-_new_tuple = tuple.__new__
+from singer._accel import split
+from singer._records import Lines, Reader, Record
 
 
 class TextReader(Reader):
@@ -41,14 +39,13 @@ class TextReader(Reader):
         self._message_size = 0
         self._message_end = offset
 
-    def read(self) -> list[Record]:
+    def read(self) -> Sequence[Record]:
+        if self._start is None:
+            return self._lines()
         data = self._pread()
         records: list[Record] = []
         if data:
-            if self._start is None:
-                self._lines(data, records)
-            else:
-                self._multiline(data, records)
+            self._multiline(data, records)
         if self._start is not None and self.eof and not self._partial and not self._partial_cut and self._message:
             records.append(self._close_message())  # end of data closes a message, as a terminated line does
         return records
@@ -68,59 +65,38 @@ class TextReader(Reader):
             records.append(self._close_message())
         return records
 
-    def _lines(self, data: bytes, records: list[Record]) -> None:
-        """One record per line: the fast path."""
-        keep = 1 if self.keep_newline else 0
-        limit = self.limit
-        start = 0
-        base = self._read_to - len(data)  # file offset of data[0]
-        newline = data.find(b"\n")
-        if newline >= 0 and (self._partial or self._partial_cut):
-            line = self._partial + data[: newline + keep]
-            self._partial = b""
-            start = newline + 1
-            cut, self._partial_cut = self._partial_cut, 0
-            if len(line) - keep > limit:
-                cut += len(line) - keep - limit
-                line = line[:limit] + (b"\n" if keep else b"")
-            self._count_cut(cut)
-            records.append(Record(line, base + start))
-            newline = data.find(b"\n", start)
-        last = data.rfind(b"\n")
-        if newline >= 0 and self._bulk(data[start : last + 1], base + start, records):
-            start, newline = last + 1, -1
-        append = records.append
-        while newline >= 0:
-            if newline - start > limit:
-                self._count_cut(newline - start - limit)
-                append(Record(data[start : start + limit] + (b"\n" if keep else b""), base + newline + 1))
-            else:
-                append(Record(data[start : newline + keep], base + newline + 1))
-            start = newline + 1
-            newline = data.find(b"\n", start)
-        if records:
-            self.position = records[-1].next_offset
-        self._hold(data, start)
-
-    def _bulk(self, body: bytes, base: int, records: list[Record]) -> bool:
-        """Records of whole lines (``body`` ends with a newline), split in one call; False, with nothing added,
-        if a line is over the limit or the split would also cut at ``\r``."""
-        if self.keep_newline:
-            if b"\r" in body:
-                return False  # bytes.splitlines also ends lines at \r
-            lines = body.splitlines(keepends=True)
-            ends = itertools.accumulate(map(len, lines), initial=base)
-            over = max(map(len, lines)) - 1 > self.limit
-        else:
-            lines = body[:-1].split(b"\n")
-            ends = itertools.accumulate(map(_plus_one, map(len, lines)), initial=base)
-            over = max(map(len, lines)) > self.limit
-        if over:
-            return False
-        next(ends)  # the start of the first line
-        # Record(line, end) without a Python call each: tuple.__new__ fills every field, in C.
-        records.extend(map(_new_tuple, repeat(Record), zip(lines, ends, repeat(None), repeat(None))))
-        return True
+    def _lines(self) -> Sequence[Record]:
+        """One record per line: the fast path. The held partial line and the next chunk go in one buffer, whose
+        lines are split in C and returned as columns (:class:`Lines`), their values slices of the buffer."""
+        held = len(self._partial)
+        size = min(self.chunk_bytes, os.fstat(self.fd).st_size - self._read_to)
+        if size <= 0:
+            self.eof = True
+            return []
+        buffer = bytearray(held + size)
+        buffer[:held] = self._partial
+        view = memoryview(buffer)[held:]
+        read = os.preadv(self.fd, [view], self._read_to)
+        view.release()
+        if read < size:  # the file shrank meanwhile
+            del buffer[held + read :]
+        base = self._read_to - held  # the file offset of buffer[0]
+        self._read_to += read
+        self.eof = read < self.chunk_bytes
+        stop, ends, sizes, truncated, truncated_bytes = split(
+            buffer, 0, self.keep_newline, self.limit, self._partial_cut
+        )
+        self.stats.truncated += truncated
+        self.stats.truncated_bytes += truncated_bytes
+        tail = len(buffer) - stop
+        if stop:
+            self._partial_cut = 0
+            self.position = base + stop
+        self._partial = bytes(buffer[stop : stop + min(tail, self.limit)])
+        self._partial_cut += max(tail - self.limit, 0)
+        if not stop:
+            return []
+        return Lines(buffer, 0, memoryview(ends).cast("q"), memoryview(sizes).cast("q"), base)
 
     def _multiline(self, data: bytes, records: list[Record]) -> None:
         keep = 1 if self.keep_newline else 0
