@@ -6,7 +6,7 @@ from array import array
 
 
 def split(
-    buffer: bytearray, start: int, keep_newline: bool, limit: int, first_cut: int
+    buffer: bytearray | memoryview, start: int, keep_newline: bool, limit: int, first_cut: int
 ) -> tuple[int, bytes, bytes, int, int]:
     """The lines of ``buffer[start:]`` that a newline ends: (stop, ends, sizes, truncated, truncated_bytes).
 
@@ -19,7 +19,8 @@ def split(
     ends, sizes = array("q"), array("q")
     line, total, cut = start, 0, first_cut
     truncated = truncated_bytes = 0
-    newline = buffer.find(b"\n", line)
+    find = bytes(buffer).find  # a copy: a memoryview cannot search; cuts are written to the buffer itself
+    newline = find(b"\n", line)
     while newline >= 0:
         length = newline - line
         value = length + keep
@@ -36,5 +37,5 @@ def split(
         total += value
         ends.append(line)
         sizes.append(total)
-        newline = buffer.find(b"\n", line)
+        newline = find(b"\n", line)
     return line, ends.tobytes(), sizes.tobytes(), truncated, truncated_bytes

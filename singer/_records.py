@@ -80,8 +80,16 @@ class Lines(Sequence[Record]):
 
     __slots__ = ("base", "buffer", "ends", "hi", "lo", "sizes", "start")
 
-    def __init__(self, buffer: bytearray, start: int, ends: memoryview, sizes: memoryview, base: int, lo: int = 0,
-                 hi: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        buffer: bytearray | memoryview,
+        start: int,
+        ends: memoryview,
+        sizes: memoryview,
+        base: int,
+        lo: int = 0,
+        hi: int | None = None,
+    ) -> None:
         self.buffer = buffer
         self.start = start  # where the value of line 0 (of the whole column, not of this slice) starts
         self.ends = ends  # int64 columns of the whole read

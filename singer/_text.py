@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Sequence
 
 from singer._accel import split
@@ -38,6 +39,7 @@ class TextReader(Reader):
         self._message: list[bytes] = []  # lines of the multi-line record being assembled
         self._message_size = 0
         self._message_end = offset
+        self._spare: bytearray | None = None  # the last full chunk's buffer, used again when free
 
     def read(self) -> Sequence[Record]:
         if self._start is None:
@@ -73,16 +75,16 @@ class TextReader(Reader):
         if size <= 0:
             self.eof = True
             return []
-        buffer = bytearray(held + size)
-        buffer[:held] = self._partial
-        view = memoryview(buffer)[held:]
-        read = os.preadv(self.fd, [view], self._read_to)
-        view.release()
-        if read < size:  # the file shrank meanwhile
-            del buffer[held + read :]
+        whole = self._buffer(held + size, full=size == self.chunk_bytes)
+        whole[:held] = self._partial
+        with memoryview(whole) as view:
+            read = os.preadv(self.fd, [view[held : held + size]], self._read_to)
+        buffer = memoryview(whole)[: held + read]  # less than asked for if the file shrank meanwhile
         base = self._read_to - held  # the file offset of buffer[0]
         self._read_to += read
         self.eof = read < self.chunk_bytes
+        if not self.eof:
+            self._spare = whole  # a backlog: the next read is a full chunk too
         stop, ends, sizes, truncated, truncated_bytes = split(
             buffer, 0, self.keep_newline, self.limit, self._partial_cut
         )
@@ -97,6 +99,15 @@ class TextReader(Reader):
         if not stop:
             return []
         return Lines(buffer, 0, memoryview(ends).cast("q"), memoryview(sizes).cast("q"), base)
+
+    def _buffer(self, need: int, full: bool) -> bytearray:
+        """A buffer of at least ``need`` bytes. While a backlog is read in full chunks, the last one is used
+        again once nothing refers to it (its lines are all sent): a new one would be zeroed and faulted in,
+        page by page, for every chunk. A tailed file's small reads get a buffer of their size, not kept."""
+        spare, self._spare = self._spare, None
+        if spare is not None and len(spare) >= need and sys.getrefcount(spare) == 2:  # here and the argument
+            return spare
+        return bytearray(max(need, self.chunk_bytes + self.limit) if full else need)
 
     def _multiline(self, data: bytes, records: list[Record]) -> None:
         keep = 1 if self.keep_newline else 0

@@ -182,3 +182,24 @@ def test_lines_slice_as_their_records_do(impl: ModuleType) -> None:
 
 def ends_before(records: list[Record], index: int) -> int:
     return records[index - 1].next_offset - 1000 if index else 0
+
+
+def test_a_read_buffer_is_used_again_only_once_its_lines_are_gone(impl: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_bytes(b"".join(b"%07d\n" % i for i in range(100)))  # a backlog of full 64-byte chunks
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reader = TextReader(fd, 0, chunk_bytes=64)
+        first = reader.read()
+        copies = list(first)
+        second = reader.read()
+        assert isinstance(first, Lines) and isinstance(second, Lines)
+        assert first == copies and first[0] == Record(b"0000000\n", 8)  # not overwritten by the second read
+        assert second.buffer.obj is not first.buffer.obj  # type: ignore[union-attr]
+        reused = id(second.buffer.obj)  # type: ignore[union-attr]
+        del first, second
+        third = reader.read()
+        assert isinstance(third, Lines) and id(third.buffer.obj) == reused  # type: ignore[union-attr]
+        assert list(third) == [Record(b"%07d\n" % i, 8 * i + 8) for i in range(16, 24)]
+    finally:
+        os.close(fd)
