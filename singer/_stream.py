@@ -36,13 +36,13 @@ from singer._watermark import ReferenceWatermarkError, Watermark, WatermarkStore
 from singer._writer import RECORD_OVERHEAD_BYTES, Batch, Writer
 
 _log = get_logger("singer.stream")
-_VALUE = operator.itemgetter(0)  # Record.value, in C
 _TOO_LARGE = ("too large", "msg_size_too_large", "record_too_large")
 POISON_STRIKES = 2
 READ_CHUNK_BYTES = 1 << 20
 # The producer reports a record failed after batch_timeout_s (its delivery timeout); a batch whose reports
 # are this much later is given up on without them.
 REPORT_GRACE_S = 5.0
+_VALUE = operator.itemgetter(0)  # Record.value, in C
 
 
 class SendWindow:
@@ -80,9 +80,8 @@ class Stream:
         self.read_stats = ReadStats()
         self.inflight: deque[Batch] = deque()
         self.window = SendWindow(settings.max_inflight_batches)
-        self._held: tuple[OpenFile, Sequence[Record], int] | None = (
-            None  # read, waiting for the window: file, records, end
-        )
+        # Read, waiting for the window: file, records, end.
+        self._held: tuple[OpenFile, Sequence[Record], int] | None = None
         self._held_bytes = 0
         self.watermark = store.load(key) or self._migrated()
         self.tail = StreamTail(

@@ -140,8 +140,7 @@ class Writer:
         """Queue ``records``; every one is reported to ``batch``. A record the producer refuses is reported
         failed at once, so the batch still completes. ``content_id(next_offset)`` gives the ``_fid`` header."""
         parts = self.partitions(topic_uri, partitioner.wants_racks)
-        lines = isinstance(records, Lines)
-        keys: list[bytes | None] = [None] * len(records) if lines else list(map(_KEY, records))
+        keys: list[bytes | None] = [None] * len(records) if isinstance(records, Lines) else list(map(_KEY, records))
         chosen = partitioner.partition_many(keys, parts)
         batcher = self._batcher_of[topic_uri] if topic_uri in self._batcher_of else self._batcher(topic_uri)
         if batcher is not None and isinstance(records, Lines):
