@@ -3,10 +3,11 @@
 ``psc._speedups`` holds PSC's per-record hot paths (``psc/_speedups.c``); ``psc._rdkafka`` a producer that
 queues whole batches over librdkafka, loaded at run time (``psc/_rdkafka.c``); ``psc._failure_trap`` the
 librdkafka plugin that keeps failed deliveries of records without a callback (``psc/_failure_trap.c``), so a
-Kafka producer needs no Python call per success; ``memq._speedups`` the MemQ
-producer's append and request packing (``memq/_speedups.c``). All are optional: without a C compiler the
-build goes on and the same paths run in Python (``psc/_fallback.py``, ``memq/_fallback.py``, and the
-per-record producer instead of batches).
+Kafka producer needs no Python call per success; ``memq._speedups`` the MemQ producer's append and request
+packing (``memq/_speedups.c``); ``singer._speedups`` the text reader's line splitting (``singer/_speedups.c``).
+All are optional: without a C compiler the build goes on and the same paths run in Python
+(``psc/_fallback.py``, ``memq/_fallback.py``, ``singer/_fallback.py``, and the per-record producer instead of
+batches).
 """
 
 from setuptools import Extension, setup
@@ -20,5 +21,6 @@ setup(
         ),
         Extension("psc._failure_trap", sources=["psc/_failure_trap.c"], libraries=["dl"], optional=True),
         Extension("memq._speedups", sources=["memq/_speedups.c"], optional=True),
+        Extension("singer._speedups", sources=["singer/_speedups.c"], optional=True),
     ]
 )

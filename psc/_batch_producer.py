@@ -16,8 +16,9 @@ failed record is reported, and a fatal client error raises from ``poll``/``flush
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError
 
@@ -33,12 +34,17 @@ from psc.backends.kafka import KafkaBackend, NativeLogger, native_config
 from psc.common import get_logger
 from psc.errors import ProducerError
 
+if TYPE_CHECKING:
+    from array import array
+
 _log = get_logger("psc.batch_producer")
 
 # librdkafka logs with syslog levels; the logging module's, as confluent-kafka maps them.
 _LOG_LEVELS = {0: 50, 1: 50, 2: 50, 3: 40, 4: 30, 5: 20, 6: 20, 7: 10}
 
 IntHeader = tuple[str, bytes, Sequence[int]]
+if TYPE_CHECKING:  # array is subscriptable at run time from Python 3.12 only
+    Buffer = bytes | bytearray | memoryview | array[int]
 
 
 class FailedRecord:
@@ -146,6 +152,36 @@ class BatchProducer:
         if topic is None:
             topic = self._topic(topic_uri)
         queued, code, reason = self._native.produce_batch(topic, values, partitions, keys, headers, int_headers, tally)
+        return queued, (None if code == 0 else KafkaError(code, reason))
+
+    def produce_slices(
+        self,
+        topic_uri: str,
+        buffer: Buffer,
+        first: int,
+        ends: Buffer,
+        sizes: Buffer,
+        sizes_before: int,
+        tally: DeliveryTally,
+        *,
+        partitions: Sequence[int] | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        end_header: tuple[str, bytes, int] | None = None,
+    ) -> tuple[int, KafkaError | None]:
+        """Queue records that are slices of one ``buffer``, described by two int64 columns (buffers of 'q').
+
+        Record ``i`` is the bytes from where record ``i-1`` ended (``first`` for record 0), ``sizes[i] -
+        sizes[i-1]`` of them (``sizes`` is a running total that stood at ``sizes_before`` before record 0),
+        and ends at ``ends[i]`` or before. It goes to ``partitions[i]`` (None: librdkafka's partitioner), with
+        ``headers`` and, when ``end_header`` is ``(name, prefix, base)``, a header ``name`` of value ``prefix +
+        (base + ends[i])`` as 8 bytes big-endian. No Python object is made per record, and the GIL is released
+        while they are queued. Reports and the return value are as for :meth:`produce_batch`."""
+        topic = self._topics.get(topic_uri)
+        if topic is None:
+            topic = self._topic(topic_uri)
+        queued, code, reason = self._native.produce_slices(
+            topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally
+        )
         return queued, (None if code == 0 else KafkaError(code, reason))
 
     def _topic(self, topic_uri: str) -> str:

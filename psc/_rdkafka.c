@@ -903,6 +903,242 @@ done:
     return result;
 }
 
+/* --- produce_slices: records that are slices of one buffer --------------------------------------- */
+
+/* An int64 column argument (a C-contiguous buffer of 8-byte items): its view, and how many items it holds. */
+static int
+int64_column(PyObject *arg, const char *what, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(arg, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        return -1;
+    }
+    const char *format = view->format == NULL ? "B" : view->format;
+    if (format[0] == '@' || format[0] == '=') {
+        format++;
+    }
+    if (view->itemsize != 8 || (strcmp(format, "q") != 0 && strcmp(format, "l") != 0)) {
+        PyErr_Format(PyExc_TypeError, "%s must hold int64 items ('q'), not '%s'", what, view->format);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * produce_slices(topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally)
+ *     -> (queued, error code, reason)
+ *
+ * Queues one record per item of the int64 columns `ends` and `sizes`: record i's value is the bytes of
+ * `buffer` from where record i-1 ended (`first` for record 0), sizes[i] - sizes[i-1] of them (`sizes` is a
+ * running total that reached `sizes_before` before record 0); ends[i] must lie at or after the value's end.
+ * partitions[i] (None: librdkafka's partitioner), the shared `headers` ((name, bytes) pairs) and, when
+ * end_header is (name, prefix, base), a header `name` of value prefix + (base + ends[i]) as 8 bytes
+ * big-endian: the record's end as an offset of the stream the buffer holds a part of. Each record's report
+ * goes to `tally`. The records are queued with the GIL released. Stops at the first record librdkafka refuses,
+ * as produce_batch does.
+ */
+static PyObject *
+Producer_produce_slices(Producer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "produce_slices takes 10 arguments");
+        return NULL;
+    }
+    PyObject *topic = args[0], *partitions_arg = args[6], *headers_arg = args[7], *end_header = args[8],
+             *tally = args[9];
+    Py_ssize_t first = PyLong_AsSsize_t(args[2]);
+    long long sizes_before = PyLong_AsLongLong(args[5]);
+    if (PyErr_Occurred() || check_open(self) < 0) {
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(tally, tally_type)) {
+        PyErr_Format(PyExc_TypeError, "the tally must be a psc.DeliveryTally, not %.100s", Py_TYPE(tally)->tp_name);
+        return NULL;
+    }
+    if (!PyUnicode_Check(topic)) {
+        PyErr_SetString(PyExc_TypeError, "topic must be a str");
+        return NULL;
+    }
+    if (self->serving) {
+        PyErr_SetString(PyExc_RuntimeError, "the producer is serving its reports (another thread or a hook)");
+        return NULL;
+    }
+    rd_kafka_topic_t *rkt = topic_handle(self, topic);
+    if (rkt == NULL) {
+        return NULL;
+    }
+    Py_buffer data = {0}, ends = {0}, sizes = {0};
+    PyObject *headers = NULL, *partitions = NULL, *result = NULL;
+    int32_t *partition_of = NULL;
+    const char *end_name = NULL, *end_prefix = NULL;
+    Py_ssize_t end_prefix_len = 0;
+    long long end_base = 0;
+    char end_value[MAX_PREFIX + 8];
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (int64_column(args[3], "ends", &ends) < 0) {
+        goto done;
+    }
+    if (int64_column(args[4], "sizes", &sizes) < 0) {
+        goto done;
+    }
+    Py_ssize_t n = ends.len / 8;
+    const int64_t *end_at = ends.buf, *size_at = sizes.buf;
+    if (sizes.len / 8 != n) {
+        PyErr_Format(PyExc_ValueError, "sizes: %zd items for %zd ends", sizes.len / 8, n);
+        goto done;
+    }
+    /* Every slice inside the buffer: checked before anything is queued, so bad input raises with nothing sent. */
+    int64_t start = first, before = sizes_before;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t size = size_at[i] - before;
+        if (start < 0 || size < 0 || start + size > end_at[i] || end_at[i] > data.len) {
+            PyErr_Format(PyExc_ValueError, "record %zd (%lld bytes from %lld, ending at %lld) is not inside the %zd "
+                         "bytes of the buffer", i, (long long)size, (long long)start, (long long)end_at[i], data.len);
+            goto done;
+        }
+        start = end_at[i];
+        before = size_at[i];
+    }
+    if (records_arg(partitions_arg, "partitions", n, &partitions) < 0) {
+        goto done;
+    }
+    if (partitions != NULL) {
+        partition_of = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+        if (partition_of == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            long partition = PyLong_AsLong(PySequence_Fast_GET_ITEM(partitions, i));
+            if ((partition == -1 && PyErr_Occurred()) || partition < -1 || partition > INT32_MAX) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError, "partitions[%zd] is not a partition", i);
+                goto done;
+            }
+            partition_of[i] = (int32_t)partition;
+        }
+    }
+    /* A tuple of (name, bytes) tuples: nothing another thread does while the GIL is released can free them. */
+    headers = PySequence_Tuple(headers_arg);
+    if (headers == NULL) {
+        goto done;
+    }
+    Py_ssize_t n_shared = PyTuple_GET_SIZE(headers);
+    if (n_shared + 1 > MAX_HEADERS) {
+        PyErr_Format(PyExc_ValueError, "at most %d headers per record", MAX_HEADERS);
+        goto done;
+    }
+    rd_kafka_vu_t vus[6 + MAX_HEADERS];
+    size_t cnt = 0;
+    vus[cnt].vtype = VTYPE_RKT;
+    vus[cnt++].u.rkt = rkt;
+    size_t at_value = cnt;
+    vus[cnt++].vtype = VTYPE_VALUE;
+    size_t at_partition = cnt;
+    vus[cnt].vtype = VTYPE_PARTITION;
+    vus[cnt++].u.i32 = -1; /* RD_KAFKA_PARTITION_UA */
+    vus[cnt].vtype = VTYPE_OPAQUE;
+    vus[cnt++].u.ptr = tally;
+    vus[cnt].vtype = VTYPE_MSGFLAGS;
+    vus[cnt++].u.i = RD_KAFKA_MSG_F_COPY;
+    for (Py_ssize_t h = 0; h < n_shared; h++) {
+        PyObject *pair = PyTuple_GET_ITEM(headers, h);
+        const char *name;
+        const char *value;
+        Py_ssize_t size;
+        if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "sy#", &name, &value, &size)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "headers must be (str, bytes) tuples");
+            }
+            goto done;
+        }
+        vus[cnt].vtype = VTYPE_HEADER;
+        vus[cnt].u.header.name = name;
+        vus[cnt].u.header.val = value;
+        vus[cnt++].u.header.size = size;
+    }
+    size_t at_end = 0;
+    if (end_header != Py_None) {
+        if (!PyTuple_Check(end_header) ||
+            !PyArg_ParseTuple(end_header, "sy#L", &end_name, &end_prefix, &end_prefix_len, &end_base)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "end_header must be None or a (str, bytes, int) tuple");
+            }
+            goto done;
+        }
+        if (end_prefix_len > MAX_PREFIX) {
+            PyErr_Format(PyExc_ValueError, "header %s: prefix over %d bytes", end_name, MAX_PREFIX);
+            goto done;
+        }
+        memcpy(end_value, end_prefix, (size_t)end_prefix_len);
+        at_end = cnt;
+        vus[cnt].vtype = VTYPE_HEADER;
+        vus[cnt].u.header.name = end_name;
+        vus[cnt].u.header.val = end_value;
+        vus[cnt++].u.header.size = end_prefix_len + 8;
+    }
+    Py_ssize_t queued = 0;
+    rd_kafka_error_t *error = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(tally); /* each record's reference, released by its delivery report */
+    }
+    self->serving = 1; /* no poll, flush or close from another thread while records are queued */
+    release_gil(self);
+    start = first;
+    before = sizes_before;
+    for (; queued < n; queued++) {
+        vus[at_value].u.mem.ptr = (char *)data.buf + start;
+        vus[at_value].u.mem.size = (size_t)(size_at[queued] - before);
+        if (partition_of != NULL) {
+            vus[at_partition].u.i32 = partition_of[queued];
+        }
+        if (at_end) {
+            unsigned long long bits = (unsigned long long)(end_base + end_at[queued]);
+            unsigned char *out = (unsigned char *)end_value + end_prefix_len;
+            for (int b = 7; b >= 0; b--, bits >>= 8) {
+                out[b] = (unsigned char)(bits & 0xff);
+            }
+        }
+        error = rk_api.produceva(self->rk, vus, cnt);
+        if (error != NULL) {
+            break;
+        }
+        start = end_at[queued];
+        before = size_at[queued];
+    }
+    reacquire_gil(self);
+    self->serving = 0;
+    for (Py_ssize_t i = queued; i < n; i++) {
+        Py_DECREF(tally); /* records not queued are not reported */
+    }
+    if (error != NULL) {
+        int code = rk_api.error_code(error);
+        PyObject *reason = PyUnicode_FromString(rk_api.error_string(error));
+        rk_api.error_destroy(error);
+        if (reason != NULL) {
+            result = Py_BuildValue("niN", queued, code, reason);
+        }
+    } else {
+        result = Py_BuildValue("niO", queued, 0, Py_None);
+    }
+done:
+    PyMem_Free(partition_of);
+    Py_XDECREF(partitions);
+    Py_XDECREF(headers);
+    if (sizes.obj != NULL) {
+        PyBuffer_Release(&sizes);
+    }
+    if (ends.obj != NULL) {
+        PyBuffer_Release(&ends);
+    }
+    PyBuffer_Release(&data);
+    return result;
+}
+
+/* --- end of produce_slices ------------------------------------------------------------------------- */
+
 static int
 Producer_traverse(Producer *self, visitproc visit, void *arg)
 {
@@ -938,6 +1174,9 @@ Producer_dealloc(Producer *self)
 static PyMethodDef Producer_methods[] = {
     {"produce_batch", (PyCFunction)(void (*)(void))Producer_produce_batch, METH_FASTCALL,
      "produce_batch(topic, values, partitions, keys, headers, int_headers, tally) -> (queued, code, reason)"},
+    {"produce_slices", (PyCFunction)(void (*)(void))Producer_produce_slices, METH_FASTCALL,
+     "produce_slices(topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally) -> "
+     "(queued, code, reason)"},
     {"poll", (PyCFunction)Producer_poll, METH_O, "poll(timeout_s) -> events served"},
     {"flush", (PyCFunction)Producer_flush, METH_O, "flush(timeout_s; negative: none) -> records left; queued records go without lingering"},
     {"purge", (PyCFunction)Producer_purge, METH_VARARGS, "purge(in_queue, in_flight, blocking)"},

@@ -1,3 +1,4 @@
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,20 @@ class Producer:
         keys: Sequence[bytes | None] | None,
         headers: Sequence[tuple[str, bytes]],
         int_headers: Sequence[tuple[str, bytes, Sequence[int]]],
+        tally: DeliveryTally,
+        /,
+    ) -> tuple[int, int, str | None]: ...
+    def produce_slices(
+        self,
+        topic: str,
+        buffer: bytes | bytearray | memoryview | array[int],
+        first: int,
+        ends: bytes | bytearray | memoryview | array[int],
+        sizes: bytes | bytearray | memoryview | array[int],
+        sizes_before: int,
+        partitions: Sequence[int] | None,
+        headers: Sequence[tuple[str, bytes]],
+        end_header: tuple[str, bytes, int] | None,
         tally: DeliveryTally,
         /,
     ) -> tuple[int, int, str | None]: ...

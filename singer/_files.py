@@ -35,7 +35,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -236,7 +236,7 @@ class StreamTail:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def read(self, look_around: bool = True) -> tuple[OpenFile | None, list[Record]]:
+    def read(self, look_around: bool = True) -> tuple[OpenFile | None, Sequence[Record]]:
         """The next records and the file they come from. ``look_around`` allows a directory scan (rotation,
         truncation, new files), which the caller rate-limits when nothing tells it the directory changed."""
         if self.current is None and (not look_around or not self._open_first()):
@@ -269,7 +269,7 @@ class StreamTail:
             return current, self._check_file(current)
         return current, []
 
-    def _check_file(self, current: OpenFile) -> list[Record]:
+    def _check_file(self, current: OpenFile) -> Sequence[Record]:
         """At the end of the current file: truncated? rotated? deleted? Returns records a rotation releases."""
         try:
             st = os.fstat(current.fd)

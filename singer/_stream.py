@@ -20,6 +20,7 @@ import os
 import re
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from singer._config import StreamSettings
 from singer._files import FINGERPRINT_BYTES, OpenFile, StreamTail, bytes_after, fingerprint, list_stream
 from singer._metrics import SingerMetrics
 from singer._partitioners import Partitioner
-from singer._records import Reader, ReadStats, Record
+from singer._records import Lines, Reader, ReadStats, Record, value_bytes
 from singer._text import TextReader
 from singer._thrift import ThriftReader
 from singer._watermark import ReferenceWatermarkError, Watermark, WatermarkStore, read_reference_watermark
@@ -79,7 +80,8 @@ class Stream:
         self.read_stats = ReadStats()
         self.inflight: deque[Batch] = deque()
         self.window = SendWindow(settings.max_inflight_batches)
-        self._held: tuple[OpenFile, list[Record], int] | None = None  # read, waiting for the window: file, records, end
+        # Read, waiting for the window: file, records, end.
+        self._held: tuple[OpenFile, Sequence[Record], int] | None = None
         self._held_bytes = 0
         self.watermark = store.load(key) or self._migrated()
         self.tail = StreamTail(
@@ -187,7 +189,7 @@ class Stream:
         end = current.reader.position
         if records:
             self._held = (current, records, end)
-            self._held_bytes = sum(map(len, map(_VALUE, records))) + len(records) * RECORD_OVERHEAD_BYTES
+            self._held_bytes = value_bytes(records) + len(records) * RECORD_OVERHEAD_BYTES
         elif self._queued_to != (current.device, current.inode, end) and end > 0:
             self._queue(current, [], end, now)  # records dropped by the reader still move the watermark
 
@@ -199,14 +201,18 @@ class Stream:
         assert self._held is not None
         current, records, end = self._held
         limit_n, limit_b = self.settings.batch_records, self.settings.batch_bytes
-        total = list(itertools.accumulate(map(len, map(_VALUE, records))))
-        start, before = 0, 0
+        total: Sequence[int]
+        if isinstance(records, Lines):  # the running total of value sizes is one of its columns
+            total, before = records.running_bytes(), records.bytes_before
+        else:
+            total, before = list(itertools.accumulate(map(len, map(_VALUE, records)))), 0
+        start = 0
         while start < len(records) and self.window.open(len(self.inflight)):
             stop = min(bisect.bisect_left(total, before + limit_b, start) + 1, start + limit_n, len(records))
             self._queue(
                 current,
                 records[start:stop],
-                end if stop == len(records) else records[stop - 1].next_offset,
+                end if stop == len(records) else _next_offset(records, stop - 1),
                 now,
                 total[stop - 1] - before,
             )
@@ -217,12 +223,12 @@ class Stream:
         self.hungry = self.hungry or self._held is not None
         return True
 
-    def _queue(self, current: OpenFile, records: list[Record], end: int, now: float, nbytes: int = 0) -> None:
+    def _queue(self, current: OpenFile, records: Sequence[Record], end: int, now: float, nbytes: int = 0) -> None:
         """Send ``records`` (``nbytes`` of values) as one batch that moves the watermark to ``end``."""
         if self._poison:
             kept = self._divert_poison(current, records)
             if len(kept) != len(records):
-                records, nbytes = kept, sum(len(r.value) for r in kept)
+                records, nbytes = kept, value_bytes(kept)
         batch = Batch(
             current.watermark(end),
             len(records),
@@ -241,7 +247,7 @@ class Stream:
                 batch.failures.append((str(exc), None))
                 batch.pending = 0
 
-    def _divert_poison(self, current: OpenFile, records: list[Record]) -> list[Record]:
+    def _divert_poison(self, current: OpenFile, records: Sequence[Record]) -> list[Record]:
         keep = []
         for record in records:
             mark = (current.inode, record.next_offset)
@@ -394,6 +400,10 @@ class Stream:
     def waiting(self) -> bool:
         """Records are read and wait for the window to open: an acknowledgement or a watermark write."""
         return self._held is not None
+
+
+def _next_offset(records: Sequence[Record], index: int) -> int:
+    return records.next_offset(index) if isinstance(records, Lines) else records[index].next_offset
 
 
 def stream_key(name: str, directory: Path) -> str:

@@ -1,22 +1,21 @@
 """Text logs: only ``\\n`` ends a line; optional multi-line records that start where a regex matches.
 
-Lines are cut out of large chunks in bulk: ``bytes.splitlines`` (or ``split``) and their end offsets summed
-in C, so the Python work per line is building its record. Chunks with a line over the limit (or a ``\r``,
-which ``splitlines`` also cuts at) take a loop of ``bytes.find``. A line longer than the maximum is cut to it
+Without a multi-line regex, lines are split in C (``singer._speedups``) out of a large read buffer and kept as
+columns of offsets, with no Python object per line; their values are slices of the buffer until the
+producer copies them. Multi-line records are assembled in Python. A line longer than the maximum is cut to it
 (the rest is read and dropped, never held in memory) and counted. An unterminated last line is held until
 its newline arrives or the file is finished (rotated).
 """
 
 from __future__ import annotations
 
-import itertools
+import os
 import re
-from itertools import repeat
+import sys
+from collections.abc import Sequence
 
-from singer._records import Reader, Record
-
-_plus_one = (1).__add__
-_new_tuple = tuple.__new__
+from singer._accel import split
+from singer._records import Lines, Reader, Record
 
 
 class TextReader(Reader):
@@ -40,15 +39,15 @@ class TextReader(Reader):
         self._message: list[bytes] = []  # lines of the multi-line record being assembled
         self._message_size = 0
         self._message_end = offset
+        self._spare: bytearray | None = None  # the last full chunk's buffer, used again when free
 
-    def read(self) -> list[Record]:
+    def read(self) -> Sequence[Record]:
+        if self._start is None:
+            return self._lines()
         data = self._pread()
         records: list[Record] = []
         if data:
-            if self._start is None:
-                self._lines(data, records)
-            else:
-                self._multiline(data, records)
+            self._multiline(data, records)
         if self._start is not None and self.eof and not self._partial and not self._partial_cut and self._message:
             records.append(self._close_message())  # end of data closes a message, as a terminated line does
         return records
@@ -68,59 +67,47 @@ class TextReader(Reader):
             records.append(self._close_message())
         return records
 
-    def _lines(self, data: bytes, records: list[Record]) -> None:
-        """One record per line: the fast path."""
-        keep = 1 if self.keep_newline else 0
-        limit = self.limit
-        start = 0
-        base = self._read_to - len(data)  # file offset of data[0]
-        newline = data.find(b"\n")
-        if newline >= 0 and (self._partial or self._partial_cut):
-            line = self._partial + data[: newline + keep]
-            self._partial = b""
-            start = newline + 1
-            cut, self._partial_cut = self._partial_cut, 0
-            if len(line) - keep > limit:
-                cut += len(line) - keep - limit
-                line = line[:limit] + (b"\n" if keep else b"")
-            self._count_cut(cut)
-            records.append(Record(line, base + start))
-            newline = data.find(b"\n", start)
-        last = data.rfind(b"\n")
-        if newline >= 0 and self._bulk(data[start : last + 1], base + start, records):
-            start, newline = last + 1, -1
-        append = records.append
-        while newline >= 0:
-            if newline - start > limit:
-                self._count_cut(newline - start - limit)
-                append(Record(data[start : start + limit] + (b"\n" if keep else b""), base + newline + 1))
-            else:
-                append(Record(data[start : newline + keep], base + newline + 1))
-            start = newline + 1
-            newline = data.find(b"\n", start)
-        if records:
-            self.position = records[-1].next_offset
-        self._hold(data, start)
+    def _lines(self) -> Sequence[Record]:
+        """One record per line: the fast path. The held partial line and the next chunk go in one buffer, whose
+        lines are split in C and returned as columns (:class:`Lines`), their values slices of the buffer."""
+        held = len(self._partial)
+        size = min(self.chunk_bytes, os.fstat(self.fd).st_size - self._read_to)
+        if size <= 0:
+            self.eof = True
+            return []
+        whole = self._buffer(held + size, full=size == self.chunk_bytes)
+        whole[:held] = self._partial
+        with memoryview(whole) as view:
+            read = os.preadv(self.fd, [view[held : held + size]], self._read_to)
+        buffer = memoryview(whole)[: held + read]  # less than asked for if the file shrank meanwhile
+        base = self._read_to - held  # the file offset of buffer[0]
+        self._read_to += read
+        self.eof = read < self.chunk_bytes
+        if not self.eof:
+            self._spare = whole  # a backlog: the next read is a full chunk too
+        stop, ends, sizes, truncated, truncated_bytes = split(
+            buffer, 0, self.keep_newline, self.limit, self._partial_cut
+        )
+        self.stats.truncated += truncated
+        self.stats.truncated_bytes += truncated_bytes
+        tail = len(buffer) - stop
+        if stop:
+            self._partial_cut = 0
+            self.position = base + stop
+        self._partial = bytes(buffer[stop : stop + min(tail, self.limit)])
+        self._partial_cut += max(tail - self.limit, 0)
+        if not stop:
+            return []
+        return Lines(buffer, 0, memoryview(ends).cast("q"), memoryview(sizes).cast("q"), base)
 
-    def _bulk(self, body: bytes, base: int, records: list[Record]) -> bool:
-        """Records of whole lines (``body`` ends with a newline), split in one call; False, with nothing added,
-        if a line is over the limit or the split would also cut at ``\r``."""
-        if self.keep_newline:
-            if b"\r" in body:
-                return False  # bytes.splitlines also ends lines at \r
-            lines = body.splitlines(keepends=True)
-            ends = itertools.accumulate(map(len, lines), initial=base)
-            over = max(map(len, lines)) - 1 > self.limit
-        else:
-            lines = body[:-1].split(b"\n")
-            ends = itertools.accumulate(map(_plus_one, map(len, lines)), initial=base)
-            over = max(map(len, lines)) > self.limit
-        if over:
-            return False
-        next(ends)  # the start of the first line
-        # Record(line, end) without a Python call each: tuple.__new__ fills every field, in C.
-        records.extend(map(_new_tuple, repeat(Record), zip(lines, ends, repeat(None), repeat(None))))
-        return True
+    def _buffer(self, need: int, full: bool) -> bytearray:
+        """A buffer of at least ``need`` bytes. While a backlog is read in full chunks, the last one is used
+        again once nothing refers to it (its lines are all sent): a new one would be zeroed and faulted in,
+        page by page, for every chunk. A tailed file's small reads get a buffer of their size, not kept."""
+        spare, self._spare = self._spare, None
+        if spare is not None and len(spare) >= need and sys.getrefcount(spare) == 2:  # here and the argument
+            return spare
+        return bytearray(max(need, self.chunk_bytes + self.limit) if full else need)
 
     def _multiline(self, data: bytes, records: list[Record]) -> None:
         keep = 1 if self.keep_newline else 0

@@ -56,7 +56,7 @@ def dump_file(path: Path, fmt: str, offset: int, as_json: bool, max_message_byte
             reader = TextReader(fd, offset, max_message_bytes=max_message_bytes)
         start = offset
         while True:
-            records = reader.read()
+            records = list(reader.read())
             if reader.eof and fmt == "text":
                 records += reader.finish()  # the file is taken as complete: an unterminated line is printed
             for record in records:

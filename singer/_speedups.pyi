@@ -1,0 +1,3 @@
+def split(
+    buffer: bytearray | memoryview, start: int, keep_newline: bool, limit: int, first_cut: int, /
+) -> tuple[int, bytes, bytes, int, int]: ...
