@@ -122,7 +122,10 @@ class PartitionOwner:
         self._clock = clock
         self._buffer: collections.deque[Reserved] = collections.deque()
         self._leasing: set[int] = set()  # taken from the buffer, lease not yet written: a refill skips them
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffer; never held across a round trip to the store
+        self._refilling = threading.Lock()  # one refill at a time, so two never buffer the same job
+        self._generation = 0  # bumped when the buffer is dropped: a refill begun before keeps nothing it read
+        self._notified = 0  # notify() calls so far
         self._bucket = TokenBucket(None)
         self.config = config
         self.on_low: Callable[[], None] | None = None  # called when a dequeue leaves the buffer low
@@ -145,9 +148,9 @@ class PartitionOwner:
 
     def acquire(self) -> int:
         """Take the partition over (a higher epoch); the last owner's buffered jobs are PENDING for this one."""
-        with self._lock:
+        with self._refilling, self._lock:
             self.epoch = self.store.acquire(self.queue, self.partition, self.owner_id, self._clock())
-            self._buffer.clear()
+            self._drop_buffer()
             self.lost = False
             return self.epoch
 
@@ -156,52 +159,83 @@ class PartitionOwner:
 
     def refill(self, *, force: bool = False) -> int:
         """Reserve jobs into the buffer when it is below its low watermark (or ``force``); how many."""
-        with self._lock:
-            return self._refill(force)
+        return self._refill(force)
 
     def notify(self) -> None:
         """Jobs were enqueued to this partition, or made PENDING again: the next dequeue that needs more asks
         MySQL."""
+        self._notified += 1
         self._drained_at = None
 
-    def _refill(self, force: bool, at_most: int | None = None) -> int:
-        room = min(self.capacity - len(self._buffer), at_most or self.capacity)
-        if room <= 0 or (not force and len(self._buffer) > self.low_watermark):
-            return 0
-        held = {job.local_id for job in self._buffer} | set(self._leasing)  # a copy: leases finish unlocked
-        found = self._fenced(
-            lambda: self.store.reserve(self.queue, self.partition, self.epoch, room, self._clock(), held)
-        )
-        self._buffer.extend(found)
-        self._drained_at = None if len(found) == room else time.monotonic()
-        return len(found)
+    def _refill(self, force: bool, at_most: int | None = None, need: int = 0, wait: bool = True) -> int:
+        """The store is read outside the buffer's lock, so dequeues go on serving the buffer meanwhile. ``need``:
+        a dequeue's refill, given up if the buffer holds that many by the time this one's turn comes (or the refill
+        before found every ready job); ``wait=False`` raises :class:`Busy` if another refill is under way."""
+        if not self._refilling.acquire(blocking=wait):
+            raise Busy
+        try:
+            with self._lock:
+                self._check_owned()
+                room = min(self.capacity - len(self._buffer), at_most or self.capacity)
+                if room <= 0 or (not force and len(self._buffer) > self.low_watermark):
+                    return 0
+                if need and (len(self._buffer) >= need or not self._may_find_more()):
+                    return 0
+                epoch, generation, notified = self.epoch, self._generation, self._notified
+                held = {job.local_id for job in self._buffer} | self._leasing
+            found = self._fenced(
+                lambda: self.store.reserve(self.queue, self.partition, epoch, room, self._clock(), held)
+            )
+            with self._lock:
+                if generation != self._generation:  # dropped meanwhile (released, fenced, taken over again)
+                    return 0
+                self._buffer.extend(found)
+                drained = len(found) < room and notified == self._notified
+                self._drained_at = time.monotonic() if drained else None
+            return len(found)
+        finally:
+            self._refilling.release()
 
     def dequeue(self, limit: int, *, wait: bool = True) -> list[Lease]:
         """Up to ``limit`` jobs from the buffer, leased; refills first when it holds fewer than ``limit``.
 
-        The lock covers taking jobs from the buffer (and a refill), not writing their leases: concurrent
+        The lock covers taking jobs from the buffer, not a refill's read nor writing the leases: concurrent
         dequeues of one partition write their leases side by side. ``wait=False`` raises :class:`Busy` at
-        once if another dequeue is taking jobs from this partition's buffer.
+        once if another dequeue is taking jobs from this partition's buffer, or one needs a refill while
+        another refill is under way.
         """
         if not self._lock.acquire(blocking=wait):
             raise Busy
         try:
-            taken, epoch = self._take(limit), self.epoch
+            self._check_owned()
+            short = len(self._buffer) < limit and self._may_find_more()
+            if not short:
+                taken, epoch = self._take(limit), self.epoch
         finally:
             self._lock.release()
+        if short:
+            # A dequeue waits for this refill: a small one, so that it answers soon. The background refills
+            # (doorbell, low watermark, timer) fill the rest of the buffer.
+            self._refill(force=True, at_most=max(limit, SYNC_REFILL), need=limit, wait=wait)
+            with self._lock:
+                self._check_owned()
+                taken, epoch = self._take(limit), self.epoch
         return self._lease(taken, epoch) if taken else []
 
-    def _take(self, limit: int) -> list[Reserved]:
+    def _check_owned(self) -> None:
         if self.lost:
             raise Fenced(f"{self.queue} partition {self.partition}: epoch {self.epoch} lost the partition")
-        if len(self._buffer) < limit and self._may_find_more():
-            # A dequeue waits for this refill: a small one, so the others queued on the lock go on soon. The
-            # background refills (doorbell, low watermark, timer) fill the rest of the buffer.
-            self._refill(force=True, at_most=max(limit, SYNC_REFILL))
+
+    def _take(self, limit: int) -> list[Reserved]:
         granted = self._bucket.take(min(limit, len(self._buffer)))
         taken = [self._buffer.popleft() for _ in range(granted)]
         self._leasing.update(job.local_id for job in taken)
         return taken
+
+    def _drop_buffer(self) -> None:
+        """Forget the buffered jobs (still PENDING in the store); a refill under way keeps none of its own."""
+        self._buffer.clear()
+        self._generation += 1
 
     def _may_find_more(self) -> bool:
         drained_at = self._drained_at
@@ -227,7 +261,9 @@ class PartitionOwner:
             self._leasing.difference_update(job.local_id for job in taken)  # leased now, or back in the buffer
         leased = [(job, expires_us) for job, expires_us in zip(taken, expiries, strict=True) if expires_us is not None]
         self._bucket.give_back(len(taken) - len(leased))
-        if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._may_find_more():
+        # Rung only while MySQL may hold more ready jobs than the buffer (its last refill filled it, or jobs came
+        # since): after a refill that found them all, doorbells and the periodic refill bring the next ones.
+        if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._drained_at is None:
             self.on_low()
         return [
             Lease(
@@ -271,7 +307,7 @@ class PartitionOwner:
     def release(self) -> None:
         """Drop the buffer before leaving the partition (a clean shutdown or a revoke): its jobs are PENDING."""
         with self._lock:
-            self._buffer.clear()
+            self._drop_buffer()
 
     def lease_length(self, extend: timedelta | None) -> int:
         return int((extend or self.config.lease).total_seconds() * 1_000_000)
@@ -281,7 +317,8 @@ class PartitionOwner:
             return call()
         except Fenced:
             self.lost = True
-            self._buffer.clear()
+            with self._lock:
+                self._drop_buffer()
             raise
 
 

@@ -263,6 +263,18 @@ def test_a_batch_of_acks_is_judged_job_by_job(pacer: Pacer, queue: str) -> None:
     assert pacer.count(queue, JobState.SUCCEEDED) == 2 and pacer.count(queue, JobState.IN_PROGRESS) == 1
 
 
+def test_an_ack_needs_the_claim_exactly_as_the_grant_made_it(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [b"a", b"b"])
+    first, second = pacer.dequeue(queue, limit=2)
+    epoch, dispatch = first.claim.split(".")
+    malformed = [f"0{epoch}.{dispatch}", f"{epoch}.{dispatch}.0", f"{epoch}", "x.y", "", f" {first.claim}"]
+    for claim in malformed:
+        result = pacer.ack(queue, succeeded=[Ack(first.descriptor, claim), second])
+        assert result.rejected == {first.descriptor: "stale_claim"}, claim
+    assert pacer.ack(queue, succeeded=[first]).accepted == [first.descriptor]
+    assert pacer.count(queue, JobState.SUCCEEDED) == 2
+
+
 def test_a_refill_leaves_out_the_jobs_already_buffered(pacer: Pacer, queue: str) -> None:
     pacer.enqueue(queue, [b"a", b"b", b"c"])
     owner = pacer.owner(queue, 0)
