@@ -267,7 +267,6 @@ class MysqlStore(Store):
             "custom_status VARCHAR(5000) NOT NULL DEFAULT '', body MEDIUMBLOB NOT NULL, "
             "PRIMARY KEY (local_id), "
             "KEY ix_ready (state, priority, run_after, local_id), "
-            "KEY ix_finished (finished_at), "
             "UNIQUE KEY ux_idem (idempotency_key), "
             "CHECK (state BETWEEN 0 AND 4), CHECK (priority BETWEEN 1 AND 3)"
             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
@@ -276,9 +275,7 @@ class MysqlStore(Store):
     def upgrade_job_table(self, tx: Tx, table: str) -> None:
         # MySQL 8 has no DROP INDEX IF EXISTS: look the indexes up, so a half-done upgrade can run again.
         names = {str(row[2]) for row in tx.rows(f"SHOW INDEX FROM {table}")}
-        changes = [f"DROP INDEX {name}" for name in ("ix_lease", "ix_done") if name in names]
-        if "ix_finished" not in names:
-            changes.append("ADD INDEX ix_finished (finished_at)")
+        changes = [f"DROP INDEX {name}" for name in ("ix_lease", "ix_done", "ix_finished") if name in names]
         if changes:
             tx.run(f"ALTER TABLE {table} {', '.join(changes)}")
 
