@@ -23,7 +23,7 @@ T = TypeVar("T")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 IDLE_RECHECK_S = 0.02
-SYNC_REFILL = 100
+SYNC_REFILL = 400  # a dequeue's own refill: 100 cost 3 to 4 µs of CPU per job more, in more statements
 
 
 class Busy(Exception):

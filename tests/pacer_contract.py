@@ -307,11 +307,10 @@ def test_a_version_1_schema_is_upgraded_to_the_current_indexes(pacer: Pacer) -> 
     with pacer.store.transaction(shard) as tx:  # as version 1 created it
         if isinstance(pacer.store, MysqlStore):
             tx.run(
-                f"ALTER TABLE {table} DROP INDEX ix_finished, ADD INDEX ix_lease (state, lease_expires_at), "
+                f"ALTER TABLE {table} ADD INDEX ix_lease (state, lease_expires_at), "
                 "ADD INDEX ix_done (state, finished_at)"
             )
         else:
-            tx.run(f"DROP INDEX {table}_finished")
             tx.run(f"CREATE INDEX {table}_lease ON {table} (state, lease_expires_at)")
             tx.run(f"CREATE INDEX {table}_done ON {table} (state, finished_at)")
     with pacer.store.transaction(0) as tx:
@@ -319,8 +318,52 @@ def test_a_version_1_schema_is_upgraded_to_the_current_indexes(pacer: Pacer) -> 
     assert {"lease", "done"} <= {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
     assert pacer.store.create_schema() == SCHEMA_VERSION == pacer.store.schema_version()
     names = {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
-    assert "finished" in names and not {"lease", "done"} & names
+    assert "ready" in names and not {"lease", "done", "finished"} & names
     assert pacer.count("upgraded", JobState.PENDING) == 1
+
+
+def test_a_version_2_schema_is_upgraded_without_the_finish_time_index(pacer: Pacer) -> None:
+    from pacer._names import partition_table
+    from pacer.storage.base import SCHEMA_VERSION
+    from pacer.storage.mysql import MysqlStore
+
+    pacer.create_queue("upgraded2")
+    pacer.enqueue("upgraded2", [b"kept", b"done"])
+    (lease,) = pacer.dequeue("upgraded2", limit=1)
+    pacer.ack("upgraded2", succeeded=[lease])
+    table, shard = partition_table("upgraded2", 0), pacer.store.shard_of("upgraded2", 0)
+    with pacer.store.transaction(shard) as tx:  # as version 2 created it
+        if isinstance(pacer.store, MysqlStore):
+            tx.run(f"ALTER TABLE {table} ADD INDEX ix_finished (finished_at)")
+        else:
+            tx.run(f"CREATE INDEX {table}_finished ON {table} (finished_at)")
+    with pacer.store.transaction(0) as tx:
+        tx.run("UPDATE pacer_schema SET version = 2")
+    assert "finished" in {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
+    assert pacer.store.create_schema() == SCHEMA_VERSION == 3 == pacer.store.schema_version()
+    assert "finished" not in {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
+    assert pacer.store.create_schema() == SCHEMA_VERSION  # again: nothing left to change
+    assert pacer.count("upgraded2", JobState.PENDING) == 1
+    assert pacer.count("upgraded2", JobState.SUCCEEDED) == 1
+
+
+def test_gc_reads_past_old_unfinished_jobs_in_passes(pacer: Pacer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GC reads a few rows per pass in id order: old jobs still pending at the head of the table hold it up for
+    one pass, not for ever, and jobs created after the cutoff end a pass."""
+    from pacer.storage import base
+
+    monkeypatch.setattr(base, "GC_SCAN", 2)
+    pacer.create_queue("gcpass", succeeded_ttl=timedelta(seconds=0), failed_ttl=timedelta(seconds=0))
+    pacer.enqueue("gcpass", [Job(b"later", delay=timedelta(hours=1)) for _ in range(3)])
+    pacer.enqueue("gcpass", [Job(b"a"), Job(b"b"), Job(b"c", attempts=1)])
+    leases = pacer.dequeue("gcpass", limit=3)
+    assert [lease.body for lease in leases] == [b"a", b"b", b"c"]
+    pacer.ack("gcpass", succeeded=leases[:2], failed=leases[2:])
+    time.sleep(0.01)
+    deleted = [pacer.run_maintenance("gcpass").gc_deleted for _ in range(4)]
+    assert deleted == [0, 1, 2, 0]  # two delayed jobs, then one more and a finished one, then two finished
+    assert pacer.count("gcpass", JobState.PENDING) == 3
+    assert pacer.count("gcpass", JobState.SUCCEEDED) == pacer.count("gcpass", JobState.FAILED) == 0
 
 
 def test_jobs_not_leased_or_finished_store_zero_times_read_like_older_nulls(pacer: Pacer) -> None:

@@ -10,6 +10,8 @@ statement itself, or by reading the partition's fence row under a lock in the sa
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,8 +32,11 @@ from pacer._names import partition_table, queue_name
 # 2: job tables index (state, priority, run_after, local_id) and (finished_at) only, so a lease grant
 #    updates one secondary index and an ack two (version 1 also indexed (state, lease_expires_at) and
 #    (state, finished_at): three each). Expiry scans the leased jobs through the first index.
-SCHEMA_VERSION = 2
+# 3: no (finished_at) index, which cost every enqueue an index entry and every ack one moved; GC reads the
+#    table in id order instead (a job finishes after it was created).
+SCHEMA_VERSION = 3
 BATCH = 500
+GC_SCAN = 5000  # rows GC reads per pass
 
 
 class Tx(Protocol):
@@ -189,7 +194,7 @@ class Store:
     # -- schema -----------------------------------------------------------------------------------------
 
     def upgrade_job_table(self, tx: Tx, table: str) -> None:
-        """Bring a job table of schema version 1 to the current indexes; does nothing to a current one."""
+        """Bring a job table of an earlier schema version to the current indexes; does nothing to a current one."""
         raise NotImplementedError
 
     def create_schema(self) -> int:
@@ -204,7 +209,7 @@ class Store:
             with self.transaction(shard) as tx:
                 for statement in self.owner_ddl():
                     tx.run(statement)
-        if found and int(found[0][0]) < 2:  # later versions add their migrations here, in order
+        if found and int(found[0][0]) < SCHEMA_VERSION:  # each version's changes to the job tables, idempotent
             for name in self.queue_names():
                 for partition, shard in enumerate(self._placement(name, missing_ok=True)):
                     with self.transaction(shard) as tx:
@@ -455,7 +460,7 @@ class Store:
             # One range scan of ix_ready over the three priorities, in index order (no sort); the buffered ids
             # are left out on the index entries, before the rows are read.
             found = tx.rows(
-                "SELECT local_id, priority, attempts_allowed, attempts_remaining, dispatches, body "
+                f"SELECT {self._reserved_numbers}, body "
                 f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now {skip}"
                 "ORDER BY priority, run_after, local_id LIMIT :n",
                 params,
@@ -548,6 +553,13 @@ class Store:
                     matched = tx.run(failed, params | {"retry_at": now + item.retry_delay_us})
                 out[index] = None if matched else self._why_not(tx, table, item)
         return [out[index] for index in range(len(items))]
+
+    @functools.cached_property
+    def _reserved_numbers(self) -> str:
+        """A refilled job's numbers as one string column: PyMySQL decodes each column of each row in Python (a
+        refill of 400 jobs: 2.1 µs per job this way, 3.2 as five columns)."""
+        numbers = ("local_id", "priority", "attempts_allowed", "attempts_remaining", "dispatches")
+        return self.concat(*[part for column in numbers for part in (column, "' '")][:-1])
 
     def claim_sql(self) -> str:
         """A leased job's claim, ``<epoch>.<dispatch>``, from the columns its grant wrote."""
@@ -656,24 +668,38 @@ class Store:
             )
 
     def gc(self, name: str, partition: int, config: QueueConfig, now: int) -> int:
-        """Delete finished jobs older than the queue's retention."""
+        """Delete finished jobs older than the queue's retention.
+
+        No index on the finish time (one would cost every enqueue and ack a write): a pass reads up to
+        :data:`GC_SCAN` rows in id order, from where the last pass stopped, up to the first row created after the
+        later cutoff (a job finishes after it was created, so none beyond it is due); the next pass starts over
+        from the first row once one reached it or the end of the table.
+        """
         table = partition_table(name, partition)
-        deleted = 0
-        ttls = ((JobState.SUCCEEDED, config.succeeded_ttl), (JobState.FAILED, config.failed_ttl))
+        cutoffs = {
+            "cs": now - int(config.succeeded_ttl.total_seconds() * 1_000_000),
+            "cf": now - int(config.failed_ttl.total_seconds() * 1_000_000),
+        }
+        horizon = max(cutoffs.values())
+        cursors: dict[tuple[str, int], int] = self.__dict__.setdefault("_gc_after", {})
         with self._partition_tx(name, partition) as tx:
-            for state, ttl in ttls:
-                cutoff = now - int(ttl.total_seconds() * 1_000_000)
-                found = tx.rows(
-                    f"SELECT local_id FROM {table} WHERE state = :s AND finished_at > 0 AND finished_at < :cutoff "
-                    "ORDER BY finished_at LIMIT 1000",
-                    {"s": int(state), "cutoff": cutoff},
-                )
-                if found:
-                    ids, params = in_list("id", [row[0] for row in found])
-                    deleted += tx.run(
-                        f"DELETE FROM {table} WHERE local_id IN {ids} AND state = :s", params | {"s": int(state)}
-                    )
-        return deleted
+            found = tx.rows(
+                f"SELECT local_id, state, finished_at, created_at FROM {table} WHERE local_id > :after "
+                "ORDER BY local_id LIMIT :n",
+                {"after": cursors.get((name, partition), 0), "n": GC_SCAN},
+            )
+            old = list(itertools.takewhile(lambda row: int(row[3]) < horizon, found))
+            cursors[(name, partition)] = int(old[-1][0]) if len(old) == GC_SCAN else 0
+            cutoff = {int(JobState.SUCCEEDED): cutoffs["cs"], int(JobState.FAILED): cutoffs["cf"]}
+            due = [int(row[0]) for row in old if row[2] and int(row[2]) < cutoff.get(int(row[1]), 0)]
+            if not due:
+                return 0
+            ids, params = in_list("id", due)
+            return tx.run(  # the conditions again: a job may have been retried since it was read
+                f"DELETE FROM {table} WHERE local_id IN {ids} AND finished_at > 0 "
+                "AND ((state = 2 AND finished_at < :cs) OR (state = 3 AND finished_at < :cf))",
+                params | cutoffs,
+            )
 
     # -- reads and admin (no fence: the owner re-checks state on its next write) -----------------------
 
@@ -808,8 +834,8 @@ def _job_row(row: Sequence[Any]) -> JobRow:
 
 
 def _reserved(row: Sequence[Any]) -> Reserved:
-    local_id, priority, allowed, remaining, dispatches = map(int, row[:5])
-    return Reserved(local_id, priority, allowed, remaining, dispatches, bytes(row[5]))
+    local_id, priority, allowed, remaining, dispatches = map(int, row[0].split())
+    return Reserved(local_id, priority, allowed, remaining, dispatches, bytes(row[1]))
 
 
 def _config_params(config: QueueConfig) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import re
 import threading
 import time
@@ -71,10 +72,15 @@ class ShardUrl:
         )
 
 
+@functools.lru_cache(maxsize=64)
 def _pyformat(sql: str) -> str:
-    """``:name`` placeholders in PyMySQL's ``%(name)s`` form. Not cached: the hot statements carry their ids
-    written in, so each is new (a pass over one costs a few µs, shared by its jobs)."""
-    return _NAMED.sub(r"%(\1)s", sql)
+    """``:name`` placeholders in PyMySQL's ``%(name)s`` form. Split and joined rather than ``re.sub`` with a
+    template, which expands the template in Python at each match (5.4 µs per job of an enqueue of 100, 1.4 µs
+    this way); cached, as an enqueue of a batch of the same size and settings is the same text each time (the
+    lease and ack statements carry their ids written in, so each of those is new)."""
+    parts = _NAMED.split(sql)
+    parts[1::2] = ["%(" + name + ")s" for name in parts[1::2]]
+    return "".join(parts)
 
 
 class _MysqlTx:
@@ -267,7 +273,6 @@ class MysqlStore(Store):
             "custom_status VARCHAR(5000) NOT NULL DEFAULT '', body MEDIUMBLOB NOT NULL, "
             "PRIMARY KEY (local_id), "
             "KEY ix_ready (state, priority, run_after, local_id), "
-            "KEY ix_finished (finished_at), "
             "UNIQUE KEY ux_idem (idempotency_key), "
             "CHECK (state BETWEEN 0 AND 4), CHECK (priority BETWEEN 1 AND 3)"
             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
@@ -276,9 +281,7 @@ class MysqlStore(Store):
     def upgrade_job_table(self, tx: Tx, table: str) -> None:
         # MySQL 8 has no DROP INDEX IF EXISTS: look the indexes up, so a half-done upgrade can run again.
         names = {str(row[2]) for row in tx.rows(f"SHOW INDEX FROM {table}")}
-        changes = [f"DROP INDEX {name}" for name in ("ix_lease", "ix_done") if name in names]
-        if "ix_finished" not in names:
-            changes.append("ADD INDEX ix_finished (finished_at)")
+        changes = [f"DROP INDEX {name}" for name in ("ix_lease", "ix_done", "ix_finished") if name in names]
         if changes:
             tx.run(f"ALTER TABLE {table} {', '.join(changes)}")
 

@@ -89,13 +89,12 @@ class SqliteStore(Store):
             "lease_expires_at INTEGER, idempotency_key BLOB UNIQUE, custom_status TEXT NOT NULL DEFAULT '', "
             "body BLOB NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {table}_ready ON {table} (state, priority, run_after, local_id)",
-            f"CREATE INDEX IF NOT EXISTS {table}_finished ON {table} (finished_at)",
         ]
 
     def upgrade_job_table(self, tx: Tx, table: str) -> None:
         tx.run(f"DROP INDEX IF EXISTS {table}_lease")
         tx.run(f"DROP INDEX IF EXISTS {table}_done")
-        tx.run(f"CREATE INDEX IF NOT EXISTS {table}_finished ON {table} (finished_at)")
+        tx.run(f"DROP INDEX IF EXISTS {table}_finished")
 
     def meta_ddl(self) -> list[str]:
         return list(_META)
