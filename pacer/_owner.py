@@ -304,6 +304,10 @@ class PartitionOwner:
     def gc(self) -> int:
         return self.store.gc(self.queue, self.partition, self.config, self._clock())
 
+    def gc_behind(self) -> bool:
+        """The last GC pass stopped at its row limit: the next should come soon, not an interval later."""
+        return self.store.gc_behind(self.queue, self.partition)
+
     def release(self) -> None:
         """Drop the buffer before leaving the partition (a clean shutdown or a revoke): its jobs are PENDING."""
         with self._lock:

@@ -22,6 +22,7 @@ from psc.common.log import LogThrottle, get_logger
 from psc.common.metrics import MetricsRegistry
 
 log = get_logger("pacer.broker")
+GC_CATCH_UP_S = 1.0  # the next GC pass of a partition whose last pass stopped at its row limit
 
 
 class Broker(Pacer):
@@ -161,6 +162,10 @@ class Broker(Pacer):
                     last_gc = now
                     for owner in owners.values():
                         self._guard("gc", owner, lambda o: o.gc())
+                    if any(owner.gc_behind() for owner in owners.values()):
+                        # A pass reads a bounded number of rows: one per interval could not keep up with a busy
+                        # queue, so a partition with rows left gets its next pass within a second.
+                        last_gc = now - self.gc_interval_s + min(GC_CATCH_UP_S, self.gc_interval_s)
                 self._report(owners)
             except Exception as exc:  # storage trouble: keep going, the next round retries
                 self._throttle.log("warning", "maintain", "maintenance_failed", error=repr(exc))

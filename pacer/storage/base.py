@@ -673,7 +673,8 @@ class Store:
         No index on the finish time (one would cost every enqueue and ack a write): a pass reads up to
         :data:`GC_SCAN` rows in id order, from where the last pass stopped, up to the first row created after the
         later cutoff (a job finishes after it was created, so none beyond it is due); the next pass starts over
-        from the first row once one reached it or the end of the table.
+        from the first row once one reached it or the end of the table. :meth:`gc_behind` says whether this
+        pass stopped at its row limit instead, so a caller can come back soon.
         """
         table = partition_table(name, partition)
         cutoffs = {
@@ -700,6 +701,11 @@ class Store:
                 "AND ((state = 2 AND finished_at < :cs) OR (state = 3 AND finished_at < :cf))",
                 params | cutoffs,
             )
+
+    def gc_behind(self, name: str, partition: int) -> bool:
+        """Whether the last :meth:`gc` pass of the partition stopped at its row limit, with rows left to read."""
+        cursors: dict[tuple[str, int], int] = self.__dict__.get("_gc_after", {})
+        return cursors.get((name, partition), 0) != 0
 
     # -- reads and admin (no fence: the owner re-checks state on its next write) -----------------------
 
