@@ -123,6 +123,7 @@ class OpenFile:
     watched: tuple[float, int, float] = (0.0, 0, 0.0)  # (opened at, size then, last_size seen at): the write rate
     tail: tuple[int, bytes] = (0, b"")  # (offset, bytes) just before the last read position, as read
     mid_inode: int = 0  # the inode ``_mid`` names: the original's for a copy read on from it, else this one's
+    first: bytes = b""  # the bytes the fingerprint was taken of: a copy shorter than them still shows as ours
     _content_id: bytes | None = None
 
     @property
@@ -154,6 +155,7 @@ class OpenFile:
     def take_fingerprint(self, data: bytes) -> None:
         """Fingerprint and head from the file's first bytes ``data``, read in one go."""
         self.fingerprint, self.fingerprint_bytes = hashlib.sha256(data).hexdigest(), len(data)
+        self.first = data
         if len(self.head) < CONTENT_ID_BYTES:
             self.head = data[:CONTENT_ID_BYTES]
 
@@ -446,8 +448,9 @@ class StreamTail:
         else:
             self.stats.bytes_unrecoverable += lost
             live = next((f for f in files if f.identity == current.identity), None)
-            if live is not None:
-                self._open(live, 0)
+            target = self._copy_after_short_copy(current, position, files) or live
+            if target is not None:
+                self._open(target, 0)
 
     @staticmethod
     def _gap_estimate(current: OpenFile, copy: LogFile) -> int:
@@ -460,19 +463,41 @@ class StreamTail:
         since_copy_s = max(time.time() - copy.mtime_ns / 1e9, 0.0)
         return copytruncate_gap(current.write_rate(), since_copy_s, size_now)
 
+    def _copy_after_short_copy(self, current: OpenFile, position: int, files: list[LogFile]) -> LogFile | None:
+        """Without a copy that reaches ``position``: a file after a shorter copy of ``current`` (one read to
+        its end and past it, before the truncation), other than ``current``. It is the copy of a later
+        truncation: what the live file got after the first one, missed while the agent did not look. Read it
+        (and the rest, in order) before the live file, or those lines would be skipped."""
+        for index, candidate in enumerate(files):
+            if candidate.identity == current.identity or candidate.size >= position:
+                continue
+            if candidate.size > 0 and self._starts_as(current, candidate, min(candidate.size, len(current.first))):
+                later = [f for f in files[index + 1 :] if f.identity != current.identity and f.size > 0]
+                return later[0] if later else None
+        return None
+
+    @staticmethod
+    def _starts_as(current: OpenFile, candidate: LogFile, nbytes: int | None = None) -> bool:
+        """Whether ``candidate`` starts with the bytes ``current``'s fingerprint covers (or its first ``nbytes``)."""
+        try:
+            fd = os.open(candidate.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            if nbytes is None:
+                return current.same_content(fd)
+            return os.pread(fd, nbytes, 0) == current.first[:nbytes]
+        finally:
+            os.close(fd)
+
     def _find_copy(self, current: OpenFile, position: int, files: list[LogFile]) -> LogFile | None:
         for candidate in files:
-            if candidate.identity == current.identity or candidate.size < position:
-                continue
-            try:
-                fd = os.open(candidate.path, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                if current.same_content(fd):
-                    return candidate
-            finally:
-                os.close(fd)
+            if (
+                candidate.identity != current.identity
+                and candidate.size >= position
+                and self._starts_as(current, candidate)
+            ):
+                return candidate
         return None
 
     # --- opening and closing ---------------------------------------------------------------------
