@@ -70,25 +70,56 @@ def stream_directories(dir_glob: str) -> list[Path]:
     return sorted(Path(p) for p in glob.glob(dir_glob) if os.path.isdir(p))
 
 
+SCAN_ATTEMPTS = 5
+
+
 def list_stream(directory: Path, pattern: re.Pattern[str]) -> list[LogFile]:
-    """The stream's files in ``directory``, oldest first; dot-files (our own or the reference's state) excluded."""
+    """The stream's files in ``directory``, oldest first; dot-files (our own or the reference's state) excluded.
+
+    logrotate renames every rotated file at each rotation (``app.log.1`` to ``app.log.2``, ...): a listing
+    taken meanwhile can miss a file (its old name gone when it is looked at, or its new name put where the
+    listing had passed already), and a file left out is taken for gone or, once back, for a new file to
+    read: the current file lost track of, files read already read again. So the directory is listed until
+    two listings in a row, each of whose names could all be looked at, hold the same files (a few tries at
+    most); a file met under two names is listed once."""
+    files: list[LogFile] = []
+    previous: set[tuple[int, int]] | None = None
+    for attempt in range(SCAN_ATTEMPTS):
+        files, complete = _scan(directory, pattern)
+        found = {f.identity for f in files}
+        if complete and found == previous:
+            break
+        previous = found if complete else None
+        if attempt:
+            time.sleep(0.001 * attempt)  # a rotation under way: give it a moment to finish
+    unique = {f.identity: f for f in files}
+    files = list(unique.values())
+    files.sort(key=lambda f: f.path.name, reverse=True)
+    files.sort(key=lambda f: (f.mtime_ns, -len(f.path.name)))
+    return files
+
+
+def _scan(directory: Path, pattern: re.Pattern[str]) -> tuple[list[LogFile], bool]:
+    """The stream's files, and whether every name listed could be looked at (none renamed meanwhile)."""
     files = []
+    complete = True
     try:
         entries = list(os.scandir(directory))
     except OSError:
-        return []
+        return [], True
     for entry in entries:
         if entry.name.startswith(".") or not pattern.fullmatch(entry.name):
             continue
         try:
             st = entry.stat()
-        except OSError:  # deleted between listing and stat
+        except FileNotFoundError:  # renamed or deleted between listing and stat
+            complete = False
+            continue
+        except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
             files.append(LogFile(Path(entry.path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    files.sort(key=lambda f: f.path.name, reverse=True)
-    files.sort(key=lambda f: (f.mtime_ns, -len(f.path.name)))
-    return files
+    return files, complete
 
 
 def bytes_after(files: list[LogFile], mark: Watermark | None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -479,3 +480,23 @@ def test_a_copy_made_after_a_short_one_is_read_before_the_live_file(logdir: Path
     copytruncate(logdir, b"c\n", 5)
     assert read + drain(tail) == [*before, *gap, *between, b"c\n"]
     assert tail.stats.copytruncate == 2
+
+
+def test_a_listing_taken_while_logrotate_renames_files_still_finds_them_all(
+    logdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """logrotate renames every copy at each rotation: a name listed can be gone when it is looked at. The
+    file behind it must not drop out of the listing (it would be taken for gone, then read again as new)."""
+    write(logdir / "app.log.1", b"old\n", 10**9)
+    write(logdir / "app.log", b"live\n", 2 * 10**9)
+    real = os.scandir
+    renames = iter([("app.log.1", "app.log.2")])
+
+    def scandir_during_rotation(path: Path) -> list[os.DirEntry[str]]:
+        entries = list(real(path))
+        for old, new in itertools.islice(renames, 1):  # the first listing only: renamed after it was read
+            (logdir / old).rename(logdir / new)
+        return entries
+
+    monkeypatch.setattr(os, "scandir", scandir_during_rotation)
+    assert [f.path.name for f in list_stream(logdir, PATTERN)] == ["app.log.2", "app.log"]
