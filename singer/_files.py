@@ -70,25 +70,56 @@ def stream_directories(dir_glob: str) -> list[Path]:
     return sorted(Path(p) for p in glob.glob(dir_glob) if os.path.isdir(p))
 
 
+SCAN_ATTEMPTS = 5
+
+
 def list_stream(directory: Path, pattern: re.Pattern[str]) -> list[LogFile]:
-    """The stream's files in ``directory``, oldest first; dot-files (our own or the reference's state) excluded."""
+    """The stream's files in ``directory``, oldest first; dot-files (our own or the reference's state) excluded.
+
+    logrotate renames every rotated file at each rotation (``app.log.1`` to ``app.log.2``, ...): a listing
+    taken meanwhile can miss a file (its old name gone when it is looked at, or its new name put where the
+    listing had passed already), and a file left out is taken for gone or, once back, for a new file to
+    read: the current file lost track of, files read already read again. So the directory is listed until
+    two listings in a row, each of whose names could all be looked at, hold the same files (a few tries at
+    most); a file met under two names is listed once."""
+    files: list[LogFile] = []
+    previous: set[tuple[int, int]] | None = None
+    for attempt in range(SCAN_ATTEMPTS):
+        files, complete = _scan(directory, pattern)
+        found = {f.identity for f in files}
+        if complete and found == previous:
+            break
+        previous = found if complete else None
+        if attempt:
+            time.sleep(0.001 * attempt)  # a rotation under way: give it a moment to finish
+    unique = {f.identity: f for f in files}
+    files = list(unique.values())
+    files.sort(key=lambda f: f.path.name, reverse=True)
+    files.sort(key=lambda f: (f.mtime_ns, -len(f.path.name)))
+    return files
+
+
+def _scan(directory: Path, pattern: re.Pattern[str]) -> tuple[list[LogFile], bool]:
+    """The stream's files, and whether every name listed could be looked at (none renamed meanwhile)."""
     files = []
+    complete = True
     try:
         entries = list(os.scandir(directory))
     except OSError:
-        return []
+        return [], True
     for entry in entries:
         if entry.name.startswith(".") or not pattern.fullmatch(entry.name):
             continue
         try:
             st = entry.stat()
-        except OSError:  # deleted between listing and stat
+        except FileNotFoundError:  # renamed or deleted between listing and stat
+            complete = False
+            continue
+        except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
             files.append(LogFile(Path(entry.path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    files.sort(key=lambda f: f.path.name, reverse=True)
-    files.sort(key=lambda f: (f.mtime_ns, -len(f.path.name)))
-    return files
+    return files, complete
 
 
 def bytes_after(files: list[LogFile], mark: Watermark | None) -> int:
@@ -123,6 +154,7 @@ class OpenFile:
     watched: tuple[float, int, float] = (0.0, 0, 0.0)  # (opened at, size then, last_size seen at): the write rate
     tail: tuple[int, bytes] = (0, b"")  # (offset, bytes) just before the last read position, as read
     mid_inode: int = 0  # the inode ``_mid`` names: the original's for a copy read on from it, else this one's
+    first: bytes = b""  # the bytes the fingerprint was taken of: a copy shorter than them still shows as ours
     _content_id: bytes | None = None
 
     @property
@@ -154,6 +186,7 @@ class OpenFile:
     def take_fingerprint(self, data: bytes) -> None:
         """Fingerprint and head from the file's first bytes ``data``, read in one go."""
         self.fingerprint, self.fingerprint_bytes = hashlib.sha256(data).hexdigest(), len(data)
+        self.first = data
         if len(self.head) < CONTENT_ID_BYTES:
             self.head = data[:CONTENT_ID_BYTES]
 
@@ -446,8 +479,9 @@ class StreamTail:
         else:
             self.stats.bytes_unrecoverable += lost
             live = next((f for f in files if f.identity == current.identity), None)
-            if live is not None:
-                self._open(live, 0)
+            target = self._copy_after_short_copy(current, position, files) or live
+            if target is not None:
+                self._open(target, 0)
 
     @staticmethod
     def _gap_estimate(current: OpenFile, copy: LogFile) -> int:
@@ -460,19 +494,41 @@ class StreamTail:
         since_copy_s = max(time.time() - copy.mtime_ns / 1e9, 0.0)
         return copytruncate_gap(current.write_rate(), since_copy_s, size_now)
 
+    def _copy_after_short_copy(self, current: OpenFile, position: int, files: list[LogFile]) -> LogFile | None:
+        """Without a copy that reaches ``position``: a file after a shorter copy of ``current`` (one read to
+        its end and past it, before the truncation), other than ``current``. It is the copy of a later
+        truncation: what the live file got after the first one, missed while the agent did not look. Read it
+        (and the rest, in order) before the live file, or those lines would be skipped."""
+        for index, candidate in enumerate(files):
+            if candidate.identity == current.identity or candidate.size >= position:
+                continue
+            if candidate.size > 0 and self._starts_as(current, candidate, min(candidate.size, len(current.first))):
+                later = [f for f in files[index + 1 :] if f.identity != current.identity and f.size > 0]
+                return later[0] if later else None
+        return None
+
+    @staticmethod
+    def _starts_as(current: OpenFile, candidate: LogFile, nbytes: int | None = None) -> bool:
+        """Whether ``candidate`` starts with the bytes ``current``'s fingerprint covers (or its first ``nbytes``)."""
+        try:
+            fd = os.open(candidate.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            if nbytes is None:
+                return current.same_content(fd)
+            return os.pread(fd, nbytes, 0) == current.first[:nbytes]
+        finally:
+            os.close(fd)
+
     def _find_copy(self, current: OpenFile, position: int, files: list[LogFile]) -> LogFile | None:
         for candidate in files:
-            if candidate.identity == current.identity or candidate.size < position:
-                continue
-            try:
-                fd = os.open(candidate.path, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                if current.same_content(fd):
-                    return candidate
-            finally:
-                os.close(fd)
+            if (
+                candidate.identity != current.identity
+                and candidate.size >= position
+                and self._starts_as(current, candidate)
+            ):
+                return candidate
         return None
 
     # --- opening and closing ---------------------------------------------------------------------

@@ -182,8 +182,10 @@ class Writer:
         inode: int,
         host: bytes,
         content_id: Callable[[int], bytes],
+        read_ns: int | None = None,
     ) -> None:
-        """``send`` through the batch producer: the same records and headers, queued in one call."""
+        """``send`` through the batch producer: the same records and headers, queued in one call. ``read_ns``:
+        the read time, the ``_ots`` of records without a timestamp (default: now)."""
         values = list(map(_VALUE, records))
         ends = list(map(_NEXT_OFFSET, records))
         fids = [_signed(content_id(CONTENT_ID_BYTES))] * len(records)
@@ -194,11 +196,11 @@ class Writer:
         stamps = list(map(_TIMESTAMP, records))
         int_headers = [("_mid", MID_INODE.pack(inode), ends), ("_fid", b"", fids)]
         headers = [("host", host)]
+        read_ns = time.time_ns() if read_ns is None else read_ns
         if stamps.count(None) < len(stamps):
-            read_ns = time.time_ns()
             int_headers.append(("_ots", b"", [read_ns if ts is None else ts for ts in stamps]))
         else:
-            headers.append(("_ots", OTS.pack(time.time_ns())))  # text records have no timestamp: the read time
+            headers.append(("_ots", OTS.pack(read_ns)))  # text records have no timestamp: the read time
         keyed = keys.count(None) < len(keys)
         start, error = 0, None
         deadline = time.monotonic() + QUEUE_FULL_WAIT_S
@@ -234,15 +236,17 @@ class Writer:
         host: bytes,
         content_id: Callable[[int], bytes],
     ) -> None:
-        """``send`` of text lines kept as columns: produced as slices of their read buffer, in one C call."""
+        """``send`` of text lines kept as columns: produced as slices of their read buffer, in one C call. Every
+        line of the batch gets one ``_ots``, those sent as records included: consumers tell batches apart by it."""
+        read_ns = time.time_ns()
         head = 0  # lines ending in the file's first bytes have a shorter content id: sent as records
         while head < len(lines) and lines.next_offset(head) < CONTENT_ID_BYTES:
             head += 1
         if head:
             self._send_batch(batcher, topic_uri, list(lines[:head]), [None] * head, chosen[:head], batch, inode,
-                             host, content_id)  # fmt: skip
+                             host, content_id, read_ns)  # fmt: skip
             lines, chosen = lines[head:], chosen[head:]
-        headers = [("host", host), ("_ots", OTS.pack(time.time_ns())), ("_fid", content_id(CONTENT_ID_BYTES))]
+        headers = [("host", host), ("_ots", OTS.pack(read_ns)), ("_fid", content_id(CONTENT_ID_BYTES))]
         end_header = ("_mid", MID_INODE.pack(inode), lines.base)
         start, error = 0, None
         deadline = time.monotonic() + QUEUE_FULL_WAIT_S

@@ -150,6 +150,8 @@ def test_lines_go_as_slices_of_their_buffer_with_the_same_headers(services: Serv
     read = read_from_start(services, topic_uri, len(records))
     assert len(read) == len(records) and {m.partition() for m in read} == {0, 1, 2}
     assert b"z" * 1000 + b"\n" in {m.value() for m in read}  # cut to the limit, its newline kept
+    # One read time for the whole batch, the lines sent as records first included: it names the batch.
+    assert len({dict(m.headers() or [])["_ots"] for m in read}) == 1
     for message in read:
         headers = {name: value or b"" for name, value in message.headers() or []}
         inode, end = struct.unpack(">QQ", headers["_mid"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -456,3 +457,46 @@ def test_a_restart_does_not_count_again_a_truncation_seen_while_reading(logdir: 
     drain(resumed, 3)
     assert resumed.stats.copytruncate == 0
     resumed.close()
+
+
+def test_a_copy_made_after_a_short_one_is_read_before_the_live_file(logdir: Path) -> None:
+    """Caught up (read past the end of logrotate's copy, into lines written before the truncation) and slow to
+    look again, the agent misses two rotations: the first copy is short of the position, the second holds what
+    the live file got in between. That second copy is read before the live file starts again."""
+    live = logdir / "app.log"
+    before = [b"a %02d\n" % i for i in range(10)]
+    gap = [b"gap %02d\n" % i for i in range(5)]  # after the first copy, before its truncation: read anyway
+    between = [b"b %02d\n" % i for i in range(10)]  # after the first truncation, in the second copy only
+    write(live, b"".join(before), 2 * 10**9)
+    tail = tail_of(logdir)
+    read = drain(tail)
+    shutil.copyfile(live, logdir / "app.log.1")
+    os.utime(logdir / "app.log.1", ns=(3 * 10**9, 3 * 10**9))
+    write(live, b"".join(gap), 3 * 10**9 + 1)
+    read += drain(tail)
+    assert read == [*before, *gap]
+    os.truncate(live, 0)
+    write(live, b"".join(between), 4 * 10**9)
+    copytruncate(logdir, b"c\n", 5)
+    assert read + drain(tail) == [*before, *gap, *between, b"c\n"]
+    assert tail.stats.copytruncate == 2
+
+
+def test_a_listing_taken_while_logrotate_renames_files_still_finds_them_all(
+    logdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """logrotate renames every copy at each rotation: a name listed can be gone when it is looked at. The
+    file behind it must not drop out of the listing (it would be taken for gone, then read again as new)."""
+    write(logdir / "app.log.1", b"old\n", 10**9)
+    write(logdir / "app.log", b"live\n", 2 * 10**9)
+    real = os.scandir
+    renames = iter([("app.log.1", "app.log.2")])
+
+    def scandir_during_rotation(path: Path) -> list[os.DirEntry[str]]:
+        entries = list(real(path))
+        for old, new in itertools.islice(renames, 1):  # the first listing only: renamed after it was read
+            (logdir / old).rename(logdir / new)
+        return entries
+
+    monkeypatch.setattr(os, "scandir", scandir_during_rotation)
+    assert [f.path.name for f in list_stream(logdir, PATTERN)] == ["app.log.2", "app.log"]
