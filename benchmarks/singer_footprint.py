@@ -27,7 +27,6 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from singer._watermark import WatermarkStore
 from tests.services import Services, resolve_services
 
 LINE = b"y" * 1023 + b"\n"
@@ -56,7 +55,14 @@ def _proc(pid: int) -> tuple[float, int, float]:
 
 
 def _shipped(state: Path) -> int:
-    return sum(mark.offset for mark in WatermarkStore(state).saved().values()) if state.is_dir() else 0
+    total = 0
+    for mark in state.glob("*.json"):
+        if mark.name != "status.json":
+            try:
+                total += int(json.loads(mark.read_text())["offset"])
+            except (ValueError, KeyError, OSError):
+                continue
+    return total
 
 
 def measure(

@@ -387,7 +387,6 @@ class Stream:
 
     def close(self) -> None:
         self.save(time.monotonic())
-        self.store.close(self.key)
         self.tail.close()
         self.inflight.clear()
         self._held, self._held_bytes = None, 0
