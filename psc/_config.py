@@ -293,8 +293,8 @@ _GENERIC: list[ConfigKey] = [
         float,
         0.01,
         None,
-        "Fraction of messages timed for the "
-        "produce and end-to-end latency histograms; sampling keeps the hot path cheap.",
+        "Fraction of messages timed for the produce and end-to-end latency histograms; sampling keeps the hot "
+        "path cheap. A producer samples at most about 100 records a second per topic URI.",
         "generic",
         minimum=0.0,
         maximum=1.0,

@@ -78,3 +78,19 @@ def test_process_wide_instances() -> None:
     assert psc_registry() is psc_registry()
     assert psc_registry().registry is default_registry()
     assert client_metrics() is client_metrics()
+
+
+def test_latency_samples_slow_down_when_they_come_too_fast_and_recover(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from psc import _producer
+
+    clock = [100.0]
+    monkeypatch.setattr(_producer.time, "monotonic", lambda: clock[0])
+    route = SimpleNamespace(sample_step=100, last_sample=0.0)
+    steps = []
+    for gap in (1.0, 0.001, 0.001, 0.001, 0.02, 1.0, 1.0, 1.0):  # seconds since the previous sample
+        clock[0] += gap
+        steps.append(_producer._next_sample_step(route, 100))  # type: ignore[arg-type]
+    # Faster than 100 a second: the step doubles; between 10 and 40 ms: kept; slower: halves back to 100.
+    assert steps == [100, 200, 400, 800, 800, 400, 200, 100]
