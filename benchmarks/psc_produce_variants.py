@@ -69,7 +69,9 @@ def with_psc(env: BenchEnv, topic: str, count: int, payload: bytes, big_queue: b
 VARIANTS: dict[str, Callable[..., float]] = {
     "confluent-kafka": raw,
     "psc": with_psc,
-    "psc-no-sampling": lambda *args: with_psc(*args, **{"psc.metrics.latency.sample.rate": "0"}),
+    "psc-no-sampling": lambda env, topic, count, payload, big_queue: with_psc(
+        env, topic, count, payload, big_queue, **{"psc.metrics.latency.sample.rate": "0"}
+    ),
 }
 
 
