@@ -67,7 +67,7 @@ class StreamSettings(ToolkitSettings):
     start_regex: str | None = None
     max_message_bytes: int = Field(1_000_000, ge=16)
     batch_bytes: int = Field(4 << 20, ge=1)
-    batch_records: int = Field(16_384, ge=1)
+    batch_records: int = Field(65_536, ge=1)
     batch_timeout_s: float = Field(30.0, gt=0)
     retry_backoff_s: float = Field(0.5, gt=0)
     retry_backoff_max_s: float = Field(30.0, gt=0)
