@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py psc/_speedups.c psc/_rdkafka.c psc/_failure_trap.c psc/_tally.h memq/_speedups.c singer/_speedups.c
+$(VENV)/.installed: pyproject.toml setup.py psc/_speedups.c psc/_rdkafka.c psc/_failure_trap.c psc/_rdkafka_load.h psc/_tally.h memq/_speedups.c singer/_speedups.c
 	@command -v java >/dev/null && command -v mvn >/dev/null && command -v cc >/dev/null || scripts/install-system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

@@ -17,9 +17,19 @@ setup(
         Extension("psc._speedups", sources=["psc/_speedups.c"], depends=["psc/_tally.h"], optional=True),
         # dlopen() is in libc since glibc 2.34, in libdl before.
         Extension(
-            "psc._rdkafka", sources=["psc/_rdkafka.c"], depends=["psc/_tally.h"], libraries=["dl"], optional=True
+            "psc._rdkafka",
+            sources=["psc/_rdkafka.c"],
+            depends=["psc/_tally.h", "psc/_rdkafka_load.h"],
+            libraries=["dl"],
+            optional=True,
         ),
-        Extension("psc._failure_trap", sources=["psc/_failure_trap.c"], libraries=["dl"], optional=True),
+        Extension(
+            "psc._failure_trap",
+            sources=["psc/_failure_trap.c"],
+            depends=["psc/_rdkafka_load.h"],
+            libraries=["dl"],
+            optional=True,
+        ),
         Extension("memq._speedups", sources=["memq/_speedups.c"], optional=True),
         Extension("singer._speedups", sources=["singer/_speedups.c"], optional=True),
     ]

@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_rdkafka_load.h"
+
 typedef struct rd_kafka_s rd_kafka_t;
 typedef struct rd_kafka_conf_s rd_kafka_conf_t;
 typedef struct rd_kafka_topic_s rd_kafka_topic_t;
@@ -425,21 +427,8 @@ load(PyObject *module, PyObject *arg)
     if (library != NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *path = NULL;
-    if (!PyUnicode_FSConverter(arg, &path)) {
-        return NULL;
-    }
-    void *handle = dlopen(PyBytes_AS_STRING(path), RTLD_NOW | RTLD_LOCAL);
-    Py_DECREF(path);
-    if (handle == NULL) {
-        PyErr_Format(PyExc_ImportError, "cannot load librdkafka: %s", dlerror());
-        return NULL;
-    }
-    static const struct {
-        const char *name;
-        void **slot;
-    } symbols[] = {
-#define SYMBOL(field, name) {name, (void **)&rk_api.field}
+    static const rk_symbol symbols[] = {
+#define SYMBOL(field, name) RK_SYMBOL(rk_api, field, name)
         SYMBOL(topic_name, "rd_kafka_topic_name"),
         SYMBOL(err2str, "rd_kafka_err2str"),
         SYMBOL(message_timestamp, "rd_kafka_message_timestamp"),
@@ -450,13 +439,9 @@ load(PyObject *module, PyObject *arg)
         SYMBOL(add_on_acknowledgement, "rd_kafka_interceptor_add_on_acknowledgement"),
 #undef SYMBOL
     };
-    for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-        *symbols[i].slot = dlsym(handle, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            PyErr_Format(PyExc_ImportError, "librdkafka lacks %s", symbols[i].name);
-            dlclose(handle);
-            return NULL;
-        }
+    void *handle = rk_load(arg, symbols, sizeof(symbols) / sizeof(symbols[0]));
+    if (handle == NULL) {
+        return NULL;
     }
     library = handle; /* never closed: clients using the interceptors may outlive a module reload */
     Py_RETURN_NONE;

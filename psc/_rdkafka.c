@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "_rdkafka_load.h"
 #include "_tally.h"
 
 /* --- librdkafka's public ABI ----------------------------------------------------------------------- */
@@ -139,21 +140,8 @@ load(PyObject *module, PyObject *arg)
     if (library != NULL) {
         return PyUnicode_FromString(rk_api.version_str());
     }
-    PyObject *path = NULL;
-    if (!PyUnicode_FSConverter(arg, &path)) {
-        return NULL;
-    }
-    void *handle = dlopen(PyBytes_AS_STRING(path), RTLD_NOW | RTLD_LOCAL);
-    Py_DECREF(path);
-    if (handle == NULL) {
-        PyErr_Format(PyExc_ImportError, "cannot load librdkafka: %s", dlerror());
-        return NULL;
-    }
-    static const struct {
-        const char *name;
-        void **slot;
-    } symbols[] = {
-#define SYMBOL(field, name) {name, (void **)&rk_api.field}
+    static const rk_symbol symbols[] = {
+#define SYMBOL(field, name) RK_SYMBOL(rk_api, field, name)
         SYMBOL(version, "rd_kafka_version"),
         SYMBOL(version_str, "rd_kafka_version_str"),
         SYMBOL(conf_new, "rd_kafka_conf_new"),
@@ -184,13 +172,9 @@ load(PyObject *module, PyObject *arg)
         SYMBOL(header_get_all, "rd_kafka_header_get_all"),
 #undef SYMBOL
     };
-    for (size_t i = 0; i < sizeof(symbols) / sizeof(symbols[0]); i++) {
-        *symbols[i].slot = dlsym(handle, symbols[i].name);
-        if (*symbols[i].slot == NULL) {
-            PyErr_Format(PyExc_ImportError, "librdkafka lacks %s", symbols[i].name);
-            dlclose(handle);
-            return NULL;
-        }
+    void *handle = rk_load(arg, symbols, sizeof(symbols) / sizeof(symbols[0]));
+    if (handle == NULL) {
+        return NULL;
     }
     if (rk_api.version() < MIN_VERSION) {
         PyErr_Format(PyExc_ImportError, "librdkafka %s is older than 2.0.0", rk_api.version_str());
@@ -713,6 +697,30 @@ stop_at(Py_ssize_t i, const char *what, PyObject **reason)
     return RD_KAFKA_RESP_ERR__INVALID_ARG;
 }
 
+/* Appends a header entry to vus for each (name, bytes) pair of headers (a list or a tuple); -1 with an
+ * exception set when a pair is malformed. The entries point into the pairs: headers must outlive vus. */
+static int
+add_shared_headers(rd_kafka_vu_t *vus, size_t *cnt, PyObject *headers)
+{
+    for (Py_ssize_t h = 0; h < PySequence_Fast_GET_SIZE(headers); h++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(headers, h);
+        const char *name;
+        const char *value;
+        Py_ssize_t size;
+        if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "sy#", &name, &value, &size)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "headers must be (str, bytes) tuples");
+            }
+            return -1;
+        }
+        vus[*cnt].vtype = VTYPE_HEADER;
+        vus[*cnt].u.header.name = name;
+        vus[*cnt].u.header.val = value;
+        vus[(*cnt)++].u.header.size = size;
+    }
+    return 0;
+}
+
 /*
  * produce_batch(topic, values, partitions, keys, headers, int_headers, tally) -> (queued, error code, reason)
  *
@@ -790,22 +798,9 @@ Producer_produce_batch(Producer *self, PyObject *const *args, Py_ssize_t nargs)
     vus[cnt++].u.ptr = tally;
     vus[cnt].vtype = VTYPE_MSGFLAGS;
     vus[cnt++].u.i = RD_KAFKA_MSG_F_COPY;
-    for (Py_ssize_t h = 0; h < n_shared; h++) {
-        PyObject *pair = PySequence_Fast_GET_ITEM(headers, h);
-        const char *name;
-        const char *value;
-        Py_ssize_t size;
-        if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "sy#", &name, &value, &size)) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_TypeError, "headers must be (str, bytes) tuples");
-            }
-            n_int = 0;
-            goto done;
-        }
-        vus[cnt].vtype = VTYPE_HEADER;
-        vus[cnt].u.header.name = name;
-        vus[cnt].u.header.val = value;
-        vus[cnt++].u.header.size = size;
+    if (add_shared_headers(vus, &cnt, headers) < 0) {
+        n_int = 0;
+        goto done;
     }
     for (Py_ssize_t h = 0; h < n_int; h++) {
         IntHeader *ih = &per_record[h];
@@ -1043,21 +1038,8 @@ Producer_produce_slices(Producer *self, PyObject *const *args, Py_ssize_t nargs)
     vus[cnt++].u.ptr = tally;
     vus[cnt].vtype = VTYPE_MSGFLAGS;
     vus[cnt++].u.i = RD_KAFKA_MSG_F_COPY;
-    for (Py_ssize_t h = 0; h < n_shared; h++) {
-        PyObject *pair = PyTuple_GET_ITEM(headers, h);
-        const char *name;
-        const char *value;
-        Py_ssize_t size;
-        if (!PyTuple_Check(pair) || !PyArg_ParseTuple(pair, "sy#", &name, &value, &size)) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_TypeError, "headers must be (str, bytes) tuples");
-            }
-            goto done;
-        }
-        vus[cnt].vtype = VTYPE_HEADER;
-        vus[cnt].u.header.name = name;
-        vus[cnt].u.header.val = value;
-        vus[cnt++].u.header.size = size;
+    if (add_shared_headers(vus, &cnt, headers) < 0) {
+        goto done;
     }
     size_t at_end = 0;
     if (end_header != Py_None) {
