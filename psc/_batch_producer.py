@@ -148,9 +148,7 @@ class BatchProducer:
         records were queued, and the error that stopped the next one (a full queue, a record too large), or
         None: records from that index on were not queued and will not be reported.
         """
-        topic = self._topics.get(topic_uri)
-        if topic is None:
-            topic = self._topic(topic_uri)
+        topic = self._topic(topic_uri)
         queued, code, reason = self._native.produce_batch(topic, values, partitions, keys, headers, int_headers, tally)
         return queued, (None if code == 0 else KafkaError(code, reason))
 
@@ -176,15 +174,17 @@ class BatchProducer:
         ``headers`` and, when ``end_header`` is ``(name, prefix, base)``, a header ``name`` of value ``prefix +
         (base + ends[i])`` as 8 bytes big-endian. No Python object is made per record, and the GIL is released
         while they are queued. Reports and the return value are as for :meth:`produce_batch`."""
-        topic = self._topics.get(topic_uri)
-        if topic is None:
-            topic = self._topic(topic_uri)
+        topic = self._topic(topic_uri)
         queued, code, reason = self._native.produce_slices(
             topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally
         )
         return queued, (None if code == 0 else KafkaError(code, reason))
 
     def _topic(self, topic_uri: str) -> str:
+        """The native topic of ``topic_uri``, parsed and checked once per URI."""
+        topic = self._topics.get(topic_uri)
+        if topic is not None:
+            return topic
         uri = TopicUri.parse(topic_uri)
         if uri.cluster_prefix != self.cluster_uri or uri.is_cluster:
             raise ProducerError(f"{topic_uri!r} is not a topic of {self.cluster_uri!r}", topic_uri=topic_uri)
