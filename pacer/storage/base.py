@@ -162,6 +162,10 @@ class Store:
     share_lock = ""
     insert_ignore = "INSERT OR IGNORE"
 
+    def __init__(self) -> None:
+        # Per (queue, partition): the id GC's next pass reads after; 0 starts at the first row.
+        self._gc_after: dict[tuple[str, int], int] = {}
+
     @property
     def shard_count(self) -> int:
         raise NotImplementedError
@@ -682,7 +686,7 @@ class Store:
             "cf": now - int(config.failed_ttl.total_seconds() * 1_000_000),
         }
         horizon = max(cutoffs.values())
-        cursors: dict[tuple[str, int], int] = self.__dict__.setdefault("_gc_after", {})
+        cursors = self._gc_after
         with self._partition_tx(name, partition) as tx:
             found = tx.rows(
                 f"SELECT local_id, state, finished_at, created_at FROM {table} WHERE local_id > :after "
@@ -704,8 +708,7 @@ class Store:
 
     def gc_behind(self, name: str, partition: int) -> bool:
         """Whether the last :meth:`gc` pass of the partition stopped at its row limit, with rows left to read."""
-        cursors: dict[tuple[str, int], int] = self.__dict__.get("_gc_after", {})
-        return cursors.get((name, partition), 0) != 0
+        return self._gc_after.get((name, partition), 0) != 0
 
     # -- reads and admin (no fence: the owner re-checks state on its next write) -----------------------
 

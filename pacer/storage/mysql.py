@@ -177,6 +177,7 @@ class MysqlStore(Store):
     by_id = " FORCE INDEX (PRIMARY)"  # MySQL 8 and MariaDB both take index hints in UPDATE
 
     def __init__(self, shard_urls: Sequence[str], pool_size: int = 16, idle_timeout_s: int = 10) -> None:
+        super().__init__()
         if not shard_urls:
             raise InvalidArgument("MySQL storage needs at least one shard URL")
         urls = [ShardUrl.parse(url) for url in shard_urls]

@@ -50,6 +50,7 @@ class SqliteStore(Store):
     """All shards are the one file; transactions take SQLite's write lock (``BEGIN IMMEDIATE``)."""
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._conn.create_function("REGEXP", 2, _regexp, deterministic=True)
