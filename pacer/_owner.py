@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pacer._errors import Fenced
 from pacer._models import Descriptor, Lease, QueueConfig, from_us, now_us
@@ -31,33 +31,33 @@ class Busy(Exception):
 
 
 class _Round(Generic[Item, Result]):
-    """One caller's items waiting to be written in a round."""
+    """One caller's items waiting to be written in a round, and the write that takes them."""
 
-    __slots__ = ("done", "epoch", "error", "items", "results", "wake")
+    __slots__ = ("done", "epoch", "error", "items", "results", "wake", "write")
 
-    def __init__(self, epoch: int, items: list[Item]) -> None:
-        self.epoch, self.items = epoch, items
+    def __init__(self, write: Callable[[int, list[Item]], list[Result]], epoch: int, items: list[Item]) -> None:
+        self.write, self.epoch, self.items = write, epoch, items
         self.results: list[Result] = []
         self.error: BaseException | None = None
         self.done = False
         self.wake: threading.Lock | None = None  # held while the caller waits; released once to wake it
 
 
-class _GroupWriter(Generic[Item, Result]):
-    """Group commit of an owner's writes (lease grants, acks): the calls that arrive while one write is under way
-    are written together by the next, in one statement. One caller at a time leads a round (what is pending when
-    it starts) and hands the lead to the first one waiting, so no caller writes for others for longer than one
-    round."""
+class _GroupWriter:
+    """Group commit of an owner's writes (lease grants and acks alike): the calls that arrive while one round is
+    under way are written together by the next, one statement per kind of write. One caller at a time leads a
+    round (what is pending when it starts) and hands the lead to the first one waiting, so no caller writes for
+    others for longer than one round. Grants and acks share the rounds: a round then carries both, each
+    statement more jobs than when each kind had rounds of its own."""
 
-    def __init__(self, write: Callable[[int, list[Item]], list[Result]]) -> None:
-        self._write = write  # (epoch, items) -> a result per item, in order
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: list[_Round[Item, Result]] = []
+        self._pending: list[_Round[Any, Any]] = []
         self._writing = False
 
-    def submit(self, epoch: int, items: list[Item]) -> list[Result]:
-        """Write ``items`` under ``epoch``, alone or with others'; their results in order."""
-        call: _Round[Item, Result] = _Round(epoch, items)
+    def submit(self, write: Callable[[int, list[Item]], list[Result]], epoch: int, items: list[Item]) -> list[Result]:
+        """Write ``items`` with ``write(epoch, items)`` (a result per item, in order), alone or with others'."""
+        call: _Round[Item, Result] = _Round(write, epoch, items)
         with self._lock:
             self._pending.append(call)
             if self._writing:
@@ -72,13 +72,13 @@ class _GroupWriter(Generic[Item, Result]):
             raise call.error
         return call.results
 
-    def _round(self, leader: _Round[Item, Result]) -> None:
+    def _round(self, leader: _Round[Any, Any]) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
-        for epoch in dict.fromkeys(c.epoch for c in batch):
-            group = [c for c in batch if c.epoch == epoch]
+        for write, epoch in dict.fromkeys((c.write, c.epoch) for c in batch):
+            group = [c for c in batch if c.write == write and c.epoch == epoch]
             try:
-                results = self._write(epoch, [item for c in group for item in c.items])
+                results = write(epoch, [item for c in group for item in c.items])
             except BaseException as exc:  # each caller handles the failure of its own items
                 for c in group:
                     c.error = exc
@@ -133,8 +133,7 @@ class PartitionOwner:
         # refill may find something: not within IDLE_RECHECK_S of a refill that found fewer jobs than it had
         # room for (every ready job is buffered), unless jobs were enqueued since (notify).
         self._drained_at: float | None = None
-        self._grants: _GroupWriter[Reserved, int | None] = _GroupWriter(self._write_leases)
-        self._acks: _GroupWriter[AckItem, str | None] = _GroupWriter(self._write_acks)
+        self._writer = _GroupWriter()
 
     @property
     def config(self) -> QueueConfig:
@@ -250,7 +249,7 @@ class PartitionOwner:
 
     def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
         try:
-            expiries = self._grants.submit(epoch, taken)
+            expiries = self._writer.submit(self._write_leases, epoch, taken)
         except Exception:
             with self._lock:
                 if not self.lost and self.epoch == epoch:  # not fenced: keep the jobs for the next dequeue
@@ -279,7 +278,7 @@ class PartitionOwner:
 
     def ack(self, items: Sequence[AckItem]) -> list[str | None]:
         """Apply acks; per item None (applied) or why not. Concurrent acks of the partition share a statement."""
-        reasons = self._acks.submit(self.epoch, list(items))
+        reasons = self._writer.submit(self._write_acks, self.epoch, list(items))
         if not all(item.succeeded for item in items):
             self.notify()  # a failed job with attempts left is PENDING again
         return reasons

@@ -1,4 +1,4 @@
-"""Concurrent writes of one partition (lease grants, acks) are written together, one statement per round."""
+"""Concurrent writes of one partition (lease grants, acks) are written together, one statement per kind and round."""
 
 from __future__ import annotations
 
@@ -50,12 +50,12 @@ def run_all(calls: list[Callable[[], Results]]) -> list[Results]:
 
 def test_calls_arriving_during_a_write_share_the_next_one_and_get_their_own_results() -> None:
     store = SlowStore(leave_out=frozenset({22}))
-    writer: _GroupWriter[int, int | None] = _GroupWriter(store.write)
-    first = threading.Thread(target=writer.submit, args=(7, [1]))
+    writer = _GroupWriter()
+    first = threading.Thread(target=writer.submit, args=(store.write, 7, [1]))
     first.start()
     assert store.started.wait(5)
     waiting: list[Callable[[], Results]] = [
-        lambda i=i: writer.submit(7, [10 * i + 1, 10 * i + 2])  # type: ignore[misc]
+        lambda i=i: writer.submit(store.write, 7, [10 * i + 1, 10 * i + 2])  # type: ignore[misc]
         for i in (1, 2, 3)
     ]
     results: list[Results] = []
@@ -73,9 +73,34 @@ def test_calls_arriving_during_a_write_share_the_next_one_and_get_their_own_resu
 def test_a_failed_write_fails_only_its_epoch_and_the_lead_passes_on() -> None:
     store = SlowStore(fail_epoch=3)
     store.release.set()
-    writer: _GroupWriter[int, int | None] = _GroupWriter(store.write)
-    assert writer.submit(4, [1]) == [1001]
+    writer = _GroupWriter()
+    assert writer.submit(store.write, 4, [1]) == [1001]
     with pytest.raises(Fenced):
-        writer.submit(3, [2])
-    assert writer.submit(4, [3]) == [3003]  # nobody is left holding the lead
+        writer.submit(store.write, 3, [2])
+    assert writer.submit(store.write, 4, [3]) == [3003]  # nobody is left holding the lead
     assert not writer._writing and not writer._pending
+
+
+def test_writes_of_two_kinds_share_a_round_each_with_its_own_statement() -> None:
+    grants, acks = SlowStore(), SlowStore()
+    acks.release.set()
+    writer = _GroupWriter()
+    first = threading.Thread(target=writer.submit, args=(grants.write, 7, [1]))
+    first.start()
+    assert grants.started.wait(5)
+    waiting: list[Callable[[], Results]] = [
+        lambda: writer.submit(acks.write, 7, [5]),
+        lambda: writer.submit(grants.write, 7, [2]),
+        lambda: writer.submit(acks.write, 7, [6]),
+    ]
+    results: list[Results] = []
+    collector = threading.Thread(target=lambda: results.extend(run_all(waiting)))
+    collector.start()
+    while len(writer._pending) < 3:
+        threading.Event().wait(0.01)
+    grants.release.set()
+    first.join(5)
+    collector.join(10)
+    assert grants.calls == [(7, [1]), (7, [2])]
+    assert sorted(acks.calls) == [(7, [5, 6])]  # both acks in the round after the first grant, in one statement
+    assert sorted(results) == [[1005], [1006], [2002]]
