@@ -457,3 +457,21 @@ def test_a_batch_with_shared_and_different_settings_stores_each_jobs_own(pacer: 
     assert stored == [(b"a", 2, 3, "x"), (b"b", 1, 2, ""), (b"c", 2, 2, "x"), (b"d", 3, 3, "")]
     assert infos[descriptors[2]].run_after > datetime.now(UTC) + timedelta(minutes=59)
     assert infos[descriptors[0]].run_after == infos[descriptors[1]].run_after <= datetime.now(UTC)
+
+
+def test_a_batch_mixing_first_and_repeated_dispatches_is_leased_and_acked_job_by_job(pacer: Pacer, queue: str) -> None:
+    """Grants and acks compare each job's own dispatch count and epoch, also when a batch mixes them."""
+    retried, fresh, other = pacer.enqueue(queue, [b"a", b"b", b"c"])
+    (first,) = pacer.dequeue(queue)
+    assert first.descriptor == retried
+    assert not pacer.ack(queue, failed=[first]).rejected  # attempts left: PENDING again, dispatched once
+    leases = pacer.dequeue(queue, limit=3)
+    claims = {lease.descriptor: lease.claim.split(".")[1] for lease in leases}
+    assert claims == {retried: "2", fresh: "1", other: "1"}
+    stale = Ack(other, first.claim.split(".")[0] + ".2")  # the dispatch count of the retried job, not its own
+    by_job = {lease.descriptor: lease for lease in leases}
+    result = pacer.ack(queue, succeeded=[by_job[retried], by_job[fresh], stale])
+    assert sorted(result.accepted) == sorted([retried, fresh]) and result.rejected == {other: "stale_claim"}
+    assert not pacer.ack(queue, succeeded=[by_job[other]]).rejected
+    infos = pacer.lookup([retried, fresh, other])
+    assert {info.state for info in infos.values()} == {JobState.SUCCEEDED}
