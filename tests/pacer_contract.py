@@ -475,3 +475,31 @@ def test_a_batch_mixing_first_and_repeated_dispatches_is_leased_and_acked_job_by
     assert not pacer.ack(queue, succeeded=[by_job[other]]).rejected
     infos = pacer.lookup([retried, fresh, other])
     assert {info.state for info in infos.values()} == {JobState.SUCCEEDED}
+
+
+def test_grants_and_acks_touch_only_the_jobs_they_list_close_together_or_spread(pacer: Pacer, queue: str) -> None:
+    """Listed ids close together are read as a range of the table: the jobs between them stay as they were."""
+    from pacer._models import now_us
+    from pacer.storage.base import AckItem
+
+    store = pacer.store
+    descriptors = pacer.enqueue(queue, [b"x"] * 10)
+    epoch = pacer.partitions(queue)[0].epoch
+    ready = store.reserve(queue, 0, epoch, 10, now_us())
+    assert [job.local_id for job in ready] == [d.local_id for d in descriptors]
+    close = [ready[0], ready[1], ready[3], ready[4]]  # the third one lies between them, not listed
+    spread = [ready[5], ready[9]]
+    for batch in (close, spread):
+        assert store.grant(queue, 0, epoch, batch, 60_000_000, now_us()) == batch
+    leased = {job.local_id for job in close + spread}
+    infos = pacer.lookup(descriptors)
+    assert [info.state for info in infos.values()] == [
+        JobState.IN_PROGRESS if d.local_id in leased else JobState.PENDING for d in descriptors
+    ]
+    for batch in (close, spread):
+        acks = [AckItem(job.local_id, f"{epoch}.1", True) for job in reversed(batch)]
+        assert store.ack(queue, 0, epoch, acks, now_us()) == [None] * len(batch)
+    infos = pacer.lookup(descriptors)
+    assert [info.state for info in infos.values()] == [
+        JobState.SUCCEEDED if d.local_id in leased else JobState.PENDING for d in descriptors
+    ]

@@ -122,10 +122,24 @@ def int_list(values: Iterable[int]) -> str:
     return "(" + ", ".join([str(int(v)) for v in values]) + ")"
 
 
+def listed_ids(ids: Sequence[int]) -> str:
+    """The condition that a row is one of the jobs ``ids`` (integers, written in as by :func:`int_list`), for a hot
+    statement. Ids close together (a batch taken from the buffer in order, or leased together) are read by one
+    range of the primary key, the list compared row by row (``local_id + 0`` keeps the optimizer from making a
+    point lookup of each: about 1.7 µs per id on MariaDB, where the range read costs about 1); ids spread
+    further than twice their number are looked up one by one."""
+    listed = int_list(ids)
+    low, high = min(ids), max(ids)
+    if high - low < 2 * len(ids):
+        return f"local_id BETWEEN {int(low)} AND {int(high)} AND local_id + 0 IN {listed}"
+    return f"local_id IN {listed}"
+
+
 def same_values(columns: Sequence[str], rows: Iterable[Sequence[int]]) -> str:
     """A condition that a row's ``(local_id, *columns)`` is one of ``rows`` (integers, written in as by
     :func:`int_list`), for a statement that also lists the ids: ``col = v AND ...`` when every row has the same
-    values, else ``(col = v AND local_id IN (...)) OR ...`` per distinct values. A hot batch mostly shares them (a
+    values, else ``(col = v AND local_id + 0 IN (...)) OR ...`` per distinct values (compared row by row, as in
+    :func:`listed_ids`). A hot batch mostly shares them (a
     grant's dispatch count 0, an ack's epoch and dispatch 1); a list of row values, ``(local_id, col) IN ((1, 0),
     ...)``, cost MariaDB about 1.5 µs per row more to compare."""
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -139,7 +153,7 @@ def same_values(columns: Sequence[str], rows: Iterable[Sequence[int]]) -> str:
     return (
         "("
         + " OR ".join(
-            [f"({eq} AND local_id IN {int_list(ids)})" for eq, ids in zip(equal, groups.values(), strict=True)]
+            [f"({eq} AND local_id + 0 IN {int_list(ids)})" for eq, ids in zip(equal, groups.values(), strict=True)]
         )
         + ")"
     )
@@ -499,7 +513,7 @@ class Store:
         if not jobs:
             return []
         table = partition_table(name, partition)
-        ids = int_list([job.local_id for job in jobs])
+        ids = listed_ids([job.local_id for job in jobs])
         read = same_values(("dispatches",), [(job.local_id, job.dispatches) for job in jobs])
         params = {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition}
         # One statement that commits by itself: the hot path's only round trip. The fence is part of it: its
@@ -510,9 +524,9 @@ class Store:
         # would change the row's size, and keep InnoDB from updating it in place).
         with self._partition_statement(name, partition) as tx:
             matched = tx.run(
-                f"UPDATE {table} SET state = 1, owner_epoch = :e, "
+                f"UPDATE {table}{self.by_id} SET state = 1, owner_epoch = :e, "
                 "dispatches = dispatches + 1, lease_expires_at = :exp, updated_at = :now "
-                f"WHERE local_id IN {ids} AND state = 0 AND {read} AND {_FENCED}",
+                f"WHERE {ids} AND state = 0 AND {read} AND {_FENCED}",
                 params,
             )
         if matched == len(jobs):
@@ -523,9 +537,7 @@ class Store:
             dispatched = {job.local_id: job.dispatches + 1 for job in jobs}
             leased = {
                 int(row[0])
-                for row in tx.rows(
-                    f"SELECT local_id, owner_epoch, dispatches FROM {table} WHERE local_id IN {ids} AND state = 1"
-                )
+                for row in tx.rows(f"SELECT local_id, owner_epoch, dispatches FROM {table} WHERE {ids} AND state = 1")
                 if (int(row[1]), int(row[2])) == (epoch, dispatched[int(row[0])])
             }
         return [job for job in jobs if job.local_id in leased]
@@ -610,7 +622,7 @@ class Store:
         claims = [parse_claim(item.claim) for item in items]
         if None in claims:
             return False
-        ids = int_list([item.local_id for item in items])
+        ids = listed_ids([item.local_id for item in items])
         claimed = same_values(
             ("owner_epoch", "dispatches"),
             [(item.local_id, *claim) for item, claim in zip(items, claims, strict=True) if claim],
@@ -619,7 +631,7 @@ class Store:
         with self._partition_statement(name, partition) as tx:
             # The claim as the two columns it is made of: no string built per row to compare.
             matched = tx.run(
-                f"{succeed}local_id IN {ids} AND {claimed} AND {_FENCED}",
+                f"{succeed}{ids} AND {claimed} AND {_FENCED}",
                 {"append": append, "now": now, "q": name, "p": partition, "e": epoch},
             )
         return matched == len(items)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pacer.storage.base import int_list, same_values
+from pacer.storage.base import int_list, listed_ids, same_values
 
 
 def test_rows_sharing_their_values_need_no_id_list_of_their_own() -> None:
@@ -14,8 +14,8 @@ def test_rows_sharing_their_values_need_no_id_list_of_their_own() -> None:
 
 def test_rows_with_different_values_are_grouped_by_them() -> None:
     assert same_values(("owner_epoch", "dispatches"), [(5, 3, 1), (6, 3, 2), (7, 3, 1)]) == (
-        "((owner_epoch = 3 AND dispatches = 1 AND local_id IN (5, 7)) "
-        "OR (owner_epoch = 3 AND dispatches = 2 AND local_id IN (6)))"
+        "((owner_epoch = 3 AND dispatches = 1 AND local_id + 0 IN (5, 7)) "
+        "OR (owner_epoch = 3 AND dispatches = 2 AND local_id + 0 IN (6)))"
     )
 
 
@@ -26,3 +26,9 @@ def test_no_rows_match_nothing_and_only_integers_reach_the_text() -> None:
         same_values(("dispatches",), [(1, "0); DROP TABLE x; --")])  # type: ignore[list-item]
     with pytest.raises(ValueError):
         int_list(["1 OR 1=1"])  # type: ignore[list-item]
+
+
+def test_ids_close_together_are_one_range_and_spread_ones_a_list() -> None:
+    assert listed_ids([7, 5, 6, 9]) == "local_id BETWEEN 5 AND 9 AND local_id + 0 IN (7, 5, 6, 9)"
+    assert listed_ids([3]) == "local_id BETWEEN 3 AND 3 AND local_id + 0 IN (3)"
+    assert listed_ids([5, 10, 900]) == "local_id IN (5, 10, 900)"
