@@ -47,7 +47,7 @@ class _GroupWriter:
     """Group commit of an owner's writes (lease grants and acks alike): the calls that arrive while one round is
     under way are written together by the next, one statement per kind of write. One caller at a time leads a
     round (what is pending when it starts) and hands the lead to the first one waiting, so no caller writes for
-    others for longer than one round. Grants and acks share the rounds: a round then carries both, each
+    others for longer than one round. Grants and acks share the rounds, so a round carries both kinds, and each
     statement more jobs than when each kind had rounds of its own."""
 
     def __init__(self) -> None:

@@ -2,9 +2,9 @@
 
 Every statement is a constant with bound parameters (``:name``); table names come only from validated
 queue names and integer partitions (:func:`pacer._names.partition_table`), and the only values written into
-the text are the hot path's lists of integers (:func:`int_list`, :func:`same_values`). Times are integer microseconds
-since the epoch (UTC). Every owner write (lease, ack, checkpoint, expiry) checks the owner's epoch: in the
-statement itself, or by reading the partition's fence row under a lock in the same transaction.
+the text are the hot path's integers (:func:`int_list`, :func:`listed_ids`, :func:`same_values`). Times are
+integer microseconds since the epoch (UTC). Every owner write (lease, ack, checkpoint, expiry) checks the owner's
+epoch: in the statement itself, or by reading the partition's fence row under a lock in the same transaction.
 """
 
 from __future__ import annotations
@@ -139,9 +139,8 @@ def same_values(columns: Sequence[str], rows: Iterable[Sequence[int]]) -> str:
     """A condition that a row's ``(local_id, *columns)`` is one of ``rows`` (integers, written in as by
     :func:`int_list`), for a statement that also lists the ids: ``col = v AND ...`` when every row has the same
     values, else ``(col = v AND local_id + 0 IN (...)) OR ...`` per distinct values (compared row by row, as in
-    :func:`listed_ids`). A hot batch mostly shares them (a
-    grant's dispatch count 0, an ack's epoch and dispatch 1); a list of row values, ``(local_id, col) IN ((1, 0),
-    ...)``, cost MariaDB about 1.5 µs per row more to compare."""
+    :func:`listed_ids`). A hot batch mostly shares them (a grant's dispatch count 0, an ack's epoch and dispatch
+    1); a list of row values, ``(local_id, col) IN ((1, 0), ...)``, cost MariaDB about 1.5 µs per row more."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for local_id, *values in rows:
         groups.setdefault(tuple([int(v) for v in values]), []).append(local_id)
