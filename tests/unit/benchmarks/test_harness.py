@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from benchmarks._harness import Scenario, format_table, run_scenario, write_json
+from benchmarks._harness import RunFn, Scenario, balanced_orders, format_table, run_scenario, write_json
 
 
 def sequence(*values: float) -> Iterator[float]:
@@ -53,6 +54,32 @@ def test_median_and_ratio_to_baseline(tmp_path: Path) -> None:
     }
     table = format_table(rows, {"s1": "fast"})
     assert "1.00 (baseline)" in table and "0.10" in table
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_each_system_follows_each_other_equally_often(n: int) -> None:
+    orders = balanced_orders(n)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    assert [sum(order[0] == s for order in orders) for s in range(n)] == [len(orders) // n] * n, "each goes first"
+    follows = Counter((order[i], order[i + 1]) for order in orders for i in range(n - 1))
+    assert set(follows) == {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert len(set(follows.values())) <= 1, follows
+
+
+def test_four_systems_do_not_always_follow_the_same_one() -> None:
+    calls: list[str] = []
+
+    def system(name: str) -> RunFn:
+        def run() -> float:
+            calls.append(name)
+            return 1.0
+
+        return run
+
+    systems = {name: system(name) for name in "abcd"}
+    run_scenario("suite", Scenario("s", "m", "u", "a", systems), repeat=4, progress=io.StringIO())
+    before_a = {calls[i - 1] for i in range(1, len(calls)) if calls[i] == "a" and i % 4}
+    assert before_a == {"b", "c", "d"}, calls
 
 
 def test_fewer_than_three_repeats_is_refused() -> None:
