@@ -304,7 +304,10 @@ typedef struct {
      * string object, so an identity check saves the dict lookup. Python calls forget() whenever it changes
      * routes. Both are strong references, or both NULL. */
     PyObject *last_topic;
-    PyObject *last_route;
+    PyObject *last_route; /* a RouteBase: only routes of that type are cached */
+    /* Argument tuples of 2 and 3 items for the backend's produce, reused from call to call as zip() reuses
+     * its result, when the backend kept no reference; NULL items between calls, so no record is kept. */
+    PyObject *call_args[4];
     vectorcallfunc vectorcall;
 } FastProduce;
 
@@ -380,10 +383,93 @@ is_minus_one(PyObject *partition)
     return partition == NULL || (PyLong_AsLongAndOverflow(partition, &overflow) == -1 && !overflow);
 }
 
+/* The backend's produce(*call, **names). confluent-kafka's produce is a bound C method taking a tuple: it is
+ * called through its function pointer with a reused tuple, which skips the generic call's dispatch, checks and
+ * tuple allocation. So a record sent through PSC costs the calling thread no more than one sent with
+ * confluent-kafka's own produce from Python, which pays them. */
+static inline PyObject *
+call_backend(FastProduce *self, PyObject *produce, PyObject *const *call, Py_ssize_t ncall, PyObject *names)
+{
+    if (names != NULL || ncall > 3 || !Py_IS_TYPE(produce, &PyCFunction_Type) ||
+        PyCFunction_GET_FLAGS(produce) != (METH_VARARGS | METH_KEYWORDS)) {
+        return PyObject_Vectorcall(produce, call, (size_t)ncall, names);
+    }
+    PyObject *tuple = self->call_args[ncall]; /* taken out while in use: a nested call makes its own */
+    self->call_args[ncall] = NULL;
+    if (tuple == NULL && (tuple = PyTuple_New(ncall)) == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < ncall; i++) {
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(call[i]));
+    }
+    PyCFunctionWithKeywords meth = (PyCFunctionWithKeywords)(void (*)(void))PyCFunction_GET_FUNCTION(produce);
+    PyObject *result = meth(PyCFunction_GET_SELF(produce), tuple, NULL);
+    if (result == NULL && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_SystemError, "the backend's produce failed without an exception");
+    }
+    if (Py_REFCNT(tuple) > 1 || self->call_args[ncall] != NULL) {
+        Py_DECREF(tuple); /* kept by the backend, or replaced by a nested call */
+        return result;
+    }
+    for (Py_ssize_t i = 0; i < ncall; i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        PyTuple_SET_ITEM(tuple, i, NULL);
+        Py_DECREF(item);
+    }
+    self->call_args[ncall] = tuple;
+    return result;
+}
+
+/* The backend refused a record (BufferError when the queue is full, or a failed client): Python waits,
+ * remediates or raises. Steals nothing; ``found`` is the route, kept alive by the caller. */
+static PyObject *
+produce_refused(FastProduce *self, PyObject *found, PyObject *value, PyObject *key, PyObject *partition,
+                PyObject *timestamp, PyObject *callback, PyObject *headers)
+{
+    PyObject *type, *exc, *traceback;
+    PyErr_Fetch(&type, &exc, &traceback);
+    PyErr_NormalizeException(&type, &exc, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(exc, traceback);
+    }
+    PyObject *handler_args[8] = {found,
+                                 value,
+                                 key,
+                                 exc,
+                                 partition ? partition : minus_one,
+                                 timestamp ? timestamp : zero,
+                                 callback ? callback : Py_None,
+                                 headers ? headers : Py_None};
+    PyObject *handled = PyObject_Vectorcall(self->on_error, handler_args, 8, NULL);
+    Py_XDECREF(type);
+    Py_XDECREF(exc);
+    Py_XDECREF(traceback);
+    return handled;
+}
+
 static PyObject *
 FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    /* The common call: produce(topic, value) or produce(topic, value, key) to the route of the last call,
+     * with nothing to parse. A key of None is dropped, as below. */
+    if (kwnames == NULL && (nargs == 2 || nargs == 3) && args[0] == self->last_topic) {
+        RouteBase *route = (RouteBase *)self->last_route;
+        if (route->plain && route->produce != NULL && route->topic != NULL && route->count + 1 != route->sample_at) {
+            PyObject *found = Py_NewRef(self->last_route); /* the backend call may run code that drops it */
+            PyObject *call[3] = {route->topic, args[1], nargs == 3 ? args[2] : Py_None};
+            route->count++;
+            PyObject *result = call_backend(self, route->produce, call, call[2] == Py_None ? 2 : 3, NULL);
+            if (result != NULL) {
+                Py_DECREF(found);
+                Py_DECREF(result);
+                Py_RETURN_NONE;
+            }
+            PyObject *handled = produce_refused(self, found, call[1], call[2], NULL, NULL, NULL, NULL);
+            Py_DECREF(found);
+            return handled;
+        }
+    }
     PyObject *slots[N_PRODUCE_ARGS] = {NULL};
     PyObject *callback;
     if (!parse_produce(args, nargs, kwnames, slots) || !pick_callback(slots, &callback)) {
@@ -402,7 +488,7 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
     }
     else {
         found = PyDict_GetItemWithError(self->routes, slots[A_TOPIC]);
-        if (found == NULL) {
+        if (found == NULL || !PyObject_TypeCheck(found, &RouteBase_Type)) {
             PyErr_Clear(); /* an unhashable URI: the Python path reports it */
             return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
         }
@@ -410,7 +496,7 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
         Py_XSETREF(self->last_topic, Py_NewRef(slots[A_TOPIC]));
     }
     RouteBase *route = (RouteBase *)found;
-    if (!PyObject_TypeCheck(found, &RouteBase_Type) || !route->plain || route->produce == NULL ||
+    if (!route->plain || route->produce == NULL ||
         route->topic == NULL || route->count + 1 == route->sample_at ||
         ((callback != NULL || headers != NULL) && route->source == NULL)) {
         return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
@@ -451,32 +537,14 @@ FastProduce_vectorcall(FastProduce *self, PyObject *const *args, size_t nargsf, 
         }
     }
     route->count++;
-    PyObject *result = PyObject_Vectorcall(route->produce, call, ncall, names);
+    PyObject *result = call_backend(self, route->produce, call, (Py_ssize_t)ncall, names);
     Py_XDECREF(report); /* the backend holds its own reference until the record is delivered */
     if (result != NULL) {
         Py_DECREF(found);
         Py_DECREF(result);
         Py_RETURN_NONE;
     }
-    /* BufferError (queue full) or a failed client: Python waits, remediates or raises. */
-    PyObject *type, *exc, *traceback;
-    PyErr_Fetch(&type, &exc, &traceback);
-    PyErr_NormalizeException(&type, &exc, &traceback);
-    if (traceback != NULL) {
-        PyException_SetTraceback(exc, traceback);
-    }
-    PyObject *handler_args[8] = {found,
-                                 value,
-                                 key,
-                                 exc,
-                                 partition ? partition : minus_one,
-                                 timestamp ? timestamp : zero,
-                                 callback ? callback : Py_None,
-                                 headers ? headers : Py_None};
-    PyObject *handled = PyObject_Vectorcall(self->on_error, handler_args, 8, NULL);
-    Py_XDECREF(type);
-    Py_XDECREF(exc);
-    Py_XDECREF(traceback);
+    PyObject *handled = produce_refused(self, found, value, key, partition, timestamp, callback, headers);
     Py_DECREF(found);
     return handled;
 }
@@ -511,6 +579,9 @@ FastProduce_traverse(FastProduce *self, visitproc visit, void *arg)
     Py_VISIT(self->failed);
     Py_VISIT(self->last_topic);
     Py_VISIT(self->last_route);
+    for (int i = 0; i < 4; i++) {
+        Py_VISIT(self->call_args[i]);
+    }
     return 0;
 }
 
@@ -523,6 +594,9 @@ FastProduce_clear(FastProduce *self)
     Py_CLEAR(self->failed);
     Py_CLEAR(self->last_topic);
     Py_CLEAR(self->last_route);
+    for (int i = 0; i < 4; i++) {
+        Py_CLEAR(self->call_args[i]);
+    }
     return 0;
 }
 

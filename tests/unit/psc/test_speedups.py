@@ -462,6 +462,39 @@ def test_c_objects_release_what_they_hold() -> None:
     assert ref() is None
 
 
+def test_confluent_kafkas_own_produce_gets_each_record_and_its_refusals_reach_the_error_handler(
+    impl: ModuleType,
+) -> None:
+    # confluent-kafka's produce is a C method the fast path calls directly, reusing its argument tuples; a
+    # producer without bootstrap servers queues records and never connects. Its queue holds three records.
+    native = confluent_kafka.Producer({"queue.buffering.max.messages": 3, "log_level": 0})
+    recorder = Recorder()
+    fast, route = make(impl, recorder)
+    route.produce = native.produce
+    payload, key = bytes(range(64)), bytes(range(3))  # objects of their own, for their reference counts
+    before = sys.getrefcount(payload), sys.getrefcount(key)
+    assert fast("uri", payload) is None
+    assert fast("uri", payload, key) is None
+    assert fast("uri", payload, None) is None
+    assert len(native) == 3 and recorder.errors == [] and recorder.slow == []
+    assert fast("uri", payload, key) == "handled"
+    [(seen_route, value, seen_key, exc, partition, timestamp, *_)] = recorder.errors
+    assert (seen_route, value, seen_key, partition, timestamp) == (route, payload, key, -1, 0)
+    assert isinstance(exc, BufferError)
+    recorder.errors.clear()
+    del seen_route, value, seen_key, exc
+    native.purge()
+    native.poll(0)  # serves the purged records' reports
+    for _ in range(1000):
+        fast("uri", payload)
+        fast("uri", payload, key)
+        native.purge()
+        native.poll(0)
+    assert len(native) == 0 and route.count == 2004
+    assert (sys.getrefcount(payload), sys.getrefcount(key)) == before, "no record is kept"
+    native.flush(0)
+
+
 def test_plain_messages_are_not_tracked_by_the_cycle_collector_but_decoded_ones_are() -> None:
     # Tracked wrappers would double a batch's allocations that trigger collections (see _speedups.c).
     message = psc.Message(Record(), Source(A))  # type: ignore[arg-type]
