@@ -18,6 +18,9 @@ least 3x aiokafka's. All three run side by side against the same broker with the
   throughput) and stops at the N-th.
 
 Run it with the stack's data on tmpfs (see the README): on a disk, 1 KiB produce measures write-back.
+Each repeat runs the systems in a balanced order (``balanced_orders`` in the harness): a run leaves the
+broker busy with its data and garbage, and a plain rotation had raw confluent-kafka always follow aiokafka's
+slow run and PSC a fast one.
 
 PSC runs with its platform defaults except those equalized settings. The raw producer sends without a
 delivery callback, so the application learns of no delivery; PSC's records are sent without one too, and PSC
