@@ -1,10 +1,11 @@
 """PSC's producer against raw confluent-kafka, with the settings that move the gap.
 
 ``python -m benchmarks.psc_produce_variants [--records N --rounds R --size B --big-queue]``. The
-``psc-throughput`` suite runs PSC with its platform defaults. This harness runs, side by side and in
-rotating order on fresh topics, raw confluent-kafka and PSC with those defaults, PSC without latency
-sampling (``psc.metrics.latency.sample.rate=0``), and, with ``--big-queue``, both with a local queue large
-enough never to fill (2,000,000 records), so ``BufferError`` waits drop out. Settings otherwise as in the
+``psc-throughput`` suite runs PSC with its platform defaults. This harness runs, side by side on fresh
+topics and in balanced orders (each variant follows each other one equally often), raw confluent-kafka and
+PSC with those defaults, PSC without latency sampling (``psc.metrics.latency.sample.rate=0``), and, with
+``--big-queue``, both with a local queue large enough never to fill (2,000,000 records), so ``BufferError``
+waits drop out. Settings otherwise as in the
 suite: acks=all, idempotence, linger 5 ms, no compression, 3 partitions.
 """
 
@@ -20,6 +21,7 @@ from confluent_kafka import Producer
 
 import psc
 from benchmarks._env import BenchEnv, bench_env
+from benchmarks._harness import balanced_orders
 from benchmarks.suites.kafka_producers import produce_loop, warm_up
 from benchmarks.suites.psc_throughput import LINGER_MS, psc_config
 
@@ -84,9 +86,9 @@ def main() -> None:
     args = parser.parse_args()
     runs: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with bench_env() as env:
+        names, orders = list(VARIANTS), balanced_orders(len(VARIANTS))
         for round_ in range(args.rounds):
-            names = list(VARIANTS)
-            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            for name in (names[i] for i in orders[round_ % len(orders)]):
                 topic = env.create_topic("psc-variants")
                 try:
                     runs[name].append(VARIANTS[name](env, topic, args.records, b"x" * args.size, args.big_queue))
