@@ -5,8 +5,8 @@
 topics and in balanced orders (each variant follows each other one equally often), raw confluent-kafka and
 PSC with those defaults, PSC without latency sampling (``psc.metrics.latency.sample.rate=0``), and, with
 ``--big-queue``, both with a local queue large enough never to fill (2,000,000 records), so ``BufferError``
-waits drop out. Settings otherwise as in the
-suite: acks=all, idempotence, linger 5 ms, no compression, 3 partitions.
+waits drop out. Settings otherwise as in the suite: acks=all, idempotence, linger 5 ms, no compression,
+3 partitions.
 """
 
 from __future__ import annotations
