@@ -286,6 +286,7 @@ class Producer:
         self._closed = False
         self._next_metrics = 0.0
         self._next_cert_check = 0.0
+        self._next_chore = 0.0  # the earlier of the two: poll skips housekeeping until then, when nothing else is due
         self._txn_cluster: str | None = None
         self._txn_state = "none"  # none | init_pending | ready | begin_pending | in_txn
         self._txn_timeout = -1.0
@@ -630,9 +631,21 @@ class Producer:
 
     def poll(self, timeout: float | None = None) -> int:
         """Serve delivery reports; waits up to ``timeout`` seconds (None or negative: forever) for one."""
-        self._check_open()
         if timeout is not None and timeout < 0:
             timeout = None
+        gens_by_prefix = self._gens
+        if (
+            len(gens_by_prefix) == 1
+            and not (self._closed or self._retiring or self._pending)
+            and time.monotonic() < self._next_chore
+        ):
+            # One cluster and no housekeeping due (all that _housekeeping would check): applications that
+            # call poll(0) after every produce(), as confluent-kafka's examples do, take this path each record.
+            (gen,) = gens_by_prefix.values()
+            if not gen.reset_due:
+                served = self._poll_gen(gen, -1 if timeout is None else timeout)
+                return served + self._housekeeping() if gen.reset_due else served
+        self._check_open()
         served = self._housekeeping()
         gens = list(self._gens.values())
         if len(gens) == 1:
@@ -717,6 +730,7 @@ class Producer:
         if now >= self._next_cert_check:
             self._next_cert_check = now + CERT_CHECK_EVERY_S
             self._check_certificates()
+        self._next_chore = min(self._next_metrics, self._next_cert_check)
         return served
 
     def _publish_counts(self) -> None:

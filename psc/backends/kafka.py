@@ -155,7 +155,7 @@ class KafkaProducer(BackendProducer):
         self.produce = self.native.produce
 
     def poll(self, timeout: float) -> int:
-        served = int(self.native.poll(timeout))
+        served: int = self.native.poll(timeout)
         if self._trap is not None and len(self._trap):
             served += self._report_trapped()
         return served

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -424,6 +425,34 @@ def test_topic_uri_partition_compares_like_topic_partition() -> None:
     assert TopicUriPartition(A + "t", 1, 5) == TopicUriPartition(A + "t", 1, 9)
     assert len({TopicUriPartition(A + "t", 1, 5), TopicUriPartition(A + "t", 1)}) == 1
     assert sorted([TopicUriPartition(A + "t", 1), TopicUriPartition(A + "t", 0)])[0].partition == 0
+
+
+def test_producer_poll_skips_housekeeping_until_it_is_due(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    producer = psc.Producer(CONFIG)
+    published: list[float] = []
+    monkeypatch.setattr(producer, "_publish_counts", lambda: published.append(clock[0]))
+    housekeeping, chores = producer._housekeeping, []
+
+    def counted() -> int:
+        chores.append(clock[0])
+        return housekeeping()
+
+    monkeypatch.setattr(producer, "_housekeeping", counted)
+    producer.produce(A + "t", b"1")
+    assert producer.poll(0) == 1 and published == [1000.0] and chores == [1000.0]
+    producer.produce(A + "t", b"2")
+    clock[0] += 0.5
+    assert producer.poll(0) == 1 and published == [1000.0], "nothing due: reports served, counts not published"
+    assert chores == [1000.0]
+    clock[0] += 0.6
+    assert producer.poll(0) == 0 and published == [1000.0, 1001.1] and chores == [1000.0, 1001.1]
+    producer.close()
+    with pytest.raises(psc.errors.ClientClosedError):
+        producer.poll(0)
 
 
 def consumer_for(backend: FakeBackend, *uris: str) -> psc.Consumer:
