@@ -165,6 +165,7 @@ class BatchProducer:
         partitions: Sequence[int] | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
         end_header: tuple[str, bytes, int] | None = None,
+        copy: bool = True,
     ) -> tuple[int, KafkaError | None]:
         """Queue records that are slices of one ``buffer``, described by two int64 columns (buffers of 'q').
 
@@ -173,10 +174,16 @@ class BatchProducer:
         and ends at ``ends[i]`` or before. It goes to ``partitions[i]`` (None: librdkafka's partitioner), with
         ``headers`` and, when ``end_header`` is ``(name, prefix, base)``, a header ``name`` of value ``prefix +
         (base + ends[i])`` as 8 bytes big-endian. No Python object is made per record, and the GIL is released
-        while they are queued. Reports and the return value are as for :meth:`produce_batch`."""
+        while they are queued. Reports and the return value are as for :meth:`produce_batch`.
+
+        ``copy=False`` hands librdkafka pointers into ``buffer`` rather than copies of the values: no allocation
+        and copy per record, and the bytes are held once. ``tally`` then keeps a view of ``buffer`` until it is
+        freed, and each record holds ``tally`` until its report, so the buffer cannot be freed or resized while
+        a record points into it (dropping every other reference is safe, on a timeout or a purge too). Do not
+        write into it until every record queued from it is reported."""
         topic = self._topic(topic_uri)
         queued, code, reason = self._native.produce_slices(
-            topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally
+            topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally, copy
         )
         return queued, (None if code == 0 else KafkaError(code, reason))
 

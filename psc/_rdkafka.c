@@ -900,6 +900,30 @@ done:
 
 /* --- produce_slices: records that are slices of one buffer --------------------------------------- */
 
+/* Keep a view of `buffer` in the tally: the buffer lives (and keeps its size) as long as the tally, which each
+ * record queued without a copy holds until its report. */
+static int
+keep_buffer(DeliveryTally *tally, PyObject *buffer, const Py_buffer *data)
+{
+    if (tally->kept == NULL && (tally->kept = PyList_New(0)) == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(tally->kept);
+    if (n > 0) {
+        const Py_buffer *last = PyMemoryView_GET_BUFFER(PyList_GET_ITEM(tally->kept, n - 1));
+        if (last->buf == data->buf && last->len >= data->len) {
+            return 0; /* the same buffer again (a batch queued in several calls) */
+        }
+    }
+    PyObject *view = PyMemoryView_FromObject(buffer);
+    if (view == NULL) {
+        return -1;
+    }
+    int appended = PyList_Append(tally->kept, view);
+    Py_DECREF(view);
+    return appended;
+}
+
 /* An int64 column argument (a C-contiguous buffer of 8-byte items): its view, and how many items it holds. */
 static int
 int64_column(PyObject *arg, const char *what, Py_buffer *view)
@@ -920,7 +944,7 @@ int64_column(PyObject *arg, const char *what, Py_buffer *view)
 }
 
 /*
- * produce_slices(topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally)
+ * produce_slices(topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally, copy)
  *     -> (queued, error code, reason)
  *
  * Queues one record per item of the int64 columns `ends` and `sizes`: record i's value is the bytes of
@@ -931,19 +955,26 @@ int64_column(PyObject *arg, const char *what, Py_buffer *view)
  * big-endian: the record's end as an offset of the stream the buffer holds a part of. Each record's report
  * goes to `tally`. The records are queued with the GIL released. Stops at the first record librdkafka refuses,
  * as produce_batch does.
+ *
+ * With `copy` false librdkafka gets pointers into `buffer` instead of a copy of each value (a malloc and a
+ * memcpy per record saved, and the bytes held once instead of twice). The tally then keeps a view of `buffer`
+ * (see _tally.h), taken before anything is queued, and every record holds the tally until its report, so the
+ * buffer stays alive and cannot be resized until the last record pointing into it is reported (delivered,
+ * failed or purged), whatever the caller drops meanwhile. The caller must not write into it until then.
  */
 static PyObject *
 Producer_produce_slices(Producer *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "produce_slices takes 10 arguments");
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "produce_slices takes 11 arguments");
         return NULL;
     }
     PyObject *topic = args[0], *partitions_arg = args[6], *headers_arg = args[7], *end_header = args[8],
              *tally = args[9];
     Py_ssize_t first = PyLong_AsSsize_t(args[2]);
     long long sizes_before = PyLong_AsLongLong(args[5]);
-    if (PyErr_Occurred() || check_open(self) < 0) {
+    int copy = PyObject_IsTrue(args[10]);
+    if (copy < 0 || PyErr_Occurred() || check_open(self) < 0) {
         return NULL;
     }
     if (!PyObject_TypeCheck(tally, tally_type)) {
@@ -1037,7 +1068,7 @@ Producer_produce_slices(Producer *self, PyObject *const *args, Py_ssize_t nargs)
     vus[cnt].vtype = VTYPE_OPAQUE;
     vus[cnt++].u.ptr = tally;
     vus[cnt].vtype = VTYPE_MSGFLAGS;
-    vus[cnt++].u.i = RD_KAFKA_MSG_F_COPY;
+    vus[cnt++].u.i = copy ? RD_KAFKA_MSG_F_COPY : 0;
     if (add_shared_headers(vus, &cnt, headers) < 0) {
         goto done;
     }
@@ -1060,6 +1091,9 @@ Producer_produce_slices(Producer *self, PyObject *const *args, Py_ssize_t nargs)
         vus[cnt].u.header.name = end_name;
         vus[cnt].u.header.val = end_value;
         vus[cnt++].u.header.size = end_prefix_len + 8;
+    }
+    if (!copy && n > 0 && keep_buffer((DeliveryTally *)tally, args[1], &data) < 0) {
+        goto done;
     }
     Py_ssize_t queued = 0;
     rd_kafka_error_t *error = NULL;
@@ -1157,8 +1191,8 @@ static PyMethodDef Producer_methods[] = {
     {"produce_batch", (PyCFunction)(void (*)(void))Producer_produce_batch, METH_FASTCALL,
      "produce_batch(topic, values, partitions, keys, headers, int_headers, tally) -> (queued, code, reason)"},
     {"produce_slices", (PyCFunction)(void (*)(void))Producer_produce_slices, METH_FASTCALL,
-     "produce_slices(topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally) -> "
-     "(queued, code, reason)"},
+     "produce_slices(topic, buffer, first, ends, sizes, sizes_before, partitions, headers, end_header, tally, copy) "
+     "-> (queued, code, reason)"},
     {"poll", (PyCFunction)Producer_poll, METH_O, "poll(timeout_s) -> events served"},
     {"flush", (PyCFunction)Producer_flush, METH_O, "flush(timeout_s; negative: none) -> records left; queued records go without lingering"},
     {"purge", (PyCFunction)Producer_purge, METH_VARARGS, "purge(in_queue, in_flight, blocking)"},

@@ -37,6 +37,7 @@ class Producer:
         headers: Sequence[tuple[str, bytes]],
         end_header: tuple[str, bytes, int] | None,
         tally: DeliveryTally,
+        copy: bool,
         /,
     ) -> tuple[int, int, str | None]: ...
     def poll(self, timeout: float, /) -> int: ...

@@ -119,6 +119,13 @@ DeliveryTally_init(DeliveryTally *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+static void
+DeliveryTally_dealloc(DeliveryTally *self)
+{
+    Py_CLEAR(self->kept);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
 static PyObject *
 DeliveryTally_call(DeliveryTally *self, PyObject *args, PyObject *kwds)
 {
@@ -163,6 +170,7 @@ static PyTypeObject DeliveryTally_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)DeliveryTally_init,
+    .tp_dealloc = (destructor)DeliveryTally_dealloc,
     .tp_call = (ternaryfunc)DeliveryTally_call,
     .tp_methods = DeliveryTally_methods,
     .tp_members = DeliveryTally_members,

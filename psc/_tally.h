@@ -8,11 +8,14 @@
 #include <Python.h>
 
 /* A delivery callback that counts its reports: `pending` goes down on each, `acked` up on each success, and
- * a failure calls the `failed(err, msg)` method. */
+ * a failure calls the `failed(err, msg)` method. `kept` (NULL or a list) holds views of the buffers whose
+ * bytes librdkafka was given without a copy: each record holds a reference to its tally until its report,
+ * so the buffers outlive every record that points into them. */
 typedef struct {
     PyObject_HEAD
     Py_ssize_t pending;
     Py_ssize_t acked;
+    PyObject *kept;
 } DeliveryTally;
 
 #endif

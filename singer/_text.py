@@ -1,10 +1,10 @@
 """Text logs: only ``\\n`` ends a line; optional multi-line records that start where a regex matches.
 
 Without a multi-line regex, lines are split in C (``singer._speedups``) out of a large read buffer and kept as
-columns of offsets, with no Python object per line; their values are slices of the buffer until the
-producer copies them. Multi-line records are assembled in Python. A line longer than the maximum is cut to it
-(the rest is read and dropped, never held in memory) and counted. An unterminated last line is held until
-its newline arrives or the file is finished (rotated).
+columns of offsets, with no Python object per line; their values are slices of the buffer, which the
+producer sends without copying them. Multi-line records are assembled in Python. A line longer than the
+maximum is cut to it (the rest is read and dropped, never held in memory) and counted. An unterminated last
+line is held until its newline arrives or the file is finished (rotated).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from singer._accel import split
 from singer._records import Lines, Reader, Record
+
+SPARE_BUFFERS = 2
 
 
 class TextReader(Reader):
@@ -39,7 +41,7 @@ class TextReader(Reader):
         self._message: list[bytes] = []  # lines of the multi-line record being assembled
         self._message_size = 0
         self._message_end = offset
-        self._spare: bytearray | None = None  # the last full chunk's buffer, used again when free
+        self._spares: list[bytearray] = []  # the last full chunks' buffers, used again when free
 
     def read(self) -> Sequence[Record]:
         if self._start is None:
@@ -83,8 +85,10 @@ class TextReader(Reader):
         base = self._read_to - held  # the file offset of buffer[0]
         self._read_to += read
         self.eof = read < self.chunk_bytes
-        if not self.eof:
-            self._spare = whole  # a backlog: the next read is a full chunk too
+        if self.eof:
+            self._spares = []
+        elif not any(spare is whole for spare in self._spares):  # a backlog: the next read is a full chunk too
+            self._spares = [*self._spares, whole][-SPARE_BUFFERS:]
         stop, ends, sizes, truncated, truncated_bytes = split(
             buffer, 0, self.keep_newline, self.limit, self._partial_cut
         )
@@ -101,12 +105,14 @@ class TextReader(Reader):
         return Lines(buffer, 0, memoryview(ends).cast("q"), memoryview(sizes).cast("q"), base)
 
     def _buffer(self, need: int, full: bool) -> bytearray:
-        """A buffer of at least ``need`` bytes. While a backlog is read in full chunks, the last one is used
-        again once nothing refers to it (its lines are all sent): a new one would be zeroed and faulted in,
-        page by page, for every chunk. A tailed file's small reads get a buffer of their size, not kept."""
-        spare, self._spare = self._spare, None
-        if spare is not None and len(spare) >= need and sys.getrefcount(spare) == 2:  # here and the argument
-            return spare
+        """A buffer of at least ``need`` bytes. While a backlog is read in full chunks, one of the last ones is
+        used again once nothing refers to it (its lines are all sent and, as the producer does not copy them,
+        all reported): a new one would be zeroed and faulted in, page by page, for every chunk. Two are kept,
+        the batch in flight's and the one read meanwhile. A tailed file's small reads get a buffer of their
+        size, not kept."""
+        for spare in reversed(self._spares) if full else ():  # the last one first: its pages are warmest
+            if len(spare) >= need and sys.getrefcount(spare) == 3:  # the list, this loop and the argument
+                return spare
         return bytearray(max(need, self.chunk_bytes + self.limit) if full else need)
 
     def _multiline(self, data: bytes, records: list[Record]) -> None:

@@ -236,8 +236,10 @@ class Writer:
         host: bytes,
         content_id: Callable[[int], bytes],
     ) -> None:
-        """``send`` of text lines kept as columns: produced as slices of their read buffer, in one C call. Every
-        line of the batch gets one ``_ots``, those sent as records included: consumers tell batches apart by it."""
+        """``send`` of text lines kept as columns: produced as slices of their read buffer, in one C call, and not
+        copied: the buffer is held by the batch until the producer has reported every line, so it outlives a
+        rewind or a timed-out batch that librdkafka still holds. Every line of the batch gets one ``_ots``,
+        those sent as records included: consumers tell batches apart by it."""
         read_ns = time.time_ns()
         head = 0  # lines ending in the file's first bytes have a shorter content id: sent as records
         while head < len(lines) and lines.next_offset(head) < CONTENT_ID_BYTES:
@@ -263,6 +265,7 @@ class Writer:
                 partitions=chosen[start:] if start else chosen,
                 headers=headers,
                 end_header=end_header,
+                copy=False,  # the batch (the tally) keeps the buffer alive until every line is reported
             )
             start += queued
             if error is None or error.code() != psc.KafkaError._QUEUE_FULL or time.monotonic() > deadline:

@@ -1,11 +1,15 @@
 """``psc.BatchProducer`` against a real broker: records and headers as queued, deliveries counted on the tally,
-a failed record reported with its own headers, and a full queue stopping the batch where it filled."""
+a failed record reported with its own headers, a full queue stopping the batch where it filled, and slices
+sent without a copy kept alive by their tally until every report."""
 
 from __future__ import annotations
 
+import gc
 import os
 import struct
+import sys
 import time
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -181,3 +185,61 @@ def test_purged_records_are_reported_and_a_hook_cannot_serve_again(
         assert reentrant.pending == 0 and len(reentrant.failures) == 1
     finally:
         producer.close(5)
+
+
+def _slices(content: bytes) -> tuple[Any, Any]:
+    """The int64 columns of ``content``'s lines for produce_slices: where each ends, and the running total."""
+    ends, at = [], 0
+    for line in content.splitlines(keepends=True):
+        at += len(line)
+        ends.append(at)
+    return array("q", ends), array("q", ends)
+
+
+def test_slices_sent_without_a_copy_hold_their_buffer_until_reported(
+    services: Services, new_topic: Callable[..., str]
+) -> None:
+    topic_uri = services.cluster_prefix + new_topic(partitions=1)
+    producer = psc.BatchProducer(config(services, **{"psc.producer.batch.duration.ms": "5000"}), topic_uri)
+    buffer = bytearray(b"one\ntwo\nsix\n")
+    ends, sizes = _slices(bytes(buffer))
+    tally = Tally(3)
+    references = sys.getrefcount(buffer)
+    try:
+        assert producer.produce_slices(topic_uri, memoryview(buffer), 0, ends, sizes, 0, tally, copy=False) == (3, None)
+        assert sys.getrefcount(buffer) == references + 1  # the tally's view
+        with pytest.raises(BufferError):
+            buffer.extend(b"more")  # librdkafka points into it: it cannot move
+        buffer[:3] = b"ONE"  # lingering: what is sent is the buffer as it is then, not a copy made when queued
+        producer.flush(TIMEOUT)
+        assert (tally.pending, tally.acked) == (0, 3)
+    finally:
+        producer.close(5)
+    del tally  # the last reference to the tally: its view of the buffer goes with it
+    assert sys.getrefcount(buffer) == references
+    buffer.extend(b"more")
+    assert [m.value() for m in read_from_start(services, topic_uri, 3)] == [b"ONE\n", b"two\n", b"six\n"]
+
+
+def test_purged_slices_sent_without_a_copy_are_reported_with_their_values(
+    services: Services, new_topic: Callable[..., str]
+) -> None:
+    topic_uri = services.cluster_prefix + new_topic(partitions=1)
+    producer = psc.BatchProducer(config(services, **{"psc.producer.batch.duration.ms": "5000"}), topic_uri)
+    content = b"".join(b"line %d\n" % i for i in range(100))
+    ends, sizes = _slices(content)
+    purged, closed = Tally(100), Tally(100)
+    try:
+        # Nothing but the tallies refers to the buffers once queued: the reports read them afterwards.
+        assert producer.produce_slices(topic_uri, bytearray(content), 0, ends, sizes, 0, purged, copy=False)[0] == 100
+        gc.collect()
+        producer.purge(in_queue=True, in_flight=True, blocking=True)
+        producer.poll(0)
+        assert (purged.pending, purged.acked) == (0, 0)
+        assert sorted(msg.value() for _, msg in purged.failures) == sorted(content.splitlines(keepends=True))
+        assert producer.produce_slices(topic_uri, bytearray(content), 0, ends, sizes, 0, closed, copy=False)[0] == 100
+    finally:
+        producer.close(0)  # no time to send: the records still queued are reported purged
+    values = [msg.value() for _, msg in closed.failures]  # close() flushes for 0 s: a few may have gone
+    assert closed.pending == 0 and closed.acked + len(values) == 100
+    assert set(values) <= set(content.splitlines(keepends=True))

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from singer._records import Record
+from singer._records import Lines, Record
 from singer._text import TextReader
 from singer._thrift import LogMessage, ThriftDecodeError, ThriftReader, crc32, decode, encode, frame
 
@@ -84,6 +84,26 @@ def test_long_line_is_truncated_and_counted_without_holding_it(log: LogFile) -> 
     records = read_all(reader)
     assert records == [Record(b"x" * 9 + b"\n", 101), Record(b"ok\n", 104)]
     assert reader.stats.truncated == 1 and reader.stats.truncated_bytes == 91
+
+
+def test_a_backlog_reuses_a_read_buffer_only_once_nothing_points_into_it(log: LogFile) -> None:
+    lines = [b"line %02d\n" % i for i in range(40)]  # 8 bytes each: two lines per 16-byte chunk
+    log.append(b"".join(lines))
+    reader = TextReader(log.fd, 0, chunk_bytes=16, max_message_bytes=10)
+    first = reader.read()
+    assert isinstance(first, Lines) and isinstance(first.buffer, memoryview)
+    first_buffer = id(first.buffer.obj)  # an id: a reference would keep it from being used again
+    in_flight = memoryview(first.buffer)  # as the producer's tally holds it until every line is reported
+    del first
+    second = reader.read()  # read while the first batch is in flight: a buffer of its own
+    assert isinstance(second, Lines) and isinstance(second.buffer, memoryview)
+    assert id(second.buffer.obj) != first_buffer
+    in_flight.release()  # the first batch's reports are in
+    third = reader.read()
+    assert isinstance(third, Lines) and isinstance(third.buffer, memoryview)
+    assert id(third.buffer.obj) == first_buffer  # used again, not a fresh one
+    assert list(second) == [Record(lines[i], 8 * (i + 1)) for i in (2, 3)]  # untouched by the third read
+    assert list(third) == [Record(lines[i], 8 * (i + 1)) for i in (4, 5)]
 
 
 def test_long_line_within_one_chunk_is_truncated(log: LogFile) -> None:
