@@ -50,7 +50,24 @@ def _cycle(ids: Sequence[int], start: int, count: int) -> list[int]:
     return list(itertools.islice(itertools.cycle([*ids[first:], *ids[:first]]), count))
 
 
+def _runs(ids: Sequence[int], start: int, count: int) -> list[int]:
+    """``count`` records in one contiguous run per id, from ``ids[start % len(ids)]`` on: each id gets as many as
+    ``count`` turns from there would give it (the first runs one more where they do not divide evenly)."""
+    first = start % len(ids)
+    share, extra = divmod(count, len(ids))
+    runs: list[int] = []
+    for turn, pid in enumerate([*ids[first:], *ids[:first]]):
+        runs += [pid] * (share + (turn < extra))
+    return runs
+
+
 class RoundRobin(Partitioner):
+    """Every partition in turn. A batch is split into one contiguous run per partition, each as long as turns
+    record by record would make it, so the spread is the same; librdkafka then fills one partition's message
+    set at a time and sends each as soon as it is full, instead of filling all of them together until the
+    batch's end. (Measured on 3 partitions: a sixth to a fifth less CPU per line, and batches that spend
+    less time waiting to be sent; see docs/singer-benchmarks.md.)"""
+
     def __init__(self) -> None:
         self._next = random.randrange(1 << 16)
 
@@ -60,7 +77,7 @@ class RoundRobin(Partitioner):
 
     def partition_many(self, keys: Sequence[bytes | None], partitions: Partitions) -> list[int]:
         start, self._next = self._next, self._next + len(keys)
-        return _cycle(partitions.ids, start, len(keys))
+        return _runs(partitions.ids, start, len(keys))
 
 
 class Random(Partitioner):

@@ -27,6 +27,7 @@ from singer._partitioners import (
 )
 
 P60 = Partitions(tuple(range(60)))
+P3 = Partitions((3, 5, 9))
 
 
 def signed(values: list[int]) -> bytes:
@@ -109,10 +110,22 @@ def test_locality_prefers_local_leaders_and_falls_back() -> None:
     assert {elsewhere.partition(None, parts) for _ in range(8)} == {0, 1, 2, 3} and elsewhere.missing_local
 
 
+def test_round_robin_splits_a_batch_into_one_run_per_partition_with_the_same_shares() -> None:
+    one_by_one, bulk = RoundRobin(), RoundRobin()
+    one_by_one._next = bulk._next = 5
+    for count in (10, 3, 1, 2, 0, 7):
+        expected = [one_by_one.partition(None, P3) for _ in range(count)]
+        runs = bulk.partition_many([None] * count, P3)
+        assert Counter(runs) == Counter(expected)  # each partition's share, as turns record by record give it
+        assert runs[:1] == expected[:1]  # starting where those turns would
+        assert [pid for i, pid in enumerate(runs) if i == 0 or runs[i - 1] != pid] == list(dict.fromkeys(runs))
+    assert bulk._next == one_by_one._next  # and the next batch starts where they would
+
+
 @pytest.mark.parametrize(
     "make",
-    [RoundRobin, lambda: Fixed(count=3, mode="round_robin"), Single, lambda: Crc32()],
-    ids=["round_robin", "fixed-rr", "single", "crc32"],
+    [lambda: Fixed(count=3, mode="round_robin"), Single, lambda: Crc32()],
+    ids=["fixed-rr", "single", "crc32"],
 )
 def test_a_batch_is_partitioned_as_record_by_record_calls_would(make: Any) -> None:
     keys: list[bytes | None] = [str(i).encode() for i in range(7)] if make is not Single else [None] * 7
