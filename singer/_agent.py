@@ -165,6 +165,8 @@ class Agent:
             room -= stream.inflight_bytes - before
         for writer in self.writers.values():
             writer.poll(0)
+            if worked:
+                writer.send_now()
         if now >= self._next_refresh:
             self._next_refresh = now + REFRESH_S
             self._refresh(now)
