@@ -66,7 +66,7 @@ class StreamSettings(ToolkitSettings):
     keep_newline: bool = True
     start_regex: str | None = None
     max_message_bytes: int = Field(1_000_000, ge=16)
-    batch_bytes: int = Field(4 << 20, ge=1)
+    batch_bytes: int = Field(8 << 20, ge=1)
     batch_records: int = Field(65_536, ge=1)
     batch_timeout_s: float = Field(30.0, gt=0)
     retry_backoff_s: float = Field(0.5, gt=0)
