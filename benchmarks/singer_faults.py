@@ -2,8 +2,9 @@
 
 ``python -m benchmarks.singer_faults [--cycles 20] [--mode create|copytruncate|both] [--lines N] [--json FILE]``
 
-A writer appends numbered lines (reopening the file for each burst, as an application does after a HUP);
-the real ``logrotate`` rotates it every 0.3 s in ``create`` or ``copytruncate`` mode; ``singer run`` is
+A writer appends numbered lines (reopening the file for each burst, as an application does after a HUP, and
+never creating it once it exists: see :class:`LineWriter`); the real ``logrotate`` rotates it every 0.3 s in
+``create`` or ``copytruncate`` mode; ``singer run`` is
 started and killed with SIGKILL at random moments, ``--cycles`` times, then left to finish. Every record of
 the topic is then read back. The report gives, per mode: lines written, lost, duplicated, whether every
 duplicate carries the id (``_mid`` and ``_fid``) of its original, the duplicates of each crash in lines and
@@ -16,6 +17,12 @@ lines share an id, or a crash resent more batches than that.
 A duplicate is charged to the last kill before it was read again (``_ots``: text records carry their read
 time, one value per batch), and the batches it resent are told apart by their original's ``_ots``.
 
+Lost lines are located (``lost_where``): one row per run of them in one write, with the file that holds them
+at the end and whether it is one of the stream's, the inode and offset the write went to, the cycle it was
+written in, and the watermark files as the kills before and after it left them. ``logrotate_backups``
+counts the files logrotate found in the way of the one it creates and renamed aside (``app.log-*.backup``,
+outside the stream): what a writer creates between logrotate's rename and its create ends up there.
+
 The helpers (a Singer process, the writer, rotation, reading back) are shared with the integration tests.
 """
 
@@ -27,6 +34,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +55,8 @@ from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
+STREAM_PATTERN = r"app\.log(\.\d+)?"  # the live file and its rotated siblings
+LOGROTATE_BACKUP = "already exists, renaming to"  # logrotate's message when it moves a file out of its way
 BATCH_RECORDS = 500
 MAX_INFLIGHT_BATCHES = 1  # Singer's default: a crash resends at most this many batches
 
@@ -69,7 +79,7 @@ class SingerProcess:
     def stream(self, name: str, logs: Path, topic: str, batch_records: int = BATCH_RECORDS, **extra: object) -> None:
         lines = [
             f'dir = "{logs}"',
-            "pattern = 'app\\.log(\\.\\d+)?'",
+            f"pattern = '{STREAM_PATTERN}'",
             f'topic_uri = "{self.services.cluster_prefix}{topic}"',
             "rotation_grace_s = 0.5",
             f"batch_records = {batch_records}",
@@ -121,32 +131,78 @@ def _toml(value: object) -> str:
     return json.dumps(value)
 
 
+@dataclass(frozen=True)
+class Burst:
+    """One write of the writer: its lines, and where they went."""
+
+    first: int  # the number of its first line
+    count: int
+    inode: int  # the file written to
+    offset: int  # where in it the burst starts
+    written_ns: int
+
+
 class LineWriter(threading.Thread):
-    """Appends numbered lines, reopening the file for each burst as an application after SIGHUP would."""
+    """Appends numbered lines, reopening the file for each burst as an application after SIGHUP would.
+
+    Only the first burst creates the file. The file is missing only inside a ``create`` rotation, between
+    logrotate's rename of it and its creation of the new one, and a file made there by someone else is moved
+    aside by logrotate itself (to ``app.log-YYYYMMDDHH.backup``, outside the stream) with the burst in it. An
+    application reopens its log once logrotate is done (postrotate sends the HUP), so it never meets that
+    window: the writer waits for the new file instead. Each burst is one ``write`` and is recorded in ``bursts``."""
 
     def __init__(self, path: Path, count: int, per_burst: int = 50, pause_s: float = 0.005) -> None:
         super().__init__(daemon=True)
         self.path, self.count, self.per_burst, self.pause_s = path, count, per_burst, pause_s
         self.written = 0
+        self.bursts: list[Burst] = []
 
     def run(self) -> None:
         while self.written < self.count:
             n = min(self.per_burst, self.count - self.written)
-            with self.path.open("ab") as f:
-                f.write(b"".join(line(self.written + i) for i in range(n)))
+            self.bursts.append(append_burst(self.path, self.written, n, create=not self.written))
             self.written += n
             time.sleep(self.pause_s)
+
+
+def append_burst(path: Path, first: int, count: int, create: bool, wait_s: float = 5.0) -> Burst:
+    """Append lines ``first`` to ``first + count`` in one write; unless ``create``, wait (up to ``wait_s``,
+    then create it after all) while the file is missing rather than make it."""
+    fd = open_for_append(path, create, wait_s)
+    data = b"".join(line(first + i) for i in range(count))
+    try:
+        done = 0
+        while done < len(data):
+            done += os.write(fd, data[done:])
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return Burst(first, count, st.st_ino, st.st_size - len(data), time.time_ns())  # one writer: its end
+
+
+def open_for_append(path: Path, create: bool, wait_s: float = 5.0) -> int:
+    flags = os.O_WRONLY | os.O_APPEND
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return os.open(path, flags | (os.O_CREAT if create else 0), 0o644)
+        except FileNotFoundError:
+            if time.monotonic() > deadline:
+                create = True
+            time.sleep(0.0002)
 
 
 def line(i: int) -> bytes:
     return b"line %08d %s\n" % (i, b"x" * (i % 50))
 
 
-def rotate(logs: Path, mode: str, state: Path) -> None:
-    """One forced rotation of ``logs/app.log`` by the real logrotate, in ``create`` or ``copytruncate`` mode."""
+def rotate(logs: Path, mode: str, state: Path) -> int:
+    """One forced rotation of ``logs/app.log`` by the real logrotate, in ``create`` or ``copytruncate`` mode.
+    Returns how many files logrotate found where it creates the new one and moved aside (0 or 1)."""
     conf = logs.parent / f"logrotate-{mode}.conf"
     conf.write_text(f"{logs}/app.log {{\n  rotate 10000\n  {mode}\n  missingok\n  nocompress\n}}\n")
-    subprocess.run([LOGROTATE, "-f", "-s", str(state), str(conf)], check=True, capture_output=True)
+    done = subprocess.run([LOGROTATE, "-f", "-s", str(state), str(conf)], check=True, capture_output=True, text=True)
+    return done.stderr.count(LOGROTATE_BACKUP)
 
 
 Records = list[tuple[bytes, bytes]]
@@ -240,6 +296,8 @@ class Outcome:
     bytes_unrecoverable: int  # counted by the last run only
     lost_bytes: int  # the lost lines' bytes, newlines included
     copytruncate_lost_bytes: int  # what Singer counted as lost (singer_copytruncate_lost_bytes), over every run
+    logrotate_backups: int  # files logrotate moved out of its way, out of the stream (see LOGROTATE_BACKUP)
+    lost_where: list[dict[str, Any]]  # runs of lost lines: see lost_runs
 
 
 def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int, seed: int = 1) -> Outcome:
@@ -255,16 +313,17 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
     writer = LineWriter(logs / "app.log", lines, per_burst=100, pause_s=cycles * 0.9 / (lines / 100))
     stop_rotating = threading.Event()
 
-    rotations = 0
+    rotations = backups = 0
 
     def rotating() -> None:
-        nonlocal rotations
+        nonlocal rotations, backups
         while not stop_rotating.wait(0.3):
-            rotate(logs, mode, base / "logrotate.state")
+            backups += rotate(logs, mode, base / "logrotate.state")
             rotations += 1
 
     rotator = threading.Thread(target=rotating, daemon=True)
     kills_ns: list[int] = []
+    kill_marks: list[dict[str, Any]] = []  # the watermark files as each kill left them
     read_times: list[int] = []
     writer.start()
     rotator.start()
@@ -274,6 +333,7 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
             time.sleep(rng.uniform(0.1, 1.2))
             kills_ns.append(time.time_ns())
             singer.stop(signal.SIGKILL)
+            kill_marks.append(watermark_files(singer))
         writer.join()
         stop_rotating.set()
         rotator.join()
@@ -298,6 +358,7 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         ids_of[value].add(record_id)
     received = {v for v, _ in records}
     lost = [i for i in range(lines) if line(i) not in received]
+    lost_where = lost_runs(lost, writer.bursts, locate_lines(logs, set(lost)), kills_ns, kill_marks) if lost else []
     crashes = duplicates_per_crash(records, read_times, kills_ns) or [CrashDuplicates(0, 0)]
     return Outcome(
         mode=mode,
@@ -325,6 +386,8 @@ def run_mode(services: Services, base: Path, mode: str, cycles: int, lines: int,
         copytruncate_lost_bytes=sum(
             int(event.get("lost_bytes", 0)) for event in log_events(singer.log_text(), "(copytruncate)")
         ),
+        logrotate_backups=backups,
+        lost_where=lost_where,
     )
 
 
@@ -342,6 +405,69 @@ def caught_up(singer: SingerProcess, limit_s: float) -> bool:
 def lines_on_disk(logs: Path) -> set[bytes]:
     """Every line in the stream's files (live and rotated) at the end of a run."""
     return {row for f in logs.glob("app.log*") for row in f.read_bytes().splitlines(keepends=True)}
+
+
+def watermark_files(singer: SingerProcess) -> dict[str, Any]:
+    """The agent's watermark files, by name (its status file left out)."""
+    marks: dict[str, Any] = {}
+    for path in sorted((singer.config / "state").glob("*.json")):
+        if path.name != "status.json":
+            with contextlib.suppress(OSError, ValueError):
+                marks[path.name] = json.loads(path.read_text())
+    return marks
+
+
+def locate_lines(logs: Path, numbers: set[int]) -> dict[int, tuple[str, int]]:
+    """Where the lines numbered ``numbers`` are at the end, in any file of ``logs``: (file name, offset)."""
+    where: dict[int, tuple[str, int]] = {}
+    for path in sorted(logs.iterdir()):
+        if not path.is_file():
+            continue
+        offset = 0
+        for row in path.read_bytes().splitlines(keepends=True):
+            number = row[5:13]
+            if row.startswith(b"line ") and number.isdigit() and int(number) in numbers:
+                where.setdefault(int(number), (path.name, offset))
+            offset += len(row)
+    return where
+
+
+def lost_runs(
+    lost: list[int],
+    bursts: list[Burst],
+    where: dict[int, tuple[str, int]],
+    kills_ns: list[int],
+    kill_marks: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One row per run of lost lines written in one burst and found together: the lines, the file holding them
+    at the end (None: in no file) and whether the stream's pattern matches it, the inode and offset the burst
+    was written to, the cycle it was written in (how many kills came before), and the watermark files as the
+    kills before and after the write left them."""
+    firsts = [b.first for b in bursts]
+    rows: list[dict[str, Any]] = []
+    for n in sorted(lost):
+        index = bisect.bisect_right(firsts, n) - 1
+        burst = bursts[index] if index >= 0 and n < bursts[index].first + bursts[index].count else None
+        name, offset = where.get(n, (None, None))
+        last = rows[-1] if rows else None
+        if last is not None and (last["last"], last["burst"], last["file"]) == (n - 1, burst and burst.first, name):
+            last["last"], last["lines"] = n, last["lines"] + 1
+            continue
+        row: dict[str, Any] = {"first": n, "last": n, "lines": 1, "burst": burst and burst.first, "file": name}
+        row["in_stream"] = name is not None and re.fullmatch(STREAM_PATTERN, name) is not None
+        row["offset"] = offset
+        row.update(dict.fromkeys(("written_inode", "written_offset", "written_ns", "cycle")))
+        row.update(dict.fromkeys(("watermarks_before", "watermarks_after")))
+        if burst is not None:
+            cycle = bisect.bisect_right(kills_ns, burst.written_ns)
+            row["written_inode"] = burst.inode
+            row["written_offset"] = burst.offset + sum(len(line(k)) for k in range(burst.first, n))
+            row["written_ns"] = burst.written_ns
+            row["cycle"] = cycle
+            row["watermarks_before"] = kill_marks[cycle - 1] if cycle else None
+            row["watermarks_after"] = kill_marks[cycle] if cycle < len(kill_marks) else None
+        rows.append(row)
+    return rows
 
 
 def log_events(text: str, marker: str) -> list[dict[str, Any]]:
