@@ -196,11 +196,13 @@ def line(i: int) -> bytes:
     return b"line %08d %s\n" % (i, b"x" * (i % 50))
 
 
-def rotate(logs: Path, mode: str, state: Path) -> int:
-    """One forced rotation of ``logs/app.log`` by the real logrotate, in ``create`` or ``copytruncate`` mode.
-    Returns how many files logrotate found where it creates the new one and moved aside (0 or 1)."""
+def rotate(logs: Path, mode: str, state: Path, keep: int = 10_000, options: tuple[str, ...] = ()) -> int:
+    """One forced rotation of ``logs/app.log`` by the real logrotate, in ``create`` or ``copytruncate`` mode,
+    keeping ``keep`` rotated files, with more logrotate ``options``. Returns how many files logrotate found
+    where it creates the new one and moved aside (0 or 1)."""
     conf = logs.parent / f"logrotate-{mode}.conf"
-    conf.write_text(f"{logs}/app.log {{\n  rotate 10000\n  {mode}\n  missingok\n  nocompress\n}}\n")
+    body = "".join(f"  {option}\n" for option in (f"rotate {keep}", mode, "missingok", "nocompress", *options))
+    conf.write_text(f"{logs}/app.log {{\n{body}}}\n")
     done = subprocess.run([LOGROTATE, "-f", "-s", str(state), str(conf)], check=True, capture_output=True, text=True)
     return done.stderr.count(LOGROTATE_BACKUP)
 

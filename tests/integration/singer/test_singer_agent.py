@@ -136,7 +136,8 @@ def test_short_fault_schedule(services: Services, tmp_path: Path, mode: str) -> 
     assert outcome.bound_holds, outcome
     assert outcome.lost_on_disk == 0
     if mode == "create":
-        assert outcome.lost == 0
+        assert outcome.lost == 0, outcome.lost_where
+        assert outcome.logrotate_backups == 0  # nothing written went out of the stream by logrotate's hand
     else:
         assert outcome.truncations > 0 and outcome.copytruncate_events > 0, outcome
 

@@ -3,11 +3,14 @@ the writer; where lost lines are."""
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 import time
 from pathlib import Path
 
 from benchmarks.singer_faults import (
+    STREAM_PATTERN,
     Burst,
     CrashDuplicates,
     append_burst,
@@ -15,6 +18,7 @@ from benchmarks.singer_faults import (
     line,
     locate_lines,
     lost_runs,
+    rotate,
 )
 
 
@@ -81,3 +85,19 @@ def test_lost_lines_are_located_by_file_write_and_cycle(tmp_path: Path) -> None:
     assert rows[0]["watermarks_before"] is None and rows[0]["watermarks_after"] == marks[0]
     assert rows[1]["watermarks_before"] == marks[0] and rows[1]["watermarks_after"] == marks[1]
     assert rows[2]["watermarks_before"] == marks[1] and rows[2]["watermarks_after"] is None
+
+
+def test_logrotate_moves_a_file_in_the_way_of_its_create_out_of_the_stream(tmp_path: Path) -> None:
+    # The file is in logrotate's way when it creates the new one, as a file a writer made between logrotate's
+    # rename and its create is: every name a hard link of one file makes each of logrotate's renames a no-op.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    path = logs / "app.log"
+    path.write_bytes(line(0))
+    for n in (1, 2, 3):
+        os.link(path, logs / f"app.log.{n}")
+    assert rotate(logs, "create", tmp_path / "state", keep=2, options=("allowhardlink",)) == 1
+    moved = [p for p in logs.iterdir() if p.read_bytes() == line(0) and not re.fullmatch(STREAM_PATTERN, p.name)]
+    assert len(moved) == 1 and re.fullmatch(r"app\.log-\d{10}\.backup", moved[0].name), moved  # -YYYYMMDDHH
+    assert path.read_bytes() == b""  # the new file
+    assert rotate(logs, "create", tmp_path / "state") == 0  # an ordinary rotation
