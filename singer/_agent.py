@@ -164,9 +164,12 @@ class Agent:
             worked |= stream.step(now, look, room if may_read else 0)
             room -= stream.inflight_bytes - before
         for writer in self.writers.values():
-            writer.poll(0)
+            # After a turn that queued batches nothing more is coming for them until they are acknowledged:
+            # have them sent now rather than after the linger time.
             if worked:
-                writer.send_now()
+                writer.wait(0)
+            else:
+                writer.poll(0)
         if now >= self._next_refresh:
             self._next_refresh = now + REFRESH_S
             self._refresh(now)

@@ -331,23 +331,11 @@ class Writer:
             _log.error("producer failed, replacing it", error=str(exc))
             self._replace()
 
-    def send_now(self) -> None:
-        """Ask the batch producers to send what they hold without waiting out their linger time, and return at
-        once: a flush that waits for nothing (it serves the reports already in). Called after a turn that
-        queued batches: with a window of one batch per stream nothing more is coming for them until they are
-        acknowledged, and the next chunk is read meanwhile. Best effort: librdkafka takes the linger as over
-        only while the call runs, so a broker thread that wakes after it returns still waits it out."""
-        try:
-            for batcher in self._batchers.values():
-                if len(batcher):
-                    batcher.flush(0)
-        except Exception as exc:  # a fatal client error: start a new producer
-            _log.error("producer failed, replacing it", error=str(exc))
-            self._replace()
-
     def wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` for delivery reports, when the agent has nothing more to send for now: records
-        queued in the batch producer go out at once rather than after its linger time."""
+        queued in the batch producer go out at once rather than after its linger time. With a timeout of 0 it
+        returns at once, after asking for what is queued to be sent (best effort: librdkafka takes the linger
+        as over only while the call runs)."""
         if not any(map(len, self._batchers.values())):
             self.poll(timeout)
             return
