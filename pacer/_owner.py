@@ -12,16 +12,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TypeVar
 
 from pacer._errors import Fenced
 from pacer._models import Descriptor, Lease, QueueConfig, from_us, now_us
 from pacer._ratelimit import TokenBucket
 from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_token
+from psc.common.log import get_logger
 
 T = TypeVar("T")
-Item = TypeVar("Item")
-Result = TypeVar("Result")
+log = get_logger("pacer.owner")
 IDLE_RECHECK_S = 0.02
 SYNC_REFILL = 400  # a dequeue's own refill: 100 cost 3 to 4 µs of CPU per job more, in more statements
 
@@ -30,34 +30,47 @@ class Busy(Exception):
     """Another dequeue of this partition is under way (``dequeue(wait=False)``)."""
 
 
-class _Round(Generic[Item, Result]):
-    """One caller's items waiting to be written in a round, and the write that takes them."""
+class _Round:
+    """One caller's writes waiting for a round: jobs to lease, acks, or both (an ack with the next dequeue)."""
 
-    __slots__ = ("done", "epoch", "error", "items", "results", "wake", "write")
+    __slots__ = ("acks", "done", "epoch", "error", "jobs", "leased", "reasons", "wake")
 
-    def __init__(self, write: Callable[[int, list[Item]], list[Result]], epoch: int, items: list[Item]) -> None:
-        self.write, self.epoch, self.items = write, epoch, items
-        self.results: list[Result] = []
+    def __init__(self, epoch: int, jobs: list[Reserved], acks: list[AckItem]) -> None:
+        self.epoch, self.jobs, self.acks = epoch, jobs, acks
+        self.leased: list[int | None] = []
+        self.reasons: list[str | None] = []
         self.error: BaseException | None = None
         self.done = False
         self.wake: threading.Lock | None = None  # held while the caller waits; released once to wake it
 
 
 class _GroupWriter:
-    """Group commit of an owner's writes (lease grants and acks alike): the calls that arrive while one round is
-    under way are written together by the next, one statement per kind of write. One caller at a time leads a
-    round (what is pending when it starts) and hands the lead to the first one waiting, so no caller writes for
-    others for longer than one round. Grants and acks share the rounds, so a round carries both kinds, and each
-    statement more jobs than when each kind had rounds of its own."""
+    """Group commit of an owner's writes, lease grants and acks: the calls that arrive while one round is under way
+    are written together by the next. One caller at a time leads a round (what is pending when it starts) and
+    hands the lead to the first one waiting, so no caller writes for others for longer than one round.
 
-    def __init__(self) -> None:
+    A round holding both kinds writes them in one statement (``both``), one round trip where two were; when that
+    does not apply to every job (``both`` answers None), or the round holds one kind, each kind is written by a
+    statement of its own (``grant``, ``ack``: acks first). A failed write fails the calls it carried.
+    """
+
+    def __init__(
+        self,
+        grant: Callable[[int, list[Reserved]], list[int | None]],
+        ack: Callable[[int, list[AckItem]], list[str | None]],
+        both: Callable[[int, list[Reserved], list[AckItem]], tuple[list[int | None], list[str | None]] | None],
+    ) -> None:
+        self._grant, self._ack, self._both = grant, ack, both
         self._lock = threading.Lock()
-        self._pending: list[_Round[Any, Any]] = []
+        self._pending: list[_Round] = []
         self._writing = False
 
-    def submit(self, write: Callable[[int, list[Item]], list[Result]], epoch: int, items: list[Item]) -> list[Result]:
-        """Write ``items`` with ``write(epoch, items)`` (a result per item, in order), alone or with others'."""
-        call: _Round[Item, Result] = _Round(write, epoch, items)
+    def submit(
+        self, epoch: int, jobs: list[Reserved], acks: list[AckItem]
+    ) -> tuple[list[int | None], list[str | None]]:
+        """Lease ``jobs`` and apply ``acks`` under ``epoch``, alone or with others': when each lease expires (None if
+        not leased), and why each ack was not applied (None if it was)."""
+        call = _Round(epoch, jobs, acks)
         with self._lock:
             self._pending.append(call)
             if self._writing:
@@ -70,23 +83,15 @@ class _GroupWriter:
             self._round(call)
         if call.error is not None:
             raise call.error
-        return call.results
+        return call.leased, call.reasons
 
-    def _round(self, leader: _Round[Any, Any]) -> None:
+    def _round(self, leader: _Round) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
-        for write, epoch in dict.fromkeys((c.write, c.epoch) for c in batch):
-            group = [c for c in batch if c.write == write and c.epoch == epoch]
-            try:
-                results = write(epoch, [item for c in group for item in c.items])
-            except BaseException as exc:  # each caller handles the failure of its own items
-                for c in group:
-                    c.error = exc
-            else:
-                start = 0
-                for c in group:
-                    c.results, start = results[start : start + len(c.items)], start + len(c.items)
-            for c in group:
+        for epoch in dict.fromkeys(c.epoch for c in batch):
+            calls = [c for c in batch if c.epoch == epoch]
+            self._write(epoch, calls)
+            for c in calls:
                 c.done = True
                 if c is not leader and c.wake is not None:
                     c.wake.release()
@@ -97,6 +102,48 @@ class _GroupWriter:
                 wake.release()
             else:
                 self._writing = False
+
+    def _write(self, epoch: int, calls: list[_Round]) -> None:
+        jobs = [job for c in calls for job in c.jobs]
+        acks = [item for c in calls for item in c.acks]
+        try:
+            written = self._both(epoch, jobs, acks) if jobs and acks else None
+        except BaseException as exc:  # each caller handles the failure of its own items
+            _fail(calls, exc)
+            return
+        if written is not None:
+            _leased(calls, written[0])
+            _acked(calls, written[1])
+            return
+        acking = [c for c in calls if c.acks]
+        if acking:
+            try:
+                _acked(acking, self._ack(epoch, acks))
+            except BaseException as exc:
+                _fail(acking, exc)  # and their leases are not written: the caller tries both again
+        leasing = [c for c in calls if c.jobs and c.error is None]
+        if leasing:
+            try:
+                _leased(leasing, self._grant(epoch, [job for c in leasing for job in c.jobs]))
+            except BaseException as exc:
+                _fail(leasing, exc)
+
+
+def _leased(calls: list[_Round], results: Sequence[int | None]) -> None:
+    start = 0
+    for c in calls:
+        c.leased, start = list(results[start : start + len(c.jobs)]), start + len(c.jobs)
+
+
+def _acked(calls: list[_Round], results: Sequence[str | None]) -> None:
+    start = 0
+    for c in calls:
+        c.reasons, start = list(results[start : start + len(c.acks)]), start + len(c.acks)
+
+
+def _fail(calls: list[_Round], exc: BaseException) -> None:
+    for c in calls:
+        c.error = exc
 
 
 class PartitionOwner:
@@ -133,7 +180,7 @@ class PartitionOwner:
         # refill may find something: not within IDLE_RECHECK_S of a refill that found fewer jobs than it had
         # room for (every ready job is buffered), unless jobs were enqueued since (notify).
         self._drained_at: float | None = None
-        self._writer = _GroupWriter()
+        self._writer = _GroupWriter(self._write_leases, self._write_acks, self._write_both)
 
     @property
     def config(self) -> QueueConfig:
@@ -203,23 +250,40 @@ class PartitionOwner:
         once if another dequeue is taking jobs from this partition's buffer, or one needs a refill while
         another refill is under way.
         """
+        return self.ack_and_dequeue((), limit, wait=wait)[1]
+
+    def ack_and_dequeue(
+        self, items: Sequence[AckItem], limit: int, *, wait: bool = True
+    ) -> tuple[list[str | None], list[Lease]]:
+        """Apply acks and dequeue as :meth:`ack` and :meth:`dequeue`, written in one round: per ack None (applied)
+        or why not, and the leases. On an error nothing of it is known to be written; the acks can be sent again
+        (a replayed success ack is accepted). ``limit`` 0 only acks."""
+        taken: list[Reserved] = []
+        epoch = self.epoch
+        if limit > 0:
+            taken, epoch = self._take_or_refill(limit, wait)
+        acks = list(items)
+        reasons, leases = self._lease(taken, epoch, acks) if taken or acks else ([], [])
+        if not all(item.succeeded for item in acks):
+            self.notify()  # a failed job with attempts left is PENDING again
+        return reasons, leases
+
+    def _take_or_refill(self, limit: int, wait: bool) -> tuple[list[Reserved], int]:
         if not self._lock.acquire(blocking=wait):
             raise Busy
         try:
             self._check_owned()
             short = len(self._buffer) < limit and self._may_find_more()
             if not short:
-                taken, epoch = self._take(limit), self.epoch
+                return self._take(limit), self.epoch
         finally:
             self._lock.release()
-        if short:
-            # A dequeue waits for this refill: a small one, so that it answers soon. The background refills
-            # (doorbell, low watermark, timer) fill the rest of the buffer.
-            self._refill(force=True, at_most=max(limit, SYNC_REFILL), need=limit, wait=wait)
-            with self._lock:
-                self._check_owned()
-                taken, epoch = self._take(limit), self.epoch
-        return self._lease(taken, epoch) if taken else []
+        # A dequeue waits for this refill: a small one, so that it answers soon. The background refills
+        # (doorbell, low watermark, timer) fill the rest of the buffer.
+        self._refill(force=True, at_most=max(limit, SYNC_REFILL), need=limit, wait=wait)
+        with self._lock:
+            self._check_owned()
+            return self._take(limit), self.epoch
 
     def _check_owned(self) -> None:
         if self.lost:
@@ -247,9 +311,19 @@ class PartitionOwner:
         ids = {job.local_id for job in leased}
         return [now + lease_us if job.local_id in ids else None for job in jobs]
 
-    def _lease(self, taken: list[Reserved], epoch: int) -> list[Lease]:
+    def _write_both(
+        self, epoch: int, jobs: list[Reserved], items: list[AckItem]
+    ) -> tuple[list[int | None], list[str | None]] | None:
+        """Lease ``jobs`` and apply ``items`` in one statement: their results, or None if it did not apply to all."""
+        now, lease_us = self._clock(), self.lease_length(None)
+        if not self.store.grant_and_ack(self.queue, self.partition, epoch, jobs, lease_us, items, now):
+            return None
+        expires: list[int | None] = [now + lease_us] * len(jobs)
+        return expires, [None] * len(items)
+
+    def _lease(self, taken: list[Reserved], epoch: int, acks: list[AckItem]) -> tuple[list[str | None], list[Lease]]:
         try:
-            expiries = self._writer.submit(self._write_leases, epoch, taken)
+            expiries, reasons = self._writer.submit(epoch, taken, acks)
         except Exception:
             with self._lock:
                 if not self.lost and self.epoch == epoch:  # not fenced: keep the jobs for the next dequeue
@@ -258,13 +332,15 @@ class PartitionOwner:
             raise
         finally:
             self._leasing.difference_update(job.local_id for job in taken)  # leased now, or back in the buffer
+        if not taken:
+            return reasons, []
         leased = [(job, expires_us) for job, expires_us in zip(taken, expiries, strict=True) if expires_us is not None]
         self._bucket.give_back(len(taken) - len(leased))
         # Rung only while MySQL may hold more ready jobs than the buffer (its last refill filled it, or jobs came
         # since): after a refill that found them all, doorbells and the periodic refill bring the next ones.
         if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._drained_at is None:
             self.on_low()
-        return [
+        return reasons, [
             Lease(
                 Descriptor(self.queue, self.partition, job.priority, job.local_id),
                 job.body,
@@ -278,10 +354,7 @@ class PartitionOwner:
 
     def ack(self, items: Sequence[AckItem]) -> list[str | None]:
         """Apply acks; per item None (applied) or why not. Concurrent acks of the partition share a statement."""
-        reasons = self._writer.submit(self._write_acks, self.epoch, list(items))
-        if not all(item.succeeded for item in items):
-            self.notify()  # a failed job with attempts left is PENDING again
-        return reasons
+        return self.ack_and_dequeue(items, 0)[0]
 
     def _write_acks(self, epoch: int, items: list[AckItem]) -> list[str | None]:
         return self._fenced(lambda: self.store.ack(self.queue, self.partition, epoch, items, self._clock()))
@@ -323,6 +396,49 @@ class PartitionOwner:
             with self._lock:
                 self._drop_buffer()
             raise
+
+
+class Refiller:
+    """A thread that refills owners' buffers when a dequeue leaves them low (their ``on_low``), so that dequeues
+    are served from a buffer refilled ahead of them rather than waiting on a refill of their own. Started on the
+    first request."""
+
+    def __init__(self) -> None:
+        self._wanted: dict[int, PartitionOwner] = {}
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def request(self, owner: PartitionOwner) -> None:
+        with self._changed:
+            if self._closed:
+                return
+            self._wanted[id(owner)] = owner
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pacer-refill", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._wanted and not self._closed:
+                    self._changed.wait()
+                if self._closed:
+                    return
+                _, owner = self._wanted.popitem()
+            try:
+                owner.refill()
+            except Exception as exc:  # fenced, or the store is down: the next dequeue finds out and says so
+                log.debug("refill_failed", queue=owner.queue, partition=owner.partition, error=repr(exc))
 
 
 @functools.lru_cache(maxsize=64)

@@ -6,6 +6,7 @@ broker uses the same class and overrides which partitions it owns and what happe
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import zlib
@@ -34,7 +35,7 @@ from pacer._models import (
     to_us,
 )
 from pacer._names import queue_name
-from pacer._owner import Busy, PartitionOwner
+from pacer._owner import Busy, PartitionOwner, Refiller
 from pacer.storage import Store, open_store
 from pacer.storage.base import AckItem, CheckpointItem, Filter, JobRow, stored_states
 
@@ -62,6 +63,7 @@ class Pacer:
         self._lock = threading.RLock()
         self._next = 0
         self._next_enqueue = random.randrange(1 << 16)  # processes enqueueing side by side start apart
+        self._refiller = Refiller()
 
     @classmethod
     def open(cls, storage: str | Sequence[str], **kwargs: object) -> Pacer:
@@ -75,6 +77,7 @@ class Pacer:
         with self._lock:
             owners = list(self._owners.values())
             self._owners.clear()
+        self._refiller.close()
         for owner in owners:
             owner.release()
         self.store.close()
@@ -179,6 +182,7 @@ class Pacer:
                     raise InvalidDescriptor(f"queue {queue!r} has no partition {partition}")
                 owner = PartitionOwner(self.store, config, partition, self.owner_id, capacity=self.buffer_capacity)
                 owner.acquire()
+                owner.on_low = functools.partial(self._refiller.request, owner)
                 self._owners[key] = owner
             return owner
 
@@ -198,13 +202,15 @@ class Pacer:
     def dequeue(self, queue: str, limit: int = 1) -> list[Lease]:
         """Up to ``limit`` leased jobs, priority 1 first, oldest first within a partition."""
         queue_name(queue)
-        if not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
-            raise InvalidArgument(f"dequeue limit {limit!r} must be an integer in 1..{MAX_BATCH}")
+        _check_limit(limit)
+        return self._dequeue(queue, limit, self.dequeue_partitions(queue))
+
+    def _dequeue(self, queue: str, limit: int, partitions: list[int]) -> list[Lease]:
         out: list[Lease] = []
         busy: list[int] = []
         # Partitions are served one request at a time: first those no other request is serving, then the
         # busy ones, waiting for them.
-        for partition in self.dequeue_partitions(queue):
+        for partition in partitions:
             try:
                 out += self.owner(queue, partition).dequeue(limit - len(out), wait=False)
             except Busy:
@@ -221,21 +227,54 @@ class Pacer:
         self, queue: str, *, succeeded: Iterable[Ack | Lease] = (), failed: Iterable[Ack | Lease] = ()
     ) -> AckResult:
         """Finish leased jobs. A failed job with attempts left runs again after its ``retry_delay``."""
-        name = queue_name(queue)
-        items = [(a, True) for a in succeeded] + [(a, False) for a in failed]
-        groups: dict[int, list[tuple[Ack | Lease, bool]]] = defaultdict(list)
-        for ack, ok in items:
-            descriptor = Descriptor.parse(ack.descriptor, name)
-            groups[descriptor.partition].append((ack, ok))
         result = AckResult()
-        for partition, group in sorted(groups.items()):
-            reasons = self.owner(queue, partition).ack([_ack_item(a, ok) for a, ok in group])
-            for (ack, _), reason in zip(group, reasons, strict=True):
-                if reason is None:
-                    result.accepted.append(ack.descriptor)
-                else:
-                    result.rejected[ack.descriptor] = reason
+        for partition, group in sorted(self._ack_groups(queue, succeeded, failed).items()):
+            _record(result, group, self.owner(queue, partition).ack([_ack_item(a, ok) for a, ok in group]))
         return result
+
+    def ack_and_dequeue(
+        self,
+        queue: str,
+        limit: int = 1,
+        *,
+        succeeded: Iterable[Ack | Lease] = (),
+        failed: Iterable[Ack | Lease] = (),
+    ) -> tuple[AckResult, list[Lease]]:
+        """:meth:`ack` the jobs a worker finished, then :meth:`dequeue` its next ones: a worker's loop in one call.
+        When the acks are of the partition the dequeue starts at (a worker's jobs mostly are), both are written
+        in one round trip. On an error, send the acks again: a replayed success ack is accepted."""
+        _check_limit(limit)
+        groups = self._ack_groups(queue, succeeded, failed)
+        partitions = self.dequeue_partitions(queue)
+        result = AckResult()
+        leases: list[Lease] = []
+        first = partitions[0]
+        if list(groups) == [first]:
+            try:
+                reasons, leases = self.owner(queue, first).ack_and_dequeue(
+                    [_ack_item(a, ok) for a, ok in groups[first]], limit, wait=False
+                )
+            except Busy:  # another request is taking from that buffer: ack alone, below
+                pass
+            else:
+                _record(result, groups.pop(first), reasons)
+                partitions = partitions[1:]
+        for partition, group in sorted(groups.items()):
+            _record(result, group, self.owner(queue, partition).ack([_ack_item(a, ok) for a, ok in group]))
+        if len(leases) < limit:
+            leases += self._dequeue(queue, limit - len(leases), partitions)
+        return result, leases
+
+    def _ack_groups(
+        self, queue: str, succeeded: Iterable[Ack | Lease], failed: Iterable[Ack | Lease]
+    ) -> dict[int, list[tuple[Ack | Lease, bool]]]:
+        """The acks by partition, each with whether it is a success; every descriptor checked first."""
+        name = queue_name(queue)
+        groups: dict[int, list[tuple[Ack | Lease, bool]]] = defaultdict(list)
+        for acks, ok in ((succeeded, True), (failed, False)):
+            for ack in acks:
+                groups[Descriptor.parse(ack.descriptor, name).partition].append((ack, ok))
+        return groups
 
     def checkpoint(self, queue: str, items: Iterable[Checkpoint]) -> list[bool]:
         """Apply checkpoints to leased jobs; True where applied (the claim still held the job)."""
@@ -375,6 +414,19 @@ class Pacer:
         if regex is not None and (not isinstance(regex, str) or len(regex) > 1000):
             raise InvalidArgument("body_regex must be a string of at most 1000 characters")
         return Filter(stored_states(JobState.parse(state)), priority, future, regex)
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
+        raise InvalidArgument(f"dequeue limit {limit!r} must be an integer in 1..{MAX_BATCH}")
+
+
+def _record(result: AckResult, group: list[tuple[Ack | Lease, bool]], reasons: list[str | None]) -> None:
+    for (ack, _), reason in zip(group, reasons, strict=True):
+        if reason is None:
+            result.accepted.append(ack.descriptor)
+        else:
+            result.rejected[ack.descriptor] = reason
 
 
 def _ack_item(ack: Ack | Lease, succeeded: bool) -> AckItem:

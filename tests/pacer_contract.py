@@ -503,3 +503,82 @@ def test_grants_and_acks_touch_only_the_jobs_they_list_close_together_or_spread(
     assert [info.state for info in infos.values()] == [
         JobState.SUCCEEDED if d.local_id in leased else JobState.PENDING for d in descriptors
     ]
+
+
+def test_ack_and_dequeue_acks_the_jobs_run_and_leases_the_next(pacer: Pacer, queue: str) -> None:
+    descriptors = pacer.enqueue(queue, [b"a", b"b", b"c", b"d", b"e"])
+    first = pacer.dequeue(queue, limit=2)
+    result, leases = pacer.ack_and_dequeue(queue, 2, succeeded=first)
+    assert result.accepted == [lease.descriptor for lease in first] and not result.rejected
+    assert [lease.body for lease in leases] == [b"c", b"d"]
+    forged = Ack(leases[1].descriptor, leases[0].claim + "0")
+    result, more = pacer.ack_and_dequeue(queue, 5, succeeded=[leases[0], forged], failed=[])
+    assert result.accepted == [leases[0].descriptor] and result.rejected == {leases[1].descriptor: "stale_claim"}
+    assert [lease.body for lease in more] == [b"e"]
+    result, none = pacer.ack_and_dequeue(
+        queue, 5, succeeded=[leases[1]], failed=[Ack(more[0].descriptor, more[0].claim)]
+    )
+    assert len(result.accepted) == 2 and none == []
+    states = {d: info.state for d, info in pacer.lookup(descriptors).items()}
+    assert list(states.values()) == [JobState.SUCCEEDED] * 4 + [JobState.PENDING]  # the failed one runs again
+
+
+def test_ack_and_dequeue_checks_its_arguments_before_anything_is_written(pacer: Pacer, queue: str) -> None:
+    pacer.enqueue(queue, [b"a", b"b"])
+    (lease,) = pacer.dequeue(queue)
+    for limit in (0, 1001, "1"):
+        with pytest.raises(InvalidArgument):
+            pacer.ack_and_dequeue(queue, limit, succeeded=[lease])  # type: ignore[arg-type]
+    with pytest.raises(InvalidDescriptor):
+        pacer.ack_and_dequeue(queue, 1, succeeded=[lease, Ack("other:q0:p1:1", lease.claim)])
+    assert pacer.count(queue, JobState.IN_PROGRESS) == 1 and pacer.count(queue, JobState.PENDING) == 1
+
+
+def test_a_joint_grant_and_ack_writes_both_or_leaves_the_rest_to_each_alone(pacer: Pacer, queue: str) -> None:
+    """One statement leases waiting jobs and acks leased ones; when it does not match every job, grant and ack
+    find what it did (jobs leased, or acked, under the claims given) and say why the others were not."""
+    from pacer import Fenced
+    from pacer._models import now_us
+    from pacer._owner import PartitionOwner
+    from pacer.storage.base import AckItem
+
+    store = pacer.store
+    descriptors = pacer.enqueue(queue, [b"x"] * 8)
+    epoch = pacer.partitions(queue)[0].epoch
+    ready = store.reserve(queue, 0, epoch, 8, now_us())
+    assert store.grant(queue, 0, epoch, ready[:3], 60_000_000, now_us()) == ready[:3]
+    claim = f"{epoch}.1"
+    acks = [AckItem(job.local_id, claim, True) for job in ready[:2]]
+    jobs = [ready[3], ready[5]]  # the fifth lies between them, not listed
+    assert store.grant_and_ack(queue, 0, epoch, jobs, 60_000_000, acks, now_us())
+    states = [info.state for info in pacer.lookup(descriptors).values()]
+    assert (
+        states
+        == [JobState.SUCCEEDED] * 2
+        + [JobState.IN_PROGRESS] * 2
+        + [JobState.PENDING]
+        + [JobState.IN_PROGRESS]
+        + [JobState.PENDING] * 2
+    )
+    assert store.ack(queue, 0, epoch, [AckItem(ready[3].local_id, claim, True)], now_us()) == [None]
+
+    stale = AckItem(ready[2].local_id, f"{epoch}.2", True)
+    good = AckItem(ready[5].local_id, claim, True)
+    assert not store.grant_and_ack(queue, 0, epoch, [ready[6]], 60_000_000, [good, stale], now_us())
+    assert store.grant(queue, 0, epoch, [ready[6]], 60_000_000, now_us()) == [ready[6]]  # it was leased
+    assert store.ack(queue, 0, epoch, [good, stale], now_us()) == [None, "stale_claim"]
+    states = [info.state for info in pacer.lookup(descriptors).values()]
+    assert states[2] == JobState.IN_PROGRESS and states[5] == JobState.SUCCEEDED and states[6] == JobState.IN_PROGRESS
+
+    not_plain = [AckItem(ready[6].local_id, claim, False)], [AckItem(ready[6].local_id, claim, True, "done")]
+    for items in not_plain:  # a failed ack, or a status to append: nothing written
+        assert not store.grant_and_ack(queue, 0, epoch, [ready[7]], 60_000_000, items, now_us())
+    assert pacer.lookup([descriptors[7]])[descriptors[7]].state == JobState.PENDING
+
+    PartitionOwner(store, pacer.queue_config(queue), 0, "other").acquire()
+    ack_six = [AckItem(ready[6].local_id, claim, True)]
+    assert not store.grant_and_ack(queue, 0, epoch, [ready[7]], 60_000_000, ack_six, now_us())
+    with pytest.raises(Fenced):
+        store.grant(queue, 0, epoch, [ready[7]], 60_000_000, now_us())
+    states = [info.state for info in pacer.lookup(descriptors).values()]
+    assert states[6] == JobState.IN_PROGRESS and states[7] == JobState.PENDING

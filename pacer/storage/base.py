@@ -512,10 +512,8 @@ class Store:
         if not jobs:
             return []
         table = partition_table(name, partition)
-        ids = listed_ids([job.local_id for job in jobs])
-        read = same_values(("dispatches",), [(job.local_id, job.dispatches) for job in jobs])
         params = {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition}
-        # One statement that commits by itself: the hot path's only round trip. The fence is part of it: its
+        # One statement that commits by itself. The fence is part of it: its
         # read takes no lock under READ COMMITTED; a takeover committed before this statement makes it match
         # no row, and one racing with it cannot hand these rows out before it commits (the new owner leases
         # only PENDING rows). The dispatch count read by the refill makes the claim the one returned here: the
@@ -525,14 +523,16 @@ class Store:
             matched = tx.run(
                 f"UPDATE {table}{self.by_id} SET state = 1, owner_epoch = :e, "
                 "dispatches = dispatches + 1, lease_expires_at = :exp, updated_at = :now "
-                f"WHERE {ids} AND state = 0 AND {read} AND {_FENCED}",
+                f"WHERE {_grantable(jobs)} AND {_FENCED}",
                 params,
             )
         if matched == len(jobs):
             return list(jobs)
         with self._partition_tx(name, partition) as tx:
             self._fence(tx, name, partition, epoch)
-            # Some changed under us (deleted by an admin): keep those leased under our claim.
+            # Some changed under us (deleted by an admin), or were leased by grant_and_ack: keep those leased under
+            # our claim.
+            ids = listed_ids([job.local_id for job in jobs])
             dispatched = {job.local_id: job.dispatches + 1 for job in jobs}
             leased = {
                 int(row[0])
@@ -613,27 +613,52 @@ class Store:
         """The common batch (distinct jobs, all succeeded, one status) as one self-committing statement, fenced
         in the statement like a lease grant; False when it did not apply to every job (the caller then sorts
         out which and why, replayed acks included, in a transaction behind the locked fence)."""
-        append = items[0].append_status if items else ""
-        if not items or any(not item.succeeded or item.append_status != append for item in items):
+        claimed = _plainly_acked(items)
+        if claimed is None:
             return False
-        if len({item.local_id for item in items}) != len(items):
-            return False
-        claims = [parse_claim(item.claim) for item in items]
-        if None in claims:
-            return False
-        ids = listed_ids([item.local_id for item in items])
-        claimed = same_values(
-            ("owner_epoch", "dispatches"),
-            [(item.local_id, *claim) for item, claim in zip(items, claims, strict=True) if claim],
-        )
+        append = items[0].append_status
         succeed = self._succeed(partition_table(name, partition), status if append else None)
         with self._partition_statement(name, partition) as tx:
-            # The claim as the two columns it is made of: no string built per row to compare.
             matched = tx.run(
-                f"{succeed}{ids} AND {claimed} AND {_FENCED}",
+                f"{succeed}{claimed} AND {_FENCED}",
                 {"append": append, "now": now, "q": name, "p": partition, "e": epoch},
             )
         return matched == len(items)
+
+    def grant_and_ack(
+        self,
+        name: str,
+        partition: int,
+        epoch: int,
+        jobs: Sequence[Reserved],
+        lease_us: int,
+        acks: Sequence[AckItem],
+        now: int,
+    ) -> bool:
+        """Lease ``jobs`` and apply ``acks`` in one self-committing statement, fenced like each alone: an owner's
+        round of writes in one round trip, where it would take two. Only for plain success acks (distinct jobs
+        with claims a grant made, no status appended): False, with nothing written, for others. True when every
+        job matched; False when some did not, and :meth:`grant` and :meth:`ack` then sort out which (a job this
+        leased or acked is one they find already leased, or acked with the claim they were given)."""
+        acked = _plainly_acked(acks)
+        if acked is None or acks[0].append_status:
+            return False
+        # Every value is computed from the row before this update: a listed job waiting (state 0) is leased, a
+        # listed leased one (state 1) acked. ``state`` goes last, as MySQL assigns left to right with the new
+        # values where SQLite uses the old row throughout.
+        sql = (
+            f"UPDATE {partition_table(name, partition)}{self.by_id} SET "
+            "owner_epoch = CASE WHEN state = 0 THEN :e ELSE owner_epoch END, "
+            "dispatches = CASE WHEN state = 0 THEN dispatches + 1 ELSE dispatches END, "
+            "lease_expires_at = CASE WHEN state = 0 THEN :exp ELSE 0 END, "
+            "finished_at = CASE WHEN state = 0 THEN finished_at ELSE :now END, "
+            "updated_at = :now, state = CASE WHEN state = 0 THEN 1 ELSE 2 END "
+            f"WHERE (({_grantable(jobs)}) OR (state = 1 AND {acked})) AND {_FENCED}"
+        )
+        params = {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition}
+        with self._partition_statement(name, partition) as tx:
+            matched = tx.run(sql, params)
+        return matched == len(jobs) + len(acks)
 
     def _why_not(self, tx: Tx, table: str, item: AckItem) -> str | None:
         found = tx.rows(f"SELECT state, {self.claim_sql()} FROM {table} WHERE local_id = :id", {"id": item.local_id})
@@ -872,6 +897,32 @@ def _job_row(row: Sequence[Any]) -> JobRow:
         custom_status=str(row[11]),
         body=None if row[12] is None else bytes(row[12]),
     )
+
+
+def _grantable(jobs: Sequence[Reserved]) -> str:
+    """The condition that a row is one of ``jobs`` as its refill read it: waiting, with the same dispatch count."""
+    ids = listed_ids([job.local_id for job in jobs])
+    return f"{ids} AND state = 0 AND {same_values(('dispatches',), [(job.local_id, job.dispatches) for job in jobs])}"
+
+
+def _plainly_acked(items: Sequence[AckItem]) -> str | None:
+    """For the common ack batch (distinct jobs, all succeeded, one status appended, every claim one a grant made):
+    the condition that a row is one of them under its claim, as the two columns a claim is made of, so no string
+    is built per row to compare. None for any other batch."""
+    if not items or len({item.local_id for item in items}) != len(items):
+        return None
+    append = items[0].append_status
+    if any(not item.succeeded or item.append_status != append for item in items):
+        return None
+    claims = [parse_claim(item.claim) for item in items]
+    if None in claims:
+        return None
+    ids = listed_ids([item.local_id for item in items])
+    claimed = same_values(
+        ("owner_epoch", "dispatches"),
+        [(item.local_id, *claim) for item, claim in zip(items, claims, strict=True) if claim],
+    )
+    return f"{ids} AND {claimed}"
 
 
 def _reserved(row: Sequence[Any]) -> Reserved:

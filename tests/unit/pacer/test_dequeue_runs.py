@@ -34,3 +34,21 @@ def test_a_dequeue_goes_on_to_the_next_partition_when_its_start_has_no_job(pacer
         pacer._next += DEQUEUE_RUN
     (lease,) = pacer.dequeue("runs")
     assert lease.descriptor == descriptor
+
+
+def test_ack_and_dequeue_writes_together_when_the_acks_are_of_its_start_partition(pacer: Pacer) -> None:
+    for _ in range(2):
+        pacer.enqueue("runs", [b"x"] * (2 * DEQUEUE_RUN))
+    leases = pacer.dequeue("runs", 4)
+    partition = leases[0].descriptor.partition
+    calls: list[tuple[int, int]] = []  # (acks, limit) of each owner call
+    owner = pacer.owner("runs", partition)
+    original = owner.ack_and_dequeue
+    owner.ack_and_dequeue = lambda items, limit, **kw: calls.append((len(items), limit)) or original(items, limit, **kw)  # type: ignore[method-assign]
+    pacer._next = DEQUEUE_RUN * partition  # the next call starts at the acks' partition
+    result, more = pacer.ack_and_dequeue("runs", 4, succeeded=leases)
+    assert calls == [(4, 4)] and len(result.accepted) == 4 and [m.descriptor.partition for m in more] == [partition] * 4
+    pacer._next = DEQUEUE_RUN * (1 - partition)  # starts at the other one: acked apart, then dequeued there
+    result, other = pacer.ack_and_dequeue("runs", 4, succeeded=more)
+    assert calls == [(4, 4), (4, 0)] and len(result.accepted) == 4
+    assert [o.descriptor.partition for o in other] == [1 - partition] * 4

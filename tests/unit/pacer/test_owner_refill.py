@@ -97,3 +97,24 @@ def test_the_low_watermark_bell_rings_only_while_the_store_may_hold_more(pacer: 
     owner.notify()  # jobs were enqueued
     owner.dequeue(1)
     assert rung == [4]
+
+
+def test_embedded_owners_are_refilled_in_the_background_when_a_dequeue_leaves_them_low(tmp_path: Path) -> None:
+    service = Pacer.open(f"sqlite:///{tmp_path}/jobs.db", buffer_capacity=40)
+    try:
+        service.create_queue("jobs")
+        service.enqueue("jobs", [b"x"] * 100)
+        service.dequeue("jobs", 1)  # the first dequeue's own refill: 1 taken of up to 400 read, 40 the room
+        owner = service.owner("jobs", 0)
+        assert owner.buffered() == 39
+        service.dequeue("jobs", 30)  # leaves 9, below the low watermark of 10: the refill thread tops it up
+        deadline = threading.Event()
+        for _ in range(500):
+            if owner.buffered() == 40:
+                break
+            deadline.wait(0.01)
+        assert owner.buffered() == 40
+        assert [lease.body for lease in service.dequeue("jobs", 40)] == [b"x"] * 40  # no refill of its own needed
+    finally:
+        service.close()
+    assert not any(thread.name == "pacer-refill" for thread in threading.enumerate())  # stopped by close
