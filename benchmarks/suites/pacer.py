@@ -12,18 +12,20 @@
 
 Throughput: enqueue (calls of 100 jobs, one thread in a process of its own, as an enqueuing service would be)
 → dequeue (batches of 10) → ack, 8 worker threads with a no-op handler, on a queue of 4 partitions; timed from
-the first enqueue until every job is acked. Both systems enqueue with the same code (Pacer's: one multi-row
-INSERT per call, kinder to the baseline than PinLater's INSERT per job). Pacer's owners in the workers' process
-hear of the other process's jobs at their next look at MySQL (at most 20 ms after finding a partition
-drained), as embedded Pacer has no doorbell across processes. The ``prefilled`` scenario enqueues every job
-before the clock starts and times the dequeue and ack path alone. Both systems open
-their connections (and Pacer takes its partitions) before the clock starts.
+the first enqueue until every job is acked. A Pacer worker acks the jobs it ran and takes its next ones in one
+call (``Pacer.ack_and_dequeue``); a baseline worker claims, then acks each job. Both systems enqueue with the
+same code (Pacer's: one multi-row INSERT per call, kinder to the baseline than PinLater's INSERT per job).
+Pacer's owners in the workers' process hear of the other process's jobs at their next look at MySQL (at most
+20 ms after finding a partition drained), as embedded Pacer has no doorbell across processes. The
+``prefilled`` scenario enqueues every job before the clock starts and times the dequeue and ack path alone.
+Both systems open their connections (and Pacer takes its partitions) before the clock starts.
 ``dramatiq-redis`` (the peer): Dramatiq's Redis broker and an in-process worker with 8 threads running a
 no-op actor, with a private ``redis-server`` (Debian's, no persistence) started per run; messages are sent one
 by one (Dramatiq has no batch send).
 
-Statements per job: SQL statements run for the dequeues (refills included), and apart for the acks, of a
-prefilled queue drained as above, divided by the jobs (BEGIN/COMMIT not counted).
+Statements per job: SQL statements run for the dequeues (refills and lease grants), and apart for the acks, of a
+prefilled queue drained as above, divided by the jobs (BEGIN/COMMIT not counted). A statement that writes lease
+grants and acks together counts in both.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import redis
 
 from benchmarks._env import BenchEnv
 from benchmarks._harness import RunFn, Scenario
-from pacer import Job, Pacer
+from pacer import Job, Lease, Pacer
 from pacer._names import partition_table
 from pacer._owner import PartitionOwner
 from pacer.client import Client
@@ -267,7 +269,10 @@ def _latency_http(env: BenchEnv, q: float, samples: int, *, server_side: bool = 
 
 
 class _Statements:
-    """SQL statements a Pacer store runs, by what the calling thread is doing ("dequeue", "ack" or "other")."""
+    """SQL statements a Pacer store runs, by the store operation running them: "dequeue" (refills, lease grants),
+    "ack", or "other". A grant and acks written in one statement count in both."""
+
+    OPERATIONS = {"reserve": ("dequeue",), "grant": ("dequeue",), "ack": ("ack",), "grant_and_ack": ("dequeue", "ack")}
 
     def __init__(self, store: MysqlStore) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
@@ -275,6 +280,18 @@ class _Statements:
         self._lock = threading.Lock()
         store.transaction = self._counted(store.transaction)  # type: ignore[method-assign,assignment]
         store.statement = self._counted(store.statement)  # type: ignore[method-assign,assignment]
+        for name, kinds in self.OPERATIONS.items():
+            setattr(store, name, self._labelled(kinds, getattr(store, name)))
+
+    def _labelled(self, kinds: tuple[str, ...], operation: Callable[..., Any]) -> Callable[..., Any]:
+        def labelled(*args: Any, **kwargs: Any) -> Any:
+            self._doing.kinds = kinds
+            try:
+                return operation(*args, **kwargs)
+            finally:
+                self._doing.kinds = ("other",)
+
+        return labelled
 
     def _counted(self, session: Callable[[int], Any]) -> Callable[[int], Any]:
         @contextlib.contextmanager
@@ -284,23 +301,16 @@ class _Statements:
                     yield tx
                 finally:
                     with self._lock:
-                        self.counts[getattr(self._doing, "what", "other")] += tx.statements
+                        for kind in getattr(self._doing, "kinds", ("other",)):
+                            self.counts[kind] += tx.statements
 
         return counted
-
-    @contextlib.contextmanager
-    def doing(self, what: str) -> Iterator[None]:
-        self._doing.what = what
-        try:
-            yield
-        finally:
-            self._doing.what = "other"
 
 
 def _throughput(
     env: BenchEnv,
     count: int,
-    worker: Callable[[Pacer, _Statements], Callable[[], int]],
+    worker: Callable[[Pacer], Callable[[], int]],
     ready: Callable[[Pacer], None] = lambda _: None,
     *,
     prefilled: bool = False,
@@ -320,7 +330,7 @@ def _throughput(
         finished = threading.Event()
         ready(pacer)
         statements = _Statements(store)
-        loops = [worker(pacer, statements) for _ in range(WORKERS)]
+        loops = [worker(pacer) for _ in range(WORKERS)]
 
         def run(loop: Callable[[], int]) -> None:
             while not finished.is_set():
@@ -384,18 +394,22 @@ def _pacer_ready(pacer: Pacer) -> None:
     _warm(pacer.store, WORKERS)
 
 
-def _pacer_worker(pacer: Pacer, statements: _Statements) -> Callable[[], int]:
+def _pacer_worker(pacer: Pacer) -> Callable[[], int]:
+    """A worker's loop: ack the jobs it ran and take the next ones in one call (``Pacer.ack_and_dequeue``)."""
+    held: list[Lease] = []
+
     def loop() -> int:
-        with statements.doing("dequeue"):
-            leases = pacer.dequeue("tput", BATCH)
-        while leases:
+        """Jobs acked by this call; the first call takes its jobs and acks them before it returns."""
+        nonlocal held
+        while True:
             try:
-                with statements.doing("ack"):
-                    pacer.ack("tput", succeeded=leases)  # a replayed success ack is accepted
-                break
+                result, leases = pacer.ack_and_dequeue("tput", BATCH, succeeded=held)
             except pymysql.err.OperationalError:
-                continue
-        return len(leases)
+                continue  # a replayed success ack is accepted
+            assert not result.rejected, result.rejected
+            held = leases
+            if result.accepted or not leases:
+                return len(result.accepted)
 
     return loop
 
@@ -412,7 +426,7 @@ def _pinlater_run(
 ) -> tuple[float, dict[str, float]]:
     holder: dict[str, _PinLater] = {}
 
-    def worker(pacer: Pacer, _: _Statements) -> Callable[[], int]:
+    def worker(pacer: Pacer) -> Callable[[], int]:
         if "b" not in holder:
             holder["b"] = _PinLater(pacer, "tput", PARTITIONS)
         baseline = holder["b"]
