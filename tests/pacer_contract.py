@@ -582,3 +582,9 @@ def test_a_joint_grant_and_ack_writes_both_or_leaves_the_rest_to_each_alone(pace
         store.grant(queue, 0, epoch, [ready[7]], 60_000_000, now_us())
     states = [info.state for info in pacer.lookup(descriptors).values()]
     assert states[6] == JobState.IN_PROGRESS and states[7] == JobState.PENDING
+
+
+def test_bodies_come_back_byte_for_byte(pacer: Pacer, queue: str) -> None:
+    bodies = [b"", b" ", b"a b  c ", b"\x00\xff\xfe 1 2 3 4 5", bytes(range(256)), "ünï cödé".encode()]
+    pacer.enqueue(queue, bodies)
+    assert [lease.body for lease in pacer.dequeue(queue, limit=10)] == bodies

@@ -170,6 +170,7 @@ class _Pool:
 
 
 class MysqlStore(Store):
+    concat_keeps_binary = True
     skip_locked = " FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
     share_lock = " LOCK IN SHARE MODE"  # MariaDB 10.11 has no FOR SHARE; MySQL 8 accepts both
