@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pacer._errors import InvalidArgument, InvalidDescriptor
 from pacer._models import (
@@ -229,7 +230,7 @@ class Pacer:
         """Finish leased jobs. A failed job with attempts left runs again after its ``retry_delay``."""
         result = AckResult()
         for partition, group in sorted(self._ack_groups(queue, succeeded, failed).items()):
-            _record(result, group, self.owner(queue, partition).ack([_ack_item(a, ok) for a, ok in group]))
+            _record(result, group.descriptors, self.owner(queue, partition).ack(group.items))
         return result
 
     def ack_and_dequeue(
@@ -251,29 +252,32 @@ class Pacer:
         first = partitions[0]
         if list(groups) == [first]:
             try:
-                reasons, leases = self.owner(queue, first).ack_and_dequeue(
-                    [_ack_item(a, ok) for a, ok in groups[first]], limit, wait=False
-                )
+                reasons, leases = self.owner(queue, first).ack_and_dequeue(groups[first].items, limit, wait=False)
             except Busy:  # another request is taking from that buffer: ack alone, below
                 pass
             else:
-                _record(result, groups.pop(first), reasons)
+                _record(result, groups.pop(first).descriptors, reasons)
                 partitions = partitions[1:]
         for partition, group in sorted(groups.items()):
-            _record(result, group, self.owner(queue, partition).ack([_ack_item(a, ok) for a, ok in group]))
+            _record(result, group.descriptors, self.owner(queue, partition).ack(group.items))
         if len(leases) < limit:
             leases += self._dequeue(queue, limit - len(leases), partitions)
         return result, leases
 
     def _ack_groups(
         self, queue: str, succeeded: Iterable[Ack | Lease], failed: Iterable[Ack | Lease]
-    ) -> dict[int, list[tuple[Ack | Lease, bool]]]:
-        """The acks by partition, each with whether it is a success; every descriptor checked first."""
+    ) -> dict[int, _Acks]:
+        """The acks by partition, as the store's items; every descriptor checked first."""
         name = queue_name(queue)
-        groups: dict[int, list[tuple[Ack | Lease, bool]]] = defaultdict(list)
+        groups: dict[int, _Acks] = {}
         for acks, ok in ((succeeded, True), (failed, False)):
             for ack in acks:
-                groups[Descriptor.parse(ack.descriptor, name).partition].append((ack, ok))
+                partition = Descriptor.parse(ack.descriptor, name).partition
+                group = groups.get(partition)
+                if group is None:
+                    group = groups[partition] = _Acks([], [])
+                group.descriptors.append(ack.descriptor)
+                group.items.append(_ack_item(ack, ok))
         return groups
 
     def checkpoint(self, queue: str, items: Iterable[Checkpoint]) -> list[bool]:
@@ -421,12 +425,22 @@ def _check_limit(limit: int) -> None:
         raise InvalidArgument(f"dequeue limit {limit!r} must be an integer in 1..{MAX_BATCH}")
 
 
-def _record(result: AckResult, group: list[tuple[Ack | Lease, bool]], reasons: list[str | None]) -> None:
-    for (ack, _), reason in zip(group, reasons, strict=True):
+class _Acks(NamedTuple):
+    """A partition's acks: their descriptors as given, and the store's items, in the same order."""
+
+    descriptors: list[Descriptor]
+    items: list[AckItem]
+
+
+def _record(result: AckResult, descriptors: list[Descriptor], reasons: list[str | None]) -> None:
+    if reasons.count(None) == len(reasons):  # the common case: every ack applied
+        result.accepted.extend(descriptors)
+        return
+    for descriptor, reason in zip(descriptors, reasons, strict=True):
         if reason is None:
-            result.accepted.append(ack.descriptor)
+            result.accepted.append(descriptor)
         else:
-            result.rejected[ack.descriptor] = reason
+            result.rejected[descriptor] = reason
 
 
 def _ack_item(ack: Ack | Lease, succeeded: bool) -> AckItem:
