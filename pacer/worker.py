@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pacer._errors import InvalidArgument
 from pacer._models import Ack, AckResult, Checkpoint, Lease
@@ -40,6 +40,15 @@ class JobSource(Protocol):
     ) -> AckResult: ...
 
     def checkpoint(self, queue: str, items: Iterable[Checkpoint]) -> list[bool]: ...
+
+
+@runtime_checkable
+class AckingSource(JobSource, Protocol):
+    """A source that acks and dequeues in one call (:meth:`pacer.Pacer.ack_and_dequeue`, embedded)."""
+
+    def ack_and_dequeue(
+        self, queue: str, limit: int = 1, *, succeeded: Iterable[Ack | Lease] = (), failed: Iterable[Ack | Lease] = ()
+    ) -> tuple[AckResult, list[Lease]]: ...
 
 
 class Retry(Exception):
@@ -110,15 +119,16 @@ class Worker:
         """Serve until :meth:`stop`; then drain as described in the module."""
         log.info("worker_started", queue=self.queue, concurrency=self.concurrency)
         while not self.stopping.is_set():
-            self._finish_done()
+            succeeded, failed = self._collect_done()
             self._extend_leases()
             free = self.concurrency - len(self._running)
             leases: list[Lease] = []
-            if free > 0:
-                try:
-                    leases = self.source.dequeue(self.queue, free)
-                except Exception as exc:  # brokers moving or storage down: try again shortly
-                    self._throttle.log("warning", "dequeue", "dequeue_failed", queue=self.queue, error=repr(exc))
+            if free > 0 and isinstance(self.source, AckingSource) and (succeeded or failed):
+                leases = self._ack_and_dequeue(self.source, succeeded, failed, free)
+            else:
+                self._ack(succeeded, failed)
+                if free > 0:
+                    leases = self._dequeue(free)
             for lease in leases:
                 self._start(lease)
             if not leases:
@@ -156,12 +166,35 @@ class Worker:
         soonest = min((r.extend_at for r in self._running.values()), default=time.monotonic() + 1)
         return max(0.01, soonest - time.monotonic())
 
+    def _dequeue(self, limit: int) -> list[Lease]:
+        try:
+            return self.source.dequeue(self.queue, limit)
+        except Exception as exc:  # brokers moving or storage down: try again shortly
+            self._throttle.log("warning", "dequeue", "dequeue_failed", queue=self.queue, error=repr(exc))
+            return []
+
+    def _ack_and_dequeue(
+        self, source: AckingSource, succeeded: Sequence[Ack], failed: Sequence[Ack], limit: int
+    ) -> list[Lease]:
+        """The finished jobs' acks and the next jobs in one call; if it fails, the acks alone as :meth:`_ack` does
+        (a replayed ack is accepted) and no jobs this turn."""
+        try:
+            result, leases = source.ack_and_dequeue(self.queue, limit, succeeded=succeeded, failed=failed)
+        except Exception as exc:
+            self._throttle.log("warning", "ack", "ack_and_dequeue_failed", queue=self.queue, error=repr(exc))
+            self._ack(succeeded, failed)
+            return []
+        self._acked(result, succeeded, failed)
+        return leases
+
     def _finish_done(self) -> None:
-        done = [key for key, r in self._running.items() if r.future.done()]
-        if not done:
-            return
+        self._ack(*self._collect_done())
+
+    def _collect_done(self) -> tuple[list[Ack], list[Ack]]:
+        """The acks of the jobs whose handlers returned, which leave the running set."""
         succeeded: list[Ack] = []
         failed: list[Ack] = []
+        done = [key for key, r in self._running.items() if r.future.done()]
         for key in done:
             running = self._running.pop(key)
             lease = running.lease
@@ -175,14 +208,19 @@ class Worker:
             failed.append(Ack(lease.descriptor, lease.claim, status[:200] + ";", delay))
             if not isinstance(exc, Retry):
                 log.warning("job_failed", queue=self.queue, descriptor=key, attempt=attempt, error=repr(exc))
-        self._ack(succeeded, failed)
+        return succeeded, failed
 
     def _ack(self, succeeded: Sequence[Ack], failed: Sequence[Ack]) -> None:
+        if not succeeded and not failed:
+            return
         try:
             result = self.source.ack(self.queue, succeeded=succeeded, failed=failed)
         except Exception as exc:  # the lease runs out and the job runs again: at least once
             self._throttle.log("warning", "ack", "ack_failed", queue=self.queue, error=repr(exc))
             return
+        self._acked(result, succeeded, failed)
+
+    def _acked(self, result: AckResult, succeeded: Sequence[Ack], failed: Sequence[Ack]) -> None:
         self._jobs.labels(self.queue, "succeeded").inc(len(succeeded))
         self._jobs.labels(self.queue, "failed").inc(len(failed))
         if result.rejected:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pacer import Job, JobState, Lease, Pacer
+from pacer import AckResult, Checkpoint, Job, JobState, Lease, Pacer
 from pacer.worker import Retry, Worker, exponential, load_handler
 
 
@@ -133,3 +134,53 @@ def test_handler_paths_are_checked() -> None:
     for bad in ("json", "no_such_module_x:f", "json:no_such_function"):
         with pytest.raises(ValueError, match="handler"):
             load_handler(bad)
+
+
+class Recording:
+    """A job source over an embedded Pacer that records its calls; ``joint`` False hides ack_and_dequeue (as the
+    HTTP client has none), ``joint_fails`` makes it raise."""
+
+    def __init__(self, pacer: Pacer, *, joint_fails: bool = False) -> None:
+        self.pacer, self.joint_fails = pacer, joint_fails
+        self.calls: list[str] = []
+
+    def dequeue(self, queue: str, limit: int = 1) -> list[Lease]:
+        self.calls.append("dequeue")
+        return self.pacer.dequeue(queue, limit)
+
+    def ack(self, queue: str, **acks: Any) -> AckResult:
+        self.calls.append("ack")
+        return self.pacer.ack(queue, **acks)
+
+    def checkpoint(self, queue: str, items: Iterable[Checkpoint]) -> list[bool]:
+        return self.pacer.checkpoint(queue, items)
+
+
+class Joint(Recording):
+    def ack_and_dequeue(self, queue: str, limit: int = 1, **acks: Any) -> tuple[AckResult, list[Lease]]:
+        self.calls.append("ack_and_dequeue")
+        if self.joint_fails:
+            raise ConnectionError("storage down")
+        return self.pacer.ack_and_dequeue(queue, limit, **acks)
+
+
+@pytest.mark.parametrize("source_type", [Recording, Joint])
+def test_a_pool_acks_with_its_next_dequeue_when_its_source_can(pacer: Pacer, source_type: type[Recording]) -> None:
+    pacer.create_queue("q")
+    pacer.enqueue("q", [b"x"] * 30)
+    source = source_type(pacer)
+    worker = Worker(source, "q", lambda job: None, concurrency=4, poll_interval=0.02)
+    run(worker, lambda: pacer.count("q", JobState.SUCCEEDED) == 30)
+    if source_type is Joint:
+        assert "ack_and_dequeue" in source.calls and "ack" not in source.calls
+    else:
+        assert "ack" in source.calls and "ack_and_dequeue" not in source.calls
+
+
+def test_when_the_joint_call_fails_the_acks_are_sent_alone(pacer: Pacer) -> None:
+    pacer.create_queue("q")
+    pacer.enqueue("q", [b"x"] * 6)
+    source = Joint(pacer, joint_fails=True)
+    worker = Worker(source, "q", lambda job: None, concurrency=2, poll_interval=0.02)
+    run(worker, lambda: pacer.count("q", JobState.SUCCEEDED) == 6)
+    assert source.calls.count("ack_and_dequeue") == source.calls.count("ack") >= 3
