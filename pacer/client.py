@@ -248,19 +248,33 @@ class Client:
     def ack(
         self, queue: str, *, succeeded: Iterable[Ack | Lease] = (), failed: Iterable[Ack | Lease] = ()
     ) -> AckResult:
-        groups: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: {"succeeded": [], "failed": []})
-        for kind, items in (("succeeded", succeeded), ("failed", failed)):
-            for item in items:
-                ack = Ack.of(item)
-                Descriptor.parse(ack.descriptor, queue_name(queue))
-                groups[ack.descriptor.partition][kind].append(wire.ack_to_json(ack))
+        return self._send_acks(queue, _ack_bodies(queue, succeeded, failed))
+
+    def _send_acks(self, queue: str, bodies: dict[int, dict[str, list[dict[str, Any]]]]) -> AckResult:
         result = AckResult()
-        path = f"/v1/queues/{queue}/ack"
-        for partition, body in sorted(groups.items()):
-            answer = self._to_owner(queue, partition, self._post(path, body))
-            result.accepted.extend(Descriptor.parse(text) for text in answer["accepted"])
-            result.rejected.update({Descriptor.parse(text): reason for text, reason in answer["rejected"].items()})
+        for partition, body in sorted(bodies.items()):
+            _add_acked(result, self._to_owner(queue, partition, self._post(f"/v1/queues/{queue}/ack", body)))
         return result
+
+    def ack_and_dequeue(
+        self,
+        queue: str,
+        limit: int = 1,
+        *,
+        succeeded: Iterable[Ack | Lease] = (),
+        failed: Iterable[Ack | Lease] = (),
+    ) -> tuple[AckResult, list[Lease]]:
+        """:meth:`ack`, then :meth:`dequeue`: one request to the owner of the acks' partition when they are of one
+        (a worker's mostly are), which acks them and dequeues from its own partitions; otherwise the two calls."""
+        bodies = _ack_bodies(queue, succeeded, failed)
+        if len(bodies) != 1:
+            return self._send_acks(queue, bodies), self.dequeue(queue, limit)
+        ((partition, body),) = bodies.items()
+        path = f"/v1/queues/{queue}/ack_and_dequeue"
+        answer = self._to_owner(queue, partition, self._post(path, body | {"limit": limit}))
+        result = AckResult()
+        _add_acked(result, answer)
+        return result, [wire.lease_from_json(obj) for obj in answer["jobs"]]
 
     def checkpoint(self, queue: str, items: Iterable[Checkpoint]) -> list[bool]:
         batch = list(items)
@@ -384,3 +398,21 @@ def _error(answer: Any, status: int) -> errors.PacerError:
 
 def _query(**params: Any) -> str:
     return urlencode({k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None})
+
+
+def _ack_bodies(
+    queue: str, succeeded: Iterable[Ack | Lease], failed: Iterable[Ack | Lease]
+) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """The acks as request bodies by partition; every descriptor checked first."""
+    groups: dict[int, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: {"succeeded": [], "failed": []})
+    for kind, items in (("succeeded", succeeded), ("failed", failed)):
+        for item in items:
+            ack = Ack.of(item)
+            Descriptor.parse(ack.descriptor, queue_name(queue))
+            groups[ack.descriptor.partition][kind].append(wire.ack_to_json(ack))
+    return groups
+
+
+def _add_acked(result: AckResult, answer: Any) -> None:
+    result.accepted.extend(Descriptor.parse(text) for text in answer["accepted"])
+    result.rejected.update({Descriptor.parse(text): reason for text, reason in answer["rejected"].items()})

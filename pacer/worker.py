@@ -44,7 +44,7 @@ class JobSource(Protocol):
 
 @runtime_checkable
 class AckingSource(JobSource, Protocol):
-    """A source that acks and dequeues in one call (:meth:`pacer.Pacer.ack_and_dequeue`, embedded)."""
+    """A source that acks and dequeues in one call: :class:`pacer.Pacer` and :class:`pacer.Client` both are."""
 
     def ack_and_dequeue(
         self, queue: str, limit: int = 1, *, succeeded: Iterable[Ack | Lease] = (), failed: Iterable[Ack | Lease] = ()

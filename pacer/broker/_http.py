@@ -30,7 +30,7 @@ from pacer._errors import (
     QueueNotFound,
     Unauthorized,
 )
-from pacer._models import Descriptor, JobState
+from pacer._models import Ack, AckResult, Descriptor, JobState
 from pacer._names import queue_name
 from pacer.broker._broker import Broker
 from pacer.broker._dashboard import render_dashboard
@@ -173,10 +173,18 @@ class Api:
 
     @_route("POST", r"/v1/queues/(?P<queue>[^/]+)/ack")
     def ack(self, req: _Request) -> Any:
-        queue = req.queue
-        succeeded = [wire.ack_from_json(obj, queue) for obj in req.items("succeeded")]
-        failed = [wire.ack_from_json(obj, queue) for obj in req.items("failed")]
-        result = req.broker.ack(queue, succeeded=succeeded, failed=failed)
+        succeeded, failed = _acks(req)
+        return self._acked(req.queue, req.broker.ack(req.queue, succeeded=succeeded, failed=failed))
+
+    @_route("POST", r"/v1/queues/(?P<queue>[^/]+)/ack_and_dequeue")
+    def ack_and_dequeue(self, req: _Request) -> Any:
+        succeeded, failed = _acks(req)
+        limit = wire.field(req.body, "limit", int, 1)
+        result, leases = req.broker.ack_and_dequeue(req.queue, limit, succeeded=succeeded, failed=failed)
+        self.dequeued.labels(req.queue).inc(len(leases))
+        return self._acked(req.queue, result) | {"jobs": [wire.lease_to_json(lease) for lease in leases]}
+
+    def _acked(self, queue: str, result: AckResult) -> dict[str, Any]:
         self.acks.labels(queue, "accepted").inc(len(result.accepted))
         self.acks.labels(queue, "rejected").inc(len(result.rejected))
         return {
@@ -250,6 +258,14 @@ class Api:
     @_route("GET", r"/v1/cluster")
     def cluster(self, req: _Request) -> Any:
         return cluster_view(req.broker)
+
+
+def _acks(req: _Request) -> tuple[list[Ack], list[Ack]]:
+    """An ack request's ``succeeded`` and ``failed`` lists, each ack checked."""
+    return (
+        [wire.ack_from_json(obj, req.queue) for obj in req.items("succeeded")],
+        [wire.ack_from_json(obj, req.queue) for obj in req.items("failed")],
+    )
 
 
 def cluster_view(broker: Broker) -> dict[str, Any]:

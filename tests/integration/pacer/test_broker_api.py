@@ -79,6 +79,35 @@ def test_api_through_two_brokers(start_broker: Callable[..., BrokerProcess]) -> 
     assert "jobs" not in client.queue_names()
 
 
+def test_workers_ack_and_take_their_next_jobs_in_one_request(start_broker: Callable[..., BrokerProcess]) -> None:
+    first, second = start_broker(), start_broker()
+    client = Client([first.url, second.url], admin_token=ADMIN_TOKEN)
+    client.create_queue("loop", partitions=4, lease=timedelta(seconds=30))
+    wait_for_owners(client, "loop", {first.url, second.url})
+    descriptors = client.enqueue("loop", [f"job-{i}".encode() for i in range(10)])  # one call: one partition
+    descriptors += client.enqueue("loop", [b"elsewhere"])  # the next call's partition
+    held = drain(client, "loop", 4)
+    seen = list(held)
+    deadline = time.monotonic() + 20
+    while len(seen) < 11:
+        assert time.monotonic() < deadline, f"{len(seen)} of 11 jobs seen"
+        result, held = client.ack_and_dequeue("loop", 4, succeeded=held)
+        assert not result.rejected and len(result.accepted) == len(set(result.accepted))
+        seen += held
+        if not held:
+            time.sleep(0.1)
+    result, held = client.ack_and_dequeue("loop", 4, succeeded=held)
+    assert held == [] and not result.rejected
+    assert sorted(lease.descriptor for lease in seen) == sorted(descriptors)  # each job once
+    assert client.count("loop", JobState.SUCCEEDED) == 11
+    mixed = client.enqueue("loop", [b"a"]) + client.enqueue("loop", [b"b"])  # two partitions: ack, then dequeue
+    leases = drain(client, "loop", 2)
+    assert {lease.descriptor.partition for lease in leases} == {d.partition for d in mixed}
+    result, more = client.ack_and_dequeue("loop", 4, succeeded=leases)
+    assert sorted(result.accepted) == sorted(mixed) and more == []
+    assert client.count("loop", JobState.SUCCEEDED) == 13
+
+
 def test_bad_requests_get_clear_4xx_and_lose_nothing(start_broker: Callable[..., BrokerProcess]) -> None:
     broker = start_broker()
     client = Client(broker.url, admin_token=ADMIN_TOKEN)
@@ -108,6 +137,14 @@ def test_bad_requests_get_clear_4xx_and_lose_nothing(start_broker: Callable[...,
             "InvalidDescriptor",
         ),
         ("POST", "/v1/queues/safe/dequeue", json.dumps({"limit": "ten"}).encode(), 400, None),
+        ("POST", "/v1/queues/safe/ack_and_dequeue", json.dumps({"limit": 0}).encode(), 400, None),
+        (
+            "POST",
+            "/v1/queues/safe/ack_and_dequeue",
+            json.dumps({"succeeded": [{"descriptor": "safe:q0:p1:x", "claim": "1.1"}], "limit": 1}).encode(),
+            400,
+            "InvalidDescriptor",
+        ),
         ("GET", "/v1/queues/safe/scan?cursor=garbage", None, 400, None),
         ("GET", "/v1/queues/nosuch/count", None, 404, "queue_not_found"),
         ("DELETE", "/v1/queues/safe", None, 401, "unauthorized"),

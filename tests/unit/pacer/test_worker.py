@@ -137,8 +137,8 @@ def test_handler_paths_are_checked() -> None:
 
 
 class Recording:
-    """A job source over an embedded Pacer that records its calls; ``joint`` False hides ack_and_dequeue (as the
-    HTTP client has none), ``joint_fails`` makes it raise."""
+    """A job source over an embedded Pacer that records its calls, without ack_and_dequeue (a source may have
+    none); :class:`Joint` adds it, and ``joint_fails`` makes it raise."""
 
     def __init__(self, pacer: Pacer, *, joint_fails: bool = False) -> None:
         self.pacer, self.joint_fails = pacer, joint_fails
