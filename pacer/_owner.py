@@ -419,13 +419,15 @@ class Refiller:
                 self._thread.start()
             self._changed.notify()
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread: at once if it waits, else after the refill under way, waiting at most ``timeout_s`` (a
+        refill blocked on an unresponsive store is left to its read timeout; the thread is a daemon)."""
         with self._changed:
             self._closed = True
             self._changed.notify()
             thread = self._thread
         if thread is not None:
-            thread.join()
+            thread.join(timeout_s)
 
     def _run(self) -> None:
         while True:
