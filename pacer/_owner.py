@@ -404,7 +404,7 @@ class Refiller:
     first request."""
 
     def __init__(self) -> None:
-        self._wanted: dict[int, PartitionOwner] = {}
+        self._wanted: dict[PartitionOwner, None] = {}  # in the order asked, each once
         self._changed = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -413,7 +413,7 @@ class Refiller:
         with self._changed:
             if self._closed:
                 return
-            self._wanted[id(owner)] = owner
+            self._wanted[owner] = None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pacer-refill", daemon=True)
                 self._thread.start()
@@ -436,7 +436,7 @@ class Refiller:
                     self._changed.wait()
                 if self._closed:
                     return
-                _, owner = self._wanted.popitem()
+                owner, _ = self._wanted.popitem()
             try:
                 owner.refill()
             except Exception as exc:  # fenced, or the store is down: the next dequeue finds out and says so
