@@ -152,6 +152,34 @@ class Lease:
     lease_expires_at: datetime
 
 
+_new = object.__new__
+
+
+def made_descriptor(queue: str, partition: int, priority: int, local_id: int) -> Descriptor:
+    """A :class:`Descriptor` of values read from the store: equal to one made by its constructor, which sets each
+    field through ``object.__setattr__`` (frozen) and takes 2.5 times as long; dequeues and enqueues make one per
+    job."""
+    made = _new(Descriptor)
+    fields = made.__dict__
+    fields["queue"], fields["partition"], fields["priority"], fields["local_id"] = queue, partition, priority, local_id
+    return made
+
+
+def made_lease(
+    descriptor: Descriptor, body: bytes, claim: str, attempts_allowed: int, attempts_remaining: int, expires: datetime
+) -> Lease:
+    """A :class:`Lease` of values read from the store, made as :func:`made_descriptor` makes a descriptor."""
+    made = _new(Lease)
+    fields = made.__dict__
+    fields["descriptor"], fields["body"], fields["claim"] = descriptor, body, claim
+    fields["attempts_allowed"], fields["attempts_remaining"], fields["lease_expires_at"] = (
+        attempts_allowed,
+        attempts_remaining,
+        expires,
+    )
+    return made
+
+
 @dataclass(frozen=True)
 class Ack:
     """The outcome of one leased job. ``retry_delay`` applies to a failed job with attempts left."""

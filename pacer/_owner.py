@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pacer._errors import Fenced
-from pacer._models import Descriptor, Lease, QueueConfig, from_us, now_us
+from pacer._models import Lease, QueueConfig, from_us, made_descriptor, made_lease, now_us
 from pacer._ratelimit import TokenBucket
 from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_token
 from psc.common.log import get_logger
@@ -340,9 +340,10 @@ class PartitionOwner:
         # since): after a refill that found them all, doorbells and the periodic refill bring the next ones.
         if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._drained_at is None:
             self.on_low()
+        queue, partition = self.queue, self.partition
         return reasons, [
-            Lease(
-                Descriptor(self.queue, self.partition, job.priority, job.local_id),
+            made_lease(
+                made_descriptor(queue, partition, job.priority, job.local_id),
                 job.body,
                 claim_token(epoch, job),
                 job.attempts_allowed,

@@ -32,6 +32,7 @@ from pacer._models import (
     check_priority,
     check_rate,
     from_us,
+    made_descriptor,
     now_us,
     to_us,
 )
@@ -158,7 +159,7 @@ class Pacer:
         for partition, indexes in groups.items():
             stored = self.store.enqueue(queue, partition, [batch[i] for i in indexes], now)
             for index, (local_id, priority) in zip(indexes, stored, strict=True):
-                out[index] = Descriptor(queue, partition, priority, local_id)
+                out[index] = made_descriptor(queue, partition, priority, local_id)
         self._enqueued(queue, sorted(groups))
         return [d for d in out if d is not None]
 
@@ -272,10 +273,12 @@ class Pacer:
         groups: dict[int, _Acks] = {}
         for acks, ok in ((succeeded, True), (failed, False)):
             for ack in acks:
-                partition = Descriptor.parse(ack.descriptor, name).partition
-                group = groups.get(partition)
+                descriptor = ack.descriptor
+                if type(descriptor) is not Descriptor or descriptor.queue != name:  # else parse() returns it as is
+                    descriptor = Descriptor.parse(descriptor, name)
+                group = groups.get(descriptor.partition)
                 if group is None:
-                    group = groups[partition] = _Acks([], [])
+                    group = groups[descriptor.partition] = _Acks([], [])
                 group.descriptors.append(ack.descriptor)
                 group.items.append(_ack_item(ack, ok))
         return groups

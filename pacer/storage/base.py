@@ -919,15 +919,16 @@ def _plainly_acked(items: Sequence[AckItem]) -> str | None:
     """For the common ack batch (distinct jobs, all succeeded, one status appended, every claim one a grant made):
     the condition that a row is one of them under its claim, as the two columns a claim is made of, so no string
     is built per row to compare. None for any other batch."""
-    if not items or len({item.local_id for item in items}) != len(items):
+    ids = [item.local_id for item in items]
+    if not ids or len(set(ids)) != len(ids):
         return None
     append = items[0].append_status
-    if any(not item.succeeded or item.append_status != append for item in items):
-        return None
+    for item in items:
+        if not item.succeeded or item.append_status != append:
+            return None
     claims = [parse_claim(item.claim) for item in items]
     if None in claims:
         return None
-    ids = [item.local_id for item in items]
     claimed = same_values(("owner_epoch", "dispatches"), ids, claims)  # type: ignore[arg-type]  # no None left
     return f"{listed_ids(ids)} AND {claimed}"
 
