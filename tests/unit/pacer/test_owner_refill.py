@@ -3,14 +3,17 @@ whose buffer was dropped while it read keeps nothing."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import pytest
 
-from pacer import Pacer
-from pacer._owner import Busy, PartitionOwner
+from pacer import Job, Pacer
+from pacer import _owner as owner_module
+from pacer._models import now_us
+from pacer._owner import FIRST_RECHECK_S, IDLE_RECHECK_S, Busy, PartitionOwner
 from pacer.storage.base import Reserved, Store
 
 
@@ -118,3 +121,78 @@ def test_embedded_owners_are_refilled_in_the_background_when_a_dequeue_leaves_th
     finally:
         service.close()
     assert not any(thread.name == "pacer-refill" for thread in threading.enumerate())  # stopped by close
+
+
+class Clock:
+    """Stands in for the owner's ``time`` module: ``monotonic()`` moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class CountingStore:
+    """Wraps a store, counting ``reserve`` calls (the owner's reads of the partition)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.reads = 0
+
+    def reserve(
+        self, name: str, partition: int, epoch: int, limit: int, now: int, held: Collection[int] = ()
+    ) -> list[Reserved]:
+        self.reads += 1
+        return self._store.reserve(name, partition, epoch, limit, now, held)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(owner_module, "time", fake)
+    return fake
+
+
+def _counted_owner(pacer: Pacer) -> tuple[PartitionOwner, CountingStore]:
+    store = CountingStore(pacer.store)
+    owner = PartitionOwner(store, pacer.queue_config("jobs"), 0, "test", capacity=100)  # type: ignore[arg-type]
+    owner.acquire()
+    return owner, store
+
+
+def test_a_partition_that_just_yielded_jobs_is_read_again_soon(pacer: Pacer, clock: Clock) -> None:
+    pacer.enqueue("jobs", [b"a"])
+    owner, store = _counted_owner(pacer)
+    assert [lease.body for lease in owner.dequeue(5)] == [b"a"]  # it found fewer than it had room for
+    pacer.store.enqueue("jobs", 0, [Job(b"b")], now_us())  # by another process: no notify
+    clock.now += FIRST_RECHECK_S / 2
+    assert owner.dequeue(5) == [] and store.reads == 1  # too soon to ask the store again
+    clock.now += FIRST_RECHECK_S
+    assert [lease.body for lease in owner.dequeue(5)] == [b"b"]
+    assert store.reads == 2
+
+
+def test_reads_of_an_idle_partition_back_off_to_the_idle_recheck(pacer: Pacer, clock: Clock) -> None:
+    owner, store = _counted_owner(pacer)
+    pacer.enqueue("jobs", [b"a"])
+    owner.dequeue(1)
+    read_at = [clock.now]
+    step = FIRST_RECHECK_S / 4
+    while clock.now - read_at[0] < 0.3:  # dequeues keep asking, every quarter of the shortest gap
+        clock.now += step
+        reads = store.reads
+        assert owner.dequeue(1) == []
+        if store.reads > reads:
+            read_at.append(clock.now)
+    gaps = [round(later - earlier, 6) for earlier, later in itertools.pairwise(read_at)]
+    assert gaps[0] == pytest.approx(FIRST_RECHECK_S)  # after the read that found a job
+    assert gaps == sorted(gaps)  # each read that finds nothing doubles the next gap, up to the idle recheck
+    assert gaps[-1] == pytest.approx(IDLE_RECHECK_S)
+    assert gaps.count(gaps[-1]) > 5  # an idle partition is read every IDLE_RECHECK_S, not less often
+    owner.notify()  # jobs were enqueued here: the next dequeue reads at once
+    pacer.enqueue("jobs", [b"b"])
+    assert [lease.body for lease in owner.dequeue(1)] == [b"b"]
