@@ -198,7 +198,6 @@ class Store:
     for_update = ""
     share_lock = ""
     insert_ignore = "INSERT OR IGNORE"
-    concat_keeps_binary = False  # concat() of numbers and a BLOB gives the BLOB's bytes unchanged
 
     def __init__(self) -> None:
         # Per (queue, partition): the id GC's next pass reads after; 0 starts at the first row.
@@ -497,20 +496,24 @@ class Store:
         its jobs, and a lease grant checks the epoch, the state and the dispatch count it read here."""
         table = partition_table(name, partition)
         params: dict[str, Any] = {"now": now, "n": limit}
-        skip = f"AND local_id NOT IN {int_list(sorted(held))} " if held else ""
+        skip = f" AND local_id NOT IN {int_list(sorted(held))}" if held else ""
         with self._partition_statement(name, partition) as tx:
-            # One range scan of ix_ready over the three priorities, in index order (no sort); the buffered ids
-            # are left out on the index entries, before the rows are read.
-            found = tx.rows(
-                f"SELECT {self._reserved_columns} "
-                f"FROM {table} WHERE state = 0 AND priority IN (1, 2, 3) AND run_after <= :now {skip}"
-                "ORDER BY priority, run_after, local_id LIMIT :n",
-                params,
-            )
+            found = self._ready(tx, table, f"state = 0 AND priority IN (1, 2, 3) AND run_after <= :now{skip}", params)
         if not found:
             with self._partition_tx(name, partition) as tx:
                 self._fence(tx, name, partition, epoch)  # a stale owner learns it even on an empty queue
-        return [_reserved(row) for row in found]
+        return found
+
+    def _ready(self, tx: Tx, table: str, ready: str, params: dict[str, Any]) -> list[Reserved]:
+        """Up to ``:n`` jobs of ``table`` matching ``ready``, in dispatch order: one range scan of ix_ready over the
+        three priorities, in index order (no sort); the buffered ids are left out on the index entries, before the
+        rows are read."""
+        rows = tx.rows(
+            "SELECT local_id, priority, attempts_allowed, attempts_remaining, dispatches, body "
+            f"FROM {table} WHERE {ready} ORDER BY priority, run_after, local_id LIMIT :n",
+            params,
+        )
+        return [Reserved(int(a), int(b), int(c), int(d), int(e), bytes(body)) for a, b, c, d, e, body in rows]
 
     def grant(
         self, name: str, partition: int, epoch: int, jobs: Sequence[Reserved], lease_us: int, now: int
@@ -593,15 +596,6 @@ class Store:
                     matched = tx.run(failed, params | {"retry_at": now + item.retry_delay_us})
                 out[index] = None if matched else self._why_not(tx, table, item)
         return [out[index] for index in range(len(items))]
-
-    @functools.cached_property
-    def _reserved_columns(self) -> str:
-        """A refilled job in as few columns as the backend allows, as PyMySQL decodes each column of each row in
-        Python. MySQL's CONCAT keeps a binary body intact; SQLite's ``||`` reads it as text, so there the body
-        stays a column of its own."""
-        numbers = ("local_id", "priority", "attempts_allowed", "attempts_remaining", "dispatches")
-        parts = [part for column in numbers for part in (column, "' '")]
-        return self.concat(*parts, "body") if self.concat_keeps_binary else self.concat(*parts[:-1]) + ", body"
 
     def claim_sql(self) -> str:
         """A leased job's claim, ``<epoch>.<dispatch>``, from the columns its grant wrote."""
@@ -931,16 +925,6 @@ def _plainly_acked(items: Sequence[AckItem]) -> str | None:
         return None
     claimed = same_values(("owner_epoch", "dispatches"), ids, claims)  # type: ignore[arg-type]  # no None left
     return f"{listed_ids(ids)} AND {claimed}"
-
-
-def _reserved(row: Sequence[Any]) -> Reserved:
-    """A row of :attr:`Store._reserved_columns`: the numbers and the body in one column, or the body apart."""
-    if len(row) == 1:
-        local_id, priority, allowed, remaining, dispatches, body = row[0].split(b" ", 5)
-    else:
-        (local_id, priority, allowed, remaining, dispatches), body = row[0].split(), row[1]
-    body = body if type(body) is bytes else bytes(body)
-    return Reserved(int(local_id), int(priority), int(allowed), int(remaining), int(dispatches), body)
 
 
 def _config_params(config: QueueConfig) -> dict[str, Any]:

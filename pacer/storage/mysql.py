@@ -6,10 +6,12 @@ CLIENT_FOUND_ROWS (row counts are rows matched), so ``SKIP LOCKED`` claims take 
 
 from __future__ import annotations
 
+import binascii
 import collections
 import contextlib
 import functools
 import re
+import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,12 +24,21 @@ import pymysql.constants.CLIENT
 import pymysql.cursors
 
 from pacer._errors import InvalidArgument, QueueNotFound
-from pacer.storage.base import Store, Tx
+from pacer.storage.base import Reserved, Store, Tx
 
 Connection = Any  # PyMySQL ships no type information
 _NAMED = re.compile(r":([a-z_][a-z0-9_]*)")
 _NO_SUCH_TABLE = 1146
 _DATABASE = re.compile(r"[A-Za-z0-9_]{1,64}")
+# A refilled job, packed: its numbers as 16 hex digits each (64-bit two's complement), then its body.
+_PACKED_FIELDS = (
+    "LENGTH(j.body)", "j.priority", "j.run_after", "j.local_id", "j.attempts_allowed", "j.attempts_remaining",
+    "j.dispatches",
+)  # fmt: skip
+_PACKED_JOB = "CONCAT(" + "".join(f"LPAD(HEX({field}), 16, '0'), " for field in _PACKED_FIELDS) + "j.body)"
+_PACKED_HEADER = struct.Struct(">qqqQqqq")
+_HEADER_DIGITS = 2 * _PACKED_HEADER.size
+PACKED_REFILL_BYTES = 4 << 20  # the session's group_concat_max_len: several of the largest bodies (1 MiB)
 
 _META = [
     "CREATE TABLE IF NOT EXISTS pacer_schema (version INT NOT NULL) ENGINE=InnoDB",
@@ -139,7 +150,9 @@ class _Pool:
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
         with conn.cursor() as cursor:
-            cursor.execute(f"SET SESSION wait_timeout = {int(self.idle_timeout_s)}")
+            cursor.execute(
+                f"SET SESSION wait_timeout = {int(self.idle_timeout_s)}, group_concat_max_len = {PACKED_REFILL_BYTES}"
+            )
             cursor.execute("SELECT @@auto_increment_increment")
             conn.pacer_increment = int(cursor.fetchone()[0])
         return conn
@@ -170,7 +183,6 @@ class _Pool:
 
 
 class MysqlStore(Store):
-    concat_keeps_binary = True
     skip_locked = " FOR UPDATE SKIP LOCKED"
     for_update = " FOR UPDATE"
     share_lock = " LOCK IN SHARE MODE"  # MariaDB 10.11 has no FOR SHARE; MySQL 8 accepts both
@@ -194,6 +206,23 @@ class MysqlStore(Store):
 
     def concat(self, *parts: str) -> str:
         return "CONCAT(" + ", ".join(parts) + ")"
+
+    def _ready(self, tx: Tx, table: str, ready: str, params: dict[str, Any]) -> list[Reserved]:
+        """The refill's jobs packed into one value: PyMySQL decodes each row of a result in Python, about 1.2 µs of
+        a worker process's interpreter lock per job, where unpacking takes a quarter of that. The ids come from
+        the index in dispatch order, as the rows would; the jobs, packed by GROUP_CONCAT in no promised order,
+        are put back in that order here. A value cut at ``group_concat_max_len`` loses its last jobs, which
+        stay PENDING for the next refill; if it holds no whole job, the rows are read one by one."""
+        found = tx.rows(
+            f"SELECT GROUP_CONCAT({_PACKED_JOB} SEPARATOR '') FROM (SELECT local_id FROM {table} WHERE {ready} "
+            f"ORDER BY priority, run_after, local_id LIMIT :n) AS r JOIN {table} AS j ON j.local_id = r.local_id",
+            params,
+        )
+        packed = found[0][0]
+        if packed is None:
+            return []
+        jobs = unpack_jobs(bytes(packed))
+        return jobs if jobs else super()._ready(tx, table, ready, params)
 
     def regexp(self) -> str:
         # MySQL 8.0.22+ refuses binary strings in REGEXP; the pattern is a bound parameter.
@@ -296,6 +325,24 @@ class MysqlStore(Store):
     def close(self) -> None:
         for pool in self._pools + self._statement_pools:
             pool.close()
+
+
+def unpack_jobs(packed: bytes) -> list[Reserved]:
+    """The whole jobs of a packed refill (see ``MysqlStore._ready``), priority 1 first, then oldest first."""
+    jobs: list[tuple[int, int, int, Reserved]] = []
+    at, end = 0, len(packed)
+    while at + _HEADER_DIGITS <= end:
+        length, priority, run_after, local_id, allowed, remaining, dispatches = _PACKED_HEADER.unpack(
+            binascii.unhexlify(packed[at : at + _HEADER_DIGITS])
+        )
+        at += _HEADER_DIGITS
+        if at + length > end:
+            break  # cut off by group_concat_max_len
+        body = packed[at : at + length]
+        at += length
+        jobs.append((priority, run_after, local_id, Reserved(local_id, priority, allowed, remaining, dispatches, body)))
+    jobs.sort()  # by priority, run_after, local_id: ids are unique, so the jobs themselves are never compared
+    return [job for *_, job in jobs]
 
 
 def _rollback(conn: Connection) -> None:
