@@ -64,6 +64,7 @@ class Pacer:
         self._configs: dict[str, QueueConfig] = {}
         self._lock = threading.RLock()
         self._next = 0
+        self._run = threading.local()  # the run of this thread's last dequeue (see _dequeue_start)
         self._next_enqueue = random.randrange(1 << 16)  # processes enqueueing side by side start apart
         self._refiller = Refiller()
 
@@ -199,15 +200,26 @@ class Pacer:
         ``DEQUEUE_RUN`` dequeues, then the next one. A dequeue visits the others when that one has no job."""
         with self._lock:
             self._next += 1
-            return self._next // DEQUEUE_RUN
+            self._run.started = run = self._next // DEQUEUE_RUN
+        return run
+
+    def _end_dry_run(self) -> None:
+        """The partition this thread's dequeue started at had no job to give: end its run, so that the next
+        dequeues start at the next partition rather than each finding that one dry first (and writing their
+        acks apart from their leases)."""
+        with self._lock:
+            run = self._run.started
+            if self._next // DEQUEUE_RUN == run:
+                self._next = (run + 1) * DEQUEUE_RUN
 
     def dequeue(self, queue: str, limit: int = 1) -> list[Lease]:
         """Up to ``limit`` leased jobs, priority 1 first, oldest first within a partition."""
         queue_name(queue)
         _check_limit(limit)
-        return self._dequeue(queue, limit, self.dequeue_partitions(queue))
+        return self._dequeue(queue, limit, self.dequeue_partitions(queue), at_start=True)
 
-    def _dequeue(self, queue: str, limit: int, partitions: list[int]) -> list[Lease]:
+    def _dequeue(self, queue: str, limit: int, partitions: list[int], *, at_start: bool = False) -> list[Lease]:
+        """``at_start``: ``partitions`` begin at the run's start (a dequeue that finds it dry ends the run)."""
         out: list[Lease] = []
         busy: list[int] = []
         # Partitions are served one request at a time: first those no other request is serving, then the
@@ -217,6 +229,10 @@ class Pacer:
                 out += self.owner(queue, partition).dequeue(limit - len(out), wait=False)
             except Busy:
                 busy.append(partition)
+            else:
+                if at_start and not out:
+                    self._end_dry_run()
+            at_start = False
             if len(out) >= limit:
                 return out
         for partition in busy:
@@ -251,6 +267,7 @@ class Pacer:
         result = AckResult()
         leases: list[Lease] = []
         first = partitions[0]
+        at_start = True
         if list(groups) == [first]:
             try:
                 reasons, leases = self.owner(queue, first).ack_and_dequeue(groups[first].items, limit, wait=False)
@@ -258,11 +275,13 @@ class Pacer:
                 pass
             else:
                 _record(result, groups.pop(first).descriptors, reasons)
-                partitions = partitions[1:]
+                partitions, at_start = partitions[1:], False
+                if not leases:
+                    self._end_dry_run()
         for partition, group in sorted(groups.items()):
             _record(result, group.descriptors, self.owner(queue, partition).ack(group.items))
         if len(leases) < limit:
-            leases += self._dequeue(queue, limit - len(leases), partitions)
+            leases += self._dequeue(queue, limit - len(leases), partitions, at_start=at_start)
         return result, leases
 
     def _ack_groups(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +54,37 @@ def test_ack_and_dequeue_writes_together_when_the_acks_are_of_its_start_partitio
     result, other = pacer.ack_and_dequeue("runs", 4, succeeded=more)
     assert calls == [(4, 4), (4, 0)] and len(result.accepted) == 4
     assert [o.descriptor.partition for o in other] == [1 - partition] * 4
+
+
+def _start(pacer: Pacer) -> int:
+    """The partition the next dequeue starts at."""
+    return (pacer._next + 1) // DEQUEUE_RUN % 2
+
+
+def test_a_dequeue_that_finds_its_start_dry_ends_the_run(pacer: Pacer) -> None:
+    key = next(f"k{i}" for i in itertools.count() if zlib.crc32(f"k{i}".encode()) % 2 == 1)
+    (descriptor,) = pacer.enqueue("runs", [Job(b"x", key=key)])  # a job in partition 1 only
+    assert descriptor.partition == 1
+    pacer._next = 5  # early in a run that starts at partition 0
+    assert _start(pacer) == 0
+    (lease,) = pacer.dequeue("runs")
+    assert lease.descriptor == descriptor  # found in the next partition
+    assert _start(pacer) == 1  # the run ended: the next dequeues start where the jobs are
+    pacer.enqueue("runs", [b"y"] * 4)
+    pacer.enqueue("runs", [b"z"] * 4)  # both partitions have jobs: runs go on as long as ever
+    pacer._next = DEQUEUE_RUN + 5
+    pacer.dequeue("runs")
+    assert pacer._next == DEQUEUE_RUN + 6 and _start(pacer) == 1
+
+
+def test_ack_and_dequeue_at_a_dry_start_writes_its_acks_and_ends_the_run(pacer: Pacer) -> None:
+    pacer.enqueue("runs", [b"a"] * 3)
+    pacer.enqueue("runs", [b"b"] * 3)  # each call's jobs go to one partition
+    pacer._next = 5
+    leases = pacer.dequeue("runs", 3)  # every job of partition 0
+    assert {lease.descriptor.partition for lease in leases} == {0}
+    pacer._next = 5
+    result, more = pacer.ack_and_dequeue("runs", 3, succeeded=leases)
+    assert len(result.accepted) == 3 and [m.descriptor.partition for m in more] == [1] * 3
+    assert _start(pacer) == 1
+    assert pacer.count("runs", "succeeded") == 3
