@@ -36,6 +36,9 @@ from pacer._names import partition_table, queue_name
 #    table in id order instead (a job finishes after it was created).
 SCHEMA_VERSION = 3
 BATCH = 500
+# Bodies and statuses per INSERT, so that one stays under the server's max_allowed_packet (16 MiB on MariaDB
+# 10.11, 64 MiB on MySQL 8) even escaped (up to twice as long); a longer job is an INSERT of its own.
+BATCH_BYTES = 4 << 20
 GC_SCAN = 5000  # rows GC reads per pass
 
 
@@ -400,12 +403,13 @@ class Store:
         """Insert the jobs into one partition; ``(local_id, priority)`` of each, in order."""
         table = partition_table(name, partition)
         out: list[tuple[int, int]] = []
-        if len(jobs) <= BATCH and all(job.key is None for job in jobs):  # one INSERT: it commits by itself
+        batches = insert_batches(jobs)
+        if len(batches) == 1 and all(job.key is None for job in jobs):  # one INSERT: it commits by itself
             with self._partition_statement(name, partition) as tx:
                 return self._insert(tx, table, jobs, now)
         with self._partition_tx(name, partition) as tx:
-            for start in range(0, len(jobs), BATCH):
-                out += self._insert(tx, table, jobs[start : start + BATCH], now)
+            for batch in batches:
+                out += self._insert(tx, table, batch, now)
         return out
 
     def _insert(self, tx: Tx, table: str, jobs: Sequence[Job], now: int) -> list[tuple[int, int]]:
@@ -900,6 +904,23 @@ def _job_row(row: Sequence[Any]) -> JobRow:
         custom_status=str(row[11]),
         body=None if row[12] is None else bytes(row[12]),
     )
+
+
+def insert_batches(jobs: Sequence[Job]) -> list[Sequence[Job]]:
+    """``jobs`` in runs of at most :data:`BATCH` jobs and :data:`BATCH_BYTES` of bodies and statuses, in order;
+    a job longer than that alone in its run."""
+    if len(jobs) <= BATCH and sum(len(job.body) + len(job.custom_status) for job in jobs) <= BATCH_BYTES:
+        return [jobs]  # the common case, counted in C
+    batches: list[Sequence[Job]] = []
+    start = size = 0
+    for index, job in enumerate(jobs):
+        length = len(job.body) + len(job.custom_status)
+        if index > start and (index - start == BATCH or size + length > BATCH_BYTES):
+            batches.append(jobs[start:index])
+            start, size = index, 0
+        size += length
+    batches.append(jobs[start:])
+    return batches
 
 
 def _grantable(jobs: Sequence[Reserved]) -> str:

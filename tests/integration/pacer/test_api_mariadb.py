@@ -56,3 +56,18 @@ def test_a_refill_cut_at_the_packed_length_limit_leaves_the_rest_for_the_next(
         assert leased == [*bodies, b"big" * 1000]  # every job once, oldest first
     finally:
         service.close()
+
+
+def test_an_enqueue_of_many_large_bodies_fits_the_servers_packet_limit(pacer: Pacer, queue: str) -> None:
+    bodies = [bytes([i % 3]) * (1 << 20) for i in range(20)]  # 20 MiB, zeros among them: escaped twice as long
+    descriptors = pacer.enqueue(queue, bodies)
+    assert len(descriptors) == 20 and pacer.count(queue, "pending") == 20
+    leased: list[bytes] = []
+    for _ in range(200):
+        taken = [lease.body for lease in pacer.dequeue(queue, 20)]
+        leased += taken
+        if len(leased) >= 20:
+            break
+        if not taken:
+            time.sleep(0.002)
+    assert leased == bodies
