@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import uuid
 from typing import Any
@@ -66,7 +67,10 @@ def run_broker(
     serving = threading.Thread(target=server.serve_forever, name="pacer-http", daemon=True)
     serving.start()
     log.info("broker_started", address=address, control_topic=config.control_topic)
-    print(f"pacer broker listening on {address}", flush=True)
+    # One write, newline included: print() writes the text and the newline apart, and with unbuffered output a
+    # log line on stderr (the same file, when the two are joined) can land between them.
+    sys.stdout.write(f"pacer broker listening on {address}\n")
+    sys.stdout.flush()
     stop.wait()
     log.info("broker_stopping", address=address)
     membership.close()  # leave the group first, so the partitions move at once
