@@ -411,7 +411,7 @@ class Refiller:
     first request."""
 
     def __init__(self) -> None:
-        self._wanted: dict[PartitionOwner, None] = {}  # in the order asked, each once
+        self._wanted: dict[PartitionOwner, None] = {}  # served in the order asked, each once
         self._changed = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -443,7 +443,8 @@ class Refiller:
                     self._changed.wait()
                 if self._closed:
                     return
-                owner, _ = self._wanted.popitem()
+                owner = next(iter(self._wanted))  # the longest waiting (popitem would take the newest)
+                del self._wanted[owner]
             try:
                 owner.refill()
             except Exception as exc:  # fenced, or the store is down: the next dequeue finds out and says so

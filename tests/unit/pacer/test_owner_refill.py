@@ -13,7 +13,7 @@ import pytest
 from pacer import Job, Pacer
 from pacer import _owner as owner_module
 from pacer._models import now_us
-from pacer._owner import FIRST_RECHECK_S, IDLE_RECHECK_S, Busy, PartitionOwner
+from pacer._owner import FIRST_RECHECK_S, IDLE_RECHECK_S, Busy, PartitionOwner, Refiller
 from pacer.storage.base import Reserved, Store
 
 
@@ -196,3 +196,39 @@ def test_reads_of_an_idle_partition_back_off_to_the_idle_recheck(pacer: Pacer, c
     owner.notify()  # jobs were enqueued here: the next dequeue reads at once
     pacer.enqueue("jobs", [b"b"])
     assert [lease.body for lease in owner.dequeue(1)] == [b"b"]
+
+
+class RecordingOwner:
+    """Stands in for an owner: records its refills; the one named ``hold`` blocks until ``go`` is set."""
+
+    def __init__(self, name: str, served: list[str], hold: threading.Event | None = None) -> None:
+        self.queue, self.partition, self.name = "jobs", 0, name
+        self.served, self.hold, self.go = served, hold, threading.Event()
+
+    def refill(self) -> int:
+        if self.hold is not None:
+            self.hold.set()
+            assert self.go.wait(5)
+        self.served.append(self.name)
+        return 0
+
+
+def test_the_refill_thread_serves_owners_in_the_order_they_asked() -> None:
+    served: list[str] = []
+    busy = threading.Event()
+    first = RecordingOwner("first", served, busy)
+    later = [RecordingOwner(name, served) for name in ("b", "c", "d")]
+    refiller = Refiller()
+    try:
+        refiller.request(first)  # type: ignore[arg-type]
+        assert busy.wait(5)  # the thread is in first's refill: the others queue up meanwhile
+        for owner in [*later, later[0]]:  # asked twice while waiting: refilled once
+            refiller.request(owner)  # type: ignore[arg-type]
+        first.go.set()
+        for _ in range(500):
+            if len(served) == 4:
+                break
+            threading.Event().wait(0.01)
+        assert served == ["first", "b", "c", "d"]
+    finally:
+        refiller.close()
