@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_t
 from psc.common.log import get_logger
 
 T = TypeVar("T")
+R = TypeVar("R")
 log = get_logger("pacer.owner")
 IDLE_RECHECK_S = 0.02  # the longest a drained partition goes unread while dequeues ask for jobs
 FIRST_RECHECK_S = 0.001  # after a read that found jobs; doubled by each read in a row that found none
@@ -131,15 +133,19 @@ class _GroupWriter:
 
 
 def _leased(calls: list[_Round], results: Sequence[int | None]) -> None:
-    start = 0
-    for c in calls:
-        c.leased, start = list(results[start : start + len(c.jobs)]), start + len(c.jobs)
+    for c, share in zip(calls, _shares(results, [len(c.jobs) for c in calls]), strict=True):
+        c.leased = share
 
 
 def _acked(calls: list[_Round], results: Sequence[str | None]) -> None:
-    start = 0
-    for c in calls:
-        c.reasons, start = list(results[start : start + len(c.acks)]), start + len(c.acks)
+    for c, share in zip(calls, _shares(results, [len(c.acks) for c in calls]), strict=True):
+        c.reasons = share
+
+
+def _shares(results: Sequence[R], counts: list[int]) -> list[list[R]]:
+    """``results`` cut into consecutive runs of ``counts`` items: each call's share of a round's results."""
+    ends = list(itertools.accumulate(counts))
+    return [list(results[end - count : end]) for count, end in zip(counts, ends, strict=True)]
 
 
 def _fail(calls: list[_Round], exc: BaseException) -> None:
