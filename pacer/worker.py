@@ -101,6 +101,7 @@ class Worker:
         if concurrency < 1:
             raise InvalidArgument("concurrency must be >= 1")
         self.source = source
+        self._acking = source if isinstance(source, AckingSource) else None  # checked once: a protocol check is slow
         self.queue = queue
         self.handler = handler
         self.concurrency = concurrency
@@ -123,8 +124,8 @@ class Worker:
             self._extend_leases()
             free = self.concurrency - len(self._running)
             leases: list[Lease] = []
-            if free > 0 and isinstance(self.source, AckingSource) and (succeeded or failed):
-                leases = self._ack_and_dequeue(self.source, succeeded, failed, free)
+            if free > 0 and self._acking is not None and (succeeded or failed):
+                leases = self._ack_and_dequeue(self._acking, succeeded, failed, free)
             else:
                 self._ack(succeeded, failed)
                 if free > 0:
