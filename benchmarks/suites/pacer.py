@@ -17,8 +17,8 @@ call (``Pacer.ack_and_dequeue``); a baseline worker claims, then acks each job. 
 same code (Pacer's: one multi-row INSERT per call, kinder to the baseline than PinLater's INSERT per job).
 Pacer's owners in the workers' process hear of the other process's jobs at their next look at MySQL (1 ms
 after a look that found jobs, up to 20 ms on a partition found empty again and again), as embedded Pacer has no
-doorbell across processes. The
-``prefilled`` scenario enqueues every job before the clock starts and times the dequeue and ack path alone.
+doorbell across processes. The ``prefilled`` scenario enqueues every job before the clock starts and times the
+dequeue and ack path alone.
 Both systems open their connections (and Pacer takes its partitions) before the clock starts.
 ``dramatiq-redis`` (the peer): Dramatiq's Redis broker and an in-process worker with 8 threads running a
 no-op actor, with a private ``redis-server`` (Debian's, no persistence) started per run; messages are sent one

@@ -527,12 +527,12 @@ class Store:
             return []
         table = partition_table(name, partition)
         params = {"e": epoch, "exp": now + lease_us, "now": now, "q": name, "p": partition}
-        # One statement that commits by itself. The fence is part of it: its
-        # read takes no lock under READ COMMITTED; a takeover committed before this statement makes it match
-        # no row, and one racing with it cannot hand these rows out before it commits (the new owner leases
-        # only PENDING rows). The dispatch count read by the refill makes the claim the one returned here: the
-        # claim is the epoch and dispatch count the grant writes, so no claim column is written (a string that
-        # would change the row's size, and keep InnoDB from updating it in place).
+        # One statement that commits by itself. The fence is part of it: its read takes no lock under READ COMMITTED;
+        # a takeover committed before this statement makes it match no row, and one racing with it cannot hand these
+        # rows out before it commits (the new owner leases only PENDING rows). The dispatch count read by the refill
+        # makes the claim the one returned here: the claim is the epoch and dispatch count the grant writes, so no
+        # claim column is written (a string that would change the row's size, and keep InnoDB from updating it in
+        # place).
         with self._partition_statement(name, partition) as tx:
             matched = tx.run(
                 f"UPDATE {table}{self.by_id} SET state = 1, owner_epoch = :e, "
