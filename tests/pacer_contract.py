@@ -164,6 +164,32 @@ def test_expired_leases_come_back_then_fail(pacer: Pacer) -> None:
     assert pacer.lookup([descriptor])[descriptor].state is JobState.FAILED
 
 
+def test_expiry_reads_each_job_once_from_the_partitions_mark(pacer: Pacer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expiry reads leased and finished jobs in the order their leases end, from where its last pass stopped:
+    finished jobs are passed over, every lease that ended is expired however many entries come first, and an owner
+    taking the partition over goes on from the mark kept with it."""
+    from pacer.storage import base
+
+    monkeypatch.setattr(base, "EXPIRE_SCAN", 2)
+    pacer.create_queue("marks", lease=timedelta(milliseconds=100))
+    pacer.enqueue("marks", [Job(b"%d" % i, attempts=2) for i in range(5)])
+    leases = pacer.dequeue("marks", limit=5)
+    assert pacer.ack("marks", succeeded=leases[:3]).rejected == {}
+    time.sleep(0.15)
+    assert pacer.run_maintenance("marks").expired == 2  # five entries, read two per statement
+    assert pacer.run_maintenance("marks").expired == 0
+    shard = pacer.store.shard_of("marks", 0)
+    with pacer.store.transaction(shard) as tx:
+        (mark,) = tx.rows("SELECT expiry_mark FROM pacer_owner WHERE queue_name = 'marks'")[0]
+    assert int(mark) >= max(int(lease.lease_expires_at.timestamp() * 1e6) for lease in leases)
+    successor = Pacer(pacer.store, owner_id="successor")
+    again = successor.dequeue("marks", limit=5)
+    assert [lease.attempts_remaining for lease in again] == [1, 1]
+    time.sleep(0.15)
+    assert successor.run_maintenance("marks").expired == 2
+    assert pacer.count("marks", JobState.FAILED) == 2 and pacer.count("marks", JobState.SUCCEEDED) == 3
+
+
 def test_idempotency_key_gives_one_job(pacer: Pacer) -> None:
     pacer.create_queue("keyed", partitions=4)
     first = pacer.enqueue("keyed", [Job(b"a", key="order-1"), Job(b"b")])
@@ -318,7 +344,7 @@ def test_a_version_1_schema_is_upgraded_to_the_current_indexes(pacer: Pacer) -> 
     assert {"lease", "done"} <= {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
     assert pacer.store.create_schema() == SCHEMA_VERSION == pacer.store.schema_version()
     names = {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
-    assert "ready" in names and not {"lease", "done", "finished"} & names
+    assert "due" in names and not {"lease", "done", "finished", "ready"} & names
     assert pacer.count("upgraded", JobState.PENDING) == 1
 
 
@@ -340,11 +366,57 @@ def test_a_version_2_schema_is_upgraded_without_the_finish_time_index(pacer: Pac
     with pacer.store.transaction(0) as tx:
         tx.run("UPDATE pacer_schema SET version = 2")
     assert "finished" in {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
-    assert pacer.store.create_schema() == SCHEMA_VERSION == 3 == pacer.store.schema_version()
+    assert pacer.store.create_schema() == SCHEMA_VERSION == pacer.store.schema_version()
     assert "finished" not in {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
     assert pacer.store.create_schema() == SCHEMA_VERSION  # again: nothing left to change
     assert pacer.count("upgraded2", JobState.PENDING) == 1
     assert pacer.count("upgraded2", JobState.SUCCEEDED) == 1
+
+
+def test_a_version_3_schema_is_upgraded_to_the_lane_index(pacer: Pacer) -> None:
+    """Version 3 indexed (state, priority, run_after): its job tables gain the generated columns and the ready
+    index over them, its owner table the expiry mark, and its jobs are served again, a lease of an earlier owner
+    expired and a job version 1 marked as buffered included."""
+    from pacer._names import partition_table
+    from pacer.storage.base import SCHEMA_VERSION
+    from pacer.storage.mysql import MysqlStore
+
+    pacer.create_queue("upgraded3")
+    pending, buffered, leased = pacer.enqueue("upgraded3", [Job(b"pending"), Job(b"buffered"), Job(b"x", attempts=3)])
+    table, shard = partition_table("upgraded3", 0), pacer.store.shard_of("upgraded3", 0)
+    with pacer.store.transaction(shard) as tx:  # as version 3 left it
+        if isinstance(pacer.store, MysqlStore):
+            tx.run(
+                f"ALTER TABLE {table} DROP INDEX ix_due, DROP COLUMN lane, DROP COLUMN due_at, "
+                "ADD INDEX ix_ready (state, priority, run_after, local_id), ALTER COLUMN state DROP DEFAULT, "
+                "ALTER COLUMN finished_at DROP DEFAULT, ALTER COLUMN lease_expires_at DROP DEFAULT"
+            )
+            tx.run("ALTER TABLE pacer_owner DROP COLUMN expiry_mark, DROP COLUMN expiry_mark_id")
+        else:
+            tx.run(f"DROP INDEX {table}_due")
+            tx.run(f"ALTER TABLE {table} DROP COLUMN lane")
+            tx.run(f"ALTER TABLE {table} DROP COLUMN due_at")
+            tx.run(f"CREATE INDEX {table}_ready ON {table} (state, priority, run_after, local_id)")
+            tx.run("ALTER TABLE pacer_owner DROP COLUMN expiry_mark")
+            tx.run("ALTER TABLE pacer_owner DROP COLUMN expiry_mark_id")
+        tx.run(f"UPDATE {table} SET state = 4 WHERE local_id = :id", {"id": buffered.local_id})
+        tx.run(
+            f"UPDATE {table} SET state = 1, lease_expires_at = 1, dispatches = 1 WHERE local_id = :id",
+            {"id": leased.local_id},
+        )
+    with pacer.store.transaction(0) as tx:
+        tx.run("UPDATE pacer_schema SET version = 3")
+    assert pacer.store.create_schema() == SCHEMA_VERSION == pacer.store.schema_version()
+    names = {name.removeprefix("ix_") for name in _index_names(pacer, table, shard)}
+    assert "due" in names and "ready" not in names
+    assert pacer.store.create_schema() == SCHEMA_VERSION  # again: nothing left to change
+    (later,) = pacer.enqueue("upgraded3", [b"later"])  # the columns an INSERT leaves out have their defaults
+    assert pacer.run_maintenance("upgraded3").expired == 1
+    leases = pacer.dequeue("upgraded3", limit=10)
+    expected = [d.local_id for d in (pending, buffered, leased, later)]
+    assert sorted(lease.descriptor.local_id for lease in leases) == expected
+    assert pacer.ack("upgraded3", succeeded=leases).rejected == {}
+    assert pacer.count("upgraded3", JobState.SUCCEEDED) == 4
 
 
 def test_gc_reads_past_old_unfinished_jobs_in_passes(pacer: Pacer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -396,7 +468,8 @@ def test_jobs_not_leased_or_finished_store_zero_times_read_like_older_nulls(pace
     assert (first.descriptor, second.descriptor) == (done, leased)
     pacer.ack("zeroed", succeeded=[first])
     stored = times()
-    assert stored[done.local_id][0] == 0 and int(stored[done.local_id][1]) > 0  # type: ignore[call-overload]
+    # a finished job keeps its last lease's expiry: an ack moves no index entry
+    assert int(stored[done.local_id][0]) > 0 and int(stored[done.local_id][1]) > 0  # type: ignore[call-overload]
     assert int(stored[leased.local_id][0]) > 0 and stored[leased.local_id][1] == 0  # type: ignore[call-overload]
     infos = pacer.lookup([done, leased, older])
     assert infos[done].finished_at is not None

@@ -34,12 +34,20 @@ from pacer._names import partition_table, queue_name
 #    (state, finished_at): three each). Expiry scans the leased jobs through the first index.
 # 3: no (finished_at) index, which cost every enqueue an index entry and every ack one moved; GC reads the
 #    table in id order instead (a job finishes after it was created).
-SCHEMA_VERSION = 3
+# 4: the ready index is over two generated columns that an ack leaves as they were: ``lane``, a waiting job's
+#    priority, else 0, and ``due_at``, a waiting job's run_after, else the expiry of its last lease (a finished job
+#    keeps it). A lease grant moves one index entry and an ack none (in version 3 each moved one). Expiry reads
+#    lane 0 in due_at order from where its last pass stopped (the mark, kept with the epoch), each job once.
+SCHEMA_VERSION = 4
 BATCH = 500
 # Bodies and statuses per INSERT, so that one stays under the server's max_allowed_packet (16 MiB on MariaDB
 # 10.11, 64 MiB on MySQL 8) even escaped (up to twice as long); a longer job is an INSERT of its own.
 BATCH_BYTES = 4 << 20
 GC_SCAN = 5000  # rows GC reads per pass
+EXPIRE_SCAN = 5000  # index entries an expiry statement reads
+# The condition that a job is waiting to run, ready by ``:now``, on the ready index (lane 0 is everything else).
+READY = "lane IN (1, 2, 3) AND due_at <= :now"
+_ALL_IDS = 2**63 - 1  # an expiry mark's id past every job's
 
 
 class Tx(Protocol):
@@ -201,6 +209,8 @@ class Store:
     for_update = ""
     share_lock = ""
     insert_ignore = "INSERT OR IGNORE"
+    # Whether a job table's state, lease expiry and finish time default to 0, so an INSERT may leave them out.
+    insert_defaults = False
 
     def __init__(self) -> None:
         # Per (queue, partition): the id GC's next pass reads after; 0 starts at the first row.
@@ -238,7 +248,12 @@ class Store:
     # -- schema -----------------------------------------------------------------------------------------
 
     def upgrade_job_table(self, tx: Tx, table: str) -> None:
-        """Bring a job table of an earlier schema version to the current indexes; does nothing to a current one."""
+        """Bring a job table of an earlier schema version to the current columns and indexes; does nothing to a
+        current one."""
+        raise NotImplementedError
+
+    def upgrade_owner_table(self, tx: Tx) -> None:
+        """Add the columns of later schema versions to an earlier ``pacer_owner``; does nothing to a current one."""
         raise NotImplementedError
 
     def create_schema(self) -> int:
@@ -253,11 +268,15 @@ class Store:
             with self.transaction(shard) as tx:
                 for statement in self.owner_ddl():
                     tx.run(statement)
+                if found and int(found[0][0]) < SCHEMA_VERSION:
+                    self.upgrade_owner_table(tx)
         if found and int(found[0][0]) < SCHEMA_VERSION:  # each version's changes to the job tables, idempotent
             for name in self.queue_names():
                 for partition, shard in enumerate(self._placement(name, missing_ok=True)):
                     with self.transaction(shard) as tx:
-                        self.upgrade_job_table(tx, partition_table(name, partition))
+                        table = partition_table(name, partition)
+                        tx.run(f"UPDATE {table} SET state = 0 WHERE state = {RESERVED}")  # version 1's buffered jobs
+                        self.upgrade_job_table(tx, table)
         if found and int(found[0][0]) < SCHEMA_VERSION:
             with self.transaction(0) as tx:
                 tx.run("UPDATE pacer_schema SET version = :v", {"v": SCHEMA_VERSION})
@@ -432,11 +451,13 @@ class Store:
                 out[index] = (int(found[0][0]), int(found[0][1]))
         return [out[index] for index in range(len(jobs))]
 
-    @staticmethod
-    def _values(table: str, jobs: Sequence[Job], now: int) -> tuple[str, dict[str, Any]]:
-        """``table (columns) VALUES (...), ...`` and its parameters. A job without a lease has lease expiry 0, never
-        NULL: a lease grant then changes no column's stored size, so InnoDB updates the row in place. Jobs of a
-        batch mostly share their settings: each distinct value is one parameter, escaped once, not one per job."""
+    def _values(self, table: str, jobs: Sequence[Job], now: int) -> tuple[str, dict[str, Any]]:
+        """``table (columns) VALUES (...), ...`` and its parameters. The columns a batch leaves at their defaults are
+        left out, as the server parses every value written: the key and the status when no job of the batch has
+        one, and the state, lease expiry and finish time (0) where the table has those defaults. A job without a
+        lease has lease expiry 0, never NULL: a lease grant then changes no column's stored size, so InnoDB updates
+        the row in place. Jobs of a batch mostly share their settings: each distinct value is one parameter,
+        escaped once, not one per job."""
         values: list[str] = []
         params: dict[str, Any] = {"now": now}
         names: dict[tuple[str, object], str] = {}
@@ -448,15 +469,21 @@ class Store:
                 params[name] = value
             return name
 
+        keyed = any(job.key is not None for job in jobs)
+        with_status = any(job.custom_status for job in jobs)
+        zeros = "" if self.insert_defaults else "0, 0, 0, "
         for i, job in enumerate(jobs):
-            pr, ra = param("pr", job.priority), param("ra", job.run_after_us(now))
-            at, cs = param("at", job.attempts), param("cs", job.custom_status)
-            key = param("key", None if job.key is None else job.key.encode())
+            pr, ra, at = param("pr", job.priority), param("ra", job.run_after_us(now)), param("at", job.attempts)
+            optional = f", :{param('cs', job.custom_status)}" if with_status else ""
+            if keyed:
+                optional += f", :{param('key', None if job.key is None else job.key.encode())}"
             params[f"body{i}"] = job.body
-            values.append(f"(0, :{pr}, :{ra}, :now, :now, :{at}, :{at}, 0, 0, :{key}, :{cs}, :body{i})")
+            values.append(f"({zeros}:{pr}, :{ra}, :now, :now, :{at}, :{at}, :body{i}{optional})")
         columns = (
-            "state, priority, run_after, created_at, updated_at, attempts_allowed, attempts_remaining, "
-            "lease_expires_at, finished_at, idempotency_key, custom_status, body"
+            ("" if self.insert_defaults else "state, lease_expires_at, finished_at, ")
+            + "priority, run_after, created_at, updated_at, attempts_allowed, attempts_remaining, body"
+            + (", custom_status" if with_status else "")
+            + (", idempotency_key" if keyed else "")
         )
         return f"{table} ({columns}) VALUES {', '.join(values)}", params
 
@@ -477,18 +504,20 @@ class Store:
                 "WHERE queue_name = :q AND partition_id = :p AND epoch = :e0",
                 {"e": epoch, "e0": epoch - 1, "me": owner, "now": now, "q": name, "p": partition},
             )
-            # Jobs an owner of an earlier release marked as buffered become PENDING again (none are marked now).
-            tx.run(f"UPDATE {partition_table(name, partition)} SET state = 0 WHERE state = {RESERVED}")
         return epoch
 
-    def _fence(self, tx: Tx, name: str, partition: int, epoch: int) -> None:
+    def _fence(self, tx: Tx, name: str, partition: int, epoch: int, *, exclusive: bool = False) -> tuple[int, int]:
+        """Check that ``epoch`` still owns the partition, holding it (``exclusive``: for a write of its row) until
+        ``tx`` ends; the partition's expiry mark."""
         found = tx.rows(
-            f"SELECT epoch FROM pacer_owner WHERE queue_name = :q AND partition_id = :p{self.share_lock}",
+            "SELECT epoch, expiry_mark, expiry_mark_id FROM pacer_owner WHERE queue_name = :q AND partition_id = :p"
+            f"{self.for_update if exclusive else self.share_lock}",
             {"q": name, "p": partition},
         )
         current = int(found[0][0]) if found else None
         if current != epoch:
             raise Fenced(f"{name} partition {partition}: epoch {epoch} is stale, the partition is at {current}")
+        return int(found[0][1]), int(found[0][2])
 
     # -- owner operations -------------------------------------------------------------------------------
 
@@ -502,19 +531,19 @@ class Store:
         params: dict[str, Any] = {"now": now, "n": limit}
         skip = f" AND local_id NOT IN {int_list(sorted(held))}" if held else ""
         with self._partition_statement(name, partition) as tx:
-            found = self._ready(tx, table, f"state = 0 AND priority IN (1, 2, 3) AND run_after <= :now{skip}", params)
+            found = self._ready(tx, table, READY + skip, params)
         if not found:
             with self._partition_tx(name, partition) as tx:
                 self._fence(tx, name, partition, epoch)  # a stale owner learns it even on an empty queue
         return found
 
     def _ready(self, tx: Tx, table: str, ready: str, params: dict[str, Any]) -> list[Reserved]:
-        """Up to ``:n`` jobs of ``table`` matching ``ready``, in dispatch order: one range scan of ix_ready over the
-        three priorities, in index order (no sort); the buffered ids are left out on the index entries, before the
-        rows are read."""
+        """Up to ``:n`` jobs of ``table`` matching ``ready``, in dispatch order: one range scan of the ready index over
+        the three priorities' lanes, in index order (no sort); the buffered ids are left out on the index entries,
+        before the rows are read."""
         rows = tx.rows(
             "SELECT local_id, priority, attempts_allowed, attempts_remaining, dispatches, body "
-            f"FROM {table} WHERE {ready} ORDER BY priority, run_after, local_id LIMIT :n",
+            f"FROM {table} WHERE {ready} ORDER BY lane, due_at, local_id LIMIT :n",
             params,
         )
         return [Reserved(int(a), int(b), int(c), int(d), int(e), bytes(body)) for a, b, c, d, e, body in rows]
@@ -567,8 +596,8 @@ class Store:
             f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
             "run_after = CASE WHEN attempts_remaining > 1 THEN :retry_at ELSE run_after END, "
             "finished_at = CASE WHEN attempts_remaining > 1 THEN 0 ELSE :now END, "
-            f"custom_status = {status}, lease_expires_at = 0, updated_at = :now, "
-            "attempts_remaining = attempts_remaining - 1 "
+            "lease_expires_at = CASE WHEN attempts_remaining > 1 THEN 0 ELSE lease_expires_at END, "
+            f"custom_status = {status}, updated_at = :now, attempts_remaining = attempts_remaining - 1 "
             f"WHERE local_id = :id AND state = 1 AND {claim} = :claim"
         )
         if self._ack_at_once(name, partition, epoch, items, now, status):
@@ -607,11 +636,12 @@ class Store:
 
     def _succeed(self, table: str, status: str | None) -> str:
         """The start of a success ack's UPDATE, to be followed by its condition on the jobs; without a status to
-        append (``None``), the status is left alone rather than rewritten with itself."""
+        append (``None``), the status is left alone rather than rewritten with itself. The lease's expiry stays (a
+        finished job keeps it), so the ready index is left as it was."""
         appended = "" if status is None else f"custom_status = {status}, "
         return (
             f"UPDATE {table}{self.by_id} SET state = 2, {appended}finished_at = :now, "
-            "updated_at = :now, lease_expires_at = 0 WHERE state = 1 AND "
+            "updated_at = :now WHERE state = 1 AND "
         )
 
     def _ack_at_once(
@@ -657,7 +687,7 @@ class Store:
             f"UPDATE {partition_table(name, partition)}{self.by_id} SET "
             "owner_epoch = CASE WHEN state = 0 THEN :e ELSE owner_epoch END, "
             "dispatches = CASE WHEN state = 0 THEN dispatches + 1 ELSE dispatches END, "
-            "lease_expires_at = CASE WHEN state = 0 THEN :exp ELSE 0 END, "
+            "lease_expires_at = CASE WHEN state = 0 THEN :exp ELSE lease_expires_at END, "
             "finished_at = CASE WHEN state = 0 THEN finished_at ELSE :now END, "
             "updated_at = :now, state = CASE WHEN state = 0 THEN 1 ELSE 2 END "
             f"WHERE (({_grantable(jobs)}) OR (state = 1 AND {acked})) AND {_FENCED}"
@@ -715,25 +745,42 @@ class Store:
         return out
 
     def expire(self, name: str, partition: int, epoch: int, now: int) -> int:
-        """Leases past their expiry: back to PENDING with one attempt used, or FAILED on the last one."""
+        """Leases past their expiry: back to PENDING with one attempt used, or FAILED on the last one.
+
+        Leased and finished jobs are lane 0 of the ready index, in the order their (last) leases end. A pass reads
+        it from the partition's mark, where the last pass stopped, up to ``now``, expires the jobs still leased and
+        moves the mark: each job is read once, as its lease ends. The mark is kept with the epoch, so an owner
+        taking over goes on from where its predecessor stopped.
+        """
         table = partition_table(name, partition)
-        with self._partition_tx(name, partition) as tx:
-            self._fence(tx, name, partition, epoch)
-            found = tx.rows(
-                f"SELECT local_id FROM {table} WHERE state = 1 AND lease_expires_at <= :now "
-                f"ORDER BY lease_expires_at LIMIT 1000{self.for_update}",
-                {"now": now},
-            )
-            if not found:
-                return 0
-            ids, params = in_list("id", [row[0] for row in found])
-            return tx.run(
-                f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
-                "finished_at = CASE WHEN attempts_remaining > 1 THEN 0 ELSE :now END, "
-                "lease_expires_at = 0, updated_at = :now, attempts_remaining = attempts_remaining - 1 "
-                f"WHERE local_id IN {ids} AND state = 1 AND lease_expires_at <= :now",
-                params | {"now": now},
-            )
+        expired = 0
+        while True:
+            with self._partition_tx(name, partition) as tx:
+                mark_at, mark_id = self._fence(tx, name, partition, epoch, exclusive=True)
+                found = tx.rows(
+                    f"SELECT local_id, due_at, state FROM {table} WHERE lane = 0 AND due_at <= :now "
+                    "AND (due_at > :at OR (due_at = :at AND local_id > :id)) ORDER BY due_at, local_id LIMIT :n",
+                    {"now": now, "at": mark_at, "id": mark_id, "n": EXPIRE_SCAN},
+                )
+                leased = [int(row[0]) for row in found if int(row[2]) == 1]
+                if leased:
+                    expired += tx.run(
+                        f"UPDATE {table} SET state = CASE WHEN attempts_remaining > 1 THEN 0 ELSE 3 END, "
+                        "finished_at = CASE WHEN attempts_remaining > 1 THEN 0 ELSE :now END, "
+                        "lease_expires_at = 0, updated_at = :now, attempts_remaining = attempts_remaining - 1 "
+                        f"WHERE local_id IN {int_list(leased)} AND state = 1 AND lease_expires_at <= :now",
+                        {"now": now},
+                    )
+                full = len(found) == EXPIRE_SCAN
+                # Short of the limit, every entry up to ``now`` was read; later grants and checkpoints end after it.
+                mark_at, mark_id = (int(found[-1][1]), int(found[-1][0])) if full else (now, _ALL_IDS)
+                tx.run(
+                    "UPDATE pacer_owner SET expiry_mark = :at, expiry_mark_id = :id "
+                    "WHERE queue_name = :q AND partition_id = :p",
+                    {"at": mark_at, "id": mark_id, "q": name, "p": partition},
+                )
+            if not full:
+                return expired
 
     def gc(self, name: str, partition: int, config: QueueConfig, now: int) -> int:
         """Delete finished jobs older than the queue's retention.
@@ -865,9 +912,7 @@ class Store:
                 f"SELECT COUNT(*) FROM {table} WHERE state IN (2, 3) AND finished_at >= :since",
                 {"since": now - window_us},
             )
-            oldest = tx.rows(
-                f"SELECT MIN(run_after) FROM {table} WHERE state IN (0, {RESERVED}) AND run_after <= :now", {"now": now}
-            )
+            oldest = tx.rows(f"SELECT MIN(due_at) FROM {table} WHERE {READY}", {"now": now})
         out: dict[str, int | None] = {state.name.lower(): 0 for state in JobState}
         for state, count in by_state:
             key = JobState(0 if state == RESERVED else int(state)).name.lower()

@@ -49,10 +49,14 @@ _META = [
     "partition_id SMALLINT UNSIGNED NOT NULL, shard_id SMALLINT UNSIGNED NOT NULL, "
     "PRIMARY KEY (queue_name, partition_id)) ENGINE=InnoDB",
 ]
+_OWNER_MARK = "expiry_mark BIGINT NOT NULL DEFAULT 0, expiry_mark_id BIGINT NOT NULL DEFAULT 0"
+# The ready index's generated columns (see SCHEMA_VERSION); VIRTUAL: computed, not stored in the row.
+_LANE = "lane TINYINT UNSIGNED GENERATED ALWAYS AS (CASE WHEN state = 0 THEN priority ELSE 0 END) VIRTUAL"
+_DUE_AT = "due_at BIGINT GENERATED ALWAYS AS (CASE WHEN state = 0 THEN run_after ELSE lease_expires_at END) VIRTUAL"
 _OWNER = [
     "CREATE TABLE IF NOT EXISTS pacer_owner (queue_name VARCHAR(48) NOT NULL, partition_id SMALLINT UNSIGNED NOT NULL, "
     "epoch BIGINT UNSIGNED NOT NULL DEFAULT 0, owner_id VARCHAR(255) NULL, acquired_at BIGINT NULL, "
-    "PRIMARY KEY (queue_name, partition_id)) ENGINE=InnoDB",
+    f"{_OWNER_MARK}, PRIMARY KEY (queue_name, partition_id)) ENGINE=InnoDB",
 ]
 
 
@@ -187,6 +191,7 @@ class MysqlStore(Store):
     for_update = " FOR UPDATE"
     share_lock = " LOCK IN SHARE MODE"  # MariaDB 10.11 has no FOR SHARE; MySQL 8 accepts both
     insert_ignore = "INSERT IGNORE"
+    insert_defaults = True  # in the DDL, and set on older tables by the version 4 upgrade
     by_id = " FORCE INDEX (PRIMARY)"  # MySQL 8 and MariaDB both take index hints in UPDATE
 
     def __init__(self, shard_urls: Sequence[str], pool_size: int = 16, idle_timeout_s: int = 10) -> None:
@@ -215,7 +220,7 @@ class MysqlStore(Store):
         stay PENDING for the next refill; if it holds no whole job, the rows are read one by one."""
         found = tx.rows(
             f"SELECT GROUP_CONCAT({_PACKED_JOB} SEPARATOR '') FROM (SELECT local_id FROM {table} WHERE {ready} "
-            f"ORDER BY priority, run_after, local_id LIMIT :n) AS r JOIN {table} AS j ON j.local_id = r.local_id",
+            f"ORDER BY lane, due_at, local_id LIMIT :n) AS r JOIN {table} AS j ON j.local_id = r.local_id",
             params,
         )
         packed = found[0][0]
@@ -295,15 +300,16 @@ class MysqlStore(Store):
         return [
             f"CREATE TABLE IF NOT EXISTS {table} ("
             "local_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, "
-            "state TINYINT UNSIGNED NOT NULL, "
+            "state TINYINT UNSIGNED NOT NULL DEFAULT 0, "
             "priority TINYINT UNSIGNED NOT NULL, "
             "run_after BIGINT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, "
-            "finished_at BIGINT NULL, attempts_allowed INT NOT NULL, attempts_remaining INT NOT NULL, "
+            "finished_at BIGINT NULL DEFAULT 0, attempts_allowed INT NOT NULL, attempts_remaining INT NOT NULL, "
             "dispatches INT UNSIGNED NOT NULL DEFAULT 0, owner_epoch BIGINT UNSIGNED NOT NULL DEFAULT 0, "
-            "claim_token VARCHAR(64) NULL, lease_expires_at BIGINT NULL, idempotency_key VARBINARY(128) NULL, "
-            "custom_status VARCHAR(5000) NOT NULL DEFAULT '', body MEDIUMBLOB NOT NULL, "
+            "claim_token VARCHAR(64) NULL, lease_expires_at BIGINT NULL DEFAULT 0, "
+            "idempotency_key VARBINARY(128) NULL, "
+            f"custom_status VARCHAR(5000) NOT NULL DEFAULT '', body MEDIUMBLOB NOT NULL, {_LANE}, {_DUE_AT}, "
             "PRIMARY KEY (local_id), "
-            "KEY ix_ready (state, priority, run_after, local_id), "
+            "KEY ix_due (lane, due_at, local_id), "
             "UNIQUE KEY ux_idem (idempotency_key), "
             "CHECK (state BETWEEN 0 AND 4), CHECK (priority BETWEEN 1 AND 3)"
             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
@@ -312,9 +318,18 @@ class MysqlStore(Store):
     def upgrade_job_table(self, tx: Tx, table: str) -> None:
         # MySQL 8 has no DROP INDEX IF EXISTS: look the indexes up, so a half-done upgrade can run again.
         names = {str(row[2]) for row in tx.rows(f"SHOW INDEX FROM {table}")}
-        changes = [f"DROP INDEX {name}" for name in ("ix_lease", "ix_done", "ix_finished") if name in names]
-        if changes:
-            tx.run(f"ALTER TABLE {table} {', '.join(changes)}")
+        columns = {str(row[0]) for row in tx.rows(f"SHOW COLUMNS FROM {table}")}
+        changes = [f"DROP INDEX {name}" for name in ("ix_lease", "ix_done", "ix_finished", "ix_ready") if name in names]
+        if "lane" not in columns:
+            changes += [f"ADD COLUMN {_LANE}", f"ADD COLUMN {_DUE_AT}"]
+        if "ix_due" not in names:
+            changes.append("ADD INDEX ix_due (lane, due_at, local_id)")
+        changes += [f"ALTER COLUMN {column} SET DEFAULT 0" for column in ("state", "finished_at", "lease_expires_at")]
+        tx.run(f"ALTER TABLE {table} {', '.join(changes)}")
+
+    def upgrade_owner_table(self, tx: Tx) -> None:
+        if "expiry_mark" not in {str(row[0]) for row in tx.rows("SHOW COLUMNS FROM pacer_owner")}:
+            tx.run(f"ALTER TABLE pacer_owner ADD COLUMN {_OWNER_MARK.replace(', ', ', ADD COLUMN ')}")
 
     def meta_ddl(self) -> list[str]:
         return list(_META)

@@ -20,10 +20,15 @@ _META = [
     "CREATE TABLE IF NOT EXISTS pacer_partition (queue_name TEXT NOT NULL, partition_id INTEGER NOT NULL, "
     "shard_id INTEGER NOT NULL, PRIMARY KEY (queue_name, partition_id))",
 ]
+_OWNER_MARK = ("expiry_mark INTEGER NOT NULL DEFAULT 0", "expiry_mark_id INTEGER NOT NULL DEFAULT 0")
 _OWNER = [
     "CREATE TABLE IF NOT EXISTS pacer_owner (queue_name TEXT NOT NULL, partition_id INTEGER NOT NULL, "
-    "epoch INTEGER NOT NULL DEFAULT 0, owner_id TEXT, acquired_at INTEGER, PRIMARY KEY (queue_name, partition_id))",
+    f"epoch INTEGER NOT NULL DEFAULT 0, owner_id TEXT, acquired_at INTEGER, {', '.join(_OWNER_MARK)}, "
+    "PRIMARY KEY (queue_name, partition_id))",
 ]
+# The ready index's generated columns, as on MySQL.
+_LANE = "lane INTEGER GENERATED ALWAYS AS (CASE WHEN state = 0 THEN priority ELSE 0 END) VIRTUAL"
+_DUE_AT = "due_at INTEGER GENERATED ALWAYS AS (CASE WHEN state = 0 THEN run_after ELSE lease_expires_at END) VIRTUAL"
 
 
 def _regexp(pattern: str, body: bytes | None) -> bool:
@@ -88,14 +93,22 @@ class SqliteStore(Store):
             "finished_at INTEGER, attempts_allowed INTEGER NOT NULL, attempts_remaining INTEGER NOT NULL, "
             "dispatches INTEGER NOT NULL DEFAULT 0, owner_epoch INTEGER NOT NULL DEFAULT 0, claim_token TEXT, "
             "lease_expires_at INTEGER, idempotency_key BLOB UNIQUE, custom_status TEXT NOT NULL DEFAULT '', "
-            "body BLOB NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS {table}_ready ON {table} (state, priority, run_after, local_id)",
+            f"body BLOB NOT NULL, {_LANE}, {_DUE_AT})",
+            f"CREATE INDEX IF NOT EXISTS {table}_due ON {table} (lane, due_at, local_id)",
         ]
 
     def upgrade_job_table(self, tx: Tx, table: str) -> None:
-        tx.run(f"DROP INDEX IF EXISTS {table}_lease")
-        tx.run(f"DROP INDEX IF EXISTS {table}_done")
-        tx.run(f"DROP INDEX IF EXISTS {table}_finished")
+        for name in ("lease", "done", "finished", "ready"):
+            tx.run(f"DROP INDEX IF EXISTS {table}_{name}")
+        if "lane" not in _columns(tx, table):
+            tx.run(f"ALTER TABLE {table} ADD COLUMN {_LANE}")
+            tx.run(f"ALTER TABLE {table} ADD COLUMN {_DUE_AT}")
+        tx.run(self.job_table_ddl(table)[1])
+
+    def upgrade_owner_table(self, tx: Tx) -> None:
+        if "expiry_mark" not in _columns(tx, "pacer_owner"):
+            for column in _OWNER_MARK:
+                tx.run(f"ALTER TABLE pacer_owner ADD COLUMN {column}")
 
     def meta_ddl(self) -> list[str]:
         return list(_META)
@@ -106,3 +119,7 @@ class SqliteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _columns(tx: Tx, table: str) -> set[str]:
+    return {str(row[1]) for row in tx.rows(f"PRAGMA table_xinfo({table})")}

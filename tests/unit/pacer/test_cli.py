@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pacer.cli import main
+from pacer.storage.base import SCHEMA_VERSION
 
 
 def test_schema_and_queues_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -15,7 +16,7 @@ def test_schema_and_queues_from_the_command_line(tmp_path: Path, capsys: pytest.
     assert capsys.readouterr().out.strip() == "None"
     assert main(["schema", "create", "--storage", storage]) == 0
     assert main(["schema", "upgrade", "--storage", storage]) == 0
-    assert "schema version 3" in capsys.readouterr().out
+    assert f"schema version {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["queue", "create", "mail", "--storage", storage, "--partitions", "2", "--rate", "0"]) == 0
     assert main(["queue", "list", "--storage", storage]) == 0
     assert capsys.readouterr().out.split() == ["mail"]
