@@ -346,24 +346,33 @@ class PartitionOwner:
             self._leasing.difference_update(job.local_id for job in taken)  # leased now, or back in the buffer
         if not taken:
             return reasons, []
-        leased = [(job, expires_us) for job, expires_us in zip(taken, expiries, strict=True) if expires_us is not None]
-        self._bucket.give_back(len(taken) - len(leased))
+        leases = self._leases(taken, expiries, epoch)
+        self._bucket.give_back(len(taken) - len(leases))
         # Rung only while MySQL may hold more ready jobs than the buffer (its last refill filled it, or jobs came
         # since): after a refill that found them all, doorbells and the periodic refill bring the next ones.
         if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._drained_at is None:
             self.on_low()
+        return reasons, leases
+
+    def _leases(self, taken: list[Reserved], expiries: list[int | None], epoch: int) -> list[Lease]:
+        """The leases of the jobs a write leased (an expiry, not None). The jobs of one write share their expiry, and
+        mostly their dispatch count: each distinct expiry and claim is made once."""
         queue, partition = self.queue, self.partition
-        return reasons, [
-            made_lease(
-                made_descriptor(queue, partition, job.priority, job.local_id),
-                job.body,
-                claim_token(epoch, job),
-                job.attempts_allowed,
-                job.attempts_remaining,
-                _expiry(expires_us),
-            )
-            for job, expires_us in leased
-        ]
+        leases: list[Lease] = []
+        claims: dict[int, str] = {}
+        moment_us: int | None = None
+        moment: datetime
+        for job, expires_us in zip(taken, expiries, strict=True):
+            if expires_us is None:
+                continue
+            if expires_us != moment_us:
+                moment_us, moment = expires_us, _expiry(expires_us)
+            claim = claims.get(job.dispatches)
+            if claim is None:
+                claim = claims[job.dispatches] = claim_token(epoch, job)
+            descriptor = made_descriptor(queue, partition, job.priority, job.local_id)
+            leases.append(made_lease(descriptor, job.body, claim, job.attempts_allowed, job.attempts_remaining, moment))
+        return leases
 
     def ack(self, items: Sequence[AckItem]) -> list[str | None]:
         """Apply acks; per item None (applied) or why not. Concurrent acks of the partition share a statement."""

@@ -42,6 +42,7 @@ from pacer.storage import Store, open_store
 from pacer.storage.base import AckItem, CheckpointItem, Filter, JobRow, stored_states
 
 MAX_BATCH = 1000
+_new_tuple = tuple.__new__
 # Dequeues start at one partition in runs of this many rather than each at the next: concurrent dequeues of a
 # partition write their leases in one statement, and their acks then share one too.
 DEQUEUE_RUN = 64
@@ -467,7 +468,7 @@ def _record(result: AckResult, descriptors: list[Descriptor], reasons: list[str 
 
 def _ack_item(ack: Ack | Lease, succeeded: bool) -> AckItem:
     if isinstance(ack, Lease):  # the common case, a plain success or failure: no Ack made in between
-        return AckItem(ack.descriptor.local_id, ack.claim, succeeded)
+        return _new_tuple(AckItem, (ack.descriptor.local_id, ack.claim, succeeded, "", 0))  # as AckItem(...), in C
     delay_us = int(ack.retry_delay.total_seconds() * 1_000_000)
     return AckItem(ack.descriptor.local_id, ack.claim, succeeded, ack.append_status, delay_us)
 

@@ -130,7 +130,7 @@ def int_list(values: Iterable[int]) -> str:
     """``(1, 2, 3)``: integers written into a statement. Only the hot path's ids, dispatch counts and epochs (read
     from the store, or parsed from a claim) are, each through ``int()``, so nothing else reaches the SQL text; bound
     one by one, PyMySQL escaped each in Python, a few µs per job."""
-    return "(" + ", ".join([str(int(v)) for v in values]) + ")"
+    return "(" + ", ".join(map(str, map(int, values))) + ")"
 
 
 def listed_ids(ids: Sequence[int]) -> str:
@@ -971,7 +971,11 @@ def insert_batches(jobs: Sequence[Job]) -> list[Sequence[Job]]:
 def _grantable(jobs: Sequence[Reserved]) -> str:
     """The condition that a row is one of ``jobs`` as its refill read it: waiting, with the same dispatch count."""
     ids = [job.local_id for job in jobs]
-    read = same_values(("dispatches",), ids, [(job.dispatches,) for job in jobs])
+    dispatches = {job.dispatches for job in jobs}
+    if len(dispatches) == 1:  # the common case, written as same_values writes it, without a tuple per job
+        read = f"dispatches = {int(dispatches.pop())}"
+    else:
+        read = same_values(("dispatches",), ids, [(job.dispatches,) for job in jobs])
     return f"{listed_ids(ids)} AND state = 0 AND {read}"
 
 
@@ -986,9 +990,10 @@ def _plainly_acked(items: Sequence[AckItem]) -> str | None:
     for item in items:
         if not item.succeeded or item.append_status != append:
             return None
-    claims = [parse_claim(item.claim) for item in items]
-    if None in claims:
+    parsed = {claim: parse_claim(claim) for claim in {item.claim for item in items}}  # mostly one claim
+    if None in parsed.values():
         return None
+    claims = [parsed[item.claim] for item in items]
     claimed = same_values(("owner_epoch", "dispatches"), ids, claims)  # type: ignore[arg-type]  # no None left
     return f"{listed_ids(ids)} AND {claimed}"
 

@@ -38,6 +38,7 @@ _PACKED_FIELDS = (
 _PACKED_JOB = "CONCAT(" + "".join(f"LPAD(HEX({field}), 16, '0'), " for field in _PACKED_FIELDS) + "j.body)"
 _PACKED_HEADER = struct.Struct(">qqqQqqq")
 _HEADER_DIGITS = 2 * _PACKED_HEADER.size
+_new_tuple = tuple.__new__
 PACKED_REFILL_BYTES = 4 << 20  # the session's group_concat_max_len: several of the largest bodies (1 MiB)
 
 _META = [
@@ -355,7 +356,8 @@ def unpack_jobs(packed: bytes) -> list[Reserved]:
             break  # cut off by group_concat_max_len
         body = packed[at : at + length]
         at += length
-        jobs.append((priority, run_after, local_id, Reserved(local_id, priority, allowed, remaining, dispatches, body)))
+        reserved = _new_tuple(Reserved, (local_id, priority, allowed, remaining, dispatches, body))  # Reserved(...)
+        jobs.append((priority, run_after, local_id, reserved))
     jobs.sort()  # by priority, run_after, local_id: ids are unique, so the jobs themselves are never compared
     return [job for *_, job in jobs]
 
