@@ -7,18 +7,18 @@ goes through the store's fence, so an owner that lost its partition gets :class:
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
+from pacer._accel import leases as made_leases
 from pacer._errors import Fenced
-from pacer._models import Lease, QueueConfig, from_us, made_descriptor, made_lease, now_us
+from pacer._models import Lease, QueueConfig, now_us
 from pacer._ratelimit import TokenBucket
-from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store, claim_token
+from pacer.storage.base import AckItem, CheckpointItem, Reserved, Store
 from psc.common.log import get_logger
 
 T = TypeVar("T")
@@ -346,33 +346,13 @@ class PartitionOwner:
             self._leasing.difference_update(job.local_id for job in taken)  # leased now, or back in the buffer
         if not taken:
             return reasons, []
-        leases = self._leases(taken, expiries, epoch)
+        leases = made_leases(taken, expiries, epoch, self.queue, self.partition)
         self._bucket.give_back(len(taken) - len(leases))
         # Rung only while MySQL may hold more ready jobs than the buffer (its last refill filled it, or jobs came
         # since): after a refill that found them all, doorbells and the periodic refill bring the next ones.
         if len(self._buffer) <= self.low_watermark and self.on_low is not None and self._drained_at is None:
             self.on_low()
         return reasons, leases
-
-    def _leases(self, taken: list[Reserved], expiries: list[int | None], epoch: int) -> list[Lease]:
-        """The leases of the jobs a write leased (an expiry, not None). The jobs of one write share their expiry, and
-        mostly their dispatch count: each distinct expiry and claim is made once."""
-        queue, partition = self.queue, self.partition
-        leases: list[Lease] = []
-        claims: dict[int, str] = {}
-        moment_us: int | None = None
-        moment: datetime
-        for job, expires_us in zip(taken, expiries, strict=True):
-            if expires_us is None:
-                continue
-            if expires_us != moment_us:
-                moment_us, moment = expires_us, _expiry(expires_us)
-            claim = claims.get(job.dispatches)
-            if claim is None:
-                claim = claims[job.dispatches] = claim_token(epoch, job)
-            descriptor = made_descriptor(queue, partition, job.priority, job.local_id)
-            leases.append(made_lease(descriptor, job.body, claim, job.attempts_allowed, job.attempts_remaining, moment))
-        return leases
 
     def ack(self, items: Sequence[AckItem]) -> list[str | None]:
         """Apply acks; per item None (applied) or why not. Concurrent acks of the partition share a statement."""
@@ -464,11 +444,3 @@ class Refiller:
                 owner.refill()
             except Exception as exc:  # fenced, or the store is down: the next dequeue finds out and says so
                 log.debug("refill_failed", queue=owner.queue, partition=owner.partition, error=repr(exc))
-
-
-@functools.lru_cache(maxsize=64)
-def _expiry(expires_us: int) -> datetime:
-    """A lease's expiry as a datetime; the jobs of one grant share it, so it is made once."""
-    moment = from_us(expires_us)
-    assert moment is not None
-    return moment

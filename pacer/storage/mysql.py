@@ -6,12 +6,10 @@ CLIENT_FOUND_ROWS (row counts are rows matched), so ``SKIP LOCKED`` claims take 
 
 from __future__ import annotations
 
-import binascii
 import collections
 import contextlib
 import functools
 import re
-import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +21,7 @@ import pymysql
 import pymysql.constants.CLIENT
 import pymysql.cursors
 
+from pacer._accel import unpack_jobs
 from pacer._errors import InvalidArgument, QueueNotFound
 from pacer.storage.base import Reserved, Store, Tx
 
@@ -36,9 +35,6 @@ _PACKED_FIELDS = (
     "j.dispatches",
 )  # fmt: skip
 _PACKED_JOB = "CONCAT(" + "".join(f"LPAD(HEX({field}), 16, '0'), " for field in _PACKED_FIELDS) + "j.body)"
-_PACKED_HEADER = struct.Struct(">qqqQqqq")
-_HEADER_DIGITS = 2 * _PACKED_HEADER.size
-_new_tuple = tuple.__new__
 PACKED_REFILL_BYTES = 4 << 20  # the session's group_concat_max_len: several of the largest bodies (1 MiB)
 
 _META = [
@@ -341,25 +337,6 @@ class MysqlStore(Store):
     def close(self) -> None:
         for pool in self._pools + self._statement_pools:
             pool.close()
-
-
-def unpack_jobs(packed: bytes) -> list[Reserved]:
-    """The whole jobs of a packed refill (see ``MysqlStore._ready``), priority 1 first, then oldest first."""
-    jobs: list[tuple[int, int, int, Reserved]] = []
-    at, end = 0, len(packed)
-    while at + _HEADER_DIGITS <= end:
-        length, priority, run_after, local_id, allowed, remaining, dispatches = _PACKED_HEADER.unpack(
-            binascii.unhexlify(packed[at : at + _HEADER_DIGITS])
-        )
-        at += _HEADER_DIGITS
-        if at + length > end:
-            break  # cut off by group_concat_max_len
-        body = packed[at : at + length]
-        at += length
-        reserved = _new_tuple(Reserved, (local_id, priority, allowed, remaining, dispatches, body))  # Reserved(...)
-        jobs.append((priority, run_after, local_id, reserved))
-    jobs.sort()  # by priority, run_after, local_id: ids are unique, so the jobs themselves are never compared
-    return [job for *_, job in jobs]
 
 
 def _rollback(conn: Connection) -> None:

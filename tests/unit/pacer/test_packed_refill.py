@@ -1,11 +1,26 @@
-"""A MySQL refill's jobs come packed in one value: each job's numbers as 16 hex digits, then its body."""
+"""A MySQL refill's jobs come packed in one value: each job's numbers as 16 hex digits, then its body. Both
+implementations (``pacer._speedups`` in C, ``pacer._fallback`` in Python) unpack it alike."""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
+import pytest
+
+import pacer._fallback as fallback
 from pacer.storage.base import Reserved
-from pacer.storage.mysql import unpack_jobs
+from tests.unit.implementations import implementations
+from tests.unit.pacer.test_speedups import configured
+
+_, IMPLEMENTATIONS = implementations(fallback, "pacer._speedups")
+Unpack = Callable[[bytes], list[Reserved]]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def unpack_jobs(request: pytest.FixtureRequest) -> Unpack:
+    unpack: Unpack = configured(request.param).unpack_jobs
+    return unpack
 
 
 def _packed(
@@ -16,7 +31,7 @@ def _packed(
     return b"".join(struct.pack(">q", n).hex().upper().encode() for n in numbers) + body
 
 
-def test_jobs_are_unpacked_whole_in_dispatch_order_whatever_their_packed_order() -> None:
+def test_jobs_are_unpacked_whole_in_dispatch_order_whatever_their_packed_order(unpack_jobs: Unpack) -> None:
     body = bytes(range(256)) + b"'\\\x00,"  # every byte value, quotes, backslash, NUL
     packed = (
         _packed(2, 50, 7, 3, 3, 0, b"late")
@@ -32,7 +47,7 @@ def test_jobs_are_unpacked_whole_in_dispatch_order_whatever_their_packed_order()
     ]
 
 
-def test_a_value_cut_at_the_length_limit_loses_only_its_last_job() -> None:
+def test_a_value_cut_at_the_length_limit_loses_only_its_last_job(unpack_jobs: Unpack) -> None:
     whole = _packed(1, 10, 1, 3, 3, 0, b"first") + _packed(1, 11, 2, 3, 3, 0, b"second")
     cut_in_body = whole[:-3]
     cut_in_header = whole[: len(whole) - len(b"second") - 20]
@@ -42,5 +57,12 @@ def test_a_value_cut_at_the_length_limit_loses_only_its_last_job() -> None:
     assert unpack_jobs(b"") == []
 
 
-def test_negative_numbers_survive_the_round_trip() -> None:
+def test_negative_numbers_survive_the_round_trip(unpack_jobs: Unpack) -> None:
     assert unpack_jobs(_packed(3, -5, 11, 2, -1, 0, b"b")) == [Reserved(11, 3, 2, -1, 0, b"b")]
+
+
+def test_a_lower_case_hex_header_reads_the_same_and_a_malformed_one_is_refused(unpack_jobs: Unpack) -> None:
+    job = _packed(2, 40, 3, 2, 2, 1, b"body")
+    assert unpack_jobs(job[:112].lower() + job[112:]) == unpack_jobs(job) == [Reserved(3, 2, 2, 2, 1, b"body")]
+    with pytest.raises(ValueError):
+        unpack_jobs(b"zz" + job[2:])
