@@ -5,10 +5,12 @@ from __future__ import annotations
 import binascii
 import functools
 import struct
+from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
 
-from pacer._models import Lease, from_us, made_descriptor, made_lease
-from pacer.storage.base import Reserved, claim_token
+from pacer._models import Ack, Descriptor, Lease, from_us, made_descriptor, made_lease
+from pacer.storage.base import AckItem, Reserved, claim_token
 
 # A packed refill's job (pacer/storage/mysql.py): seven numbers as 16 hex digits each, then the body.
 _PACKED_HEADER = struct.Struct(">qqqQqqq")
@@ -61,3 +63,33 @@ def unpack_jobs(packed: bytes) -> list[Reserved]:
         jobs.append((priority, run_after, local_id, reserved))
     jobs.sort()  # by priority, run_after, local_id: ids are unique, so the jobs themselves are never compared
     return [job for *_, job in jobs]
+
+
+class AckGroup(NamedTuple):
+    """A partition's acks: their descriptors as given, and the store's items, in the same order."""
+
+    descriptors: list[Descriptor]
+    items: list[AckItem]
+
+
+def ack_groups(succeeded: Iterable[Ack | Lease], failed: Iterable[Ack | Lease], queue: str) -> dict[int, AckGroup]:
+    """The acks of ``queue`` (a valid name) by partition, as the store's items; every descriptor checked first."""
+    groups: dict[int, AckGroup] = {}
+    for acks, ok in ((succeeded, True), (failed, False)):
+        for ack in acks:
+            descriptor = ack.descriptor
+            if type(descriptor) is not Descriptor or descriptor.queue != queue:  # else parse() returns it as is
+                descriptor = Descriptor.parse(descriptor, queue)
+            group = groups.get(descriptor.partition)
+            if group is None:
+                group = groups[descriptor.partition] = AckGroup([], [])
+            group.descriptors.append(ack.descriptor)
+            group.items.append(_ack_item(ack, ok))
+    return groups
+
+
+def _ack_item(ack: Ack | Lease, succeeded: bool) -> AckItem:
+    if isinstance(ack, Lease):  # the common case, a plain success or failure: no Ack made in between
+        return _new_tuple(AckItem, (ack.descriptor.local_id, ack.claim, succeeded, "", 0))  # as AckItem(...), in C
+    delay_us = int(ack.retry_delay.total_seconds() * 1_000_000)
+    return AckItem(ack.descriptor.local_id, ack.claim, succeeded, ack.append_status, delay_us)

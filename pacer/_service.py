@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
+from pacer._accel import AckGroup, ack_groups
 from pacer._errors import InvalidArgument, InvalidDescriptor
 from pacer._models import (
     Ack,
@@ -39,10 +39,9 @@ from pacer._models import (
 from pacer._names import queue_name
 from pacer._owner import Busy, PartitionOwner, Refiller
 from pacer.storage import Store, open_store
-from pacer.storage.base import AckItem, CheckpointItem, Filter, JobRow, stored_states
+from pacer.storage.base import CheckpointItem, Filter, JobRow, stored_states
 
 MAX_BATCH = 1000
-_new_tuple = tuple.__new__
 # Dequeues start at one partition in runs of this many rather than each at the next: concurrent dequeues of a
 # partition write their leases in one statement, and their acks then share one too.
 DEQUEUE_RUN = 64
@@ -287,21 +286,9 @@ class Pacer:
 
     def _ack_groups(
         self, queue: str, succeeded: Iterable[Ack | Lease], failed: Iterable[Ack | Lease]
-    ) -> dict[int, _Acks]:
+    ) -> dict[int, AckGroup]:
         """The acks by partition, as the store's items; every descriptor checked first."""
-        name = queue_name(queue)
-        groups: dict[int, _Acks] = {}
-        for acks, ok in ((succeeded, True), (failed, False)):
-            for ack in acks:
-                descriptor = ack.descriptor
-                if type(descriptor) is not Descriptor or descriptor.queue != name:  # else parse() returns it as is
-                    descriptor = Descriptor.parse(descriptor, name)
-                group = groups.get(descriptor.partition)
-                if group is None:
-                    group = groups[descriptor.partition] = _Acks([], [])
-                group.descriptors.append(ack.descriptor)
-                group.items.append(_ack_item(ack, ok))
-        return groups
+        return ack_groups(succeeded, failed, queue_name(queue))
 
     def checkpoint(self, queue: str, items: Iterable[Checkpoint]) -> list[bool]:
         """Apply checkpoints to leased jobs; True where applied (the claim still held the job)."""
@@ -448,13 +435,6 @@ def _check_limit(limit: int) -> None:
         raise InvalidArgument(f"dequeue limit {limit!r} must be an integer in 1..{MAX_BATCH}")
 
 
-class _Acks(NamedTuple):
-    """A partition's acks: their descriptors as given, and the store's items, in the same order."""
-
-    descriptors: list[Descriptor]
-    items: list[AckItem]
-
-
 def _record(result: AckResult, descriptors: list[Descriptor], reasons: list[str | None]) -> None:
     if reasons.count(None) == len(reasons):  # the common case: every ack applied
         result.accepted.extend(descriptors)
@@ -464,13 +444,6 @@ def _record(result: AckResult, descriptors: list[Descriptor], reasons: list[str 
             result.accepted.append(descriptor)
         else:
             result.rejected[descriptor] = reason
-
-
-def _ack_item(ack: Ack | Lease, succeeded: bool) -> AckItem:
-    if isinstance(ack, Lease):  # the common case, a plain success or failure: no Ack made in between
-        return _new_tuple(AckItem, (ack.descriptor.local_id, ack.claim, succeeded, "", 0))  # as AckItem(...), in C
-    delay_us = int(ack.retry_delay.total_seconds() * 1_000_000)
-    return AckItem(ack.descriptor.local_id, ack.claim, succeeded, ack.append_status, delay_us)
 
 
 def _checkpoint_item(item: Checkpoint, owner: PartitionOwner) -> CheckpointItem:

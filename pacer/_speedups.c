@@ -1,8 +1,8 @@
 /*
  * pacer._speedups: the per-job loops of a dequeue, in C (pacer/_fallback.py has the same in Python).
  *
- * configure(Lease, Descriptor, Reserved, lease_expiry) names the classes to make and the function that turns a
- * lease's expiry (µs) into its datetime; the module keeps them.
+ * configure(Lease, Descriptor, Reserved, AckItem, AckGroup, lease_expiry) names the classes to make and the
+ * function that turns a lease's expiry (µs) into its datetime; the module keeps them.
  *
  * leases(jobs, expiries, epoch, queue, partition) makes the Lease of each job (a Reserved) whose expiry is not
  * None: its Descriptor, its claim "<epoch>.<dispatches + 1>" and its expiry's datetime. The jobs of one write
@@ -13,32 +13,43 @@
  * (64-bit two's complement: body length, priority, run_after, local_id unsigned, attempts allowed and remaining,
  * dispatches), then the body. A job cut short at the end (group_concat_max_len) is left out. The jobs come back
  * as Reserved tuples sorted by (priority, run_after, local_id), the dispatch order.
+ *
+ * ack_groups(succeeded, failed, queue) groups a worker's acks by partition: {partition: AckGroup(descriptors,
+ * items)}, an AckItem(local_id, claim, succeeded, "", 0) per ack. It takes the common call alone: lists (or
+ * tuples) of Leases whose descriptors are Descriptors of `queue`. For any other it answers None, having changed
+ * nothing and consumed nothing, and the caller goes the Python way (which parses and checks descriptors).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-static PyObject *Lease, *Descriptor, *Reserved, *lease_expiry;
+static PyObject *Lease, *Descriptor, *Reserved, *AckItem, *AckGroup, *lease_expiry;
 static PyObject *s_queue, *s_partition, *s_priority, *s_local_id, *s_descriptor, *s_body, *s_claim,
-    *s_attempts_allowed, *s_attempts_remaining, *s_lease_expires_at, *empty_tuple;
+    *s_attempts_allowed, *s_attempts_remaining, *s_lease_expires_at, *empty_tuple, *empty_str, *zero;
 
 enum { FIELDS = 7, DIGITS = 16, HEADER = FIELDS * DIGITS };
 
 static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "configure takes 4 arguments: Lease, Descriptor, Reserved, lease_expiry");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure takes 6 arguments: Lease, Descriptor, Reserved, AckItem, AckGroup, lease_expiry");
         return NULL;
     }
-    if (!PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2]) ||
-        !PyType_IsSubtype((PyTypeObject *)args[2], &PyTuple_Type) || !PyCallable_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "configure: two classes, a tuple class and a callable");
+    for (int i = 0; i < 5; i++) {
+        if (!PyType_Check(args[i]) || (i >= 2 && !PyType_IsSubtype((PyTypeObject *)args[i], &PyTuple_Type))) {
+            PyErr_SetString(PyExc_TypeError, "configure: two classes, three tuple classes and a callable");
+            return NULL;
+        }
+    }
+    if (!PyCallable_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "configure: lease_expiry must be callable");
         return NULL;
     }
-    PyObject **slots[] = {&Lease, &Descriptor, &Reserved, &lease_expiry};
-    for (int i = 0; i < 4; i++) {
+    PyObject **slots[] = {&Lease, &Descriptor, &Reserved, &AckItem, &AckGroup, &lease_expiry};
+    for (int i = 0; i < 6; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
     }
@@ -280,12 +291,143 @@ done:
     return out;
 }
 
+/* A new instance of a tuple class (a NamedTuple) holding the n items, whose references it steals; NULL items
+ * (a failed allocation) are released with it. */
+static PyObject *
+made_tuple(PyObject *cls, PyObject **items, Py_ssize_t n)
+{
+    PyObject *made = ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, n);
+    int failed = made == NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        failed |= items[k] == NULL;
+        if (made != NULL) {
+            PyTuple_SET_ITEM(made, k, items[k]);
+        } else {
+            Py_XDECREF(items[k]);
+        }
+    }
+    if (failed) {
+        Py_XDECREF(made);
+        return NULL;
+    }
+    return made;
+}
+
+/* Whether every ack of `acks` (a list or tuple) is a Lease of a Descriptor of `queue`: 1, 0, or -1 on an error. */
+static int
+common_acks(PyObject *acks, PyObject *queue)
+{
+    if (!PyList_CheckExact(acks) && !PyTuple_CheckExact(acks)) {
+        return 0;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(acks);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *ack = PySequence_Fast_GET_ITEM(acks, i);
+        if (Py_TYPE(ack) != (PyTypeObject *)Lease) {
+            return 0;
+        }
+        PyObject *descriptor = PyObject_GetAttr(ack, s_descriptor);
+        if (descriptor == NULL) {
+            return -1;
+        }
+        int ok = Py_TYPE(descriptor) == (PyTypeObject *)Descriptor;
+        if (ok) {
+            PyObject *of = PyObject_GetAttr(descriptor, s_queue);
+            ok = of == NULL ? -1 : PyUnicode_Check(of) && PyUnicode_Compare(of, queue) == 0;
+            Py_XDECREF(of);
+        }
+        Py_DECREF(descriptor);
+        if (ok != 1) {
+            return ok == -1 || PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    return 1;
+}
+
+/* Adds the acks of `acks` (checked by common_acks) to `groups`; -1 on an error. */
+static int
+group_acks(PyObject *groups, PyObject *acks, PyObject *succeeded)
+{
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(acks);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *ack = PySequence_Fast_GET_ITEM(acks, i);
+        PyObject *descriptor = PyObject_GetAttr(ack, s_descriptor);
+        PyObject *partition = descriptor == NULL ? NULL : PyObject_GetAttr(descriptor, s_partition);
+        PyObject *group = partition == NULL ? NULL : PyDict_GetItemWithError(groups, partition); /* borrowed */
+        if (partition == NULL || (group == NULL && PyErr_Occurred())) {
+            goto fail;
+        }
+        if (group == NULL) {
+            PyObject *lists[2] = {PyList_New(0), PyList_New(0)};
+            group = made_tuple(AckGroup, lists, 2);
+            if (group == NULL || PyDict_SetItem(groups, partition, group) < 0) {
+                Py_XDECREF(group);
+                goto fail;
+            }
+            Py_DECREF(group); /* the dict holds it */
+        }
+        PyObject *fields[5] = {PyObject_GetAttr(descriptor, s_local_id), PyObject_GetAttr(ack, s_claim), succeeded,
+                               empty_str, zero};
+        Py_INCREF(succeeded);
+        Py_INCREF(empty_str);
+        Py_INCREF(zero);
+        PyObject *item = made_tuple(AckItem, fields, 5);
+        if (item == NULL || PyList_Append(PyTuple_GET_ITEM(group, 0), descriptor) < 0 ||
+            PyList_Append(PyTuple_GET_ITEM(group, 1), item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+        Py_DECREF(partition);
+        Py_DECREF(descriptor);
+        continue;
+    fail:
+        Py_XDECREF(partition);
+        Py_XDECREF(descriptor);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+ack_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "ack_groups takes 3 arguments: succeeded, failed, queue");
+        return NULL;
+    }
+    if (AckGroup == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pacer._speedups.configure() was not called");
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[2])) {
+        Py_RETURN_NONE;
+    }
+    for (int i = 0; i < 2; i++) {
+        int common = common_acks(args[i], args[2]);
+        if (common < 0) {
+            return NULL;
+        }
+        if (!common) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *groups = PyDict_New();
+    if (groups == NULL || group_acks(groups, args[0], Py_True) < 0 || group_acks(groups, args[1], Py_False) < 0) {
+        Py_XDECREF(groups);
+        return NULL;
+    }
+    return groups;
+}
+
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(Lease, Descriptor, Reserved, lease_expiry): the classes made and the expiry's datetime."},
     {"leases", (PyCFunction)(void (*)(void))leases, METH_FASTCALL,
      "leases(jobs, expiries, epoch, queue, partition) -> the leases of the jobs with an expiry."},
     {"unpack_jobs", unpack_jobs, METH_O, "unpack_jobs(packed) -> the whole jobs of a packed refill, in dispatch order."},
+    {"ack_groups", (PyCFunction)(void (*)(void))ack_groups, METH_FASTCALL,
+     "ack_groups(succeeded, failed, queue) -> {partition: AckGroup} for lists of leases of the queue, else None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -316,7 +458,9 @@ PyInit__speedups(void)
         }
     }
     empty_tuple = PyTuple_New(0);
-    if (empty_tuple == NULL) {
+    empty_str = PyUnicode_New(0, 0);
+    zero = PyLong_FromLong(0);
+    if (empty_tuple == NULL || empty_str == NULL || zero == NULL) {
         return NULL;
     }
     return PyModule_Create(&module_def);

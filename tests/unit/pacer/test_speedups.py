@@ -12,10 +12,10 @@ from types import ModuleType
 import pytest
 
 import pacer._fallback as fallback
-from pacer import Descriptor, Lease
+from pacer import Ack, Descriptor, Lease
 from pacer._accel import SPEEDUPS
 from pacer._fallback import lease_expiry
-from pacer.storage.base import Reserved
+from pacer.storage.base import AckItem, Reserved
 from tests.unit.implementations import implementations
 
 speedups, IMPLEMENTATIONS = implementations(fallback, "pacer._speedups")
@@ -26,7 +26,7 @@ NOW = 1_700_000_000_000_000
 def configured(module: ModuleType) -> ModuleType:
     """The module, the C one told the classes to make (as pacer._accel does where it is in use)."""
     if module is speedups:
-        module.configure(Lease, Descriptor, Reserved, lease_expiry)
+        module.configure(Lease, Descriptor, Reserved, AckItem, fallback.AckGroup, lease_expiry)
     return module
 
 
@@ -81,3 +81,37 @@ def test_the_c_version_refuses_what_it_cannot_read() -> None:
         speedups.leases([("not", "a", "job")], [NOW], 1, "q", 0)
     with pytest.raises(TypeError, match="bytes"):
         speedups.unpack_jobs("text")
+
+
+def test_acks_are_grouped_by_partition_as_the_python_version_groups_them() -> None:
+    from pacer._accel import ack_groups
+
+    leases = [
+        Lease(Descriptor("emails", p, 1, i), b"", f"3.{i}", 2, 2, lease_expiry(NOW)) for i, p in enumerate([2, 0, 2])
+    ]
+    expected = fallback.ack_groups(leases[:2], leases[2:], "emails")
+    assert ack_groups(leases[:2], leases[2:], "emails") == expected
+    assert expected == {
+        2: fallback.AckGroup(
+            [leases[0].descriptor, leases[2].descriptor], [(0, "3.0", True, "", 0), (2, "3.2", False, "", 0)]
+        ),
+        0: fallback.AckGroup([leases[1].descriptor], [(1, "3.1", True, "", 0)]),
+    }
+    assert [type(item).__name__ for group in expected.values() for item in group.items] == ["AckItem"] * 3
+
+
+@pytest.mark.skipif(speedups is None, reason="the C extension was not built here")
+def test_the_c_grouping_takes_only_lists_of_the_queues_leases() -> None:
+    assert speedups is not None
+    configured(speedups)
+    lease = Lease(Descriptor("emails", 1, 1, 7), b"", "3.1", 2, 2, lease_expiry(NOW))
+    made = speedups.ack_groups([lease], (), "emails")
+    assert made == fallback.ack_groups([lease], (), "emails")
+    assert [type(item) for item in made[1].items] == [type(fallback.ack_groups([lease], (), "emails")[1].items[0])]
+    other = Lease(Descriptor("other", 1, 1, 7), b"", "3.1", 2, 2, lease_expiry(NOW))
+    for succeeded in (iter([lease]), [other], [Ack(lease.descriptor, lease.claim)], [lease, "emails:q1:p1:7"]):
+        assert speedups.ack_groups(succeeded, [], "emails") is None
+    before = sys.getrefcount(lease.descriptor), sys.getrefcount(lease.claim)
+    for _ in range(200):
+        speedups.ack_groups([lease] * 5, [lease], "emails")
+    assert (sys.getrefcount(lease.descriptor), sys.getrefcount(lease.claim)) == before
