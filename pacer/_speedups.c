@@ -168,6 +168,28 @@ fail:
     return NULL;
 }
 
+/* A new instance of a tuple class (a NamedTuple) holding the n items, whose references it steals; NULL items
+ * (a failed allocation) are released with it. */
+static PyObject *
+made_tuple(PyObject *cls, PyObject **items, Py_ssize_t n)
+{
+    PyObject *made = ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, n);
+    int failed = made == NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        failed |= items[k] == NULL;
+        if (made != NULL) {
+            PyTuple_SET_ITEM(made, k, items[k]);
+        } else {
+            Py_XDECREF(items[k]);
+        }
+    }
+    if (failed) {
+        Py_XDECREF(made);
+        return NULL;
+    }
+    return made;
+}
+
 typedef struct {
     int64_t priority, run_after;
     uint64_t local_id;
@@ -245,15 +267,6 @@ unpack_jobs(PyObject *module, PyObject *packed)
         if (length > size - at) {
             break; /* cut off by group_concat_max_len */
         }
-        PyObject *job = ((PyTypeObject *)Reserved)->tp_alloc((PyTypeObject *)Reserved, 6);
-        if (job == NULL) {
-            goto done;
-        }
-        jobs[count].job = job; /* owned from here: freed below on failure */
-        jobs[count].priority = (int64_t)field[1];
-        jobs[count].run_after = (int64_t)field[2];
-        jobs[count].local_id = field[3];
-        count++;
         PyObject *items[6] = {
             PyLong_FromUnsignedLongLong(field[3]),
             PyLong_FromLongLong((int64_t)field[1]),
@@ -262,16 +275,15 @@ unpack_jobs(PyObject *module, PyObject *packed)
             PyLong_FromLongLong((int64_t)field[6]),
             PyBytes_FromStringAndSize((const char *)data + at, (Py_ssize_t)length),
         };
-        int failed = 0;
-        for (int k = 0; k < 6; k++) {
-            if (items[k] == NULL) {
-                failed = 1;
-            }
-            PyTuple_SET_ITEM(job, k, items[k]);
-        }
-        if (failed) {
+        PyObject *job = made_tuple(Reserved, items, 6);
+        if (job == NULL) {
             goto done;
         }
+        jobs[count].job = job; /* owned from here: freed below on failure */
+        jobs[count].priority = (int64_t)field[1];
+        jobs[count].run_after = (int64_t)field[2];
+        jobs[count].local_id = field[3];
+        count++;
         at += (Py_ssize_t)length;
     }
     qsort(jobs, (size_t)count, sizeof(Unpacked), dispatch_order);
@@ -289,28 +301,6 @@ done:
     }
     PyMem_Free(jobs);
     return out;
-}
-
-/* A new instance of a tuple class (a NamedTuple) holding the n items, whose references it steals; NULL items
- * (a failed allocation) are released with it. */
-static PyObject *
-made_tuple(PyObject *cls, PyObject **items, Py_ssize_t n)
-{
-    PyObject *made = ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, n);
-    int failed = made == NULL;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        failed |= items[k] == NULL;
-        if (made != NULL) {
-            PyTuple_SET_ITEM(made, k, items[k]);
-        } else {
-            Py_XDECREF(items[k]);
-        }
-    }
-    if (failed) {
-        Py_XDECREF(made);
-        return NULL;
-    }
-    return made;
 }
 
 /* Whether every ack of `acks` (a list or tuple) is a Lease of a Descriptor of `queue`: 1, 0, or -1 on an error. */
