@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from pacer import _fallback
 from pacer._fallback import AckGroup, lease_expiry
 from pacer._models import Ack, Descriptor, Lease
 from pacer.storage.base import AckItem, Reserved
+
+
+def configure(speedups: ModuleType) -> ModuleType:
+    """``pacer._speedups`` told the classes it makes and how a lease's expiry becomes a datetime; returned."""
+    speedups.configure(Lease, Descriptor, Reserved, AckItem, AckGroup, lease_expiry)
+    return speedups
+
 
 if TYPE_CHECKING:
     from pacer._fallback import ack_groups, leases, unpack_jobs
@@ -26,7 +34,7 @@ else:
         from pacer import _speedups
         from pacer._speedups import leases, unpack_jobs
 
-        _speedups.configure(Lease, Descriptor, Reserved, AckItem, AckGroup, lease_expiry)
+        configure(_speedups)
 
         def ack_groups(
             succeeded: Iterable[Ack | Lease], failed: Iterable[Ack | Lease], queue: str

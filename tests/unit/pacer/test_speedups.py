@@ -13,9 +13,9 @@ import pytest
 
 import pacer._fallback as fallback
 from pacer import Ack, Descriptor, Lease
-from pacer._accel import SPEEDUPS
+from pacer._accel import SPEEDUPS, configure
 from pacer._fallback import lease_expiry
-from pacer.storage.base import AckItem, Reserved
+from pacer.storage.base import Reserved
 from tests.unit.implementations import implementations
 
 speedups, IMPLEMENTATIONS = implementations(fallback, "pacer._speedups")
@@ -24,10 +24,8 @@ NOW = 1_700_000_000_000_000
 
 
 def configured(module: ModuleType) -> ModuleType:
-    """The module, the C one told the classes to make (as pacer._accel does where it is in use)."""
-    if module is speedups:
-        module.configure(Lease, Descriptor, Reserved, AckItem, fallback.AckGroup, lease_expiry)
-    return module
+    """The module, the C one set up as pacer._accel sets it up where it is in use."""
+    return configure(module) if module is speedups else module
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
