@@ -971,11 +971,7 @@ def insert_batches(jobs: Sequence[Job]) -> list[Sequence[Job]]:
 def _grantable(jobs: Sequence[Reserved]) -> str:
     """The condition that a row is one of ``jobs`` as its refill read it: waiting, with the same dispatch count."""
     ids = [job.local_id for job in jobs]
-    dispatches = {job.dispatches for job in jobs}
-    if len(dispatches) == 1:  # the common case, written as same_values writes it, without a tuple per job
-        read = f"dispatches = {int(dispatches.pop())}"
-    else:
-        read = same_values(("dispatches",), ids, [(job.dispatches,) for job in jobs])
+    read = same_values(("dispatches",), ids, [(job.dispatches,) for job in jobs])
     return f"{listed_ids(ids)} AND state = 0 AND {read}"
 
 
